@@ -1,0 +1,258 @@
+"""The event log's sans-IO core: turns engine events into ordered, idempotent write operations.
+
+`EventLog` never touches Redis. It numbers each call's records (seq 1, 2, ...; the Redis script
+refuses any seq it has already stored, so a retried batch never duplicates), applies privacy rules
+(redaction, secure input), builds the transcript of what the caller actually heard, and keeps a
+bounded queue of pending operations with counters of anything dropped. `writer.py` drains it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..engine.events import (BotSpeechStart, BotSpeechStop, BotTruncated, DtmfReceived, Event,
+                             TranscriptFinal, TranscriptPartial)
+from .redact import redact
+
+# Why the bot did what it did, per event type (shown in the console and kept in the stream).
+DECISIONS: dict[str, str] = {
+    "end_of_turn": "take_turn",
+    "hold": "wait",
+    "barge_in": "stop",
+    "backchannel": "continue",
+    "false_barge_in": "resume",
+    "backchannel_opportunity": "backchannel",
+}
+_TEXT_FIELDS = ("text", "heard", "unheard", "resumed_text", "message", "detail")
+
+
+@dataclass(frozen=True)
+class EventOp:
+    """One record for a call's event stream (and the global stream), maybe a transcript line."""
+    call_id: str
+    seq: int
+    fields: dict[str, str]
+    transcript: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class CallOp:
+    """A call-record transition (state '' keeps the state, just updates fields)."""
+    call_id: str
+    rev: int
+    state: str
+    fields: dict[str, str]
+    done: Any = None  # an asyncio.Future the writer resolves (opaque here)
+
+
+@dataclass(frozen=True)
+class AuditOp:
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RecordingOp:
+    call_id: str
+    fields: dict[str, str]
+
+
+Op = EventOp | CallOp | AuditOp | RecordingOp
+
+
+@dataclass
+class _CallLog:
+    seq: int = 0
+    rev: int = 0
+    secure: bool = False
+    bot_turns: dict[int, str] = field(default_factory=dict)
+    closed_turns: set[int] = field(default_factory=set)
+    dropped: int = 0
+    suppressed: int = 0
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, float):
+        return repr(round(v, 6))
+    return str(v)
+
+
+class EventLog:
+    """Pending writes, in order. `buffer_max` bounds the droppable event records; call
+    transitions and audit records are never dropped (they are few)."""
+
+    def __init__(self, buffer_max: int, clock: Callable[[], float] = time.time) -> None:
+        self.buffer_max = buffer_max
+        self._clock = clock
+        self._ops: deque[Op] = deque()
+        self._events_pending = 0
+        self._calls: dict[str, _CallLog] = {}
+        # Ended calls keep their counters a while: an event emitted after call_ended() must get
+        # the next seq, not seq 1 (which Redis would refuse as a duplicate).
+        self._ended: OrderedDict[str, _CallLog] = OrderedDict()
+        self.ended_keep = 4096
+        self.dropped = 0  # event records refused because the buffer was full
+        self.dropped_by_type: dict[str, int] = {}
+        self.suppressed = 0  # records withheld by secure input
+        self.accepted = 0
+
+    # ---- calls -------------------------------------------------------------------------------
+    def _call(self, call_id: str) -> _CallLog:
+        c = self._calls.get(call_id)
+        if c is None:
+            c = self._ended.pop(call_id, None) or _CallLog()
+            self._calls[call_id] = c
+        return c
+
+    def transition(self, call_id: str, state: str, fields: dict[str, Any], done: Any = None) -> CallOp:
+        c = self._call(call_id)
+        c.rev += 1
+        op = CallOp(call_id, c.rev, state, {k: _fmt(v) for k, v in fields.items()}, done)
+        self._ops.append(op)
+        return op
+
+    def forget(self, call_id: str) -> _CallLog | None:
+        """Retire per-call bookkeeping once a call has ended (its ops stay queued)."""
+        c = self._calls.pop(call_id, None)
+        if c is not None:
+            c.secure = False
+            c.bot_turns.clear()
+            self._ended[call_id] = c
+            while len(self._ended) > self.ended_keep:
+                self._ended.popitem(last=False)
+        return c
+
+    def set_secure(self, call_id: str, on: bool) -> bool:
+        """Returns True when the mode changed."""
+        c = self._call(call_id)
+        if c.secure == on:
+            return False
+        c.secure = on
+        self.note(call_id, "secure_input", on=on)
+        return True
+
+    def is_secure(self, call_id: str) -> bool:
+        c = self._calls.get(call_id)
+        return bool(c and c.secure)
+
+    def call_counters(self, call_id: str) -> dict[str, int]:
+        c = self._calls.get(call_id)
+        return {"dropped": c.dropped, "suppressed": c.suppressed} if c else {"dropped": 0, "suppressed": 0}
+
+    # ---- events ------------------------------------------------------------------------------
+    def add(self, event: Event) -> EventOp | None:
+        """Queue one engine event. Returns the op, or None when withheld or dropped."""
+        c = self._call(event.call_id)
+        if c.secure and isinstance(event, (TranscriptPartial, TranscriptFinal)):
+            c.suppressed += 1
+            self.suppressed += 1
+            return None
+        d = event.to_dict()
+        if isinstance(event, DtmfReceived) and c.secure:
+            d["digit"] = ""  # the digit never leaves the process
+            d["secure"] = True
+        transcript = self._transcript_line(c, event)
+        return self._push(c, event.call_id, event.type, d, transcript)
+
+    def note(self, call_id: str, kind: str, **data: Any) -> EventOp | None:
+        """A store-level record (secure_input, consent, ...) in the call's event stream."""
+        c = self._call(call_id)
+        d = {"type": kind, "call_id": call_id, **data}
+        return self._push(c, call_id, kind, d, None)
+
+    def _push(self, c: _CallLog, call_id: str, kind: str, d: dict[str, Any],
+              transcript: dict[str, str] | None) -> EventOp | None:
+        if self._events_pending >= self.buffer_max:
+            self.dropped += 1
+            c.dropped += 1
+            self.dropped_by_type[kind] = self.dropped_by_type.get(kind, 0) + 1
+            return None
+        for k in _TEXT_FIELDS:
+            if isinstance(d.get(k), str):
+                d[k] = redact(d[k])
+        c.seq += 1
+        ts = int(self._clock() * 1000)
+        fields = {"call_id": call_id, "seq": str(c.seq), "type": kind, "ts": str(ts)}
+        if "t" in d:
+            fields["t"] = _fmt(d["t"])
+        decision = DECISIONS.get(kind) or (d.get("reason", "") if kind == "bot_speech_stop" else "")
+        if decision:
+            fields["decision"] = decision
+        if "confidence" in d:
+            fields["confidence"] = _fmt(d["confidence"])
+        if d.get("policy"):
+            fields["policy"] = str(d["policy"])
+        fields["data"] = json.dumps(d, separators=(",", ":"), sort_keys=True)
+        if transcript is not None:
+            transcript = {"seq": str(c.seq), "ts": str(ts), **transcript}
+        op = EventOp(call_id, c.seq, fields, transcript)
+        self._ops.append(op)
+        self._events_pending += 1
+        self.accepted += 1
+        return op
+
+    def _transcript_line(self, c: _CallLog, event: Event) -> dict[str, str] | None:
+        """Only what was said and actually heard: caller finals, bot turns played in full, and
+        the heard part of interrupted bot turns."""
+        if isinstance(event, TranscriptFinal):
+            return {"speaker": event.speaker, "t": _fmt(event.t), "text": redact(event.text)}
+        if isinstance(event, BotSpeechStart):
+            prev = c.bot_turns.get(event.turn)
+            c.bot_turns[event.turn] = f"{prev} {event.text}" if prev else event.text
+            return None
+        if isinstance(event, BotTruncated):
+            c.bot_turns.pop(event.turn, None)
+            c.closed_turns.add(event.turn)
+            if not event.heard.strip():
+                return None
+            return {"speaker": "bot", "t": _fmt(event.t), "text": redact(event.heard), "interrupted": "1"}
+        if isinstance(event, BotSpeechStop):
+            text = c.bot_turns.pop(event.turn, None)
+            if event.reason != "done" or event.turn in c.closed_turns or not text:
+                return None
+            c.closed_turns.add(event.turn)
+            return {"speaker": "bot", "t": _fmt(event.t), "text": redact(text)}
+        return None
+
+    def audit(self, fields: dict[str, Any]) -> AuditOp:
+        op = AuditOp({k: redact(_fmt(v)) for k, v in fields.items()})
+        self._ops.append(op)
+        return op
+
+    def recording(self, call_id: str, fields: dict[str, Any]) -> RecordingOp:
+        op = RecordingOp(call_id, {k: _fmt(v) for k, v in fields.items()})
+        self._ops.append(op)
+        return op
+
+    # ---- draining ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    @property
+    def events_pending(self) -> int:
+        return self._events_pending
+
+    def peek(self, batch_max: int) -> list[Op]:
+        """The next ops to write, in order: a run of up to `batch_max` EventOps, or one other op."""
+        if not self._ops:
+            return []
+        first = self._ops[0]
+        if not isinstance(first, EventOp):
+            return [first]
+        out: list[Op] = []
+        for op in self._ops:
+            if not isinstance(op, EventOp) or len(out) >= batch_max:
+                break
+            out.append(op)
+        return out
+
+    def commit(self, n: int) -> None:
+        """The first `n` ops are stored (or given up on)."""
+        for _ in range(n):
+            op = self._ops.popleft()
+            if isinstance(op, EventOp):
+                self._events_pending -= 1

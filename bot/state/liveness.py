@@ -1,0 +1,115 @@
+"""Heartbeats of this worker's live calls, and the reaper that ends calls whose worker died.
+
+Every live call has a deadline in the `{p}:live` sorted set. Its worker pushes the deadline
+forward every `heartbeat_interval`; a worker that dies stops doing so. Any worker's reaper ends
+calls whose deadline passed (atomically, REAP_LUA), marking them `ended` / `worker_lost`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from .keys import Keys
+from .scripts import REAP_LUA
+from .settings import StateSettings
+from .writer import TRANSIENT
+
+log = logging.getLogger(__name__)
+
+
+class Liveness:
+    def __init__(self, redis: Any, settings: StateSettings, live_ids: Callable[[], list[str]]) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self._live_ids = live_ids
+        self._reap = redis.register_script(REAP_LUA)
+        self._tasks: list[asyncio.Task] = []
+        self.reaped = 0
+        self.beats = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._loop(self.beat, self.settings.heartbeat_interval), name="state-heartbeat"),
+            loop.create_task(self._loop(self.reap, self.settings.reaper_interval), name="state-reaper"),
+        ]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+
+    async def _loop(self, fn: Callable[[], Any], interval: float) -> None:
+        while True:
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                raise
+            except TRANSIENT as e:
+                self.failures += 1
+                log.debug("state liveness: %r", e)
+            except Exception:
+                self.failures += 1
+                log.exception("state liveness")
+            await asyncio.sleep(interval)
+
+    async def beat(self) -> None:
+        """Push this worker's live calls' deadlines forward (never re-adds a reaped call)."""
+        now = time.time()
+        ids = self._live_ids()
+        deadline = int((now + self.settings.heartbeat_ttl) * 1000)
+        wkey = self.keys.worker(self.settings.worker_id)
+        ttl = max(1, int(self.settings.heartbeat_ttl))
+        async with self.redis.pipeline(transaction=False) as p:
+            if ids:
+                p.zadd(self.keys.live, {cid: deadline for cid in ids}, xx=True)
+            p.hset(wkey, mapping={"worker": self.settings.worker_id, "calls": len(ids), "ts": int(now * 1000)})
+            p.expire(wkey, ttl)
+            p.expire(self.keys.live, self.settings.retention.events)
+            await p.execute()
+        self.beats += 1
+
+    async def reap(self, now: float | None = None) -> list[str]:
+        """End every live call whose heartbeat deadline passed. Returns their ids."""
+        now_ms = int((time.time() if now is None else now) * 1000)
+        expired = await self.redis.zrangebyscore(self.keys.live, "-inf", now_ms, start=0, num=500)
+        done = []
+        for raw in expired:
+            cid = raw.decode() if isinstance(raw, bytes) else raw
+            keys = [self.keys.call(cid), self.keys.live, self.keys.call_events(cid), self.keys.events]
+            if int(await self._reap(keys=keys, args=[cid, now_ms, self.settings.retention.events, "worker_lost"])):
+                done.append(cid)
+        if done:
+            self.reaped += len(done)
+            log.warning("state: reaped %d call(s) whose worker stopped heartbeating: %s", len(done), done)
+        return done
+
+    async def live_calls(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Every live call of every worker (deadline not passed), as decoded call records."""
+        now_ms = int(time.time() * 1000)
+        ids = await self.redis.zrangebyscore(self.keys.live, now_ms, "+inf")
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as p:
+            for raw in ids:
+                p.hgetall(self.keys.call(raw.decode() if isinstance(raw, bytes) else raw))
+            records = await p.execute()
+        out = []
+        for rec in records:
+            d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                 for k, v in rec.items()}
+            if d.get("state") != "live":
+                continue
+            if tenant is not None and d.get("tenant") != tenant:
+                continue
+            out.append(d)
+        return sorted(out, key=lambda d: d.get("started", ""))

@@ -1,0 +1,119 @@
+"""Lua scripts run atomically in Redis. Each is idempotent: running it twice (a retry after a lost
+reply) leaves Redis as running it once did.
+
+Call-record states form a small table (h11 style): '' (unknown) -> live -> ended, and '' -> ended
+for a call whose start record was lost. 'ended' is final. A write carries the call's revision
+number; a revision at or below the stored one is a duplicate and changes nothing.
+"""
+from __future__ import annotations
+
+STATES = ("live", "ended")
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "": frozenset({"live", "ended"}),
+    "live": frozenset({"live", "ended"}),
+    "ended": frozenset(),
+}
+
+
+def next_state(current: str, wanted: str) -> str | None:
+    """Pure mirror of TRANSITION_LUA's rule: the new state, or None when refused."""
+    if wanted == "":
+        return current if current != "ended" else None
+    return wanted if wanted in TRANSITIONS.get(current, frozenset()) else None
+
+
+# KEYS: call hash, live zset.  ARGV: call_id, rev, state ('' = keep), ttl s, live deadline ms,
+# then field/value pairs.  Returns 'ok' | 'dup' | 'refused'.
+TRANSITION_LUA = """
+local rev = tonumber(ARGV[2])
+local cur = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+if rev <= cur then return 'dup' end
+local state = redis.call('HGET', KEYS[1], 'state') or ''
+local wanted = ARGV[3]
+if state == 'ended' then return 'refused' end
+if wanted ~= '' and wanted ~= 'live' and wanted ~= 'ended' then return 'refused' end
+local pairs_ = {'rev', ARGV[2]}
+if wanted ~= '' then pairs_[#pairs_ + 1] = 'state'; pairs_[#pairs_ + 1] = wanted end
+for i = 6, #ARGV do pairs_[#pairs_ + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(pairs_))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+if wanted == 'live' then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[5]), ARGV[1])
+elseif wanted == 'ended' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+return 'ok'
+"""
+
+# KEYS: global stream, then per event: call stream, call hash, transcript stream.
+# ARGV: events ttl, transcript ttl, global MINID, then per event:
+#   seq, n, n field/value pairs, m, m transcript field/value pairs.
+# Writes each event whose seq is above the call's stored 'evseq'. Returns how many were written.
+EVENTS_LUA = """
+local ev_ttl = tonumber(ARGV[1])
+local tr_ttl = tonumber(ARGV[2])
+local minid = ARGV[3]
+local a = 4
+local k = 2
+local written = 0
+while a <= #ARGV do
+  local ekey, hkey, tkey = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  k = k + 3
+  local seq = tonumber(ARGV[a])
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2
+  local f = {}
+  for i = 0, 2 * n - 1 do f[#f + 1] = ARGV[a + i] end
+  a = a + 2 * n
+  local m = tonumber(ARGV[a])
+  a = a + 1
+  local tf = {}
+  for i = 0, 2 * m - 1 do tf[#tf + 1] = ARGV[a + i] end
+  a = a + 2 * m
+  local last = tonumber(redis.call('HGET', hkey, 'evseq') or '0')
+  if seq > last then
+    redis.call('XADD', ekey, '*', unpack(f))
+    redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', unpack(f))
+    if m > 0 then
+      redis.call('XADD', tkey, '*', unpack(tf))
+      redis.call('EXPIRE', tkey, tr_ttl)
+    end
+    redis.call('HSET', hkey, 'evseq', seq)
+    redis.call('EXPIRE', ekey, ev_ttl)
+    redis.call('EXPIRE', hkey, ev_ttl)
+    written = written + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], ev_ttl)
+return written
+"""
+
+# KEYS: call hash, live zset, call stream, global stream.  ARGV: call_id, now ms, ttl s, reason.
+# Ends a live call whose heartbeat deadline has passed. Returns 1 when it did, 0 otherwise.
+REAP_LUA = """
+local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not deadline or tonumber(deadline) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'live' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'ended', 'end_reason', ARGV[4], 'ended', ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+local f = {'call_id', ARGV[1], 'seq', '', 'type', 'call_ended', 'ts', ARGV[2], 'decision', 'reaped',
+           'data', cjson.encode({call_id = ARGV[1], reason = ARGV[4], type = 'call_ended'})}
+redis.call('XADD', KEYS[3], '*', unpack(f))
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
+redis.call('XADD', KEYS[4], '*', unpack(f))
+return 1
+"""
+
+# KEYS: audit stream, the record's marker key.  ARGV: marker ttl s, stream ttl s, MINID, pairs.
+# The marker (SET NX) makes a retried record a no-op. Returns 1 when written.
+AUDIT_LUA = """
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[1])) then return 0 end
+local f = {}
+for i = 4, #ARGV do f[#f + 1] = ARGV[i] end
+redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', unpack(f))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""

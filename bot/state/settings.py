@@ -1,0 +1,100 @@
+"""Settings of the call-state store (one frozen dataclass, built once from the environment)."""
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DAY = 86400
+
+
+def default_runtime_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"duplexbot-{os.getuid()}"
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each data class is kept, in seconds (enforced with Redis TTLs)."""
+    events: int = 7 * DAY  # per-call and global event streams, call records
+    transcripts: int = 30 * DAY
+    recordings: int = 30 * DAY  # recording metadata and consent records
+    audit: int = 365 * DAY
+
+    def __post_init__(self) -> None:
+        for name in ("events", "transcripts", "recordings", "audit"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"retention {name} must be a positive number of seconds, got {v!r}")
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    redis_url: str | None = None  # None: start an embedded Valkey server
+    prefix: str = "dx"
+    worker_id: str = field(default_factory=_default_worker_id)
+    retention: Retention = field(default_factory=Retention)
+    heartbeat_interval: float = 2.0  # seconds between heartbeats of this worker's live calls
+    heartbeat_ttl: float = 10.0  # a live call with no heartbeat for this long is reaped
+    reaper_interval: float = 5.0
+    buffer_max: int = 20000  # events held in memory while Redis is away; beyond: dropped, counted
+    batch_max: int = 256  # events per write
+    global_maxlen: int = 1_000_000  # approximate cap on the global event stream
+    op_timeout: float = 1.0  # how long call_started/call_ended wait for Redis before going on
+    socket_timeout: float = 2.0
+    recording_enabled: bool = False  # recordings still need the caller's consent on each call
+    embedded_dir: str | None = None  # data dir of the embedded server (None: a temp dir)
+    embedded_persist: bool = False  # embedded server: append-only file, survives restarts
+    runtime_file: str | None = None  # where `serve` publishes the embedded server URL for the CLI
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_ttl <= self.heartbeat_interval:
+            raise ValueError("heartbeat_ttl must exceed heartbeat_interval")
+        if self.buffer_max < 1 or self.batch_max < 1:
+            raise ValueError("buffer_max and batch_max must be positive")
+        if not self.prefix or ":" in self.prefix:
+            raise ValueError(f"prefix must be non-empty and without ':', got {self.prefix!r}")
+
+    @property
+    def runtime_path(self) -> Path:
+        return Path(self.runtime_file) if self.runtime_file else default_runtime_dir() / "redis.json"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "StateSettings":
+        """REDIS_URL (unset: embedded Valkey), DUPLEXBOT_WORKER_ID, DUPLEXBOT_REDIS_PREFIX,
+        DUPLEXBOT_RETENTION_{EVENTS,TRANSCRIPTS,RECORDINGS,AUDIT} (seconds),
+        DUPLEXBOT_RECORDING (1 to allow recording after consent), DUPLEXBOT_VALKEY_DIR."""
+        env = os.environ if env is None else env
+        kw: dict = {}
+        if env.get("REDIS_URL"):
+            kw["redis_url"] = env["REDIS_URL"]
+        if env.get("DUPLEXBOT_WORKER_ID"):
+            kw["worker_id"] = env["DUPLEXBOT_WORKER_ID"]
+        if env.get("DUPLEXBOT_REDIS_PREFIX"):
+            kw["prefix"] = env["DUPLEXBOT_REDIS_PREFIX"]
+        ret = {}
+        for name in ("events", "transcripts", "recordings", "audit"):
+            raw = env.get(f"DUPLEXBOT_RETENTION_{name.upper()}")
+            if raw:
+                try:
+                    ret[name] = int(raw)
+                except ValueError:
+                    raise ValueError(f"DUPLEXBOT_RETENTION_{name.upper()} must be seconds, got {raw!r}") from None
+        if ret:
+            kw["retention"] = Retention(**ret)
+        if env.get("DUPLEXBOT_RECORDING"):
+            kw["recording_enabled"] = env["DUPLEXBOT_RECORDING"].lower() in ("1", "true", "yes", "on")
+        if env.get("DUPLEXBOT_VALKEY_DIR"):
+            kw["embedded_dir"] = env["DUPLEXBOT_VALKEY_DIR"]
+            kw["embedded_persist"] = True
+        if env.get("DUPLEXBOT_RUNTIME_FILE"):
+            kw["runtime_file"] = env["DUPLEXBOT_RUNTIME_FILE"]
+        return cls(**kw)

@@ -1,0 +1,167 @@
+"""The asyncio edge of the event log: drains `EventLog` into Redis in order.
+
+A batch stays at the head of the queue until Redis confirms it. When Redis is away the writer
+backs off and retries the same batch; the Lua scripts make a retry after a lost reply harmless
+(per-call seq / revision checks), so every record lands exactly once and in order.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from redis import exceptions as rexc
+
+from .eventlog import AuditOp, CallOp, EventLog, EventOp, Op, RecordingOp
+from .keys import Keys
+from .scripts import AUDIT_LUA, EVENTS_LUA, TRANSITION_LUA
+from .settings import StateSettings
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (rexc.ConnectionError, rexc.TimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
+
+
+class RedisWriter:
+    def __init__(self, redis: Any, log_: EventLog, settings: StateSettings) -> None:
+        self.redis = redis
+        self.log = log_
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self._events = redis.register_script(EVENTS_LUA)
+        self._transition = redis.register_script(TRANSITION_LUA)
+        self._audit = redis.register_script(AUDIT_LUA)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task | None = None
+        self.connected = True
+        self.written = 0  # event records stored
+        self.duplicates = 0  # records Redis already had (retries after a lost reply)
+        self.failures = 0  # transient write failures (each retried)
+        self.errors = 0  # ops given up on (Redis refused them)
+        self.last_error = ""
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="state-writer")
+
+    def kick(self) -> None:
+        """New ops are queued (called from emit; cheap, never blocks)."""
+        self._idle.clear()
+        self._wake.set()
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written. False on timeout."""
+        self.kick()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        if self._task is None:
+            return
+        await self.flush(timeout)
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.02
+        while True:
+            batch = self.log.peek(self.settings.batch_max)
+            if not batch:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                await self._write(batch)
+            except TRANSIENT as e:
+                self.failures += 1
+                self.connected = False
+                self.last_error = repr(e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            except rexc.RedisError as e:  # refused (bad data, wrong type): retrying cannot help
+                self.errors += 1
+                self.last_error = repr(e)
+                log.error("state: dropping %d op(s) Redis refused: %r", len(batch), e)
+                self._resolve(batch, e)
+            else:
+                self._resolve(batch, None)
+            self.connected = True
+            backoff = 0.02
+            self.log.commit(len(batch))
+
+    @staticmethod
+    def _resolve(batch: list[Op], err: Exception | None) -> None:
+        for op in batch:
+            if isinstance(op, CallOp) and op.done is not None and not op.done.done():
+                op.done.set_result(err is None)
+
+    async def _write(self, batch: list[Op]) -> None:
+        first = batch[0]
+        if isinstance(first, EventOp):
+            await self._write_events(batch)  # type: ignore[arg-type]
+        elif isinstance(first, CallOp):
+            await self._write_call(first)
+        elif isinstance(first, AuditOp):
+            await self._write_audit(first)
+        elif isinstance(first, RecordingOp):
+            await self._write_recording(first)
+
+    async def _write_events(self, ops: list[EventOp]) -> None:
+        ret = self.settings.retention
+        minid = max(0, int(time.time() * 1000) - ret.events * 1000)
+        keys: list[str] = [self.keys.events]
+        args: list[Any] = [ret.events, ret.transcripts, f"{minid}-0"]
+        for op in ops:
+            keys += [self.keys.call_events(op.call_id), self.keys.call(op.call_id), self.keys.transcript(op.call_id)]
+            args += [op.seq, len(op.fields)]
+            for k, v in op.fields.items():
+                args += [k, v]
+            t = op.transcript or {}
+            args.append(len(t))
+            for k, v in t.items():
+                args += [k, v]
+        n = await self._events(keys=keys, args=args)
+        self.written += int(n)
+        self.duplicates += len(ops) - int(n)
+
+    async def _write_call(self, op: CallOp) -> None:
+        ret = self.settings.retention
+        deadline = int((time.time() + self.settings.heartbeat_ttl) * 1000)
+        args: list[Any] = [op.call_id, op.rev, op.state, ret.events, deadline]
+        for k, v in op.fields.items():
+            args += [k, v]
+        res = await self._transition(keys=[self.keys.call(op.call_id), self.keys.live], args=args)
+        if isinstance(res, bytes):
+            res = res.decode()
+        if res == "dup":
+            self.duplicates += 1
+
+    async def _write_audit(self, op: AuditOp) -> None:
+        ret = self.settings.retention.audit
+        minid = max(0, int(time.time() * 1000) - ret * 1000)
+        # An audit record carries its own id: a retry after a lost reply is recognised by it.
+        marker = f"{self.keys.audit}:seen:{op.fields.get('audit_id', '')}"
+        args: list[Any] = [min(ret, 86400), ret, f"{minid}-0"]
+        for k, v in op.fields.items():
+            args += [k, v]
+        if not int(await self._audit(keys=[self.keys.audit, marker], args=args)):
+            self.duplicates += 1
+
+    async def _write_recording(self, op: RecordingOp) -> None:
+        key = self.keys.recording(op.call_id)
+        async with self.redis.pipeline(transaction=True) as p:
+            p.hset(key, mapping=op.fields)
+            p.expire(key, self.settings.retention.recordings)
+            await p.execute()
