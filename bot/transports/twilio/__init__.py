@@ -1,0 +1,19 @@
+"""Twilio phone numbers: voice webhook, bidirectional Media Streams transport, REST (transfer, outbound).
+
+Public names:
+- `TwilioSettings`: the component's settings (from the environment).
+- `codec`: Media Streams message types, `parse_inbound`, `parse_outbound`, `encode`.
+- `MediaStream`: the sans-IO state machine of one stream (pacing, marks, clear, drops).
+- `answer_call`, `dial_twiml`, `stream_twiml`: the voice webhook and TwiML.
+- `validate_signature`, `sign_request`, `StreamTokens`: webhook signatures and one-time stream tokens.
+- `TwilioMediaTransport`, `StreamRegistry`, `serve_media_socket` (media.py): the asyncio edge, a `Transport`.
+- `TwilioRest` (rest.py): redirect a live call, start an outbound call.
+"""
+from . import codec
+from .settings import TwilioSettings
+from .signature import StreamTokens, TokenError, sign_request, validate_signature
+from .stream import MediaStream, StreamStats
+from .webhook import answer_call, dial_twiml, stream_twiml, validate_target
+
+__all__ = ["codec", "TwilioSettings", "StreamTokens", "TokenError", "sign_request", "validate_signature",
+           "MediaStream", "StreamStats", "answer_call", "dial_twiml", "stream_twiml", "validate_target"]

@@ -1,0 +1,65 @@
+"""Settings of the Twilio transport: one frozen dataclass, built once from the environment."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+TWILIO_API_BASE = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    auth_token: str = ""  # TWILIO_AUTH_TOKEN: signs webhooks, basic-auth password for the REST API
+    account_sid: str = ""  # TWILIO_ACCOUNT_SID
+    public_base_url: str = ""  # DUPLEXBOT_PUBLIC_URL, e.g. https://bot.example.com (what Twilio dials)
+    api_base: str = TWILIO_API_BASE  # TWILIO_API_BASE: overridable for tests
+    caller_id: str = ""  # TWILIO_CALLER_ID: the From number of outbound calls
+    call_api_token: str = ""  # DUPLEXBOT_CALL_API_TOKEN: bearer token for POST /twilio/call (empty: loopback only)
+    token_ttl: float = 120.0  # seconds a stream token stays valid after the webhook
+    start_timeout: float = 10.0  # seconds the WebSocket may take to send `start`
+    lead: float = 0.08  # seconds of bot audio sent ahead of real time
+    mark_every: int = 5  # outbound frames (20 ms each) between playback marks
+    inbound_queue: int = 500  # caller frames buffered for the engine (10 s); beyond: oldest dropped, counted
+    rest_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0.02 <= self.lead <= 1.0:
+            raise ValueError(f"lead must be between 0.02 and 1.0 s, got {self.lead}")
+        if self.mark_every < 1:
+            raise ValueError("mark_every must be >= 1")
+        for name in ("public_base_url", "api_base"):
+            v = getattr(self, name)
+            if v and not v.startswith(("http://", "https://")):
+                raise ValueError(f"{name} must be an http(s) URL, got {v!r}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "TwilioSettings":
+        env = os.environ if env is None else env
+        s = cls(
+            auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
+            account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
+            public_base_url=env.get("DUPLEXBOT_PUBLIC_URL", "").rstrip("/"),
+            api_base=env.get("TWILIO_API_BASE", TWILIO_API_BASE).rstrip("/"),
+            caller_id=env.get("TWILIO_CALLER_ID", ""),
+            call_api_token=env.get("DUPLEXBOT_CALL_API_TOKEN", ""),
+        )
+        return replace(s, **overrides) if overrides else s
+
+    @property
+    def media_url(self) -> str:
+        """wss:// URL of the media WebSocket, derived from the public base."""
+        base = self.public_base_url
+        if base.startswith("https://"):
+            base = "wss://" + base[len("https://"):]
+        elif base.startswith("http://"):
+            base = "ws://" + base[len("http://"):]
+        return base + "/twilio/media"
+
+    @property
+    def voice_url(self) -> str:
+        return self.public_base_url + "/twilio/voice"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.auth_token and self.public_base_url)
