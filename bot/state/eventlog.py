@@ -219,7 +219,7 @@ class EventLog:
         return None
 
     def audit(self, fields: dict[str, Any]) -> AuditOp:
-        op = AuditOp({k: redact(_fmt(v)) for k, v in fields.items()})
+        op = AuditOp({k: redact(_fmt(v)) if k in _TEXT_FIELDS else _fmt(v) for k, v in fields.items()})
         self._ops.append(op)
         return op
 
