@@ -1,0 +1,248 @@
+"""Browser calls: `GET /` (the call page), `POST /webrtc/offer` (SDP offer in, answer out) and
+`GET /webrtc/config` (ICE servers and codecs for the page).
+
+One `WebRTCCall` per peer connection: the call starts when ICE+DTLS connect (so the greeting is
+not played into the void), runs through `runtime.calls.run(transport)`, and its engine events go
+to the page over the peer's "events" data channel (fed by `session.subscribe()`). The page's
+keypad sends DTMF and its hang-up button a "hangup" message on the same channel.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCSessionDescription
+
+from ..engine.port import CallInfo
+from ..transports.webrtc import WebRTCSettings, WebRTCTransport, new_peer_connection
+from ..web import page, setup_static
+
+log = logging.getLogger(__name__)
+
+MAX_SDP = 64 * 1024
+SESSION_WAIT = 3.0
+
+
+class WebRTCCalls:
+    """The browser calls of this process (for limits, shutdown and leak checks)."""
+
+    def __init__(self, runtime: Any, settings: WebRTCSettings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.calls: dict[str, WebRTCCall] = {}
+        self.started = 0
+        self.rejected = 0
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(c.close("shutdown") for c in list(self.calls.values())), return_exceptions=True)
+
+
+class WebRTCCall:
+    def __init__(self, registry: WebRTCCalls, transport: WebRTCTransport) -> None:
+        self.registry = registry
+        self.transport = transport
+        self.call_id = transport.info.call_id
+        self.channel = None
+        self.session = None
+        self._connected = asyncio.Event()
+        self._main: asyncio.Task | None = None
+        self._forward: asyncio.Task | None = None
+        self._pending: list[str] = []
+        transport.on_start_output = self._attach_session
+        transport.pc.on("connectionstatechange", self._on_state)
+        transport.pc.on("datachannel", self._on_datachannel)
+
+    # ---- peer events --------------------------------------------------------------------------
+    def _on_state(self) -> None:
+        if self.transport.pc.connectionState == "connected":
+            self._connected.set()
+
+    def _on_datachannel(self, channel) -> None:
+        if channel.label != "events":
+            return
+        self.channel = channel
+        channel.on("message", self._on_message)
+        channel.on("open", self._flush)
+        self._flush()
+
+    def _on_message(self, message: Any) -> None:
+        try:
+            msg = json.loads(message) if isinstance(message, str) else {}
+        except ValueError:
+            return
+        if msg.get("type") == "dtmf":
+            try:
+                self.transport.push_dtmf(str(msg.get("digit", "")))
+            except ValueError:
+                pass
+        elif msg.get("type") == "hangup":
+            asyncio.ensure_future(self.close("caller hung up"))
+
+    def send(self, obj: dict) -> None:
+        text = json.dumps(obj, separators=(",", ":"))
+        ch = self.channel
+        if ch is not None and ch.readyState == "open":
+            ch.send(text)
+        elif len(self._pending) < 200:
+            self._pending.append(text)
+
+    def _flush(self) -> None:
+        ch = self.channel
+        if ch is not None and ch.readyState == "open":
+            pending, self._pending = self._pending, []
+            for text in pending:
+                ch.send(text)
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._main = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        runtime = self.registry.runtime
+        try:
+            try:
+                await asyncio.wait_for(self._connected.wait(), self.registry.settings.connect_timeout)
+            except asyncio.TimeoutError:
+                log.info("webrtc %s: peer never connected", self.call_id)
+                return
+            self.send({"type": "connected", "call_id": self.call_id, "mono": time.monotonic()})
+            run = asyncio.ensure_future(runtime.calls.run(self.transport))
+            if self.session is None:  # the engine did not call start_output at once: look it up
+                self._attach(await self._find_session(run))
+            await run
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # an engine failure ends this call, never the server
+            log.exception("webrtc %s: call failed", self.call_id)
+        finally:
+            await self._cleanup()
+
+    def _attach_session(self) -> None:
+        if self.session is None:
+            self._attach(self.registry.runtime.calls.get(self.call_id))
+
+    def _attach(self, session) -> None:
+        if session is not None and self.session is None:
+            self.session = session
+            self._forward = asyncio.ensure_future(self._forward_events(session.subscribe()))
+
+    async def _find_session(self, run: asyncio.Task):
+        get = self.registry.runtime.calls.get
+        deadline = time.monotonic() + SESSION_WAIT
+        for _ in range(3):
+            await asyncio.sleep(0)
+        while not run.done() and time.monotonic() < deadline:
+            s = get(self.call_id)
+            if s is not None:
+                return s
+            await asyncio.sleep(0.01)
+        return get(self.call_id)
+
+    async def _forward_events(self, q: asyncio.Queue) -> None:
+        session = self.session
+        try:
+            while True:
+                ev = await q.get()
+                self.send({"type": "event", "event": ev.to_dict()})
+        except asyncio.CancelledError:
+            pass
+        finally:
+            try:
+                session.unsubscribe(q)
+            except Exception:
+                pass
+
+    async def _cleanup(self) -> None:
+        if self._forward is not None:
+            # let the last events (call_ended) reach the page before the channel goes
+            await asyncio.sleep(0)
+            self._forward.cancel()
+            try:
+                await self._forward
+            except asyncio.CancelledError:
+                pass
+            self._forward = None
+        self.send({"type": "ended", "call_id": self.call_id})
+        await self.transport.close("ended")
+        self.registry.calls.pop(self.call_id, None)
+
+    async def close(self, reason: str) -> None:
+        """End the call from our side (shutdown, caller's hang-up message)."""
+        await self.transport.close(reason)  # the engine reads Hangup and finishes the call
+        main = self._main
+        if main is None:
+            self.registry.calls.pop(self.call_id, None)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(main), 5.0)
+        except asyncio.TimeoutError:
+            main.cancel()
+            try:
+                await main
+            except asyncio.CancelledError:
+                pass
+        except asyncio.CancelledError:
+            pass
+
+
+def _settings(runtime: Any) -> WebRTCSettings:
+    s = getattr(getattr(runtime, "settings", None), "webrtc", None)
+    return s if isinstance(s, WebRTCSettings) else WebRTCSettings.from_env()
+
+
+CALLS_KEY = web.AppKey("duplexbot_webrtc_calls", WebRTCCalls)
+
+
+def setup(app: web.Application, runtime: Any) -> None:
+    registry = WebRTCCalls(runtime, _settings(runtime))
+    app[CALLS_KEY] = registry
+    setup_static(app)
+
+    async def offer(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="the body must be JSON {sdp, type}")
+        sdp = body.get("sdp") if isinstance(body, dict) else None
+        if not isinstance(sdp, str) or body.get("type") != "offer" or not sdp or len(sdp) > MAX_SDP:
+            raise web.HTTPBadRequest(text="expected {\"type\": \"offer\", \"sdp\": \"...\"}")
+        if len(registry.calls) >= registry.settings.max_peers:
+            registry.rejected += 1
+            raise web.HTTPServiceUnavailable(text="too many browser calls on this worker", headers={"Retry-After": "5"})
+        call_id = "webrtc-" + secrets.token_hex(8)
+        info = CallInfo(call_id=call_id, transport="webrtc", caller=f"browser:{request.remote or ''}",
+                        callee="web", tenant=registry.settings.tenant)
+        pc = new_peer_connection(registry.settings)
+        transport = WebRTCTransport(pc, info, registry.settings)
+        call = WebRTCCall(registry, transport)
+        registry.calls[call_id] = call
+        try:
+            transport.add_bot_track()
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)  # aiortc gathers every candidate here
+            transport.attach_rate(pc.localDescription.sdp)
+        except Exception as e:  # malformed or unsupported offer: the peer's fault
+            registry.calls.pop(call_id, None)
+            await transport.close("bad offer")
+            raise web.HTTPBadRequest(text=f"cannot answer this offer: {e}")
+        registry.started += 1
+        call.start()
+        return web.json_response({"type": "answer", "sdp": pc.localDescription.sdp, "call_id": call_id})
+
+    async def config(request: web.Request) -> web.Response:
+        s = registry.settings
+        return web.json_response({"iceServers": s.browser_ice_servers(), "codecs": list(s.codecs)})
+
+    async def on_shutdown(app: web.Application) -> None:
+        await registry.close_all()
+
+    app.router.add_get("/", page("index.html"))
+    app.router.add_post("/webrtc/offer", offer)
+    app.router.add_get("/webrtc/config", config)
+    app.on_shutdown.append(on_shutdown)
