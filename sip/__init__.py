@@ -1,0 +1,10 @@
+"""duplexbot's SIP trunk bridge: sans-IO cores (message, transaction, dialog, sdp, digest, rtp,
+jitter, dtmf, media, ua) and a thin asyncio edge (server). Never imports `bot`."""
+from .call import AudioChunk, CallHangup, SipCall
+from .media import DtmfDigit, MediaSettings, RtpSession
+from .message import Request, Response, SipParseError, parse_message
+from .server import ServerSettings, SipServer
+from .ua import UaSettings, UserAgent
+
+__all__ = ["AudioChunk", "CallHangup", "SipCall", "DtmfDigit", "MediaSettings", "RtpSession", "Request",
+           "Response", "SipParseError", "parse_message", "ServerSettings", "SipServer", "UaSettings", "UserAgent"]

@@ -1,0 +1,420 @@
+"""The asyncio edge of the SIP stack: UDP and TCP listeners, the UA core's timer, RTP sockets and
+one 20 ms media clock for every call. All protocol decisions live in the sans-IO cores."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import numpy as np
+
+from .call import CallHangup, SipCall
+from .events import (CallAnswered, CallConfirmed, CallEnded, CallProgress, IncomingCall, MediaChanged,
+                     RegistrationChanged, TransferResult)
+from .media import FRAME, MediaSettings, RtpSession
+from .message import SipParseError, frame_stream
+from .registration import RegistrationSettings
+from .ua import UaSettings, UserAgent
+
+log = logging.getLogger("sip")
+CallHandler = Callable[[SipCall], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    bind: str = "0.0.0.0"
+    port: int = 5060                 # 0: pick a free port (tests)
+    advertise: str = "127.0.0.1"     # address in Via/Contact/SDP
+    rtp_ports: tuple[int, int] = (20000, 40000)
+    tcp: bool = True
+    ua: UaSettings = field(default_factory=UaSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    ring: bool = True                # send 180 before 200
+    tick: float = 0.020
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, on_data: Callable[[bytes, tuple], None]):
+        self.on_data = on_data
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.on_data(data, addr[:2])
+
+    def error_received(self, exc: Exception) -> None:   # ICMP unreachable etc.: not fatal
+        log.debug("udp error: %s", exc)
+
+
+class _Tcp(asyncio.Protocol):
+    def __init__(self, server: "SipServer"):
+        self.server = server
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")[:2]
+        self.server._tcp[self.peer] = self
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            try:
+                msg, self.buffer = frame_stream(self.buffer)
+            except SipParseError as e:
+                self.server.stats["tcp_framing_error"] += 1
+                log.info("closing TCP connection from %s: %s", self.peer, e)
+                self.transport.close()
+                return
+            if msg is None:
+                return
+            self.server._receive(msg, self.peer, "tcp")
+
+    def connection_lost(self, exc) -> None:
+        if self.server._tcp.get(self.peer) is self:
+            del self.server._tcp[self.peer]
+
+
+class SipServer:
+    def __init__(self, settings: ServerSettings, on_call: CallHandler | None = None):
+        self.settings = settings
+        self.on_call = on_call
+        self.ua: UserAgent | None = None
+        self.port = settings.port
+        self.calls: dict[str, SipCall] = {}
+        self.stats: Counter[str] = Counter()
+        self._udp: _Udp | None = None
+        self._tcp: dict[tuple[str, int], _Tcp] = {}
+        self._tcp_server: asyncio.AbstractServer | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._ticker: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._pending: dict[str, asyncio.Future] = {}
+        self._next_rtp = settings.rtp_ports[0]
+        self.registrations: dict[str, bool] = {}
+        self._rtp_for: dict[str, tuple[asyncio.DatagramTransport, int]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> "SipServer":
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        udp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        udp_sock.bind((s.bind, s.port))
+        self.port = udp_sock.getsockname()[1]
+        _, self._udp = await loop.create_datagram_endpoint(lambda: _Udp(lambda d, a: self._receive(d, a, "udp")),
+                                                           sock=udp_sock)
+        if s.tcp:
+            self._tcp_server = await loop.create_server(lambda: _Tcp(self), s.bind, self.port, reuse_address=True)
+        ua_settings = s.ua
+        if ua_settings.port != self.port or ua_settings.host != s.advertise:
+            from dataclasses import replace
+            ua_settings = replace(ua_settings, port=self.port, host=s.advertise)
+        self.ua = UserAgent(ua_settings)
+        self._ticker = asyncio.create_task(self._media_clock(), name="sip-media-clock")
+        log.info("SIP listening on %s:%d (udp%s)", s.bind, self.port, "+tcp" if s.tcp else "")
+        return self
+
+    async def close(self) -> None:
+        for call in list(self.calls.values()):
+            if not call.ended.is_set():
+                self.ua.hangup(call.call_id, self._now())
+                self._finish(call, "shutdown")
+        self._pump()
+        if self._timer:
+            self._timer.cancel()
+        if self._ticker:
+            self._ticker.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, *( [self._ticker] if self._ticker else []), return_exceptions=True)
+        if self._udp and self._udp.transport:
+            self._udp.transport.close()
+        if self._tcp_server:
+            self._tcp_server.close()
+            for c in list(self._tcp.values()):
+                c.transport.close()
+            await self._tcp_server.wait_closed()
+
+    # -- outbound actions --------------------------------------------------------------------------
+    async def call(self, target: str, dest: tuple[str, int], timeout: float = 30.0, transport: str = "udp",
+                   credentials: tuple[str, str] | None = None) -> SipCall:
+        """Place a call; returns the answered call (raises ConnectionError when it fails)."""
+        rtp = await self._open_rtp()
+        call_id = self.ua.invite(target, dest, rtp[1], self._now(), transport, credentials=credentials)
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = fut
+        self._rtp_for[call_id] = rtp
+        rtp[0].holder["cid"] = call_id
+        self._pump()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            self.ua.hangup(call_id, self._now())
+            self._pump()
+            raise ConnectionError(f"call to {target} not answered in {timeout} s") from None
+        finally:
+            self._pending.pop(call_id, None)
+
+    def register(self, settings: RegistrationSettings, dest: tuple[str, int]) -> None:
+        self.ua.register(settings, dest, self._now())
+        self._pump()
+
+    # -- core plumbing -----------------------------------------------------------------------------
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _receive(self, data: bytes, addr: tuple[str, int], transport: str) -> None:
+        try:
+            self.ua.receive_datagram(data, addr, self._now(), transport)
+        except Exception:   # a bug must not take the listener down; count it and go on
+            self.stats["internal_error"] += 1
+            log.exception("SIP core failed on a message from %s", addr)
+        self._pump()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        try:
+            self.ua.handle_timer(self._now())
+        except Exception:
+            self.stats["internal_error"] += 1
+            log.exception("SIP core failed in a timer")
+        self._pump()
+
+    def _pump(self) -> None:
+        ua = self.ua
+        if ua is None:
+            return
+        for data, addr, transport in ua.datagrams_to_send():
+            self._send(data, addr, transport)
+        while (ev := ua.next_event()) is not None:
+            try:
+                self._on_event(ev)
+            except Exception:
+                self.stats["internal_error"] += 1
+                log.exception("SIP event handler failed on %r", ev)
+        for data, addr, transport in ua.datagrams_to_send():
+            self._send(data, addr, transport)
+        when = ua.get_timer()
+        if when != self._timer_at:
+            if self._timer:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_at(when, self._on_timer) if when is not None else None
+            self._timer_at = when
+
+    def _send(self, data: bytes, addr: tuple[str, int], transport: str) -> None:
+        self.stats[f"sent_{transport}"] += 1
+        if transport == "tcp":
+            conn = self._tcp.get(addr)
+            if conn is not None and conn.transport and not conn.transport.is_closing():
+                conn.transport.write(data)
+                return
+            self._spawn(self._tcp_connect_send(data, addr))
+            return
+        if self._udp and self._udp.transport:
+            try:
+                self._udp.transport.sendto(data, addr)
+            except (OSError, ValueError) as e:
+                self.stats["send_error"] += 1
+                log.debug("cannot send to %s: %s", addr, e)
+
+    async def _tcp_connect_send(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            _, proto = await asyncio.wait_for(loop.create_connection(lambda: _Tcp(self), addr[0], addr[1]), 5)
+            proto.transport.write(data)
+        except (OSError, asyncio.TimeoutError) as e:
+            self.stats["send_error"] += 1
+            log.info("cannot open TCP to %s: %s", addr, e)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- events ------------------------------------------------------------------------------------
+    def _on_event(self, ev) -> None:
+        now = self._now()
+        if isinstance(ev, IncomingCall):
+            self._spawn(self._incoming(ev))
+        elif isinstance(ev, CallConfirmed):
+            call = self.calls.get(ev.call_id)
+            if call is not None:
+                if call.session is None and ev.media is not None:
+                    call.attach(RtpSession(ev.media, now, self.settings.media))
+                if call.session is not None:
+                    call.session.open_learning(self._learn_ips(call))
+        elif isinstance(ev, MediaChanged):
+            call = self.calls.get(ev.call_id)
+            if call is not None and call.session is not None:
+                call.session.update(ev.media, now)
+        elif isinstance(ev, CallEnded):
+            call = self.calls.get(ev.call_id)
+            if call is not None:
+                self._finish(call, ev.reason)
+            fut = self._pending.get(ev.call_id)
+            if fut is not None and not fut.done():
+                fut.set_exception(ConnectionError(f"call failed: {ev.reason}"))
+            rtp = self._rtp_for.pop(ev.call_id, None)
+            if rtp is not None and call is None:
+                rtp[0].close()
+        elif isinstance(ev, CallAnswered):
+            rtp = self._rtp_for.pop(ev.call_id)
+            ua_call = self.ua.calls[ev.call_id]
+            call = SipCall(self, ev.call_id, ua_call.invite.headers.get("From") or "", ua_call.invite.uri,
+                           ua_call.peer, rtp, inbound=False)
+            call.attach(RtpSession(ev.media, now, self.settings.media))
+            call.session.open_learning(self._learn_ips(call))
+            self.calls[ev.call_id] = call
+            fut = self._pending.get(ev.call_id)
+            if fut is not None and not fut.done():
+                fut.set_result(call)
+        elif isinstance(ev, TransferResult):
+            call = self.calls.get(ev.call_id)
+            if call is not None:
+                call._transfer_done(ev.ok, ev.detail)
+        elif isinstance(ev, RegistrationChanged):
+            self.registrations[ev.aor] = ev.registered
+            log.info("registration %s: %s (%s)", ev.aor, ev.registered, ev.status)
+        elif isinstance(ev, CallProgress):
+            pass
+
+    def _learn_ips(self, call: SipCall) -> frozenset[str]:
+        ips = {call.remote_addr[0]}
+        if call.session is not None and call.session.media.remote_addr:
+            ips.add(call.session.media.remote_addr[0])
+        return frozenset(ips)
+
+    async def _incoming(self, ev: IncomingCall) -> None:
+        if self.on_call is None:
+            self.ua.reject(ev.call_id, 480, self._now())
+            self._pump()
+            return
+        try:
+            rtp = await self._open_rtp()
+        except OSError:
+            self.ua.reject(ev.call_id, 503, self._now(), (("Retry-After", "5"),))
+            self._pump()
+            return
+        if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state != "incoming":
+            rtp[0].close()      # cancelled while we opened the socket
+            return
+        rtp[0].holder["cid"] = ev.call_id
+        now = self._now()
+        if self.settings.ring:
+            self.ua.ring(ev.call_id, now)
+        media = self.ua.answer(ev.call_id, rtp[1], now)
+        call = SipCall(self, ev.call_id, ev.caller, ev.callee, ev.remote_addr, rtp, inbound=True)
+        if media is not None:
+            call.attach(RtpSession(media, now, self.settings.media))
+        self.calls[ev.call_id] = call
+        self._pump()
+        if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state == "ended":
+            return
+        try:
+            await self.on_call(call)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.stats["handler_error"] += 1
+            log.exception("call handler failed for %s", ev.call_id)
+        finally:
+            if not call.ended.is_set():
+                self.hangup(call)
+
+    def hangup(self, call: SipCall) -> None:
+        if not call.ended.is_set():
+            self.ua.hangup(call.call_id, self._now())
+            self._finish(call, "local")
+            self._pump()
+
+    def transfer(self, call: SipCall, target: str) -> None:
+        self.ua.refer(call.call_id, target, self._now())
+        self._pump()
+
+    def _finish(self, call: SipCall, reason: str) -> None:
+        if call.ended.is_set():
+            return
+        call._end(reason)
+        call.rtp_sock.close()
+        self.calls.pop(call.call_id, None)
+        self.stats[f"ended_{reason.split(':')[0]}"] += 1
+
+    # -- media -------------------------------------------------------------------------------------
+    async def _open_rtp(self) -> tuple[asyncio.DatagramTransport, int]:
+        loop = asyncio.get_running_loop()
+        lo, hi = self.settings.rtp_ports
+        for _ in range(200):
+            port = self._next_rtp
+            self._next_rtp = lo if self._next_rtp + 2 >= hi else self._next_rtp + 2
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((self.settings.bind, port))
+            except OSError:
+                sock.close()
+                continue
+            holder: dict = {}
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(lambda d, a: self._rtp_in(holder.get("cid"), d, a)), sock=sock)
+            transport.holder = holder   # type: ignore[attr-defined]
+            return transport, port
+        raise OSError("no free RTP port")
+
+    def _rtp_in(self, call_id: str | None, data: bytes, addr: tuple[str, int]) -> None:
+        call = self.calls.get(call_id) if call_id else None
+        if call is None or call.session is None:
+            self.stats["rtp_without_call"] += 1
+            return
+        call.session.receive(data, addr, self._now())
+
+    async def _media_clock(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = self.settings.tick
+        next_at = loop.time()
+        while True:
+            next_at += tick
+            delay = next_at - loop.time()
+            if delay < -0.2:     # we fell far behind (a stalled loop): skip ahead, count it
+                self.stats["media_clock_skips"] += 1
+                next_at = loop.time()
+                delay = 0
+            await asyncio.sleep(max(0.0, delay))
+            now = loop.time()
+            for call in list(self.calls.values()):
+                try:
+                    self._tick_call(call, now)
+                except Exception:
+                    self.stats["internal_error"] += 1
+                    log.exception("media tick failed for %s", call.call_id)
+
+    def _tick_call(self, call: SipCall, now: float) -> None:
+        s = call.session
+        if s is None or call.ended.is_set():
+            return
+        call._deliver_audio(s.pull_frame())
+        for d in s.events():
+            call._deliver(d)
+        pcm = call._next_output()
+        for data, addr in s.send_audio(pcm if pcm is not None else np.zeros(FRAME, np.int16), now):
+            try:
+                call.rtp_sock.sendto(data, addr)
+            except (OSError, ValueError):
+                self.stats["rtp_send_error"] += 1
+        if s.timed_out(now):
+            self.stats["rtp_timeout"] += 1
+            self.ua.hangup(call.call_id, now)
+            self._finish(call, "rtp_timeout")
+            self._pump()
+
+
+__all__ = ["SipServer", "ServerSettings", "CallHandler", "CallHangup"]

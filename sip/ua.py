@@ -1,0 +1,728 @@
+"""The SIP user agent core, sans-IO (RFC 3261 sections 8, 12-17; RFC 4028 session timers).
+
+Fed with `receive_datagram(data, addr, now, transport)`; returns bytes through `datagrams_to_send()`
+as (data, addr, transport); asks for `handle_timer(now)` at `get_timer()`; reports `next_event()`.
+The owner answers calls with `answer()`, ends them with `hangup()`, transfers with `refer()`,
+places calls with `invite()` and registers with `register()`.
+
+Every message is validated before it can touch call state; a malformed one gets a 4xx when it can
+be answered and is dropped (and counted in `stats`) when it cannot. Retransmitted requests are
+absorbed by their server transaction, so one INVITE never makes two calls.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter, deque
+from dataclasses import dataclass, field, replace
+
+from . import sdp
+from .dialog import Dialog, SessionTimer, make_response, uac_dialog, uas_dialog
+from .events import (CallAnswered, CallConfirmed, CallEnded, CallProgress, IncomingCall, MediaChanged,
+                     RegistrationChanged, TransferResult, UaEvent)
+from .message import (Headers, Request, Response, SipParseError, parse_message, parse_name_addr, parse_params,
+                      parse_via)
+from .registration import Registration, RegistrationSettings
+from .transaction import ClientTransaction, ServerInviteTransaction, ServerTransaction, Timers
+from .validate import check_invite_body, check_request
+from .ratelimit import CallLimiter
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, UPDATE, INFO"
+SUPPORTED = frozenset({"timer", "replaces", "norefersub"})
+KNOWN_NOT_ALLOWED = {"REGISTER", "MESSAGE", "SUBSCRIBE", "PUBLISH", "PRACK"}
+MAGIC = "z9hG4bK"
+
+
+@dataclass(frozen=True)
+class UaSettings:
+    host: str = "127.0.0.1"          # address we advertise in Via, Contact and SDP
+    port: int = 5060
+    user: str = "duplexbot"
+    user_agent: str = "duplexbot"
+    max_calls: int = 1000
+    max_cps: float = 200.0
+    retry_after: int = 5
+    session_expires: int = 1800      # offered when the peer supports timers but asked for none
+    min_se: int = 90
+    timers: Timers = field(default_factory=Timers)
+    seed: int | None = None
+
+
+@dataclass
+class Call:
+    call_id: str
+    local_tag: str
+    inbound: bool
+    state: str                                  # incoming|answered|confirmed|calling|early|ended
+    invite: Request
+    peer: tuple[str, int]
+    transport: str
+    dialog: Dialog | None = None
+    invite_txn: ServerInviteTransaction | None = None
+    local_sdp: sdp.SessionDescription | None = None
+    sdp_version: int = 0
+    session_id: int = 0
+    rtp_port: int = 0
+    media: sdp.Negotiated | None = None
+    timer: SessionTimer = field(default_factory=SessionTimer)
+    reinvite_pending: bool = False
+    auth_tried: bool = False
+    credentials: tuple[str, str] | None = None
+    invite_branch: str = ""
+    cancel_sent: bool = False
+
+
+def txn_transport(txn) -> str:
+    return "tcp" if txn.reliable else "udp"
+
+
+class UserAgent:
+    def __init__(self, settings: UaSettings = UaSettings()):
+        self.settings = settings
+        self._rand = random.Random(settings.seed)
+        self._out: list[tuple[bytes, tuple[str, int], str]] = []
+        self._events: deque[UaEvent] = deque()
+        self._server: dict[tuple, ServerInviteTransaction | ServerTransaction] = {}
+        self._client: dict[tuple[str, str], tuple[ClientTransaction, str, str]] = {}  # txn, purpose, call
+        self.calls: dict[str, Call] = {}
+        self._registrations: dict[str, Registration] = {}
+        self._reg_dest: dict[str, tuple[str, int]] = {}
+        self.limiter = CallLimiter(settings.max_calls, settings.max_cps)
+        self.stats: Counter[str] = Counter()
+        self._now = 0.0
+        self._ended: deque[tuple[float, str]] = deque()
+
+    # -- the sans-IO surface ---------------------------------------------------------------------
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float, transport: str = "udp") -> None:
+        self.stats["received"] += 1
+        self._now = now
+        try:
+            msg = parse_message(data, stream=transport != "udp")
+        except SipParseError as e:
+            self.stats["malformed"] += 1
+            self._answer_malformed(data, e, addr, transport)
+            return
+        try:
+            if isinstance(msg, Request):
+                self._on_request(msg, addr, now, transport)
+            else:
+                self._on_response(msg, addr, now)
+        except (ValueError, KeyError, IndexError) as e:   # bad input deeper than validation saw
+            self.stats["rejected_late"] += 1
+            if isinstance(msg, Request) and msg.method != "ACK":
+                self._send(bytes(make_response(msg, 400, f"Bad Request: {str(e)[:60]}")), addr, transport)
+
+    def datagrams_to_send(self) -> list[tuple[bytes, tuple[str, int], str]]:
+        out, self._out = self._out, []
+        return out
+
+    def next_event(self) -> UaEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        times = [t for t in (x.timer() for x in self._server.values()) if t is not None]
+        times += [t for t in (c[0].timer() for c in self._client.values()) if t is not None]
+        times += [c.timer.deadline for c in self.calls.values() if c.timer.deadline is not None]
+        times += [r.refresh_at for r in self._registrations.values() if r.refresh_at is not None]
+        if self._ended:
+            times.append(self._ended[0][0])
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        while self._ended and self._ended[0][0] <= now:
+            _, cid = self._ended.popleft()
+            call = self.calls.get(cid)
+            if call is not None and call.state == "ended":
+                del self.calls[cid]
+        for key, txn in list(self._server.items()):
+            t = txn.timer()
+            if t is not None and t <= now:
+                for data in txn.handle_timer(now):
+                    self.stats["retransmitted"] += 1
+                    self._send(data, txn.addr, "udp" if not txn.reliable else "tcp")
+            if txn.terminated:
+                del self._server[key]
+                if isinstance(txn, ServerInviteTransaction) and txn.timed_out and txn.final_status \
+                        and txn.final_status < 300:
+                    self._no_ack(txn, now)
+        for key, (txn, purpose, cid) in list(self._client.items()):
+            t = txn.timer()
+            if t is not None and t <= now:
+                for data in txn.handle_timer(now):
+                    self.stats["retransmitted"] += 1
+                    self._send(data, txn.addr, "tcp" if txn.reliable else "udp")
+            if txn.terminated:
+                del self._client[key]
+                if txn.timed_out:
+                    self._client_timeout(purpose, cid, now)
+        for call in list(self.calls.values()):
+            if call.timer.deadline is not None and call.timer.deadline <= now:
+                self._session_timer_fired(call, now)
+        for aor, reg in self._registrations.items():
+            if reg.refresh_at is not None and reg.refresh_at <= now:
+                reg.refresh_at = None
+                self._send_register(aor, now)
+
+    # -- owner actions ---------------------------------------------------------------------------
+    def answer(self, call_id: str, rtp_port: int, now: float, extra: tuple[tuple[str, str], ...] = ()
+               ) -> sdp.Negotiated | None:
+        """Answer an incoming call with 200 OK and our SDP; returns the agreed media (None if the
+        INVITE had no offer: then the answer comes in the ACK)."""
+        call = self.calls[call_id]
+        if call.state != "incoming" or call.invite_txn is None:
+            return call.media
+        call.rtp_port = rtp_port
+        call.session_id = self._rand.randrange(1, 2**31)
+        offer = sdp.parse_sdp(call.invite.body) if call.invite.body else None
+        if offer is not None:
+            try:
+                call.local_sdp, call.media = sdp.answer(offer, self.settings.host, rtp_port, call.session_id)
+            except sdp.SdpError:
+                self.reject(call_id, 488, now)
+                return None
+        else:
+            call.local_sdp = sdp.offer(self.settings.host, rtp_port, call.session_id)
+        call.dialog = uas_dialog(call.invite, call.local_tag, call.peer, call.transport)
+        hdrs = self._contact_headers() + self._session_timer_headers(call, call.invite, now) + list(extra)
+        hdrs.append(("Content-Type", "application/sdp"))
+        resp = make_response(call.invite, 200, to_tag=call.local_tag, extra=tuple(hdrs),
+                             body=bytes(call.local_sdp), received=call.peer)
+        self._respond(call.invite_txn, resp, now)
+        call.state = "answered"
+        return call.media
+
+    def ring(self, call_id: str, now: float) -> None:
+        call = self.calls.get(call_id)
+        if call and call.state == "incoming" and call.invite_txn:
+            self._respond(call.invite_txn, make_response(call.invite, 180, to_tag=call.local_tag,
+                                                         extra=tuple(self._contact_headers())), now)
+
+    def reject(self, call_id: str, status: int, now: float, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        call = self.calls.get(call_id)
+        if call and call.state == "incoming" and call.invite_txn:
+            self._respond(call.invite_txn, make_response(call.invite, status, to_tag=call.local_tag, extra=extra),
+                          now)
+            self._end(call, f"rejected:{status}")
+
+    def hangup(self, call_id: str, now: float) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.state == "ended":
+            return
+        if call.inbound and call.state == "incoming":
+            self.reject(call_id, 480, now)
+            return
+        if call.state in ("calling", "early") and not call.inbound:
+            if not call.cancel_sent:
+                call.cancel_sent = True
+                self._send_cancel(call, now)
+            return
+        self._send_in_dialog(call, "BYE", now, purpose="bye")
+        self._end(call, "local_bye")
+
+    def refer(self, call_id: str, target: str, now: float) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.dialog is None or call.state not in ("answered", "confirmed"):
+            self._events.append(TransferResult(call_id, False, "no established dialog"))
+            return
+        local = f"<sip:{self.settings.user}@{self.settings.host}:{self.settings.port}>"
+        self._send_in_dialog(call, "REFER", now, purpose="refer",
+                             extra=(("Refer-To", f"<{target}>"), ("Referred-By", local)) +
+                             tuple(self._contact_headers()))
+
+    def invite(self, target: str, dest: tuple[str, int], rtp_port: int, now: float, transport: str = "udp",
+               from_user: str | None = None, credentials: tuple[str, str] | None = None) -> str:
+        """Place a call to `target` (a SIP URI) via `dest`; returns the Call-ID."""
+        call_id = f"{self._token(16)}@{self.settings.host}"
+        tag = self._token(8)
+        user = from_user or self.settings.user
+        session_id = self._rand.randrange(1, 2**31)
+        offer = sdp.offer(self.settings.host, rtp_port, session_id)
+        branch = MAGIC + self._token(12)
+        items = [("Via", self._via(branch, transport)), ("Max-Forwards", "70"),
+                 ("From", f"<sip:{user}@{self.settings.host}>;tag={tag}"), ("To", f"<{target}>"),
+                 ("Call-ID", call_id), ("CSeq", "1 INVITE")] + self._contact_headers() + [
+                 ("Supported", "timer"), ("Content-Type", "application/sdp")]
+        req = Request("INVITE", target, Headers.of(*items), bytes(offer))
+        call = Call(call_id, tag, False, "calling", req, dest, transport, local_sdp=offer, session_id=session_id,
+                    rtp_port=rtp_port, credentials=credentials, invite_branch=branch)
+        self.calls[call_id] = call
+        self._start_client(req, dest, transport, "invite", call_id, now)
+        return call_id
+
+    def register(self, settings: RegistrationSettings, dest: tuple[str, int], now: float) -> None:
+        contact = f"sip:{self.settings.user}@{self.settings.host}:{self.settings.port}"
+        self._registrations[settings.aor] = Registration(settings, f"{self._token(16)}@{self.settings.host}",
+                                                         self._token(8), contact)
+        self._reg_dest[settings.aor] = dest
+        self._send_register(settings.aor, now)
+
+    def unregister(self, aor: str, now: float) -> None:
+        if aor in self._registrations:
+            self._send_register(aor, now, expires=0)
+
+    def registered(self, aor: str) -> bool:
+        reg = self._registrations.get(aor)
+        return bool(reg and reg.registered)
+
+    # -- requests --------------------------------------------------------------------------------
+    def _on_request(self, req: Request, addr: tuple[str, int], now: float, transport: str) -> None:
+        rej = check_request(req, SUPPORTED)
+        if rej is not None:
+            self.stats[f"rejected_{rej.status}"] += 1
+            if req.method != "ACK":
+                self._send(bytes(make_response(req, rej.status, rej.reason, to_tag=self._token(8),
+                                               extra=rej.headers, received=addr)), addr, transport)
+            return
+        key = self._server_key(req, transport=transport)
+        if req.method == "ACK":
+            txn = self._server.get(key)
+            if isinstance(txn, ServerInviteTransaction) and txn.state in ("completed", "confirmed"):
+                txn.on_ack(now)
+                return
+            self._on_ack(req, now)
+            return
+        existing = self._server.get(key)
+        if existing is not None:
+            self.stats["retransmission_absorbed"] += 1
+            for data in existing.on_request_retransmission(now):
+                self._send(data, existing.addr, transport)
+            return
+        reliable = transport != "udp"
+        txn: ServerInviteTransaction | ServerTransaction
+        if req.method == "INVITE":
+            txn = ServerInviteTransaction(req, addr, reliable, now, self.settings.timers)
+        else:
+            txn = ServerTransaction(req, addr, reliable, now, self.settings.timers)
+        self._server[key] = txn
+        to_tag = parse_name_addr(req.headers.get("To") or "").tag
+        if req.method == "CANCEL":
+            self._on_cancel(req, txn, now)
+        elif to_tag and (req.method != "INVITE" or req.call_id in self.calls):
+            self._in_dialog(req, txn, to_tag, now, addr, transport)
+        elif req.method == "INVITE":
+            # an INVITE naming a dialog we never had (RFC 3261 8.2.2.2 lets us take it as new)
+            self._new_call(req, txn, addr, now, transport, to_tag)
+        elif req.method == "OPTIONS":
+            self._respond(txn, make_response(req, 200, to_tag=self._token(8), received=addr, extra=(
+                ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", ", ".join(sorted(SUPPORTED))),
+                ("User-Agent", self.settings.user_agent))), now)
+        elif req.method in ("BYE", "NOTIFY", "INFO", "UPDATE", "REFER"):
+            self._respond(txn, make_response(req, 481, to_tag=self._token(8), received=addr), now)
+        else:
+            status = 405 if req.method in KNOWN_NOT_ALLOWED else 501
+            self._respond(txn, make_response(req, status, to_tag=self._token(8), received=addr,
+                                             extra=(("Allow", ALLOW),)), now)
+
+    def _new_call(self, req: Request, txn: ServerInviteTransaction, addr, now: float, transport: str,
+                  tag: str = "") -> None:
+        tag = tag or self._token(8)
+
+        def refuse(status: int, extra: tuple = ()) -> None:
+            self.stats[f"invite_{status}"] += 1
+            self._respond(txn, make_response(req, status, to_tag=tag, extra=extra, received=addr), now)
+
+        if not self.limiter.admit(len([c for c in self.calls.values() if c.state != "ended"]), now):
+            refuse(503, (("Retry-After", str(self.settings.retry_after)),))
+            return
+        rej = check_invite_body(req)
+        if rej is not None:
+            refuse(rej.status, rej.headers)
+            return
+        offer = None
+        if req.body:
+            try:
+                offer = sdp.parse_sdp(req.body)
+                sdp.answer(offer, self.settings.host, 1, 0)
+            except sdp.SdpError:
+                refuse(488)
+                return
+        se = req.headers.get("Session-Expires")
+        if se:
+            secs = se.split(";")[0].strip()
+            if not secs.isdigit() or int(secs) < self.settings.min_se:
+                refuse(422, (("Min-SE", str(self.settings.min_se)),))
+                return
+        call_id = req.call_id
+        if call_id in self.calls:   # same Call-ID, new transaction (a loop or a fork): not a second call
+            refuse(482 if self.calls[call_id].state != "ended" else 481)
+            return
+        call = Call(call_id, tag, True, "incoming", req, addr, transport, invite_txn=txn)
+        self.calls[call_id] = call
+        self.limiter.started(now)
+        self._respond(txn, make_response(req, 100, received=addr), now)
+        frm, to = req.headers.get("From") or "", req.headers.get("To") or ""
+        self._events.append(IncomingCall(call_id, parse_name_addr(frm).uri, parse_name_addr(to).uri, offer, addr,
+                                         transport, req.headers.items))
+
+    def _on_cancel(self, req: Request, txn: ServerTransaction, now: float) -> None:
+        invite_key = self._server_key(req, method="INVITE", transport=txn_transport(txn))
+        inv = self._server.get(invite_key)
+        if not isinstance(inv, ServerInviteTransaction):
+            self._respond(txn, make_response(req, 481, to_tag=self._token(8)), now)
+            return
+        call = self.calls.get(inv.request.call_id)
+        self._respond(txn, make_response(req, 200, to_tag=call.local_tag if call else ""), now)
+        if inv.state == "proceeding" and call is not None and call.state == "incoming":
+            self._respond(inv, make_response(inv.request, 487, to_tag=call.local_tag), now)
+            self._end(call, "cancelled")
+
+    def _in_dialog(self, req: Request, txn, to_tag: str, now: float, addr, transport: str) -> None:
+        call = self.calls.get(req.call_id)
+        if call is None or call.local_tag != to_tag or call.dialog is None or call.state == "ended":
+            self._respond(txn, make_response(req, 481), now)
+            return
+        seq = req.cseq[0]
+        if call.dialog.remote_seq is not None and seq < call.dialog.remote_seq:
+            self._respond(txn, make_response(req, 500, "CSeq out of order"), now)
+            return
+        call.dialog = replace(call.dialog, remote_seq=seq)
+        m = req.method
+        if m == "BYE":
+            self._respond(txn, make_response(req, 200), now)
+            self._end(call, "remote_bye")
+        elif m in ("INVITE", "UPDATE"):
+            self._reinvite(call, req, txn, now)
+        elif m == "NOTIFY":
+            self._respond(txn, make_response(req, 200), now)
+            self._on_notify(call, req)
+        elif m in ("OPTIONS", "INFO"):
+            self._respond(txn, make_response(req, 200, extra=(("Allow", ALLOW),)), now)
+        elif m == "REFER":
+            self._respond(txn, make_response(req, 403, "Transfer not accepted"), now)
+        else:
+            self._respond(txn, make_response(req, 405 if m in KNOWN_NOT_ALLOWED else 501,
+                                             extra=(("Allow", ALLOW),)), now)
+
+    def _reinvite(self, call: Call, req: Request, txn, now: float) -> None:
+        if call.reinvite_pending and req.method == "INVITE":
+            self._respond(txn, make_response(req, 491), now)
+            return
+        contacts = req.headers.get_all("Contact")
+        if contacts:
+            call.dialog = replace(call.dialog, remote_target=parse_name_addr(contacts[0]).uri)
+        hdrs = self._contact_headers() + self._session_timer_headers(call, req, now)
+        body = b""
+        if req.body:
+            try:
+                offer = sdp.parse_sdp(req.body)
+                call.sdp_version += 1
+                call.local_sdp, media = sdp.answer(offer, self.settings.host, call.rtp_port, call.session_id,
+                                                   call.sdp_version)
+            except sdp.SdpError:
+                self._respond(txn, make_response(req, 488), now)
+                return
+            body = bytes(call.local_sdp)
+            hdrs.append(("Content-Type", "application/sdp"))
+            changed = media != call.media
+            call.media = media
+            if changed:
+                self._events.append(MediaChanged(call.call_id, media))
+        elif req.method == "INVITE" and call.local_sdp is not None:
+            body = bytes(call.local_sdp)   # offerless re-INVITE: we offer what we have
+            hdrs.append(("Content-Type", "application/sdp"))
+        self._respond(txn, make_response(req, 200, extra=tuple(hdrs), body=body), now)
+        if isinstance(txn, ServerInviteTransaction):
+            call.invite_txn = txn
+
+    def _on_ack(self, req: Request, now: float) -> None:
+        call = self.calls.get(req.call_id)
+        if call is None or call.invite_txn is None:
+            self.stats["stray_ack"] += 1
+            return
+        if parse_name_addr(req.headers.get("To") or "").tag != call.local_tag:
+            self.stats["stray_ack"] += 1
+            return
+        txn = call.invite_txn
+        if txn.state != "accepted" or txn.request.cseq[0] != req.cseq[0]:
+            self.stats["ack_absorbed"] += 1
+            return
+        txn.on_ack(now)
+        if req.body and call.media is None and call.local_sdp is not None:
+            try:
+                call.media = sdp.accept_answer(call.local_sdp, sdp.parse_sdp(req.body))
+            except sdp.SdpError:
+                self.stats["bad_ack_sdp"] += 1
+        if call.state == "answered":
+            call.state = "confirmed"
+            self._events.append(CallConfirmed(call.call_id, call.media))
+
+    def _on_notify(self, call: Call, req: Request) -> None:
+        if not (req.headers.get("Event") or "").lower().startswith("refer"):
+            return
+        line = req.body.decode("utf-8", "replace").strip().split("\r\n")[0].split("\n")[0]
+        parts = line.split(" ", 2)
+        if len(parts) >= 2 and parts[1].isdigit():
+            code = int(parts[1])
+            if code >= 200:
+                self._events.append(TransferResult(call.call_id, code < 300, line))
+
+    def _no_ack(self, txn: ServerInviteTransaction, now: float) -> None:
+        call = self.calls.get(txn.request.call_id)
+        if call is not None and call.state != "ended" and call.invite_txn is txn:
+            self.stats["no_ack"] += 1
+            self._send_in_dialog(call, "BYE", now, purpose="bye")
+            self._end(call, "no_ack")
+
+    # -- responses -------------------------------------------------------------------------------
+    def _on_response(self, resp: Response, addr, now: float) -> None:
+        vias = resp.headers.get_all("Via")
+        if not vias:
+            self.stats["stray_response"] += 1
+            return
+        try:
+            branch = parse_via(vias[0]).branch
+            method = resp.cseq[1]
+        except ValueError:
+            self.stats["malformed_response"] += 1
+            return
+        entry = self._client.get((branch, method))
+        if entry is None:
+            self.stats["stray_response"] += 1
+            return
+        txn, purpose, cid = entry
+        deliver, out = txn.receive_response(resp, now)
+        for data in out:
+            self._send(data, txn.addr, "tcp" if txn.reliable else "udp")
+        if not deliver:
+            self.stats["response_absorbed"] += 1
+            return
+        if purpose == "register":
+            self._register_response(cid, resp, now)
+            return
+        call = self.calls.get(cid)
+        if call is None:
+            return
+        if purpose == "invite":
+            self._invite_response(call, txn, resp, now)
+        elif purpose == "reinvite":
+            if 200 <= resp.status < 300:
+                self._ack_2xx(call, resp, now)
+            if resp.status >= 200:
+                call.reinvite_pending = False
+            if resp.status in (408, 481):
+                self.hangup(call.call_id, now)
+        elif purpose == "refer" and resp.status >= 300:
+            self._events.append(TransferResult(call.call_id, False, f"REFER answered {resp.status}"))
+        elif purpose == "bye":
+            pass
+
+    def _invite_response(self, call: Call, txn: ClientTransaction, resp: Response, now: float) -> None:
+        if resp.status < 200:
+            if resp.status > 100 and call.state == "calling":
+                call.state = "early"
+            self._events.append(CallProgress(call.call_id, resp.status))
+            return
+        if 200 <= resp.status < 300:
+            if call.dialog is not None:       # a retransmitted 2xx: our ACK was lost
+                self._ack_2xx(call, resp, now)
+                return
+            call.dialog = uac_dialog(call.invite, resp, call.peer, call.transport)
+            try:
+                call.media = sdp.accept_answer(call.local_sdp, sdp.parse_sdp(resp.body))
+            except sdp.SdpError:
+                self._ack_2xx(call, resp, now)
+                self.hangup(call.call_id, now)
+                return
+            call.state = "confirmed"
+            self._ack_2xx(call, resp, now)
+            self._arm_uac_session_timer(call, resp, now)
+            if call.cancel_sent:
+                self.hangup(call.call_id, now)
+                return
+            self._events.append(CallAnswered(call.call_id, call.media))
+            return
+        if resp.status in (401, 407) and call.credentials and not call.auth_tried:
+            from .digest import authorization, pick_challenge
+            name = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
+            try:
+                ch = pick_challenge(resp.headers.get_all(name) or [resp.headers.get(name) or ""])
+            except ValueError:
+                self._end(call, f"rejected:{resp.status}")
+                return
+            call.auth_tried = True
+            value = authorization(ch, call.credentials[0], call.credentials[1], "INVITE", call.invite.uri)
+            branch = MAGIC + self._token(12)
+            h = call.invite.headers.set("Via", self._via(branch, call.transport))
+            h = h.set("CSeq", f"{call.invite.cseq[0] + 1} INVITE")
+            h = h.add("Authorization" if resp.status == 401 else "Proxy-Authorization", value)
+            call.invite = replace(call.invite, headers=h)
+            call.invite_branch = branch
+            self._start_client(call.invite, call.peer, call.transport, "invite", call.call_id, now)
+            return
+        self._end(call, "cancelled" if resp.status == 487 else f"rejected:{resp.status}")
+
+    def _ack_2xx(self, call: Call, resp: Response, now: float) -> None:
+        dlg = call.dialog
+        if dlg is None:
+            return
+        _, ack = dlg.next_request("ACK", self.settings.host, self.settings.port, MAGIC + self._token(12),
+                                  cseq=resp.cseq[0])
+        self._send(bytes(ack), dlg.destination(), dlg.transport)
+
+    def _client_timeout(self, purpose: str, cid: str, now: float) -> None:
+        self.stats[f"timeout_{purpose}"] += 1
+        if purpose == "register":
+            reg = self._registrations.get(cid)
+            if reg is not None:
+                reg.on_timeout(now)
+                self._events.append(RegistrationChanged(cid, False, 0, 408))
+            return
+        call = self.calls.get(cid)
+        if call is None:
+            return
+        if purpose == "invite" and call.state in ("calling", "early"):
+            self._end(call, "timeout")
+        elif purpose == "refer":
+            self._events.append(TransferResult(cid, False, "REFER timed out"))
+        elif purpose == "reinvite":
+            call.reinvite_pending = False
+            self.hangup(cid, now)
+
+    # -- session timers (RFC 4028) ---------------------------------------------------------------
+    def _session_timer_headers(self, call: Call, req: Request, now: float) -> list[tuple[str, str]]:
+        se = req.headers.get("Session-Expires")
+        peer_supports = "timer" in [s.lower() for s in req.headers.get_all("Supported")]
+        if se:
+            secs, _, params = se.partition(";")
+            interval = max(int(secs.strip()), self.settings.min_se)
+            refresher = parse_params(params).get("refresher", "")
+            if refresher not in ("uac", "uas"):
+                refresher = "uac" if peer_supports else "uas"
+        elif peer_supports and self.settings.session_expires:
+            interval, refresher = self.settings.session_expires, "uac"
+        else:
+            call.timer = SessionTimer()
+            return [("Supported", "timer")]
+        # in a re-INVITE from the peer, "uac" is still the peer
+        call.timer = SessionTimer(interval, we_refresh=refresher == "uas")
+        call.timer.arm(now)
+        out = [("Supported", "timer"), ("Session-Expires", f"{interval};refresher={refresher}")]
+        if peer_supports:
+            out.append(("Require", "timer"))
+        return out
+
+    def _arm_uac_session_timer(self, call: Call, resp: Response, now: float) -> None:
+        se = resp.headers.get("Session-Expires")
+        if not se:
+            return
+        secs, _, params = se.partition(";")
+        if secs.strip().isdigit():
+            refresher = parse_params(params).get("refresher", "uac")
+            call.timer = SessionTimer(int(secs.strip()), we_refresh=refresher == "uac")
+            call.timer.arm(now)
+
+    def _session_timer_fired(self, call: Call, now: float) -> None:
+        if call.state not in ("answered", "confirmed"):
+            call.timer.deadline = None
+            return
+        if call.timer.we_refresh:
+            role = "uas" if call.inbound else "uac"
+            call.sdp_version += 1
+            if call.local_sdp is not None:
+                call.local_sdp = sdp.with_version(call.local_sdp, call.sdp_version)
+            call.reinvite_pending = True
+            self._send_in_dialog(call, "INVITE", now, purpose="reinvite",
+                                 extra=(("Session-Expires", f"{call.timer.interval};refresher={role}"),
+                                        ("Supported", "timer"), ("Content-Type", "application/sdp"))
+                                 + tuple(self._contact_headers()),
+                                 body=bytes(call.local_sdp) if call.local_sdp else b"")
+            call.timer.arm(now)
+        else:
+            self.stats["session_expired"] += 1
+            self._send_in_dialog(call, "BYE", now, purpose="bye")
+            self._end(call, "session_expired")
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _send_in_dialog(self, call: Call, method: str, now: float, purpose: str,
+                        extra: tuple[tuple[str, str], ...] = (), body: bytes = b"") -> None:
+        if call.dialog is None:
+            return
+        branch = MAGIC + self._token(12)
+        call.dialog, req = call.dialog.next_request(method, self.settings.host, self.settings.port, branch,
+                                                    extra=extra, body=body)
+        self._start_client(req, call.dialog.destination(), call.dialog.transport, purpose, call.call_id, now)
+
+    def _send_cancel(self, call: Call, now: float) -> None:
+        h = call.invite.headers
+        items = [("Via", h.get_all("Via")[0]), ("Max-Forwards", "70"), ("From", h.get("From") or ""),
+                 ("To", h.get("To") or ""), ("Call-ID", call.call_id), ("CSeq", f"{call.invite.cseq[0]} CANCEL")]
+        items += [("Route", r) for r in h.get_all("Route")]
+        self._start_client(Request("CANCEL", call.invite.uri, Headers.of(*items)), call.peer, call.transport,
+                           "cancel", call.call_id, now)
+
+    def _send_register(self, aor: str, now: float, expires: int | None = None) -> None:
+        reg = self._registrations[aor]
+        dest = self._reg_dest[aor]
+        req = reg.request(self._via(MAGIC + self._token(12), "udp"), expires)
+        self._start_client(req, dest, "udp", "register", aor, now)
+
+    def _register_response(self, aor: str, resp: Response, now: float) -> None:
+        reg = self._registrations.get(aor)
+        if reg is None:
+            return
+        result = reg.on_response(resp, now)
+        if result == "retry":
+            self._send_register(aor, now, expires=0 if reg.unregistering else None)
+        elif result in ("ok", "failed"):
+            self._events.append(RegistrationChanged(aor, reg.registered, reg.expires, resp.status))
+
+    def _start_client(self, req: Request, dest, transport: str, purpose: str, cid: str, now: float) -> None:
+        txn = ClientTransaction(req, dest, transport != "udp", now, self.settings.timers)
+        branch = parse_via(req.headers.get_all("Via")[0]).branch
+        self._client[(branch, req.method)] = (txn, purpose, cid)
+        for data in txn.start():
+            self._send(data, dest, transport)
+
+    def _respond(self, txn, resp: Response, now: float) -> None:
+        for data in txn.respond(resp, now):
+            self._send(data, txn.addr, "tcp" if txn.reliable else "udp")
+
+    def _send(self, data: bytes, addr: tuple[str, int], transport: str) -> None:
+        self._out.append((data, addr, transport))
+
+    def _end(self, call: Call, reason: str) -> None:
+        if call.state == "ended":
+            return
+        call.state = "ended"
+        call.timer.deadline = None
+        self.limiter.ended()
+        self._events.append(CallEnded(call.call_id, reason))
+        # the record stays a while for late retransmissions, then handle_timer drops it
+        self._ended.append((self._now + 64 * self.settings.timers.t1, call.call_id))
+
+    def forget(self, call_id: str) -> None:
+        """Drop an ended call's record (the owner calls this once media is torn down)."""
+        call = self.calls.get(call_id)
+        if call is not None and call.state == "ended":
+            del self.calls[call_id]
+
+    def _contact_headers(self) -> list[tuple[str, str]]:
+        return [("Contact", f"<sip:{self.settings.user}@{self.settings.host}:{self.settings.port}>"),
+                ("Allow", ALLOW), ("User-Agent", self.settings.user_agent)]
+
+    def _via(self, branch: str, transport: str) -> str:
+        return f"SIP/2.0/{transport.upper()} {self.settings.host}:{self.settings.port};branch={branch};rport"
+
+    def _token(self, n: int) -> str:
+        return "%0*x" % (n, self._rand.getrandbits(4 * n))
+
+    @staticmethod
+    def _server_key(req: Request, method: str | None = None, transport: str = "udp") -> tuple:
+        m = method or ("INVITE" if req.method == "ACK" else req.method)
+        via = parse_via(req.headers.get_all("Via")[0])
+        if via.branch.startswith(MAGIC) and len(via.branch) > len(MAGIC):
+            return (transport, via.branch, via.host, via.port, m)
+        frm = parse_name_addr(req.headers.get("From") or "")
+        return (transport, "2543", req.uri, req.call_id, frm.tag, req.cseq[0], str(via), m)
+
+    def _answer_malformed(self, data: bytes, err: SipParseError, addr, transport: str) -> None:
+        """Answer 400/505 when the message was a request and the fields a response needs survived."""
+        h = err.headers
+        if h is None or data.lstrip(b"\r\n").startswith(b"SIP/"):
+            return
+        if not all(n in h for n in ("Via", "From", "To", "Call-ID", "CSeq")):
+            return
+        fake = Request("INVALID", "sip:invalid", h)
+        reason = "Version Not Supported" if err.status == 505 else f"Bad Request: {str(err)[:60]}"
+        reason = "".join(c if 32 <= ord(c) < 127 else "?" for c in reason)
+        self._send(bytes(make_response(fake, err.status, reason, to_tag=self._token(8))), addr, transport)
