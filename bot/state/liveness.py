@@ -30,6 +30,7 @@ class Liveness:
         self.reaped = 0
         self.beats = 0
         self.failures = 0
+        self._up_since: float | None = None  # monotonic time of the first good beat after a failure
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -56,6 +57,7 @@ class Liveness:
                 raise
             except TRANSIENT as e:
                 self.failures += 1
+                self._up_since = None
                 log.debug("state liveness: %r", e)
             except Exception:
                 self.failures += 1
@@ -77,14 +79,24 @@ class Liveness:
             p.expire(self.keys.live, self.settings.retention.events)
             await p.execute()
         self.beats += 1
+        if self._up_since is None:
+            self._up_since = time.monotonic()
 
     async def reap(self, now: float | None = None) -> list[str]:
-        """End every live call whose heartbeat deadline passed. Returns their ids."""
+        """End every live call whose heartbeat deadline passed. Returns their ids.
+
+        After Redis was away every deadline has lapsed, the living workers' too: reaping waits
+        until this worker has been back for a full heartbeat TTL, so the others have beaten again."""
+        if self._up_since is None or time.monotonic() - self._up_since < self.settings.heartbeat_ttl:
+            return []
         now_ms = int((time.time() if now is None else now) * 1000)
         expired = await self.redis.zrangebyscore(self.keys.live, "-inf", now_ms, start=0, num=500)
+        own = set(self._live_ids())  # ours are alive (their deadline lapsed while Redis was away)
         done = []
         for raw in expired:
             cid = raw.decode() if isinstance(raw, bytes) else raw
+            if cid in own:
+                continue
             keys = [self.keys.call(cid), self.keys.live, self.keys.call_events(cid), self.keys.events]
             if int(await self._reap(keys=keys, args=[cid, now_ms, self.settings.retention.events, "worker_lost"])):
                 done.append(cid)

@@ -51,7 +51,8 @@ class CallStore:
         self._calls: dict[str, CallInfo] = {}
         self._consent: dict[str, bool] = {}
         self._policy_cache: dict[tuple[str, str], PolicySettings] = {}
-        self.liveness = Liveness(redis, settings, lambda: list(self._calls))
+        self._ending: set[str] = set()  # ended here, the 'ended' write not yet stored
+        self.liveness = Liveness(redis, settings, lambda: [*self._calls, *self._ending])
         self._closed = False
         self.url = ""
 
@@ -126,6 +127,8 @@ class CallStore:
             "events_dropped": counters["dropped"], "events_suppressed": counters["suppressed"],
         }, fut)
         self._calls.pop(call_id, None)
+        self._ending.add(call_id)
+        fut.add_done_callback(lambda _f: self._ending.discard(call_id))
         self._consent.pop(call_id, None)
         self.log.forget(call_id)
         await self._await_op(fut)
