@@ -1,0 +1,1 @@
+"""duplexbot bot package."""

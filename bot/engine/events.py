@@ -1,0 +1,177 @@
+"""Typed engine events. Every event carries the call, the stream time `t` (seconds of caller
+audio since the call started) and a monotonic wall-clock stamp `mono`. `to_dict()` is the wire
+form used for events.jsonl, Redis streams and the web console."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    type: ClassVar[str] = "event"
+    call_id: str
+    t: float
+    mono: float = field(default_factory=time.monotonic)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["type"] = self.type
+        d["t"] = round(self.t, 4)
+        d["mono"] = round(self.mono, 6)
+        return d
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallStarted(Event):
+    type: ClassVar[str] = "call_started"
+    transport: str
+    caller: str = ""
+    callee: str = ""
+    tenant: str = "default"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallEnded(Event):
+    type: ClassVar[str] = "call_ended"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallerSpeechStart(Event):
+    type: ClassVar[str] = "caller_speech_start"
+    confidence: float
+    during_bot_speech: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallerSpeechEnd(Event):
+    type: ClassVar[str] = "caller_speech_end"
+    speech_started: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscriptPartial(Event):
+    type: ClassVar[str] = "transcript_partial"
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscriptFinal(Event):
+    type: ClassVar[str] = "transcript_final"
+    text: str
+    speaker: str = "caller"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndOfTurn(Event):
+    """The policy decided the caller has finished: the bot takes the turn."""
+    type: ClassVar[str] = "end_of_turn"
+    confidence: float
+    silence: float  # seconds of caller silence when the decision was taken
+    policy: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hold(Event):
+    """The caller paused but the policy expects them to go on."""
+    type: ClassVar[str] = "hold"
+    confidence: float
+    policy: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BargeIn(Event):
+    """A real interruption: bot audio stops now."""
+    type: ClassVar[str] = "barge_in"
+    confidence: float
+    reason: str
+    policy: str
+    onset: float  # stream time the caller's overlapping speech started
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backchannel(Event):
+    """Caller sound over bot speech judged a backchannel or noise: the bot keeps talking."""
+    type: ClassVar[str] = "backchannel"
+    confidence: float
+    text: str
+    policy: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackchannelOpportunity(Event):
+    type: ClassVar[str] = "backchannel_opportunity"
+    confidence: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class FalseBargeIn(Event):
+    """A barge-in after which no words followed: the bot resumes."""
+    type: ClassVar[str] = "false_barge_in"
+    resumed_text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BotSpeechStart(Event):
+    type: ClassVar[str] = "bot_speech_start"
+    text: str
+    turn: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BotSpeechStop(Event):
+    type: ClassVar[str] = "bot_speech_stop"
+    reason: str  # "done" | "barge_in" | "takeover" | "hangup"
+    turn: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BotTruncated(Event):
+    """What the caller heard of an interrupted bot turn, and what was dropped."""
+    type: ClassVar[str] = "bot_truncated"
+    heard: str
+    unheard: str
+    turn: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DtmfReceived(Event):
+    type: ClassVar[str] = "dtmf"
+    digit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Action(Event):
+    """A responder action carried out (transfer, hang-up)."""
+    type: ClassVar[str] = "action"
+    name: str
+    target: str = ""
+    ok: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorEvent(Event):
+    type: ClassVar[str] = "error"
+    where: str
+    message: str
+    retryable: bool = False
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    c.type: c
+    for c in (CallStarted, CallEnded, CallerSpeechStart, CallerSpeechEnd, TranscriptPartial, TranscriptFinal,
+              EndOfTurn, Hold, BargeIn, Backchannel, BackchannelOpportunity, FalseBargeIn, BotSpeechStart,
+              BotSpeechStop, BotTruncated, DtmfReceived, Action, ErrorEvent)
+}
+
+
+def event_from_dict(d: dict[str, Any]) -> Event:
+    """Inverse of `Event.to_dict`; raises ValueError on unknown types or fields."""
+    cls = EVENT_TYPES.get(d.get("type", ""))
+    if cls is None:
+        raise ValueError(f"unknown event type {d.get('type')!r}")
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: v for k, v in d.items() if k in names}
+    return cls(**kwargs)

@@ -1,0 +1,46 @@
+"""ONNX Runtime sessions: CUDA when onnxruntime-gpu finds a GPU, CPU otherwise.
+
+onnxruntime falls back to CPU silently when CUDA cannot load, so the providers a session really got
+are read back with `get_providers()` and logged."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def gpu_present() -> bool:
+    """A CUDA device node exists. onnxruntime-gpu lists CUDAExecutionProvider as available even on
+    machines without a GPU (it only fails when the session is built), so look for the device."""
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")
+
+
+def preferred_providers(device: str = "auto") -> list[str]:
+    """device: "auto" (CUDA when a GPU and the CUDA provider are there), "cuda" or "cpu"."""
+    import onnxruntime as ort
+
+    if device == "cpu" or (device == "auto" and not gpu_present()):
+        return ["CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available] or ["CPUExecutionProvider"]
+
+
+def make_session(path: str | Path, threads: int = 1, providers: list[str] | None = None, device: str = "auto"):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    wanted = providers or preferred_providers(os.environ.get("DUPLEXBOT_ONNX_DEVICE", device))
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=wanted)
+    except Exception as e:  # a CUDA provider that cannot initialise: retry on CPU, loudly
+        if wanted == ["CPUExecutionProvider"]:
+            raise
+        log.warning("ONNX session for %s failed with %s (%s); using CPU", Path(path).name, wanted, e)
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    log.info("ONNX %s runs on %s", Path(path).name, sess.get_providers())
+    return sess

@@ -1,0 +1,232 @@
+"""The bot's outgoing audio: a queue the transport pulls from at its own real-time pace.
+
+Knows, to the sample, what left (or, with playback reports, what the caller heard), so an
+interrupted turn can be cut at the last word actually played. `clear()` drops everything queued in
+one synchronous call: the next `read()` is silence.
+"""
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..audio.frame import AudioFrame, float_to_pcm16
+from ..audio.resample import Resampler
+
+REF_RATE = 16000
+
+
+@dataclass
+class _Segment:
+    turn: int
+    text: str
+    raw: np.ndarray  # float32 audio as synthesised
+    rate: int
+    pcm: np.ndarray | None = None  # int16 at the output rate, made when the rate is known
+    word_ends: list[tuple[str, int]] = field(default_factory=list)  # (word, end offset in pcm samples)
+    start: int = -1  # absolute output position of the first sample, once read
+    offset: int = 0  # samples already read
+
+    def ready(self, out_rate: int) -> np.ndarray:
+        if self.pcm is None:
+            pcm = float_to_pcm16(self.raw)
+            self.pcm = Resampler(self.rate, out_rate).process(pcm) if self.rate != out_rate else pcm
+            self.word_ends = word_timings(self.text, len(self.pcm))
+        return self.pcm
+
+    @property
+    def remaining(self) -> bool:
+        return self.pcm is None or self.offset < len(self.pcm)
+
+
+@dataclass(frozen=True)
+class Truncation:
+    turn: int
+    heard: str
+    unheard: str
+    position: int  # samples of this turn's audio that were heard
+
+
+def word_timings(text: str, samples: int) -> list[tuple[str, int]]:
+    """Spread a sentence's duration over its words by spoken length (letters and digits). An
+    estimate within a word or so; the sample position of the cut itself is exact."""
+    words = text.split()
+    if not words:
+        return []
+    weights = np.array([max(1, len(re.sub(r"[^A-Za-z0-9]", "", w))) + 1 for w in words], np.float64)
+    lead = int(samples * 0.04)  # TTS leading silence
+    ends = lead + np.cumsum(weights) / weights.sum() * (samples - 2 * lead)
+    return [(w, int(e)) for w, e in zip(words, ends)]
+
+
+@dataclass
+class _Turn:
+    turn: int
+    segments: list[_Segment] = field(default_factory=list)
+    open: bool = True
+    started: bool = False
+
+
+class Playout:
+    def __init__(self, out_rate: int | None = None, on_first_audio: Callable[[int, int], None] | None = None,
+                 on_turn_done: Callable[[int], None] | None = None):
+        self.out_rate = out_rate
+        self._queue: deque[_Segment] = deque()
+        self._turns: dict[int, _Turn] = {}
+        self._current: int | None = None
+        self.position = 0  # samples handed to the transport
+        self.played = -1  # samples confirmed played downstream (-1: transport does not report)
+        self._on_first_audio = on_first_audio or (lambda turn, pos: None)
+        self._on_turn_done = on_turn_done or (lambda turn: None)
+        self._ref_resampler: Resampler | None = None
+        self._ref: deque[np.ndarray] = deque()
+        self._ref_len = 0
+        self._ref_start = 0  # absolute 16 kHz index of the first sample kept in _ref
+        self._takeover: deque[np.ndarray] | None = None
+        self._takeover_resampler: Resampler | None = None
+
+    # -- the engine side -------------------------------------------------------------------
+    def open_turn(self, turn: int) -> None:
+        self._turns[turn] = _Turn(turn)
+        self._current = turn
+
+    def enqueue(self, turn: int, text: str, audio: np.ndarray, rate: int) -> None:
+        t = self._turns.get(turn)
+        if t is None or not t.open:
+            return  # the turn was cut while this sentence was being synthesised
+        seg = _Segment(turn, text, np.asarray(audio, np.float32), rate)
+        if self.out_rate:
+            seg.ready(self.out_rate)
+        t.segments.append(seg)
+        self._queue.append(seg)
+
+    def close_turn(self, turn: int) -> None:
+        t = self._turns.get(turn)
+        if t is not None:
+            t.open = False
+            self._maybe_done(t)
+
+    def is_speaking(self) -> bool:
+        if self._takeover is not None:
+            return False
+        return bool(self._queue) or any(t.open for t in self._turns.values())
+
+    def has_audio(self) -> bool:
+        return bool(self._queue)
+
+    def clear(self) -> list[Truncation]:
+        """Drop all queued bot audio now; returns what was heard of each cut turn."""
+        cut: list[Truncation] = []
+        heard_pos = self.played if self.played >= 0 else self.position
+        for t in list(self._turns.values()):
+            if not t.open and not any(s.remaining for s in t.segments):
+                continue
+            heard, unheard, n = [], [], 0
+            for s in t.segments:
+                if s.start < 0 or s.pcm is None:
+                    unheard.append(s.text)
+                    continue
+                played = max(0, min(len(s.pcm), heard_pos - s.start))
+                n += played
+                for w, end in s.word_ends:
+                    (heard if end <= played else unheard).append(w)
+            cut.append(Truncation(t.turn, " ".join(heard), " ".join(unheard), n))
+            t.open = False
+        self._queue.clear()
+        self._turns.clear()
+        self._current = None
+        return cut
+
+    # -- supervisor take-over --------------------------------------------------------------
+    def start_takeover(self) -> None:
+        self._takeover = deque()
+        self._takeover_resampler = None
+
+    def push_takeover(self, frame: AudioFrame) -> None:
+        if self._takeover is None or not self.out_rate:
+            return
+        if self._takeover_resampler is None or self._takeover_resampler.src_rate != frame.sample_rate:
+            self._takeover_resampler = Resampler(frame.sample_rate, self.out_rate)
+        self._takeover.append(self._takeover_resampler.process(frame.pcm))
+        while sum(len(c) for c in self._takeover) > self.out_rate // 2:  # keep at most 0.5 s
+            self._takeover.popleft()
+
+    def stop_takeover(self) -> None:
+        self._takeover = None
+
+    # -- the transport side (BotAudioSource) -----------------------------------------------
+    def read(self, samples: int, sample_rate: int) -> AudioFrame:
+        if self.out_rate is None:
+            self.out_rate = sample_rate
+        if sample_rate != self.out_rate:
+            raise ValueError(f"playout runs at {self.out_rate} Hz, transport asked for {sample_rate} Hz")
+        out = np.zeros(samples, np.int16)
+        filled = 0
+        if self._takeover is not None:
+            while filled < samples and self._takeover:
+                c = self._takeover[0]
+                n = min(samples - filled, len(c))
+                out[filled:filled + n] = c[:n]
+                filled += n
+                if n == len(c):
+                    self._takeover.popleft()
+                else:
+                    self._takeover[0] = c[n:]
+        else:
+            while filled < samples and self._queue:
+                seg = self._queue[0]
+                pcm = seg.ready(self.out_rate)
+                if seg.start < 0:
+                    seg.start = self.position + filled
+                    t = self._turns.get(seg.turn)
+                    if t is not None and not t.started:
+                        t.started = True
+                        self._on_first_audio(seg.turn, seg.start)
+                n = min(samples - filled, len(pcm) - seg.offset)
+                out[filled:filled + n] = pcm[seg.offset:seg.offset + n]
+                seg.offset += n
+                filled += n
+                if seg.offset >= len(pcm):
+                    self._queue.popleft()
+                    t = self._turns.get(seg.turn)
+                    if t is not None:
+                        self._maybe_done(t)
+        frame = AudioFrame(out, sample_rate, self.position / sample_rate)
+        self.position += samples
+        self._keep_reference(out)
+        return frame
+
+    def confirm_played(self, samples_played: int) -> None:
+        self.played = max(self.played, min(samples_played, self.position))
+
+    def _maybe_done(self, t: _Turn) -> None:
+        if not t.open and not any(s.remaining for s in t.segments):
+            self._turns.pop(t.turn, None)
+            self._on_turn_done(t.turn)
+
+    # -- what the caller heard, at 16 kHz, for the duplex model and supervisor taps ---------
+    def _keep_reference(self, pcm: np.ndarray) -> None:
+        if self._ref_resampler is None:
+            self._ref_resampler = Resampler(self.out_rate, REF_RATE)
+        ref = self._ref_resampler.process(pcm)
+        self._ref.append(ref)
+        self._ref_len += len(ref)
+        while self._ref_len - len(self._ref[0]) > 2 * REF_RATE:
+            old = self._ref.popleft()
+            self._ref_len -= len(old)
+            self._ref_start += len(old)
+
+    def reference(self, start: int, n: int) -> np.ndarray:
+        """Bot audio at 16 kHz for absolute samples [start, start+n) (zeros where unknown)."""
+        out = np.zeros(n, np.int16)
+        if not self._ref:
+            return out
+        buf = np.concatenate(self._ref)
+        lo = max(start, self._ref_start)
+        hi = min(start + n, self._ref_start + len(buf))
+        if hi > lo:
+            out[lo - start:hi - start] = buf[lo - self._ref_start:hi - self._ref_start]
+        return out

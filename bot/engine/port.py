@@ -1,0 +1,74 @@
+"""The narrow audio port between a call's conversation engine and its transport.
+
+Every transport (in-process simulator, Twilio Media Streams, SIP/RTP, WebRTC) implements
+`Transport`. The engine never knows which one it talks to.
+
+Caller side: `receive()` yields caller audio frames (any supported rate, any size) in order,
+interleaved with `Dtmf` and ending with one `Hangup`.
+
+Bot side: the engine hands the transport a `BotAudioSource`; the transport *pulls* frames from it at
+its own real-time pace (RTP clock, Twilio pacing, WebRTC track). Pulling is what tells the engine
+what left the building. Transports that buffer downstream (Twilio) also call
+`source.confirm_played(pos)` as playback marks return, so the engine knows exactly what the caller
+heard. `clear()` must drop anything the transport itself buffered, synchronously (it is called on
+barge-in and never waits behind audio).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol, runtime_checkable
+
+from ..audio.frame import AudioFrame
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    call_id: str
+    transport: str
+    caller: str = ""
+    callee: str = ""
+    tenant: str = "default"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dtmf:
+    digit: str
+    duration_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Hangup:
+    reason: str = "remote"
+
+
+InboundItem = AudioFrame | Dtmf | Hangup
+
+
+@runtime_checkable
+class BotAudioSource(Protocol):
+    def read(self, samples: int, sample_rate: int) -> AudioFrame:
+        """Next `samples` of bot audio at `sample_rate` (silence-filled when the bot is quiet). Never blocks."""
+
+    def confirm_played(self, samples_played: int) -> None:
+        """Downstream playback reached `samples_played` (counted at the rate the transport reads)."""
+
+    def is_speaking(self) -> bool:
+        """True while bot speech is queued or being read."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    info: CallInfo
+    reports_playback: bool  # True when the transport calls confirm_played (Twilio marks)
+
+    async def receive(self) -> InboundItem: ...
+
+    def start_output(self, source: BotAudioSource) -> None: ...
+
+    def clear(self) -> None: ...
+
+    async def close(self, reason: str) -> None: ...
+
+    async def transfer(self, target: str) -> bool:
+        """Hand the call to a human (number or SIP URI). False when the transport cannot."""

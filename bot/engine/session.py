@@ -1,0 +1,441 @@
+"""One call: reads caller frames and writes bot frames at the same time.
+
+The caller side runs chunk by chunk (32 ms at 16 kHz): batched VAD (and the duplex model) through
+the process-wide scheduler, then the turn-taking policy, whose decisions this module carries out.
+The bot side is a `Playout` the transport pulls from. Barge-in is handled synchronously inside the
+decision handler: the playout is cleared and the transport told before anything else happens, so
+the next frame the transport reads is silence.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..audio.frame import AudioFrame
+from ..audio.resample import Resampler
+from ..policy.base import CHUNK_RATE, CHUNK_SAMPLES, Decision, ModelOutput, Observation, PolicySettings, TurnPolicy
+from ..services.responder import Responder, ResponderAction, ResponderError, Turn
+from ..services.tts import SentenceBuffer
+from . import events as ev
+from .playout import Playout, Truncation
+from .port import Dtmf, Hangup, Transport
+
+log = logging.getLogger(__name__)
+
+PRE_ROLL = 0.15  # seconds of audio before a detected onset handed to ASR
+POST_ROLL = 0.1
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    greet: bool = True
+    resume_after_false_barge_in: bool = True
+    max_monologue: float = 60.0  # seconds of uninterrupted bot speech before it yields
+    history_seconds: float = 30.0  # caller audio kept for ASR
+    subscriber_queue: int = 512
+
+
+class CallSession:
+    def __init__(self, transport: Transport, policy: TurnPolicy, responder: Responder, services,
+                 settings: EngineSettings = EngineSettings(), sinks: list[Callable[[ev.Event], None]] | None = None):
+        self.transport = transport
+        self.info = transport.info
+        self.call_id = transport.info.call_id
+        self.policy = policy
+        self.responder = responder
+        self.services = services  # .scheduler .asr .tts
+        self.settings = settings
+        self.sinks = list(sinks or [])
+        self.events: list[ev.Event] = []
+        self.history: list[Turn] = []
+        self.playout = Playout(getattr(transport, "output_rate", None), self._on_first_audio, self._on_turn_done)
+        self._resampler: Resampler | None = None
+        self._pending = np.zeros(0, np.int16)
+        self.samples_in = 0  # 16 kHz caller samples processed
+        self._audio = np.zeros(int(settings.history_seconds * CHUNK_RATE), np.int16)  # ring buffer
+        self._tasks: set[asyncio.Task] = set()
+        self._response: asyncio.Task | None = None
+        self._turn = 0
+        self._turn_text: dict[int, str] = {}
+        self._turn_actions: dict[int, list[ResponderAction]] = {}
+        self._utt_start: float | None = None
+        self._last_speech_end = 0.0
+        self._spec: tuple[float, float, asyncio.Task] | None = None
+        self._cut: Truncation | None = None  # the last interrupted bot turn (for resume)
+        self._instructions: list[str] = []
+        self._dtmf = ""
+        self._subscribers: list[asyncio.Queue] = []
+        self._taps: list[Callable[[AudioFrame, AudioFrame], None]] = []
+        self._processed = asyncio.Event()
+        self._takeover_by: str | None = None
+        self.ended = asyncio.Event()
+        self.end_reason = ""
+        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0}
+
+    # -- time ---------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.samples_in / CHUNK_RATE
+
+    # -- events -------------------------------------------------------------------------------
+    def emit(self, event: ev.Event) -> None:
+        self.events.append(event)
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception:  # a broken sink never breaks the call
+                log.exception("event sink failed")
+        for q in self._subscribers:
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(event)
+
+    def subscribe(self) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue(maxsize=self.settings.subscriber_queue)
+        self._subscribers.append(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        if q in self._subscribers:
+            self._subscribers.remove(q)
+
+    def add_audio_tap(self, cb: Callable[[AudioFrame, AudioFrame], None]) -> Callable[[], None]:
+        self._taps.append(cb)
+        return lambda: self._taps.remove(cb) if cb in self._taps else None
+
+    # -- the call -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        i = self.info
+        self.emit(ev.CallStarted(call_id=self.call_id, t=0.0, transport=i.transport, caller=i.caller,
+                                 callee=i.callee, tenant=i.tenant))
+        self.services.scheduler.register(self.call_id)
+        self.transport.start_output(self.playout)
+        if self.settings.greet:
+            self._speak_text(self.responder.greeting())
+        reason = "remote"
+        try:
+            while True:
+                item = await self.transport.receive()
+                if isinstance(item, Hangup):
+                    reason = item.reason
+                    break
+                if isinstance(item, Dtmf):
+                    self._on_dtmf(item)
+                    continue
+                await self._on_audio(item)
+        except asyncio.CancelledError:
+            reason = self.end_reason or "cancelled"
+            raise
+        finally:
+            await self._finish(reason)
+
+    async def _finish(self, reason: str) -> None:
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.playout.is_speaking():
+            self._cut_bot("hangup")
+        self.services.scheduler.unregister(self.call_id)
+        self.emit(ev.CallEnded(call_id=self.call_id, t=self.now, reason=reason))
+        self.ended.set()
+
+    async def hangup(self, reason: str = "local") -> None:
+        self.end_reason = reason
+        await self.transport.close(reason)
+
+    # -- caller audio -------------------------------------------------------------------------
+    async def _on_audio(self, frame: AudioFrame) -> None:
+        if self._resampler is None or self._resampler.src_rate != frame.sample_rate:
+            self._resampler = Resampler(frame.sample_rate, CHUNK_RATE)
+        pcm = self._resampler.process(frame.pcm)
+        self._pending = np.concatenate([self._pending, pcm]) if self._pending.size else pcm
+        while self._pending.size >= CHUNK_SAMPLES:
+            chunk, self._pending = self._pending[:CHUNK_SAMPLES], self._pending[CHUNK_SAMPLES:]
+            await self._on_chunk(chunk)
+
+    async def _on_chunk(self, chunk: np.ndarray) -> None:
+        start = self.samples_in
+        n = len(self._audio)
+        idx = (start + np.arange(CHUNK_SAMPLES)) % n
+        self._audio[idx] = chunk
+        self.samples_in += CHUNK_SAMPLES
+        self.stats["chunks"] += 1
+        x = chunk.astype(np.float32) / 32768.0
+        bot = self.playout.reference(start, CHUNK_SAMPLES) if (self.policy.needs_model or self._taps) else None
+        sched = self.services.scheduler
+        try:
+            vad = float(np.asarray(await sched.infer("vad", self.call_id, x)).reshape(-1)[0])
+            model = None
+            if self.policy.needs_model:
+                heads = np.asarray(await sched.infer(
+                    "duplex", self.call_id, np.stack([x, bot.astype(np.float32) / 32768.0]))).reshape(-1)
+                model = ModelOutput(*[float(h) for h in heads[:5]])
+        except RuntimeError as e:
+            self.stats["inference_errors"] += 1
+            self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="inference", message=str(e),
+                                    retryable=True))
+            return
+        obs = Observation(t=self.now, vad=vad, bot_speaking=self.playout.is_speaking(),
+                          rms=float(np.sqrt(np.mean(x * x))), model=model)
+        for d in self.policy.step(obs):
+            self._on_decision(d)
+        if self._taps:
+            cf, bf = AudioFrame(chunk, CHUNK_RATE, start / CHUNK_RATE), AudioFrame(bot, CHUNK_RATE, start / CHUNK_RATE)
+            for tap in list(self._taps):
+                try:
+                    tap(cf, bf)
+                except Exception:
+                    log.exception("audio tap failed")
+        self._processed.set()
+
+    def caller_audio(self, t0: float, t1: float) -> np.ndarray:
+        """16 kHz float caller audio between stream times t0 and t1 (clipped to what is kept)."""
+        n = len(self._audio)
+        a = max(int(t0 * CHUNK_RATE), self.samples_in - n, 0)
+        b = min(int(t1 * CHUNK_RATE), self.samples_in)
+        if b <= a:
+            return np.zeros(0, np.float32)
+        return self._audio[np.arange(a, b) % n].astype(np.float32) / 32768.0
+
+    # -- decisions ----------------------------------------------------------------------------
+    def _on_decision(self, d: Decision) -> None:
+        cid, pol = self.call_id, self.policy.name
+        k = d.kind
+        if k == "speech_start":
+            self.emit(ev.CallerSpeechStart(call_id=cid, t=d.t, confidence=d.confidence,
+                                           during_bot_speech=self.playout.is_speaking()))
+            if self._utt_start is None:
+                self._utt_start = d.onset
+            if self._response is not None and not self._response.done() and not self.playout.has_audio() \
+                    and not self._turn_started(self._turn):
+                # the caller went on after an end-of-turn decision, before the bot said a word
+                self._cancel_response()
+                self._turn_text.pop(self._turn, None)
+                self.playout.clear()
+        elif k == "speech_end":
+            self._last_speech_end = d.t
+            self.emit(ev.CallerSpeechEnd(call_id=cid, t=d.t, speech_started=d.onset))
+            if self._utt_start is not None and not self.playout.is_speaking():
+                self._speculate(self._utt_start, d.t)
+        elif k == "hold":
+            self.emit(ev.Hold(call_id=cid, t=d.t, confidence=d.confidence, policy=pol))
+        elif k == "end_of_turn":
+            self.emit(ev.EndOfTurn(call_id=cid, t=d.t, confidence=d.confidence, silence=d.silence, policy=pol))
+            if self._utt_start is not None:
+                start, self._utt_start = self._utt_start, None
+                self._start_response(start, self._last_speech_end or d.t)
+        elif k == "interrupt":
+            if self.playout.is_speaking() and self._takeover_by is None:
+                self.emit(ev.BargeIn(call_id=cid, t=d.t, confidence=d.confidence, reason=d.reason, policy=pol,
+                                     onset=d.onset))
+                self._cut_bot("barge_in")
+                self._utt_start = d.onset
+        elif k == "backchannel":
+            self.emit(ev.Backchannel(call_id=cid, t=d.t, confidence=d.confidence, text=d.reason, policy=pol))
+            if self.playout.is_speaking():
+                self._utt_start = None
+        elif k == "backchannel_opportunity":
+            self.emit(ev.BackchannelOpportunity(call_id=cid, t=d.t, confidence=d.confidence))
+        elif k == "transcribe_overlap":
+            self._spawn(self._transcribe_overlap(d.onset, d.t))
+
+    def _turn_started(self, turn: int) -> bool:
+        return any(isinstance(e, ev.BotSpeechStart) and e.turn == turn for e in reversed(self.events[-50:]))
+
+    async def _transcribe_overlap(self, onset: float, t: float) -> None:
+        text = await self.services.asr.transcribe(self.caller_audio(onset - PRE_ROLL, t))
+        if text:
+            self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=text))
+        for d in self.policy.on_transcript(text, onset, self.now):
+            self._on_decision(d)
+
+    def _speculate(self, start: float, end: float) -> None:
+        audio = self.caller_audio(start - PRE_ROLL, end + POST_ROLL)
+        task = self._spawn(self.services.asr.transcribe(audio))
+        self._spec = (start, end, task)
+
+    # -- bot turns ----------------------------------------------------------------------------
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            e = task.exception()
+            log.error("call %s task failed: %r", self.call_id, e)
+            self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="engine", message=repr(e),
+                                    retryable=getattr(e, "retryable", False)))
+
+    def _cancel_response(self) -> None:
+        if self._response is not None and not self._response.done():
+            self._response.cancel()
+        self._response = None
+
+    def _start_response(self, start: float, end: float) -> None:
+        self._cancel_response()
+        spec = self._spec
+        if spec and abs(spec[0] - start) < 1e-6 and abs(spec[1] - end) < 1e-6:
+            asr = spec[2]
+        else:
+            asr = self._spawn(self.services.asr.transcribe(self.caller_audio(start - PRE_ROLL, end + POST_ROLL)))
+        self._spec = None
+        self._response = self._spawn(self._respond(asr))
+
+    async def _respond(self, asr: asyncio.Task) -> None:
+        text = await asr
+        self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=text, speaker="caller"))
+        cut, self._cut = self._cut, None
+        if not text.strip():
+            if cut and cut.unheard and self.settings.resume_after_false_barge_in:
+                resumed = f"{self.responder.resume_prefix()} {cut.unheard}".strip()
+                self.emit(ev.FalseBargeIn(call_id=self.call_id, t=self.now, resumed_text=resumed))
+                await self._speak(self._stream_text(resumed))
+            return
+        self.history.append(Turn("caller", text))
+        if self._takeover_by is not None:
+            return  # a supervisor is talking for the bot
+        instructions, self._instructions = self._instructions, []
+        await self._speak(self.responder.respond(list(self.history), instructions))
+
+    async def _stream_text(self, text: str):
+        from ..services.responder import ResponseChunk
+
+        yield ResponseChunk(text)
+
+    def _speak_text(self, text: str) -> None:
+        self._cancel_response()
+        self._response = self._spawn(self._speak(self._stream_text(text)))
+
+    async def _speak(self, chunks) -> None:
+        self._turn += 1
+        turn = self._turn
+        tts = self.services.tts
+        self.playout.open_turn(turn)
+        self._turn_text[turn] = ""
+        self._turn_actions[turn] = []
+        buf = SentenceBuffer()
+        try:
+            async for chunk in chunks:
+                if chunk.action is not None:
+                    self._turn_actions[turn].append(chunk.action)
+                for sentence in buf.feed(chunk.text):
+                    await self._say_sentence(turn, sentence, tts)
+            for sentence in buf.flush():
+                await self._say_sentence(turn, sentence, tts)
+        except ResponderError as e:
+            self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="responder", message=str(e),
+                                    retryable=e.retryable))
+            if not self._turn_text.get(turn):
+                await self._say_sentence(turn, "Sorry, I'm having trouble right now. Could you say that again?", tts)
+        finally:
+            self.playout.close_turn(turn)
+
+    async def _say_sentence(self, turn: int, sentence: str, tts) -> None:
+        audio = await tts.synthesize(sentence)
+        self._turn_text[turn] = (self._turn_text.get(turn, "") + " " + sentence).strip()
+        self.playout.enqueue(turn, sentence, audio, tts.sample_rate)
+
+    def _on_first_audio(self, turn: int, pos: int) -> None:
+        self.emit(ev.BotSpeechStart(call_id=self.call_id, t=self.now, text=self._turn_text.get(turn, ""), turn=turn))
+
+    def _on_turn_done(self, turn: int) -> None:
+        text = self._turn_text.pop(turn, "")
+        self.emit(ev.BotSpeechStop(call_id=self.call_id, t=self.now, reason="done", turn=turn))
+        if text:
+            self.history.append(Turn("bot", text))
+            self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=text, speaker="bot"))
+        for action in self._turn_actions.pop(turn, []):
+            self._spawn(self._act(action))
+
+    def _cut_bot(self, reason: str) -> None:
+        """Stop bot audio now: clear our queue and the transport's, record what was heard."""
+        cuts = self.playout.clear()
+        self.transport.clear()
+        self._cancel_response()
+        for c in cuts:
+            self._turn_text.pop(c.turn, None)
+            self._turn_actions.pop(c.turn, None)
+            self.emit(ev.BotSpeechStop(call_id=self.call_id, t=self.now, reason=reason, turn=c.turn))
+            self.emit(ev.BotTruncated(call_id=self.call_id, t=self.now, heard=c.heard, unheard=c.unheard,
+                                      turn=c.turn))
+            if c.heard:
+                self.history.append(Turn("bot", c.heard))
+                self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=c.heard, speaker="bot"))
+            self._cut = c
+
+    async def _act(self, action: ResponderAction) -> None:
+        ok = True
+        if action.name == "transfer":
+            ok = await self.transport.transfer(action.target)
+        elif action.name == "hangup":
+            await self.hangup("bot")
+        self.emit(ev.Action(call_id=self.call_id, t=self.now, name=action.name, target=action.target, ok=ok))
+
+    # -- DTMF, supervisor ---------------------------------------------------------------------
+    def _on_dtmf(self, d: Dtmf) -> None:
+        secure = bool(getattr(self.services, "is_secure", lambda c: False)(self.call_id))
+        self.emit(ev.DtmfReceived(call_id=self.call_id, t=self.now, digit="*" if secure else d.digit))
+        if secure:
+            return
+        self._dtmf = (self._dtmf + d.digit)[-16:]
+        chunks = self.responder.on_dtmf(self._dtmf)
+        if chunks:
+            self._dtmf = ""
+            if self.playout.is_speaking():
+                self._cut_bot("dtmf")
+
+            async def gen():
+                for c in chunks:
+                    yield c
+            self._cancel_response()
+            self._response = self._spawn(self._speak(gen()))
+
+    def whisper(self, text: str, supervisor: str) -> None:
+        self._instructions.append(text.strip())
+
+    def take_over(self, supervisor: str) -> "TakeoverPort":
+        if self.playout.is_speaking():
+            self._cut_bot("takeover")
+        self._cancel_response()
+        self._takeover_by = supervisor
+        self.playout.start_takeover()
+        return TakeoverPort(self)
+
+    def hand_back(self) -> None:
+        self._takeover_by = None
+        self.playout.stop_takeover()
+
+    @property
+    def taken_over_by(self) -> str | None:
+        return self._takeover_by
+
+    def update_policy(self, settings: PolicySettings) -> None:
+        self.policy.update_settings(settings)
+
+    # -- deterministic stepping (simulator --fast, tests) --------------------------------------
+    async def settle(self) -> None:
+        """Wait until every task this call started (ASR, responder, TTS) has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class TakeoverPort:
+    def __init__(self, session: CallSession):
+        self._session = session
+
+    def push(self, frame: AudioFrame) -> None:
+        self._session.playout.push_takeover(frame)
+
+    def release(self) -> None:
+        self._session.hand_back()

@@ -1,0 +1,86 @@
+"""The turn-taking policy interface.
+
+A policy is a sans-IO object. The engine feeds it one `Observation` per 32 ms chunk of caller
+audio (16 kHz, 512 samples) and it returns `Decision`s. It never blocks and never does I/O: model
+outputs (Silero VAD probability, the duplex model's heads) are computed by the batched inference
+scheduler and handed in. A policy that wants words (the baseline's word rule for barge-in) returns a
+`transcribe_overlap` decision; the engine runs ASR off the loop and calls `on_transcript` later.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+CHUNK_SAMPLES = 512
+CHUNK_RATE = 16000
+CHUNK_SECONDS = CHUNK_SAMPLES / CHUNK_RATE  # 0.032
+
+DecisionKind = Literal[
+    "speech_start",  # caller started speaking (confidence = VAD prob)
+    "speech_end",  # caller stopped speaking (may be a pause)
+    "end_of_turn",  # the caller has finished: bot speaks now
+    "hold",  # caller paused, expected to go on
+    "interrupt",  # real interruption over bot speech: stop now
+    "backchannel",  # caller sound over bot speech that is not an interruption
+    "backchannel_opportunity",
+    "transcribe_overlap",  # please run ASR on caller audio since `onset` and call on_transcript
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOutput:
+    """The duplex model's per-chunk heads (probabilities in [0, 1])."""
+    eot: float
+    hold: float
+    interrupt: float
+    backchannel: float
+    bc_opportunity: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    t: float  # stream time at the end of this chunk (seconds)
+    vad: float  # Silero speech probability for the caller chunk
+    bot_speaking: bool  # bot audio was playing during this chunk
+    rms: float = 0.0  # caller chunk RMS (float audio, 0..1)
+    model: ModelOutput | None = None  # set when the policy declares needs_model
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: DecisionKind
+    t: float
+    confidence: float = 1.0
+    reason: str = ""
+    onset: float = 0.0  # caller speech onset this decision refers to
+    silence: float = 0.0  # seconds of silence behind an end_of_turn
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """Thresholds a tenant's barge-in policy (Redis) can tune. Units: seconds, probabilities."""
+    vad_threshold: float = 0.5
+    vad_off_threshold: float = 0.35
+    min_speech: float = 0.064  # speech shorter than this is ignored (clicks)
+    end_of_turn_silence: float = 0.5  # baseline endpointing delay (LiveKit's min_endpointing_delay)
+    min_interruption_speech: float = 0.5  # baseline: overlap this long always interrupts
+    interruption_check_after: float = 0.16  # baseline: ask ASR for words after this much overlap
+    eot_threshold: float = 0.5  # duplex: p(eot) to take the turn
+    interrupt_threshold: float = 0.5  # duplex: p(interrupt) to stop
+    backchannel_mode: Literal["ignore", "interrupt"] = "ignore"
+    allow_overlap: bool = False  # bot may keep talking over any caller speech (consent notices)
+
+
+class TurnPolicy(Protocol):
+    name: str
+    needs_model: bool
+
+    def step(self, obs: Observation) -> list[Decision]: ...
+
+    def on_transcript(self, text: str, onset: float, t: float) -> list[Decision]: ...
+
+    def update_settings(self, settings: PolicySettings) -> None: ...
+
+    def reset(self) -> None: ...

@@ -1,0 +1,176 @@
+"""The composition root: builds every shared service once per process and runs calls.
+
+One `Runtime` per process holds the inference scheduler (batched VAD and duplex model for every
+live call), ASR, TTS, the agent script, the Redis call store and the `CallManager`. Transports only
+ever call `runtime.calls.run(transport)`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .engine.events import Event
+from .engine.port import Transport
+from .engine.scheduler import InferenceScheduler
+from .engine.session import CallSession
+from .engine.vad import SileroVad
+from .policy.base import PolicySettings, TurnPolicy
+from .policy.baseline import VadTimeoutPolicy
+from .services.asr import WhisperAsr
+from .services.responder import AgentScript, OpenAIChatResponder, Responder, ScriptedAgent
+from .services.tts import make_tts
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    scheduler: InferenceScheduler
+    asr: object
+    tts: object
+    duplex_model: object | None = None
+    is_secure: Callable[[str], bool] = field(default=lambda call_id: False)
+
+
+def load_duplex_model():
+    """The shipped duplex model as a streaming batch model, or None with the reason logged."""
+    try:
+        from models.runtime import load_shipped_model  # type: ignore
+    except ImportError as e:
+        log.info("duplex model runtime not available (%s); using the baseline policy", e)
+        return None
+    try:
+        return load_shipped_model()
+    except Exception as e:  # noqa: BLE001 - any failure means: fall back, loudly
+        log.warning("duplex model failed to load (%s); using the baseline policy", e)
+        return None
+
+
+class CallManager:
+    def __init__(self, runtime: "Runtime"):
+        self.runtime = runtime
+        self._calls: dict[str, CallSession] = {}
+        self.finished = 0
+
+    def get(self, call_id: str) -> CallSession | None:
+        return self._calls.get(call_id)
+
+    def live(self) -> list[CallSession]:
+        return list(self._calls.values())
+
+    def create(self, transport: Transport, sinks: list[Callable[[Event], None]] | None = None,
+               policy_settings: PolicySettings | None = None) -> CallSession:
+        rt = self.runtime
+        call_id = transport.info.call_id
+        if call_id in self._calls:
+            raise ValueError(f"call {call_id} is already live on this worker")
+        all_sinks = list(sinks or [])
+        if rt.state is not None:
+            all_sinks.append(rt.state.emit)
+        session = CallSession(transport, rt.make_policy(policy_settings), rt.make_responder(), rt.services,
+                              rt.settings.engine, all_sinks)
+        self._calls[call_id] = session
+        return session
+
+    async def run(self, transport: Transport, sinks: list[Callable[[Event], None]] | None = None) -> CallSession:
+        rt = self.runtime
+        settings = None
+        unwatch = None
+        if rt.state is not None:
+            try:
+                settings = await rt.state.policy_for(transport.info)
+            except Exception as e:  # noqa: BLE001 - Redis down: defaults, the call goes on
+                log.warning("policy lookup failed for %s: %s", transport.info.call_id, e)
+        session = self.create(transport, sinks, settings)
+        try:
+            if rt.state is not None:
+                try:
+                    await rt.state.call_started(transport.info)
+                    unwatch = rt.state.watch_policy(transport.info, session.update_policy)
+                except Exception as e:  # noqa: BLE001
+                    log.warning("call store unavailable at call start: %s", e)
+            await session.run()
+        finally:
+            self._calls.pop(transport.info.call_id, None)
+            self.finished += 1
+            if unwatch:
+                unwatch()
+            if rt.state is not None:
+                try:
+                    await rt.state.call_ended(transport.info.call_id, session.end_reason or "ended")
+                except Exception as e:  # noqa: BLE001
+                    log.warning("call store unavailable at call end: %s", e)
+        return session
+
+
+class Runtime:
+    def __init__(self, settings: Settings, services: Services, script: AgentScript, state=None):
+        self.settings = settings
+        self.services = services
+        self.script = script
+        self.state = state
+        self.calls = CallManager(self)
+        self.policy_name = "duplex" if services.duplex_model is not None else "baseline"
+
+    @classmethod
+    async def start(cls, settings: Settings) -> "Runtime":
+        loop = asyncio.get_running_loop()
+        script = AgentScript.load(settings.responder.agent_path)
+        vad = SileroVad()
+        duplex = None
+        if settings.policy_name in ("auto", "duplex"):
+            duplex = await loop.run_in_executor(None, load_duplex_model)
+            if duplex is None and settings.policy_name == "duplex":
+                raise RuntimeError("DUPLEXBOT_POLICY=duplex but the duplex model could not be loaded")
+        asr, tts = await asyncio.gather(loop.run_in_executor(None, WhisperAsr, settings.asr),
+                                        loop.run_in_executor(None, make_tts, settings.tts))
+        scheduler = InferenceScheduler([vad] + ([duplex] if duplex is not None else []), settings.scheduler)
+        await scheduler.start()
+        state = None
+        if settings.state_enabled:
+            from .state.store import CallStore, StateSettings  # type: ignore
+
+            state = await CallStore.open(StateSettings.from_env(settings.env or None, worker_id=settings.worker_id)
+                                         if _accepts_worker(StateSettings) else StateSettings.from_env())
+        services = Services(scheduler, asr, tts, duplex,
+                            is_secure=(state.is_secure_input if state is not None else (lambda c: False)))
+        rt = cls(settings, services, script, state)
+        log.info("runtime ready: policy=%s, vad on %s", rt.policy_name, vad.providers)
+        return rt
+
+    def make_policy(self, settings: PolicySettings | None = None) -> TurnPolicy:
+        s = settings or self.settings.policy
+        if self.services.duplex_model is not None:
+            from .policy.duplex import DuplexPolicy  # type: ignore
+
+            return DuplexPolicy(s)
+        return VadTimeoutPolicy(s)
+
+    def make_responder(self) -> Responder:
+        chat = self.settings.responder.chat
+        if chat.base_url:
+            return OpenAIChatResponder(chat, self.script)
+        return ScriptedAgent(self.script)
+
+    async def close(self) -> None:
+        for s in self.calls.live():
+            await s.hangup("shutdown")
+        await self.services.scheduler.close()
+        for svc in (self.services.asr, self.services.tts):
+            close = getattr(svc, "close", None)
+            if close:
+                close()
+        if self.state is not None:
+            await self.state.close()
+
+
+def _accepts_worker(cls) -> bool:
+    import inspect
+
+    try:
+        return "worker_id" in inspect.signature(cls.from_env).parameters
+    except (TypeError, ValueError):
+        return False

