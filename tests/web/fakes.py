@@ -208,8 +208,9 @@ class FakeState:
                  "caller": s.info.caller, "state": "live", "worker": "w1"}
                 for s in self.calls.sessions.values() if tenant is None or s.info.tenant == tenant]
 
-    async def audit(self, *, tenant: str, actor: str, action: str, call_id: str = "", detail: str = "") -> None:
+    def audit(self, *, tenant: str, actor: str, action: str, call_id: str = "", detail: str = "") -> str:
         self.audits.append({"tenant": tenant, "actor": actor, "action": action, "call_id": call_id, "detail": detail})
+        return str(len(self.audits))
 
 
 class FakeRuntime:

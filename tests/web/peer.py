@@ -71,6 +71,10 @@ class ScriptTrack(PacedAudioTrack):
         self.audio = (np.zeros(0) if audio is None else np.clip(audio, -1, 1) * 32767).astype(np.int16)
         self.pos = 0
 
+    def play(self, audio: np.ndarray) -> None:
+        self.audio = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        self.pos = 0
+
     def next_samples(self, samples: int, rate: int) -> np.ndarray:
         out = np.zeros(samples, np.int16)
         chunk = self.audio[self.pos:self.pos + samples]
