@@ -1,0 +1,159 @@
+"""CLI: `duplexbot eval turns`, `duplexbot bench model`, `duplexbot model {data,train,export}`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub, groups) -> None:
+    ev = groups["eval"].add_parser("turns", help="turn-taking metrics of policies over a labelled dataset")
+    ev.add_argument("dataset", help="folder of NAME.wav (stereo: caller, bot) + NAME.json labels")
+    ev.add_argument("--policy", action="append", choices=["vad-timeout", "vad-timeout-pipecat", "smart-turn", "duplex"],
+                    help="policy to run (repeatable); default: all side by side")
+    ev.add_argument("--telephony", action="store_true", help="degrade both channels to 8 kHz mu-law first")
+    ev.add_argument("--out", default=None, help="folder for results.json and PNG plots (default out/eval-turns)")
+    ev.add_argument("--no-curves", action="store_true", help="skip the threshold sweeps (faster)")
+    ev.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    ev.add_argument("--model", default=None, help="duplex ONNX file (default: the shipped models/duplex.onnx)")
+    ev.add_argument("--eot-threshold", type=float, default=None)
+    ev.add_argument("--interrupt-threshold", type=float, default=None)
+    ev.add_argument("--tune", action="store_true",
+                    help="pick duplex thresholds on this (dev) dataset and record them in the manifest")
+    ev.set_defaults(func=eval_turns)
+
+    b = groups["bench"].add_parser("model", help="per-step time of the batched duplex model on CPU")
+    b.add_argument("--batches", default="1,64,512")
+    b.add_argument("--steps", type=int, default=200)
+    b.add_argument("--threads", type=int, default=1)
+    b.add_argument("--model", default=None)
+    b.add_argument("--out", default=None, help="write JSON here (file)")
+    b.set_defaults(func=bench_model)
+
+    m = sub.add_parser("model", help="duplex model pipeline: generate data, train, export")
+    msub = m.add_subparsers(dest="model_cmd", required=True)
+    for name, helptext in (("data", "generate the synthetic two-channel calls"), ("train", "train the model"),
+                           ("export", "export + verify the ONNX model and manifest")):
+        p = msub.add_parser(name, help=helptext, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=lambda a, n=name: _pipeline(n, a.args))
+
+
+def _pipeline(name: str, argv: list[str]) -> int:
+    import importlib
+    return int(importlib.import_module(f"models.{name}").main(argv) or 0)
+
+
+def _recommended(model: str | None) -> dict:
+    from models.runtime import DEFAULT_MODEL
+    path = Path(model).with_name("manifest.json") if model else DEFAULT_MODEL.with_name("manifest.json")
+    try:
+        return json.loads(path.read_text()).get("recommended", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def eval_turns(args) -> int:
+    from ..eval.dataset import load_dataset
+    from ..eval.plots import draw
+    from ..eval.turns import POLICIES, evaluate, table
+    from ..policy.base import PolicySettings
+
+    policies = args.policy or ["vad-timeout", "vad-timeout-pipecat", "smart-turn", "duplex"]
+    try:
+        samples = load_dataset(args.dataset, telephone=args.telephony, limit=args.limit)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rec = _recommended(args.model)
+    base = PolicySettings(
+        eot_threshold=args.eot_threshold if args.eot_threshold is not None else rec.get("eot_threshold", 0.5),
+        interrupt_threshold=(args.interrupt_threshold if args.interrupt_threshold is not None
+                             else rec.get("interrupt_threshold", 0.5)))
+    if args.tune:
+        return _tune(samples, args)
+    res = evaluate(samples, [p for p in POLICIES if p in policies], base, curves=not args.no_curves,
+                   duplex_path=args.model)
+    res["dataset"] = str(args.dataset)
+    res["telephony"] = args.telephony
+    res["samples"] = len(samples)
+    res["duplex_settings"] = {"eot_threshold": base.eot_threshold, "interrupt_threshold": base.interrupt_threshold}
+    out = Path(args.out or "out/eval-turns")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    title = f"{Path(args.dataset).name}{' (8 kHz mu-law)' if args.telephony else ' (16 kHz)'}, {len(samples)} calls"
+    pngs = draw(res, out, title)
+    print(f"\n{title}: detection window -0.25..+3.0 s; latencies in seconds")
+    print(table(res))
+    print(f"\nproviders: {res['providers']}")
+    print(f"wrote {out / 'results.json'} and {', '.join(str(p) for p in pngs)}")
+    return 0
+
+
+def _tune(samples, args) -> int:
+    """Choose the duplex thresholds on a dev set: lowest-latency eot threshold with FP <= 0.05 over
+    holds, lowest-latency interrupt threshold with false stops <= 0.05; saved in the manifest."""
+    import numpy as np
+
+    from models.runtime import DEFAULT_MODEL
+
+    from ..eval.turns import compute_streams, run_policy
+    from ..policy.base import PolicySettings
+    st = compute_streams(samples, True, args.model)
+    rows = []
+    for thr in np.round(np.arange(0.2, 0.96, 0.05), 3):
+        r = run_policy("duplex", samples, st, PolicySettings(eot_threshold=float(thr), interrupt_threshold=float(thr)),
+                       None)
+        rows.append((float(thr), r))
+        print(f"thr {thr:.2f}: eot rec {r['eot_recall']} fp {r['eot_fp_rate']} p50 {r['eot_latency_p50']} | "
+              f"int rec {r['interruption_recall']} false stop {r['false_stop_rate']} p50 {r['stop_latency_p50']}")
+    ok_e = [(t, r) for t, r in rows if (r["eot_fp_rate"] or 0) <= 0.05] or rows[-1:]
+    eot_thr = max(ok_e, key=lambda x: ((x[1]["eot_recall"] or 0) >= 0.9, -(x[1]["eot_latency_p50"] or 9)))[0]
+    ok_i = [(t, r) for t, r in rows if (r["false_stop_rate"] or 0) <= 0.05] or rows[-1:]
+    int_thr = max(ok_i, key=lambda x: ((x[1]["interruption_recall"] or 0), -(x[1]["stop_latency_p50"] or 9)))[0]
+    path = Path(args.model).with_name("manifest.json") if args.model else DEFAULT_MODEL.with_name("manifest.json")
+    m = json.loads(path.read_text())
+    m["recommended"] = {"eot_threshold": eot_thr, "interrupt_threshold": int_thr,
+                        "tuned_on": str(args.dataset), "rule": _tune.__doc__.split(":", 1)[1].strip()}
+    path.write_text(json.dumps(m, indent=1) + "\n")
+    print(f"recommended eot_threshold={eot_thr} interrupt_threshold={int_thr} -> {path}")
+    return 0
+
+
+def bench_model(args) -> int:
+    import time
+
+    import numpy as np
+
+    from models.runtime import DuplexModel
+    model = DuplexModel(args.model, threads=args.threads, device="cpu")
+    rng = np.random.default_rng(0)
+    rows = []
+    for b in [int(x) for x in args.batches.split(",")]:
+        ids = [f"s{i}" for i in range(b)]
+        x = (rng.standard_normal((b, 2, 512)) * 0.05).astype(np.float32)
+        for _ in range(5):
+            model.run(ids, x)
+        steps = max(10, args.steps if b <= 64 else args.steps // 4)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            model.run(ids, x)
+        per = (time.perf_counter() - t0) / steps
+        for i in ids:
+            model.drop(i)
+        rows.append({"batch": b, "step_ms": round(per * 1e3, 3), "per_call_us": round(per / b * 1e6, 2),
+                     "realtime_calls_per_core": int(0.032 / (per / b) / args.threads)})
+    res = {"model": str(model.path), "providers": model.providers, "threads": args.threads,
+           "chunk_seconds": 0.032, "rows": rows,
+           "calls_per_core": max(r["realtime_calls_per_core"] for r in rows if r["step_ms"] / 1e3 < 0.032)
+           if any(r["step_ms"] / 1e3 < 0.032 for r in rows) else 0}
+    print(f"duplex model on {model.providers} ({args.threads} thread)")
+    print(f"{'batch':>6} {'step ms':>9} {'us/call':>9} {'real-time calls/core':>22}")
+    for r in rows:
+        print(f"{r['batch']:>6} {r['step_ms']:>9.3f} {r['per_call_us']:>9.2f} {r['realtime_calls_per_core']:>22}")
+    print(f"one CPU core serves about {res['calls_per_core']} calls in real time (32 ms per step)")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+    return 0

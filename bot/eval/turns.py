@@ -1,0 +1,221 @@
+"""`duplexbot eval turns`: run turn-taking policies over a labelled dataset on the same audio.
+
+Per-chunk inputs are computed once for all samples in batched streaming calls (Silero VAD on the
+caller channel, the duplex model on both channels), then every policy replays them chunk by chunk
+through the same `Observation`s the engine feeds it. Policies:
+
+- vad-timeout: the baseline policy with LiveKit's settings (0.5 s endpointing, 0.5 s minimum
+  interruption speech; no ASR here, so barge-in is by duration only).
+- vad-timeout-pipecat: the baseline with Pipecat's 0.8 s silence and VAD-start (0.2 s) barge-in.
+- smart-turn: Pipecat Smart Turn v3.2 (see bot/policy/smart_turn.py).
+- duplex: the shipped duplex model with the DuplexPolicy.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from ..policy.base import CHUNK_SAMPLES, CHUNK_SECONDS, Observation, PolicySettings
+from .dataset import Sample
+from .metrics import Scores, score, summary
+
+POLICIES = ("vad-timeout", "vad-timeout-pipecat", "smart-turn", "duplex")
+BOT_ACTIVE_RMS = 10 ** (-50 / 20)
+BOT_HANGOVER = 0.4  # seconds: the bot's pauses between sentences still count as bot speech
+
+
+@dataclass
+class Streams:
+    """Per-sample per-chunk inputs: caller VAD prob, bot speaking flag, caller RMS, duplex heads."""
+    vad: list[np.ndarray]
+    bot_speaking: list[np.ndarray]
+    rms: list[np.ndarray]
+    duplex: list[np.ndarray] | None
+    providers: dict[str, list[str]]
+    seconds: float
+
+
+def bot_activity(bot: np.ndarray) -> np.ndarray:
+    n = bot.size // CHUNK_SAMPLES
+    rms = np.sqrt(np.mean(bot[: n * CHUNK_SAMPLES].reshape(n, CHUNK_SAMPLES) ** 2, axis=1))
+    active = rms > BOT_ACTIVE_RMS
+    hang = int(round(BOT_HANGOVER / CHUNK_SECONDS))
+    out = active.copy()
+    last = -10 ** 9
+    for i in range(n):
+        if active[i]:
+            last = i
+        elif i - last <= hang:
+            out[i] = True
+    return out
+
+
+def compute_streams(samples: list[Sample], duplex: bool = True, duplex_path: str | None = None,
+                    progress: bool = True) -> Streams:
+    from tqdm import tqdm
+
+    from ..engine.vad import SileroVad
+    t0 = time.perf_counter()
+    vad = SileroVad()
+    providers = {"vad": vad.providers}
+    model = None
+    if duplex:
+        from models.runtime import DuplexModel
+        model = DuplexModel(duplex_path)
+        providers["duplex"] = model.providers
+    lens = [s.audio.shape[1] // CHUNK_SAMPLES for s in samples]
+    vads = [np.zeros(n, np.float32) for n in lens]
+    heads = [np.zeros((n, 6), np.float32) for n in lens] if model else None
+    ids = [f"{i}:{s.name}" for i, s in enumerate(samples)]
+    for t in tqdm(range(max(lens)), desc="streaming models", disable=not progress, unit="chunk"):
+        live = [i for i, n in enumerate(lens) if t < n]
+        a, b = t * CHUNK_SAMPLES, (t + 1) * CHUNK_SAMPLES
+        x = np.stack([samples[i].audio[:, a:b] for i in live])
+        p = vad.run([ids[i] for i in live], x[:, 0])
+        for k, i in enumerate(live):
+            vads[i][t] = p[k, 0]
+        if model is not None:
+            y = model.run([ids[i] for i in live], x)
+            for k, i in enumerate(live):
+                heads[i][t] = y[k]
+    for i in ids:
+        vad.drop(i)
+        if model is not None:
+            model.drop(i)
+    rms = []
+    for s, n in zip(samples, lens):
+        c = s.audio[0, : n * CHUNK_SAMPLES].reshape(n, CHUNK_SAMPLES)
+        rms.append(np.sqrt(np.mean(c ** 2, axis=1)))
+    return Streams(vads, [bot_activity(s.audio[1]) for s in samples], rms, heads, providers,
+                   time.perf_counter() - t0)
+
+
+def replay(policy, sample: Sample, st: Streams, i: int) -> tuple[list[float], list[float]]:
+    """Feed one sample's observations to a policy -> (end_of_turn times, interrupt times)."""
+    from ..policy.duplex import model_output
+    policy.reset()
+    feed = getattr(policy, "feed_audio", None)
+    eots, stops = [], []
+    vad, bot, rms = st.vad[i], st.bot_speaking[i], st.rms[i]
+    heads = st.duplex[i] if (policy.needs_model and st.duplex is not None) else None
+    for t in range(vad.size):
+        now = (t + 1) * CHUNK_SECONDS
+        if feed is not None:
+            feed(now, sample.audio[0, t * CHUNK_SAMPLES:(t + 1) * CHUNK_SAMPLES])
+        obs = Observation(t=now, vad=float(vad[t]), bot_speaking=bool(bot[t]), rms=float(rms[t]),
+                          model=model_output(heads[t]) if heads is not None else None)
+        for d in policy.step(obs):
+            if d.kind == "end_of_turn":
+                eots.append(d.t)
+            elif d.kind == "interrupt":
+                stops.append(d.t)
+    return eots, stops
+
+
+class MemoAnalyzer:
+    """Smart Turn calls cached by (sample, segment end, segment length): threshold sweeps reuse them."""
+
+    def __init__(self):
+        from ..policy.smart_turn import SmartTurnModel
+        self.model = SmartTurnModel()
+        self.cache: dict = {}
+        self.key = ""
+        self.seconds = 0.0
+
+    def __call__(self, audio: np.ndarray) -> float:
+        k = (self.key, audio.size, float(audio[-64:].sum()) if audio.size else 0.0)
+        if k not in self.cache:
+            t0 = time.perf_counter()
+            self.cache[k] = self.model(audio)
+            self.seconds += time.perf_counter() - t0
+        return self.cache[k]
+
+
+def make_policy(name: str, knob: float | None, base: PolicySettings, memo: MemoAnalyzer | None):
+    """A policy at its default operating point, or with its sweep knob set (0..1 scale)."""
+    from ..policy.baseline import VadTimeoutPolicy
+    from ..policy.duplex import DuplexPolicy
+    if name == "vad-timeout":
+        s = replace(base, end_of_turn_silence=0.5, min_interruption_speech=0.5)
+        if knob is not None:
+            s = replace(s, end_of_turn_silence=0.1 + 1.5 * knob, min_interruption_speech=0.05 + 0.95 * knob)
+        return VadTimeoutPolicy(s)
+    if name == "vad-timeout-pipecat":
+        s = replace(base, end_of_turn_silence=0.8, min_interruption_speech=0.2)
+        if knob is not None:
+            s = replace(s, end_of_turn_silence=0.1 + 1.5 * knob, min_interruption_speech=0.05 + 0.95 * knob)
+        return VadTimeoutPolicy(s)
+    if name == "smart-turn":
+        from ..policy.smart_turn import SmartTurnPolicy, SmartTurnSettings
+        st = SmartTurnSettings()
+        if knob is not None:
+            st = replace(st, threshold=0.05 + 0.9 * knob, vad_start_secs=0.064 + 0.64 * knob)
+        return SmartTurnPolicy(memo, st, base)
+    if name == "duplex":
+        s = base
+        if knob is not None:
+            s = replace(s, eot_threshold=0.05 + 0.9 * knob, interrupt_threshold=0.05 + 0.9 * knob)
+        return DuplexPolicy(s)
+    raise ValueError(f"unknown policy {name!r} (choose from {', '.join(POLICIES)})")
+
+
+def run_policy(name: str, samples: list[Sample], st: Streams, base: PolicySettings, memo, knob=None,
+               keep_times: bool = False) -> dict:
+    total = Scores()
+    times = {}
+    for i, s in enumerate(samples):
+        if memo is not None:
+            memo.key = s.name
+        pol = make_policy(name, knob, base, memo)
+        eots, stops = replay(pol, s, st, i)
+        total.add(score(s.labels, eots, stops, s.duration))
+        if keep_times:
+            times[s.name] = {"eot": eots, "interrupt": stops}
+    out = summary(total)
+    out["eot_latencies"] = [round(x, 3) for x in total.eot_latencies]
+    out["stop_latencies"] = [round(x, 3) for x in total.stop_latencies]
+    if keep_times:
+        out["decisions"] = times
+    return out
+
+
+def evaluate(samples: list[Sample], policies: list[str], base: PolicySettings, curves: bool = True,
+             duplex_path: str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    from tqdm import tqdm
+    st = compute_streams(samples, "duplex" in policies, duplex_path, progress)
+    memo = MemoAnalyzer() if "smart-turn" in policies else None
+    results = {"policies": {}, "providers": st.providers, "stream_seconds": round(st.seconds, 2)}
+    knobs = np.linspace(0.0, 1.0, 11) if curves else []
+    for name in policies:
+        t0 = time.perf_counter()
+        r = run_policy(name, samples, st, base, memo)
+        if len(knobs):
+            r["curve"] = []
+            for k in tqdm(knobs, desc=f"{name} sweep", disable=not progress):
+                c = run_policy(name, samples, st, base, memo, knob=float(k))
+                r["curve"].append({"knob": round(float(k), 3), **{m: c[m] for m in (
+                    "eot_recall", "eot_fp_rate", "eot_latency_p50", "interruption_recall", "false_stop_rate",
+                    "stop_latency_p50")}})
+        r["seconds"] = round(time.perf_counter() - t0, 2)
+        results["policies"][name] = r
+    if memo is not None:
+        results["smart_turn_calls"] = len(memo.cache)
+        results["smart_turn_seconds"] = round(memo.seconds, 2)
+    return results
+
+
+COLUMNS = [("eot_recall", "EOT rec"), ("eot_fp_rate", "FP/hold"), ("eot_latency_p10", "lat p10"),
+           ("eot_latency_p50", "lat p50"), ("eot_latency_p90", "lat p90"), ("interruption_recall", "INT rec"),
+           ("false_stop_rate", "false stop"), ("stop_latency_p50", "stop p50"), ("stop_latency_p90", "stop p90")]
+
+
+def table(results: dict) -> str:
+    head = f"{'policy':<22}" + "".join(f"{c:>11}" for _, c in COLUMNS)
+    lines = [head, "-" * len(head)]
+    for name, r in results["policies"].items():
+        cells = "".join(f"{'-' if r[k] is None else format(r[k], '.3f'):>11}" for k, _ in COLUMNS)
+        lines.append(f"{name:<22}{cells}")
+    return "\n".join(lines)

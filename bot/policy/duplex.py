@@ -1,0 +1,133 @@
+"""The duplex policy: turns the duplex model's per-chunk heads into decisions.
+
+- end_of_turn: the caller has had the floor (speech while the bot was silent, or an interruption)
+  and p(eot) >= `eot_threshold` while the bot is silent. Once per caller turn.
+- hold: once per pause inside a caller turn, when p(hold) >= 0.5 (informational).
+- interrupt: p(interrupt) >= `interrupt_threshold` while the bot speaks (never with
+  `allow_overlap`); with `backchannel_mode="interrupt"` backchannels stop the bot too. Once per
+  overlap; re-armed when the bot stops or the heads have been low for `REARM` seconds.
+- backchannel: p(backchannel) >= 0.5 over bot speech that is not an interruption.
+- backchannel_opportunity: p(bc_opportunity) >= 0.5 inside a caller pause, once per pause.
+- speech_start / speech_end: from Silero VAD (obs.vad) with the settings' hysteresis.
+
+Build the ModelOutput from a row of `models.runtime.DuplexModel.run(...)` with `model_output(row)`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .base import CHUNK_SECONDS, Decision, ModelOutput, Observation, PolicySettings
+
+REARM = 0.3  # seconds of low interrupt/backchannel probability before another overlap decision
+HOLD_THRESHOLD = 0.5
+BACKCHANNEL_THRESHOLD = 0.5
+BC_OPPORTUNITY_THRESHOLD = 0.5
+
+
+def model_output(row: Sequence[float]) -> ModelOutput:
+    """A row of the duplex model's output (heads eot, hold, interrupt, backchannel, bc_opportunity,
+    speech) as the policy's ModelOutput."""
+    if len(row) < 5:
+        raise ValueError(f"duplex model row needs at least 5 heads, got {len(row)}")
+    return ModelOutput(eot=float(row[0]), hold=float(row[1]), interrupt=float(row[2]),
+                       backchannel=float(row[3]), bc_opportunity=float(row[4]))
+
+
+class DuplexPolicy:
+    name = "duplex"
+    needs_model = True
+
+    def __init__(self, settings: PolicySettings = PolicySettings()):
+        self.settings = settings
+        self.missing_model = 0  # observations that arrived without model heads (counted, skipped)
+        self.reset()
+
+    def reset(self) -> None:
+        self.in_speech = False
+        self.run = 0
+        self.onset = 0.0
+        self.last_end = 0.0
+        self.floor = False  # the caller holds the floor: an end of turn is expected
+        self.paused_decided = False  # hold / bc opportunity already said for this pause
+        self.bc_opp_decided = False
+        self.overlap_decided = False
+        self.low_run = 0.0
+
+    def update_settings(self, settings: PolicySettings) -> None:
+        self.settings = settings
+
+    def on_transcript(self, text: str, onset: float, t: float) -> list[Decision]:
+        return []
+
+    def step(self, obs: Observation) -> list[Decision]:
+        s = self.settings
+        out: list[Decision] = []
+        self._vad(obs, out)
+        m = obs.model
+        if m is None:
+            self.missing_model += 1
+            return out
+        if self.in_speech and not obs.bot_speaking:
+            self.floor = True  # caller speech that outlasts the bot's audio is a turn
+        if obs.bot_speaking:
+            self._overlap(obs, m, out)
+        else:
+            self.overlap_decided = False
+            self.low_run = 0.0
+            if self.floor:
+                if m.eot >= s.eot_threshold:
+                    self.floor = False
+                    out.append(Decision("end_of_turn", obs.t, confidence=m.eot, reason=f"p(eot)={m.eot:.2f}",
+                                        onset=self.onset, silence=max(0.0, obs.t - self.last_end)))
+                elif not self.in_speech:
+                    if not self.paused_decided and m.hold >= HOLD_THRESHOLD:
+                        self.paused_decided = True
+                        out.append(Decision("hold", obs.t, confidence=m.hold, reason=f"p(hold)={m.hold:.2f}"))
+                    if not self.bc_opp_decided and m.bc_opportunity >= BC_OPPORTUNITY_THRESHOLD:
+                        self.bc_opp_decided = True
+                        out.append(Decision("backchannel_opportunity", obs.t, confidence=m.bc_opportunity))
+        return out
+
+    def _overlap(self, obs: Observation, m: ModelOutput, out: list[Decision]) -> None:
+        s = self.settings
+        if self.overlap_decided:
+            quiet = m.interrupt < s.interrupt_threshold * 0.5 and m.backchannel < BACKCHANNEL_THRESHOLD * 0.5
+            self.low_run = self.low_run + CHUNK_SECONDS if quiet else 0.0
+            if self.low_run >= REARM - 1e-9:
+                self.overlap_decided = False
+            return
+        stop = m.interrupt >= s.interrupt_threshold
+        if not stop and s.backchannel_mode == "interrupt" and m.backchannel >= BACKCHANNEL_THRESHOLD:
+            stop = True
+        if stop and not s.allow_overlap:
+            self.overlap_decided = True
+            self.floor = True  # the caller takes the floor
+            out.append(Decision("interrupt", obs.t, confidence=max(m.interrupt, m.backchannel),
+                                reason=f"p(interrupt)={m.interrupt:.2f}", onset=self.onset))
+        elif m.backchannel >= BACKCHANNEL_THRESHOLD:
+            self.overlap_decided = True
+            out.append(Decision("backchannel", obs.t, confidence=m.backchannel, onset=self.onset,
+                                reason=f"p(backchannel)={m.backchannel:.2f}"))
+
+    def _vad(self, obs: Observation, out: list[Decision]) -> None:
+        s = self.settings
+        voiced = obs.vad >= (s.vad_off_threshold if self.in_speech else s.vad_threshold)
+        if voiced != self.in_speech:
+            self.run += 1
+            need = s.min_speech if voiced else 2 * CHUNK_SECONDS
+            if self.run * CHUNK_SECONDS >= need - 1e-9:
+                t0 = obs.t - self.run * CHUNK_SECONDS
+                self.run = 0
+                self.in_speech = voiced
+                if voiced:
+                    self.onset = t0
+                    if not obs.bot_speaking:
+                        self.floor = True
+                    self.paused_decided = False
+                    self.bc_opp_decided = False
+                    out.append(Decision("speech_start", obs.t, confidence=obs.vad, onset=t0))
+                else:
+                    self.last_end = t0
+                    out.append(Decision("speech_end", obs.t, onset=self.onset))
+        else:
+            self.run = 0
