@@ -38,12 +38,12 @@ class Services:
 def load_duplex_model():
     """The shipped duplex model as a streaming batch model, or None with the reason logged."""
     try:
-        from models.runtime import load_shipped_model  # type: ignore
+        from models.runtime import DuplexModel  # type: ignore
     except ImportError as e:
         log.info("duplex model runtime not available (%s); using the baseline policy", e)
         return None
     try:
-        return load_shipped_model()
+        return DuplexModel()
     except Exception as e:  # noqa: BLE001 - any failure means: fall back, loudly
         log.warning("duplex model failed to load (%s); using the baseline policy", e)
         return None
@@ -133,8 +133,8 @@ class Runtime:
         if settings.state_enabled:
             from .state.store import CallStore, StateSettings  # type: ignore
 
-            state = await CallStore.open(StateSettings.from_env(settings.env or None, worker_id=settings.worker_id)
-                                         if _accepts_worker(StateSettings) else StateSettings.from_env())
+            state = await CallStore.open(StateSettings.from_env(settings.env or None, worker_id=settings.worker_id),
+                                         base_settings=settings.policy)
         services = Services(scheduler, asr, tts, duplex,
                             is_secure=(state.is_secure_input if state is not None else (lambda c: False)))
         rt = cls(settings, services, script, state)
@@ -166,11 +166,3 @@ class Runtime:
         if self.state is not None:
             await self.state.close()
 
-
-def _accepts_worker(cls) -> bool:
-    import inspect
-
-    try:
-        return "worker_id" in inspect.signature(cls.from_env).parameters
-    except (TypeError, ValueError):
-        return False

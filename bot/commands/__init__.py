@@ -1,0 +1,1 @@
+"""CLI subcommand modules, discovered by bot.cli (each defines register(sub, groups))."""

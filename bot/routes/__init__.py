@@ -1,0 +1,1 @@
+"""HTTP route modules, discovered by bot.server (each defines setup(app, runtime))."""

@@ -1,0 +1,56 @@
+"""/healthz and Prometheus /metrics."""
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+_STARTED = time.time()
+
+
+class _EngineCollector:
+    """Reads live engine numbers at scrape time (no bookkeeping on the audio path)."""
+
+    def __init__(self):
+        self.runtime = None
+
+    def collect(self):
+        rt = self.runtime
+        if rt is None:
+            return
+        yield GaugeMetricFamily("duplexbot_live_calls", "calls in progress on this worker", value=len(rt.calls.live()))
+        yield CounterMetricFamily("duplexbot_calls_finished", "calls finished on this worker", value=rt.calls.finished)
+        batches = CounterMetricFamily("duplexbot_inference_batches", "batched ONNX calls", labels=["model"])
+        items = CounterMetricFamily("duplexbot_inference_items", "chunks inferred", labels=["model"])
+        secs = CounterMetricFamily("duplexbot_inference_seconds", "time in batched inference", labels=["model"])
+        errs = CounterMetricFamily("duplexbot_inference_errors", "failed inference batches", labels=["model"])
+        for name, st in rt.services.scheduler.stats.items():
+            batches.add_metric([name], st.batches)
+            items.add_metric([name], st.items)
+            secs.add_metric([name], st.seconds)
+            errs.add_metric([name], st.errors)
+        yield from (batches, items, secs, errs)
+        asr = rt.services.asr
+        yield CounterMetricFamily("duplexbot_asr_calls", "ASR transcriptions", value=getattr(asr, "calls", 0))
+        yield CounterMetricFamily("duplexbot_asr_seconds", "time in ASR", value=getattr(asr, "seconds", 0.0))
+
+
+_COLLECTOR = _EngineCollector()
+REGISTRY.register(_COLLECTOR)
+
+
+def setup(app: web.Application, runtime) -> None:
+    _COLLECTOR.runtime = runtime
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "policy": runtime.policy_name, "live_calls": len(runtime.calls.live()),
+                                  "uptime_s": round(time.time() - _STARTED, 1),
+                                  "state": "redis" if runtime.state is not None else "off"})
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
