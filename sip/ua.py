@@ -711,7 +711,9 @@ class UserAgent:
         m = method or ("INVITE" if req.method == "ACK" else req.method)
         via = parse_via(req.headers.get_all("Via")[0])
         if via.branch.startswith(MAGIC) and len(via.branch) > len(MAGIC):
-            return (transport, via.branch, via.host, via.port, m)
+            # RFC 3261 17.2.3 matches on branch and sent-by; Call-ID and CSeq are checked too, so a
+            # peer that reuses branches (RFC 4475 messages do) never gets another request's answer
+            return (transport, via.branch, via.host, via.port, m, req.call_id, req.cseq[0])
         frm = parse_name_addr(req.headers.get("From") or "")
         return (transport, "2543", req.uri, req.call_id, frm.tag, req.cseq[0], str(via), m)
 

@@ -1,0 +1,40 @@
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sip import CallHangup, ServerSettings, SipServer
+
+REPO = Path(__file__).resolve().parents[2]
+TORTURE = REPO.parent / "shared" / "sip-torture"
+
+
+async def wait_hangup(call):
+    while True:
+        item = await call.receive()
+        if isinstance(item, CallHangup):
+            return item
+
+
+@pytest.fixture
+async def sip_server():
+    """A SIP server on a free port whose calls just wait for the hang-up."""
+    servers = []
+
+    async def start(handler=wait_hangup, **kw):
+        srv = await SipServer(ServerSettings(port=0, bind="127.0.0.1", **kw), handler).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for s in servers:
+        await s.close()
+
+
+def need(binary: str):
+    return pytest.mark.skipif(shutil.which(binary) is None, reason=f"{binary} is not installed")
+
+
+async def in_thread(fn, *a):
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *a)
