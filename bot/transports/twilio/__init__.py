@@ -8,12 +8,17 @@ Public names:
 - `validate_signature`, `sign_request`, `StreamTokens`: webhook signatures and one-time stream tokens.
 - `TwilioMediaTransport`, `StreamRegistry`, `serve_media_socket` (media.py): the asyncio edge, a `Transport`.
 - `TwilioRest` (rest.py): redirect a live call, start an outbound call.
+- `TwilioPeer` (peer.py, import it from there): Twilio's side of a call over real sockets, for tests and the bench.
 """
 from . import codec
 from .settings import TwilioSettings
 from .signature import StreamTokens, TokenError, sign_request, validate_signature
 from .stream import MediaStream, StreamStats
 from .webhook import answer_call, dial_twiml, stream_twiml, validate_target
+from .rest import CallResource, TwilioApiError, TwilioRest
+from .media import StreamRegistry, TwilioMediaTransport, serve_media_socket
 
 __all__ = ["codec", "TwilioSettings", "StreamTokens", "TokenError", "sign_request", "validate_signature",
-           "MediaStream", "StreamStats", "answer_call", "dial_twiml", "stream_twiml", "validate_target"]
+           "MediaStream", "StreamStats", "answer_call", "dial_twiml", "stream_twiml", "validate_target",
+           "CallResource", "TwilioApiError", "TwilioRest", "StreamRegistry", "TwilioMediaTransport",
+           "serve_media_socket"]

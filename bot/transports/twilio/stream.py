@@ -276,3 +276,8 @@ class MediaStream:
     @property
     def outstanding_marks(self) -> int:
         return len(self._marks)
+
+    @property
+    def playing(self) -> bool:
+        """Audio sent that Twilio has not yet confirmed playing (or that awaits its mark)."""
+        return bool(self._marks) or self._sent_since_mark > 0

@@ -1,0 +1,127 @@
+"""Twilio routes: `POST /twilio/voice` (answer webhook), `GET /twilio/media` (Media Streams
+WebSocket), `POST /twilio/call` (start an outbound call).
+
+`setup(app, runtime)` reads `TwilioSettings` from the environment (the public base URL falls back
+to `runtime.settings.public_base_url`) and runs every accepted stream through
+`runtime.calls.run(transport)`. `install(app, settings, run_call)` is the same without a Runtime
+(tests, the bench).
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import secrets
+import time
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from ..transports.twilio import metrics
+from ..transports.twilio.media import RunCall, StreamRegistry, serve_media_socket
+from ..transports.twilio.rest import TwilioApiError, TwilioRest
+from ..transports.twilio.settings import TwilioSettings
+from ..transports.twilio.signature import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, StreamTokens, public_url
+from ..transports.twilio.webhook import answer_call
+
+log = logging.getLogger(__name__)
+
+MAX_FORM = 64 * 1024
+E164_MAX = 16
+
+
+class TwilioService:
+    """Everything the Twilio routes share in one process."""
+
+    def __init__(self, settings: TwilioSettings, run_call: RunCall, rest: TwilioRest | None = None):
+        self.settings = settings
+        self.run_call = run_call
+        # without an auth token there is no webhook and so no valid token: the key only has to be secret
+        self.tokens = StreamTokens(settings.auth_token or secrets.token_hex(16), ttl=settings.token_ttl)
+        self.registry = StreamRegistry()
+        if rest is None and settings.account_sid and settings.auth_token:
+            rest = TwilioRest(settings)
+        self.rest = rest
+
+    async def voice(self, request: web.Request) -> web.Response:
+        if request.content_length and request.content_length > MAX_FORM:
+            metrics.WEBHOOKS.labels("too_large").inc()
+            return web.Response(status=413, text="request too large")
+        form = await request.post()
+        url = public_url(self.settings.public_base_url, request.raw_path.split("?", 1)[0], request.query_string)
+        reply = answer_call(self.settings, self.tokens, url, form, request.headers.get(SIGNATURE_HEADER),
+                            time.time(), request.headers.get(SIGNATURE_SETTINGS_HEADER))
+        metrics.WEBHOOKS.labels(reply.reason or "ok").inc()
+        if reply.status != 200:
+            log.warning("twilio voice webhook refused (%s) from %s", reply.reason, request.remote)
+        return web.Response(status=reply.status, text=reply.body, content_type=reply.content_type)
+
+    async def media(self, request: web.Request) -> web.StreamResponse:
+        return await serve_media_socket(request, settings=self.settings, tokens=self.tokens, registry=self.registry,
+                                        run_call=self.run_call, rest=self.rest)
+
+    def _authorised(self, request: web.Request) -> bool:
+        token = self.settings.call_api_token
+        if token:
+            given = request.headers.get("Authorization", "")
+            return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        try:
+            return ipaddress.ip_address(request.remote or "").is_loopback
+        except ValueError:
+            return False
+
+    async def call(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"error": "not allowed"}, status=403)
+        if self.rest is None:
+            return web.json_response({"error": "Twilio REST API not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)"},
+                                     status=503)
+        try:
+            body: Any = await request.json() if request.content_type == "application/json" else dict(await request.post())
+        except ValueError:
+            return web.json_response({"error": "body must be JSON or a form"}, status=400)
+        to = str(body.get("to", "")) if isinstance(body, dict) else ""
+        from_ = str(body.get("from", "") or self.settings.caller_id) if isinstance(body, dict) else ""
+        if not (to.startswith("+") and to[1:].isdigit() and len(to) <= E164_MAX):
+            return web.json_response({"error": "'to' must be an E.164 number like +15551234567"}, status=400)
+        if not from_:
+            return web.json_response({"error": "no 'from' given and TWILIO_CALLER_ID not set"}, status=400)
+        try:
+            call = await self.rest.create_call(to, from_, self.settings.voice_url)
+        except TwilioApiError as e:
+            return web.json_response({"error": str(e), "retryable": e.retryable}, status=502)
+        return web.json_response({"sid": call.sid, "status": call.status, "to": to, "from": from_})
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        if self.rest is not None:
+            await self.rest.close()
+
+
+TWILIO_SERVICE = web.AppKey("twilio_service", TwilioService)
+
+
+def install(app: web.Application, settings: TwilioSettings, run_call: RunCall,
+            rest: TwilioRest | None = None) -> TwilioService:
+    svc = TwilioService(settings, run_call, rest)
+    app[TWILIO_SERVICE] = svc
+    app.router.add_post("/twilio/voice", svc.voice)
+    app.router.add_get("/twilio/media", svc.media)
+    app.router.add_post("/twilio/call", svc.call)
+    app.on_cleanup.append(svc.close)
+    return svc
+
+
+def settings_for(runtime: Any) -> TwilioSettings:
+    s = TwilioSettings.from_env(getattr(getattr(runtime, "settings", None), "env", None) or None)
+    base = getattr(getattr(runtime, "settings", None), "public_base_url", "")
+    if not s.public_base_url and base:
+        s = replace(s, public_base_url=base.rstrip("/"))
+    return s
+
+
+def setup(app: web.Application, runtime: Any) -> None:
+    async def run_call(transport) -> None:
+        await runtime.calls.run(transport)
+
+    install(app, settings_for(runtime), run_call)
