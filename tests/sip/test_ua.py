@@ -1,0 +1,255 @@
+"""sip.ua: two user agent cores wired to each other in memory, with a fake clock."""
+from sip import sdp
+from sip.dialog import make_response
+from sip.events import (CallAnswered, CallConfirmed, CallEnded, IncomingCall, MediaChanged, RegistrationChanged,
+                        TransferResult)
+from sip.message import Headers, Request, Response, parse_message
+from sip.registration import RegistrationSettings
+from sip.ua import UaSettings, UserAgent
+
+A = ("127.0.0.1", 5060)   # the bot (UAS)
+B = ("127.0.0.2", 5062)   # the peer (UAC)
+
+
+class Pair:
+    def __init__(self, **uas):
+        self.now = 0.0
+        self.uas = UserAgent(UaSettings(host=A[0], port=A[1], seed=1, **uas))
+        self.uac = UserAgent(UaSettings(host=B[0], port=B[1], seed=2))
+        self.drop = None          # predicate: drop a datagram in flight
+        self.wire: list[tuple[str, bytes]] = []
+        self.events = {id(self.uas): [], id(self.uac): []}
+
+    def transfer(self):
+        moved = True
+        while moved:
+            moved = False
+            for src, dst, addr in ((self.uas, self.uac, A), (self.uac, self.uas, B)):
+                for data, to, _ in src.datagrams_to_send():
+                    moved = True
+                    self.wire.append(("uas" if src is self.uas else "uac", data))
+                    if self.drop and self.drop(data):
+                        continue
+                    dst.receive_datagram(data, addr, self.now)
+            for ua in (self.uas, self.uac):
+                while (ev := ua.next_event()) is not None:
+                    self.events[id(ua)].append(ev)
+                    moved = True
+
+    def advance(self, to):
+        while True:
+            t = min([x for x in (self.uas.get_timer(), self.uac.get_timer()) if x is not None], default=None)
+            if t is None or t > to:
+                break
+            self.now = max(self.now, t)
+            self.uas.handle_timer(self.now)
+            self.uac.handle_timer(self.now)
+            self.transfer()
+        self.now = to
+
+    def ev(self, side, kind):
+        return [e for e in self.events[id(getattr(self, side))] if isinstance(e, kind)]
+
+    def setup(self):
+        cid = self.uac.invite("sip:bot@127.0.0.1", A, 30000, self.now)
+        self.transfer()
+        inc = self.ev("uas", IncomingCall)[-1]
+        self.uas.ring(inc.call_id, self.now)
+        media = self.uas.answer(inc.call_id, 20000, self.now)
+        self.transfer()
+        return cid, media
+
+    def sent(self, side, first_line):
+        return [d for s, d in self.wire if s == side and d.startswith(first_line)]
+
+
+def test_call_setup_bye_from_caller():
+    p = Pair()
+    cid, media = p.setup()
+    assert media.codec == "PCMU" and media.remote_addr == ("127.0.0.2", 30000)
+    assert p.ev("uac", CallAnswered)[0].media.remote_addr == ("127.0.0.1", 20000)
+    assert p.ev("uas", CallConfirmed)
+    p.uac.hangup(cid, p.now)
+    p.transfer()
+    assert p.ev("uas", CallEnded)[0].reason == "remote_bye"
+    assert p.ev("uac", CallEnded)[0].reason == "local_bye"
+
+
+def test_bye_from_bot():
+    p = Pair()
+    cid, _ = p.setup()
+    p.uas.hangup(cid, p.now)
+    p.transfer()
+    assert p.ev("uac", CallEnded)[0].reason == "remote_bye"
+    assert p.sent("uac", b"SIP/2.0 200 OK") and p.uas.calls[cid].state == "ended"
+
+
+def test_lost_ack_then_retransmissions_absorbed_and_one_call():
+    p = Pair()
+    lost = {"n": 0}
+
+    def drop(data):
+        if data.startswith(b"ACK") and lost["n"] < 2:
+            lost["n"] += 1
+            return True
+        return False
+    p.drop = drop
+    cid, _ = p.setup()
+    assert not p.ev("uas", CallConfirmed)
+    p.advance(2.0)     # 200 OK retransmitted at 0.5 and 1.5 s; the UAC answers each with an ACK
+    oks = [d for d in p.sent("uas", b"SIP/2.0 200 OK") if b"INVITE" in d.split(b"CSeq:")[1][:20]]
+    assert len(oks) >= 2 and p.ev("uas", CallConfirmed)
+    assert len(p.ev("uas", IncomingCall)) == 1 and len(p.ev("uac", CallAnswered)) == 1
+
+
+def test_no_ack_at_all_gives_up_after_64_t1_with_bye():
+    p = Pair()
+    p.drop = lambda d: d.startswith(b"ACK")
+    cid, _ = p.setup()
+    p.advance(33.0)
+    assert p.ev("uas", CallEnded)[0].reason == "no_ack"
+    assert p.sent("uas", b"BYE")
+
+
+def test_retransmitted_invite_never_makes_a_second_call():
+    p = Pair()
+    cid = p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
+    data = p.uac.datagrams_to_send()[0][0]
+    for _ in range(3):
+        p.uas.receive_datagram(data, B, 0.0)
+    assert sum(1 for _ in iter(p.uas.next_event, None)) == 1
+    assert p.uas.stats["retransmission_absorbed"] == 2
+
+
+def test_cancel_before_answer_gets_487():
+    p = Pair()
+    cid = p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
+    p.transfer()
+    inc = p.ev("uas", IncomingCall)[0]
+    p.uas.ring(inc.call_id, p.now)
+    p.transfer()
+    p.uac.hangup(cid, p.now)       # early: CANCEL
+    p.transfer()
+    assert p.sent("uac", b"CANCEL") and p.sent("uas", b"SIP/2.0 487")
+    assert p.ev("uas", CallEnded)[0].reason == "cancelled"
+    assert p.ev("uac", CallEnded)[0].reason == "cancelled"
+
+
+def test_reinvite_hold_and_resume():
+    p = Pair()
+    cid, _ = p.setup()
+    call = p.uac.calls[cid]
+    held = sdp.offer("127.0.0.2", 30002, 5, 1, direction="sendonly")
+    p.uac._send_in_dialog(call, "INVITE", p.now, "reinvite", extra=(("Content-Type", "application/sdp"),),
+                          body=bytes(held))
+    p.transfer()
+    ch = p.ev("uas", MediaChanged)[-1]
+    assert ch.media.direction == "recvonly" and ch.media.remote_addr == ("127.0.0.2", 30002)
+    assert p.uas.calls[cid].state == "confirmed" and not p.uas.calls[cid].invite_txn.state == "accepted"
+
+
+def test_session_timer_refresher_uas_refreshes_and_peer_silence_ends_call():
+    p = Pair()
+    cid = p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
+    inv = p.uac.calls[cid].invite
+    p.uac.calls[cid].invite = Request(inv.method, inv.uri, inv.headers.add("Session-Expires", "120;refresher=uas")
+                                      .add("Supported", "timer"), inv.body)
+    # resend the modified INVITE as the first one
+    p.uac.datagrams_to_send()
+    p.uac._client.clear()
+    p.uac._start_client(p.uac.calls[cid].invite, A, "udp", "invite", cid, p.now)
+    p.transfer()
+    inc = p.ev("uas", IncomingCall)[0]
+    p.uas.answer(inc.call_id, 20000, p.now)
+    p.transfer()
+    ok = [parse_message(d) for d in p.sent("uas", b"SIP/2.0 200")][0]
+    assert ok.headers.get("Session-Expires") == "120;refresher=uas"
+    p.advance(61.0)    # we refresh at half the interval with a re-INVITE
+    assert [d for d in p.sent("uas", b"INVITE")]
+    assert p.uas.calls[cid].state == "confirmed"
+
+
+def test_session_interval_too_small_gets_422():
+    p = Pair()
+    cid = p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
+    data = p.uac.datagrams_to_send()[0][0].replace(b"Supported: timer", b"Supported: timer\r\nSession-Expires: 30")
+    p.uas.receive_datagram(data, B, 0.0)
+    out = parse_message(p.uas.datagrams_to_send()[0][0])
+    assert out.status == 422 and out.headers.get("Min-SE") == "90"
+
+
+def test_load_shedding_503_with_retry_after():
+    p = Pair(max_calls=1, max_cps=100, retry_after=7)
+    p.setup()
+    p.uac.invite("sip:bot@127.0.0.1", A, 30002, p.now)
+    p.transfer()
+    busy = [parse_message(d) for d in p.sent("uas", b"SIP/2.0 503")]
+    assert busy and busy[0].headers.get("Retry-After") == "7"
+    assert p.ev("uac", CallEnded)[-1].reason == "rejected:503"
+
+
+def test_cps_limit():
+    p = Pair(max_calls=100, max_cps=2)
+    for i in range(5):
+        p.uac.invite("sip:bot@127.0.0.1", A, 30000 + 2 * i, p.now)
+    p.transfer()
+    assert len(p.ev("uas", IncomingCall)) == 2 and len(p.sent("uas", b"SIP/2.0 503")) == 3
+
+
+def test_refer_then_notify_success():
+    p = Pair()
+    cid, _ = p.setup()
+    p.uas.refer(cid, "sip:queue@127.0.0.9", p.now)
+    p.transfer()
+    refer = parse_message(p.sent("uas", b"REFER")[0])
+    assert refer.headers.get("Refer-To") == "<sip:queue@127.0.0.9>"
+    # the peer here is our own core, which declines REFER: the bot learns it failed
+    assert p.ev("uas", TransferResult)[0].ok is False
+    # a peer that accepts sends NOTIFYs with a sipfrag body
+    dlg = p.uac.calls[cid].dialog
+    for frag in (b"SIP/2.0 100 Trying", b"SIP/2.0 200 OK"):
+        dlg, notify = dlg.next_request("NOTIFY", B[0], B[1], "z9hG4bKn" + frag[8:11].decode(), extra=(
+            ("Event", "refer"), ("Subscription-State", "active"), ("Content-Type", "message/sipfrag")), body=frag)
+        p.uas.receive_datagram(bytes(notify), B, p.now)
+    results = [e for e in iter(p.uas.next_event, None) if isinstance(e, TransferResult)]
+    assert [r.ok for r in results] == [True]
+    assert all(parse_message(d).status == 200 for d, _, _ in p.uas.datagrams_to_send())
+
+
+def test_register_with_digest_challenge():
+    ua = UserAgent(UaSettings(host="127.0.0.1", port=5060, seed=3))
+    reg = ("127.0.0.5", 5060)
+    ua.register(RegistrationSettings("sip:trunk.example", "sip:bot@trunk.example", "bot", "secret", 600), reg, 0.0)
+    first = parse_message(ua.datagrams_to_send()[0][0])
+    assert first.method == "REGISTER" and "Authorization" not in first.headers
+    ch = make_response(first, 401, extra=(("WWW-Authenticate",
+                                           'Digest realm="trunk", nonce="abc", algorithm=SHA-256, qop="auth"'),))
+    ua.receive_datagram(bytes(ch), reg, 0.1)
+    second = parse_message(ua.datagrams_to_send()[0][0])
+    auth = second.headers.get("Authorization")
+    assert 'algorithm=SHA-256' in auth and second.cseq[0] == first.cseq[0] + 1
+    ok = make_response(second, 200, extra=(("Contact", "<sip:duplexbot@127.0.0.1:5060>;expires=300"),))
+    ua.receive_datagram(bytes(ok), reg, 0.2)
+    ev = ua.next_event()
+    assert isinstance(ev, RegistrationChanged) and ev.registered and ev.expires == 300
+    while ua.get_timer() < 150.0:                   # transaction timers first (K)
+        ua.handle_timer(ua.get_timer())
+    assert ua.datagrams_to_send() == []
+    assert abs(ua.get_timer() - 150.2) < 1e-6      # refresh at half the granted time
+    ua.handle_timer(150.2)
+    again = parse_message(ua.datagrams_to_send()[0][0])
+    assert again.method == "REGISTER" and "Authorization" in again.headers
+
+
+def test_bad_input_never_loses_call_state():
+    p = Pair()
+    cid, _ = p.setup()
+    for junk in (b"\x00\xff" * 50, b"BYE sip:x SIP/2.0\r\n\r\n", b"SIP/2.0 200 OK\r\nVia: nope\r\nCSeq: x\r\n\r\n",
+                 b"INVITE sip:bot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKq\r\n"
+                 b"From: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: " + cid.encode() + b"\r\nCSeq: x INVITE\r\n\r\n"):
+        p.uas.receive_datagram(junk, B, p.now)
+        p.uas.datagrams_to_send()
+    assert p.uas.calls[cid].state == "confirmed"
+    p.uac.hangup(cid, p.now)
+    p.transfer()
+    assert p.ev("uas", CallEnded)[0].reason == "remote_bye"
