@@ -33,6 +33,7 @@ class ServerSettings:
     ua: UaSettings = field(default_factory=UaSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     ring: bool = True                # send 180 before 200
+    answer_delay: float = 0.0        # ring this long before answering (lets a test CANCEL first)
     tick: float = 0.020
 
 
@@ -310,9 +311,15 @@ class SipServer:
             rtp[0].close()      # cancelled while we opened the socket
             return
         rtp[0].holder["cid"] = ev.call_id
-        now = self._now()
         if self.settings.ring:
-            self.ua.ring(ev.call_id, now)
+            self.ua.ring(ev.call_id, self._now())
+        if self.settings.answer_delay:
+            self._pump()
+            await asyncio.sleep(self.settings.answer_delay)
+            if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state != "incoming":
+                rtp[0].close()
+                return
+        now = self._now()
         media = self.ua.answer(ev.call_id, rtp[1], now)
         call = SipCall(self, ev.call_id, ev.caller, ev.callee, ev.remote_addr, rtp, inbound=True)
         if media is not None:
