@@ -38,6 +38,9 @@ class EngineSettings:
     max_monologue: float = 60.0  # seconds of uninterrupted bot speech before it yields
     history_seconds: float = 30.0  # caller audio kept for ASR
     subscriber_queue: int = 512
+    # overlap words below this mean log-probability are treated as no words (a murmured
+    # "mm-hmm" that tiny.en guesses as "No" must not stop the bot)
+    min_overlap_word_score: float = -3.0
 
 
 class CallSession:
@@ -251,7 +254,8 @@ class CallSession:
         return any(isinstance(e, ev.BotSpeechStart) and e.turn == turn for e in reversed(self.events[-50:]))
 
     async def _transcribe_overlap(self, onset: float, t: float) -> None:
-        text = await self.services.asr.transcribe(self.caller_audio(onset - PRE_ROLL, t))
+        tr = await self.services.asr.transcribe_detailed(self.caller_audio(onset - PRE_ROLL, t))
+        text = tr.text if tr.score >= self.settings.min_overlap_word_score else ""
         if text:
             self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=text))
         for d in self.policy.on_transcript(text, onset, self.now):

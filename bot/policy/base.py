@@ -66,7 +66,7 @@ class PolicySettings:
     min_speech: float = 0.064  # speech shorter than this is ignored (clicks)
     end_of_turn_silence: float = 0.5  # baseline endpointing delay (LiveKit's min_endpointing_delay)
     min_interruption_speech: float = 0.5  # baseline: overlap this long always interrupts
-    interruption_check_after: float = 0.16  # baseline: ask ASR for words after this much overlap
+    interruption_check_after: float = 0.128  # baseline: ask ASR for words after this much overlap
     eot_threshold: float = 0.5  # duplex: p(eot) to take the turn
     interrupt_threshold: float = 0.5  # duplex: p(interrupt) to stop
     backchannel_mode: Literal["ignore", "interrupt"] = "ignore"

@@ -22,9 +22,18 @@ RATE = 16000
 _NON_SPEECH = re.compile(r"[\[\(\*][^\]\)\*]*[\]\)\*]")
 
 
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    score: float  # mean token log-probability (higher is surer)
+    no_speech: float  # Whisper's probability that there was no speech
+
+
 class Asr(Protocol):
     async def transcribe(self, audio: np.ndarray) -> str:
         """float32 mono audio at 16 kHz -> text ('' for no speech)."""
+
+    async def transcribe_detailed(self, audio: np.ndarray) -> Transcript: ...
 
 
 @dataclass(frozen=True)
@@ -83,12 +92,15 @@ class WhisperAsr:
         self.seconds = 0.0
 
     def transcribe_sync(self, audio: np.ndarray) -> str:
+        return self.transcribe_detailed_sync(audio).text
+
+    def transcribe_detailed_sync(self, audio: np.ndarray) -> Transcript:
         import ctranslate2
 
         t0 = time.perf_counter()
         audio = np.asarray(audio, np.float32)
         if audio.size < RATE // 10:
-            return ""
+            return Transcript("", 0.0, 1.0)
         # pad with real silence: at least `pad_seconds`, and up to the encoder's shortest input
         total = max(audio.size + int(self.settings.pad_seconds * RATE), self.settings.min_frames * 160)
         total = min(-(-total // 16000) * 16000, 30 * RATE)
@@ -99,16 +111,20 @@ class WhisperAsr:
         # a short utterance cannot hold many tokens: bounding the length stops Whisper's loops
         max_len = min(self.settings.max_tokens, len(self._prompt) + 8 + int(audio.size / RATE * 8))
         res = self._model.generate(sv, [self._prompt], beam_size=1, max_length=max_len, no_repeat_ngram_size=4,
-                                   return_no_speech_prob=True, suppress_blank=True)[0]
+                                   return_no_speech_prob=True, return_scores=True, suppress_blank=True)[0]
         self.calls += 1
         self.seconds += time.perf_counter() - t0
+        score = float(res.scores[0]) if res.scores else 0.0
         if res.no_speech_prob > self.settings.no_speech_threshold:
-            return ""
+            return Transcript("", score, float(res.no_speech_prob))
         ids = [t for t in res.sequences_ids[0] if t < self._tok.eot]
-        return clean_transcript(self._tok.decode(ids))
+        return Transcript(clean_transcript(self._tok.decode(ids)), score, float(res.no_speech_prob))
 
     async def transcribe(self, audio: np.ndarray) -> str:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.transcribe_sync, audio)
+
+    async def transcribe_detailed(self, audio: np.ndarray) -> Transcript:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.transcribe_detailed_sync, audio)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

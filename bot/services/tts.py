@@ -60,9 +60,8 @@ class SentenceBuffer:
         while True:
             m = _SENTENCE_END.search(self._buf)
             if self._first and not m:
-                c = re.search(r"(?<=[,])\s+(?=\S)", self._buf)
-                if c and len(self._buf[: c.start()].split()) >= self._first_clause_words:
-                    m = c
+                m = next((c for c in re.finditer(r"(?<=[,])\s+(?=\S)", self._buf)
+                          if len(self._buf[: c.start()].split()) >= self._first_clause_words), None)
             if not m:
                 return out
             out.append(self._buf[: m.start()].strip())

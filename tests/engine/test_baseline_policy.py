@@ -1,0 +1,61 @@
+"""The baseline policy is sans-IO: fed observations with stream time, no clock, no I/O."""
+from bot.policy import CHUNK_SECONDS, Observation, PolicySettings, VadTimeoutPolicy
+
+
+def feed(policy, pattern, bot=False, t0=0.0):
+    """pattern: list of (vad, seconds); returns [(decision kind, t)]"""
+    out, t = [], t0
+    for vad, secs in pattern:
+        for _ in range(round(secs / CHUNK_SECONDS)):
+            t += CHUNK_SECONDS
+            out += [(d.kind, round(d.t, 3), d) for d in policy.step(Observation(t=t, vad=vad, bot_speaking=bot))]
+    return out, t
+
+
+def kinds(out):
+    return [k for k, _, _ in out]
+
+
+def test_end_of_turn_after_silence_timeout_and_hold_on_resume():
+    p = VadTimeoutPolicy(PolicySettings(end_of_turn_silence=0.5))
+    out, _ = feed(p, [(0.0, 0.32), (0.9, 1.0), (0.05, 0.32), (0.9, 0.64), (0.02, 1.0)])
+    assert kinds(out) == ["speech_start", "speech_end", "hold", "speech_start", "speech_end", "end_of_turn"]
+    speech_end = [t for k, t, _ in out if k == "speech_end"][-1]
+    eot = [d for k, _, d in out if k == "end_of_turn"][0]
+    assert eot.silence >= 0.5 and eot.t - speech_end < 0.5
+
+
+def test_clicks_shorter_than_min_speech_are_ignored():
+    p = VadTimeoutPolicy(PolicySettings(min_speech=0.064))
+    out, _ = feed(p, [(0.9, CHUNK_SECONDS), (0.0, 1.0)])
+    assert out == []
+
+
+def test_interruption_word_stops_and_backchannel_keeps_talking():
+    p = VadTimeoutPolicy(PolicySettings(interruption_check_after=0.16))
+    out, t = feed(p, [(0.95, 0.2)], bot=True)
+    asks = [d for k, _, d in out if k == "transcribe_overlap"]
+    assert asks, kinds(out)
+    assert [d.kind for d in p.on_transcript("Wait", asks[0].onset, t)] == ["interrupt"]
+
+    p = VadTimeoutPolicy(PolicySettings(interruption_check_after=0.16))
+    out, t = feed(p, [(0.95, 0.2)], bot=True)
+    onset = [d for k, _, d in out if k == "transcribe_overlap"][0].onset
+    assert p.on_transcript("Yeah", onset, t) == []
+    out2, _ = feed(p, [(0.95, 0.1), (0.0, 0.2)], bot=True, t0=t)
+    assert "backchannel" in kinds(out2) and "interrupt" not in kinds(out2)
+
+
+def test_long_overlap_interrupts_without_words_unless_allowed():
+    p = VadTimeoutPolicy(PolicySettings(min_interruption_speech=0.5))
+    out, _ = feed(p, [(0.95, 0.7)], bot=True)
+    assert "interrupt" in kinds(out)
+    p = VadTimeoutPolicy(PolicySettings(allow_overlap=True))
+    out, _ = feed(p, [(0.95, 1.5)], bot=True)
+    assert "interrupt" not in kinds(out)
+
+
+def test_stale_transcript_for_an_old_onset_is_ignored():
+    p = VadTimeoutPolicy()
+    out, t = feed(p, [(0.95, 0.2)], bot=True)
+    assert p.on_transcript("stop", onset=123.0, t=t) == []

@@ -1,0 +1,120 @@
+"""Whole calls through the engine with the scripted caller (real models, in-process transport)."""
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bot.engine import events as ev
+from bot.sim.caller import simulate
+from bot.sim.script import parse_script
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")  # shares the module runtime
+
+THREE_TURNS = {"name": "three", "steps": [
+    {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+    {"say": "What are your opening hours on Saturday?"}, {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+    {"say": "Where is the store?"}, {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+    {"say": "How long does delivery take?"}, {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+    {"hangup": True}]}
+
+INTERRUPT = {"name": "interrupt", "steps": [
+    {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+    {"say": "How long does delivery take?"}, {"wait_for_bot_speech": 1.2},
+    {"say": "Wait, stop.", "kind": "interruption"}, {"wait_for_bot_speech": 0.2}, {"wait_for_silence": 0.4},
+    {"hangup": True}]}
+
+BACKCHANNELS = {"name": "backchannels", "steps": [
+    {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+    {"say": "What are your opening hours on Saturday?"}, {"wait_for_bot_speech": 0.8},
+    {"say": "Mm-hmm.", "kind": "backchannel"}, {"pause": 0.7},
+    {"say": "Yeah.", "kind": "backchannel"}, {"pause": 0.5},
+    {"noise": "cough"}, {"wait_for_silence": 0.5},
+    {"hangup": True}]}
+
+
+def words(s):
+    return set(re.findall(r"[a-z]+", s.lower()))
+
+
+async def test_three_turn_call_answers_every_turn(runtime, tmp_path):
+    result = await simulate(runtime, parse_script(THREE_TURNS), fast=True)
+    out = result.write(tmp_path)
+    m = json.loads((out / "metrics.json").read_text())
+    assert len(m["turns"]) == 3
+    assert all(t["latency"] is not None and 0 < t["latency"] < 1.5 for t in m["turns"]), m["turns"]
+    heard = [e.text for e in result.events if isinstance(e, ev.TranscriptFinal) and e.speaker == "caller"]
+    assert len(heard) == 3 and {"saturday", "store", "delivery"} <= words(" ".join(heard))
+    answers = [e.text for e in result.events if isinstance(e, ev.BotSpeechStart)]
+    assert "nine" in answers[1] and "Harbour" in answers[2] and "delivery" in answers[3]
+    # call.wav: stereo, caller left, bot right, and the bot channel carries speech
+    from bot.audio import read_wav
+    audio, rate = read_wav(out / "call.wav")
+    assert audio.shape[0] == 2 and rate == 16000 and np.abs(audio[1]).max() > 0.05
+    lines = (out / "events.jsonl").read_text().splitlines()
+    ts = [json.loads(x)["mono"] for x in lines]
+    assert ts == sorted(ts) and json.loads(lines[0])["type"] == "call_started"
+
+
+async def test_fast_mode_is_deterministic(runtime):
+    a = await simulate(runtime, parse_script(THREE_TURNS), fast=True)
+    b = await simulate(runtime, parse_script(THREE_TURNS), fast=True)
+    key = lambda r: [(e.type, round(e.t, 3)) for e in r.events if e.type not in ("transcript_partial",)]
+    assert key(a) == key(b)
+
+
+async def test_interruption_stops_within_300ms_and_transcript_keeps_heard_words(runtime):
+    result = await simulate(runtime, parse_script(INTERRUPT), fast=False)  # real time: compute counts
+    m = result.metrics
+    assert m["missed_barge_ins"] == 0
+    (b,) = m["barge_ins"]
+    assert b["barge_in_event"] and b["stop_latency"] is not None and b["stop_latency"] <= 0.3, b
+    (cut,) = [e for e in result.events if isinstance(e, ev.BotTruncated)]
+    first = next(e.text for e in result.events if isinstance(e, ev.BotSpeechStart) and e.turn == cut.turn)
+    full = f"{cut.heard} {cut.unheard}"
+    assert cut.heard and cut.unheard and full.startswith(first) and full.endswith("tracking link.")
+    bot_lines = [e.text for e in result.events if isinstance(e, ev.TranscriptFinal) and e.speaker == "bot"]
+    assert cut.heard in bot_lines and full not in bot_lines
+    # the words kept are the ones that fit in the audio actually played (about 3 words a second)
+    played = cut.t - next(e.t for e in result.events if isinstance(e, ev.BotSpeechStart) and e.turn == cut.turn)
+    assert abs(len(cut.heard.split()) - played * 2.8) <= 3
+
+
+async def test_backchannels_and_a_cough_do_not_stop_the_bot(runtime):
+    result = await simulate(runtime, parse_script(BACKCHANNELS), fast=True)
+    m = result.metrics
+    assert m["backchannels_over_bot"] == 3
+    assert m["false_barge_ins"] == 0, [e.to_dict() for e in result.events if e.type in ("barge_in", "backchannel")]
+    assert not any(isinstance(e, ev.BargeIn) for e in result.events)
+    stops = [e for e in result.events if isinstance(e, ev.BotSpeechStop)]
+    assert all(s.reason == "done" for s in stops)
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd)
+
+
+def test_simulate_rejects_bad_input_with_clear_errors(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    r = run_cli("simulate", "--script", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "not valid JSON" in r.stderr
+
+    (tmp_path / "nosteps.json").write_text(json.dumps({"steps": [{"sing": "la"}]}))
+    r = run_cli("simulate", "--script", str(tmp_path / "nosteps.json"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "step 1" in r.stderr
+
+    (tmp_path / "junk.wav").write_bytes(b"RIFF....WAVEfmt junk")
+    (tmp_path / "wav.json").write_text(json.dumps({"steps": [{"say": {"wav": "junk.wav"}}]}))
+    r = run_cli("simulate", "--script", str(tmp_path / "wav.json"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "junk.wav" in r.stderr and "WAV" in r.stderr
+
+    import wave
+    with wave.open(str(tmp_path / "odd.wav"), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(11025), w.writeframes(b"\x00\x00" * 1000)
+    (tmp_path / "rate.json").write_text(json.dumps({"steps": [{"say": {"wav": "odd.wav"}}]}))
+    r = run_cli("simulate", "--script", str(tmp_path / "rate.json"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "unsupported sample rate 11025" in r.stderr
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,56 @@
+import numpy as np
+
+from bot.engine.playout import Playout, word_timings
+
+
+def tone(seconds, rate=24000):
+    return (0.3 * np.sin(np.arange(int(seconds * rate)) * 0.05)).astype(np.float32)
+
+
+def test_pull_at_transport_rate_then_clear_records_heard_words():
+    started, done = [], []
+    p = Playout(None, lambda turn, pos: started.append((turn, pos)), done.append)
+    p.open_turn(1)
+    p.enqueue(1, "one two three four", tone(1.0), 24000)
+    p.enqueue(1, "five six", tone(0.5), 24000)
+    p.close_turn(1)
+    assert p.is_speaking()
+    frames = [p.read(160, 8000) for _ in range(25)]  # 0.5 s at 8 kHz
+    assert started == [(1, 0)] and all(np.abs(f.pcm).max() > 0 for f in frames)
+    cuts = p.clear()
+    assert len(cuts) == 1
+    heard, unheard = cuts[0].heard.split(), cuts[0].unheard.split()
+    assert heard + unheard == "one two three four five six".split()
+    assert 1 <= len(heard) <= 3  # half of the first sentence was played
+    assert not p.is_speaking() and np.abs(p.read(160, 8000).pcm).max() == 0  # silence right after
+    assert done == []  # a cut turn is not "done"
+
+
+def test_confirmed_playback_decides_what_was_heard():
+    p = Playout(None)
+    p.open_turn(1)
+    p.enqueue(1, "alpha beta gamma delta", tone(1.0), 24000)
+    for _ in range(40):
+        p.read(160, 8000)  # 0.8 s handed to a transport that buffers downstream
+    p.confirm_played(800)  # but only 0.1 s was played
+    assert p.clear()[0].heard == ""
+
+
+def test_turn_done_callback_and_reference_audio():
+    done = []
+    p = Playout(None, on_turn_done=done.append)
+    p.open_turn(3)
+    p.enqueue(3, "hi", tone(0.1), 24000)
+    p.close_turn(3)
+    for _ in range(10):
+        p.read(320, 16000)
+    assert done == [3] and not p.is_speaking()
+    ref = p.reference(0, 1600)
+    assert np.abs(ref).max() > 0 and np.abs(p.reference(3000, 100)).max() == 0
+
+
+def test_word_timings_are_monotonic_and_inside_the_audio():
+    w = word_timings("Hello, thanks for calling.", 24000)
+    ends = [e for _, e in w]
+    assert [x for x, _ in w] == ["Hello,", "thanks", "for", "calling."]
+    assert ends == sorted(ends) and 0 < ends[0] and ends[-1] <= 24000

@@ -1,0 +1,100 @@
+"""Responders: the shipped YAML agent, config errors, and the OpenAI-compatible streaming client
+against a local server that speaks the protocol (server-sent events)."""
+import json
+
+import pytest
+from aiohttp import web
+
+from bot.services.responder import (AgentScript, ChatSettings, ConfigError, OpenAIChatResponder, ResponderError,
+                                    ScriptedAgent, Turn)
+from bot.services.tts import SentenceBuffer
+
+
+async def collect(gen):
+    return [c async for c in gen]
+
+
+async def test_scripted_agent_answers_faq_handoff_and_falls_back():
+    agent = ScriptedAgent(AgentScript.load())
+    assert "Duplex Demo Store" in agent.greeting()
+    chunks = await collect(agent.respond([Turn("caller", "When are you open on Saturday?")], []))
+    assert "Saturday" in chunks[0].text and chunks[-1].action is None
+    chunks = await collect(agent.respond([Turn("caller", "Can I talk to a human please")], []))
+    assert chunks[-1].action.name == "transfer" and chunks[-1].action.target.startswith("sip:")
+    a = (await collect(agent.respond([Turn("caller", "purple elephants")], [])))[0].text
+    b = (await collect(agent.respond([Turn("caller", "purple elephants")], [])))[0].text
+    assert a != b  # fallbacks rotate
+    # a supervisor whisper becomes the next answer, and only that one
+    chunks = await collect(agent.respond([Turn("caller", "hours?")], ["Offer the caller a callback tomorrow."]))
+    assert chunks[0].text == "Offer the caller a callback tomorrow."
+    assert agent.on_dtmf("0")[-1].action.name == "transfer" and agent.on_dtmf("5") == []
+
+
+def test_agent_file_errors_are_clear(tmp_path):
+    p = tmp_path / "a.yaml"
+    p.write_text("name: x\ngreeting: hi\nfaq: [1]\nfallbacks: [ok]\n")
+    with pytest.raises(ConfigError, match=r"faq\[0\]"):
+        AgentScript.load(p)
+    p.write_text("name: x\ngreeting: hi\nfallbacks: []\n")
+    with pytest.raises(ConfigError, match="fallbacks"):
+        AgentScript.load(p)
+    p.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        AgentScript.load(p)
+    with pytest.raises(ConfigError, match="cannot read"):
+        AgentScript.load(tmp_path / "missing.yaml")
+
+
+def test_sentence_buffer_releases_the_first_clause_early():
+    b = SentenceBuffer()
+    assert b.feed("Sure, I can") == []
+    assert b.feed(" help with that, and then") == ["Sure, I can help with that,"]
+    assert b.feed(" more. Next one") == ["and then more."]
+    assert b.flush() == ["Next one"]
+
+
+@pytest.fixture
+async def chat_server(aiohttp_unused_port=None):
+    seen = {}
+
+    async def completions(request: web.Request):
+        seen["auth"] = request.headers.get("Authorization")
+        seen["body"] = await request.json()
+        if seen["body"]["model"] == "broken":
+            return web.json_response({"error": {"message": "overloaded"}}, status=503)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for piece in ["We open ", "at nine.", " See you", " soon."]:
+            data = {"choices": [{"index": 0, "delta": {"content": piece}}]}
+            await resp.write(f"data: {json.dumps(data)}\n\n".encode())
+        await resp.write(b"data: {malformed\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/v1", seen
+    await runner.cleanup()
+
+
+async def test_openai_compatible_streaming(chat_server):
+    url, seen = chat_server
+    r = OpenAIChatResponder(ChatSettings(base_url=url, model="tiny", api_key="k3y"), AgentScript.load())
+    chunks = await collect(r.respond([Turn("caller", "When do you open?"), Turn("bot", "Hi")], ["Be brief."]))
+    assert "".join(c.text for c in chunks) == "We open at nine. See you soon."
+    assert seen["auth"] == "Bearer k3y" and seen["body"]["stream"] is True
+    roles = [m["role"] for m in seen["body"]["messages"]]
+    assert roles == ["system", "user", "assistant", "system"]
+    bad = OpenAIChatResponder(ChatSettings(base_url=url, model="broken"), AgentScript.load())
+    with pytest.raises(ResponderError) as e:
+        await collect(bad.respond([Turn("caller", "hi")], []))
+    assert e.value.retryable and "503" in str(e.value)
+    down = OpenAIChatResponder(ChatSettings(base_url="http://127.0.0.1:9/v1", model="m", timeout=2),
+                               AgentScript.load())
+    with pytest.raises(ResponderError, match="unreachable"):
+        await collect(down.respond([Turn("caller", "hi")], []))
