@@ -1,0 +1,77 @@
+"""SIP bridge settings from the environment (DUPLEXBOT_SIP_*), built once at start-up."""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+from .media import MediaSettings
+from .registration import RegistrationSettings
+from .server import ServerSettings
+from .ua import UaSettings
+
+DEFAULT_PORT = 5060
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    enabled: bool = False
+    server: ServerSettings = ServerSettings()
+    registration: RegistrationSettings | None = None
+    registrar_addr: tuple[str, int] | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "SipSettings":
+        """DUPLEXBOT_SIP=1 enables the listener. DUPLEXBOT_SIP_PORT (0/unset: 5060), _BIND, _ADVERTISE,
+        _MAX_CALLS, _MAX_CPS, _RETRY_AFTER, _RTP_TIMEOUT, _RTP_PORTS (lo-hi), _SESSION_EXPIRES, and for
+        a trunk: _REGISTRAR (host[:port]), _AOR, _USER, _PASSWORD, _REGISTER_EXPIRES."""
+        def get(name: str, default: str = "") -> str:
+            return (env.get(f"DUPLEXBOT_SIP_{name}") or default).strip()
+
+        def num(name: str, default: float, cast=int, lo: float = 0, hi: float = 1e9):
+            raw = get(name)
+            if not raw:
+                return default
+            try:
+                v = cast(raw)
+            except ValueError:
+                raise ValueError(f"DUPLEXBOT_SIP_{name}={raw!r} is not a valid {cast.__name__}") from None
+            if not lo <= v <= hi:
+                raise ValueError(f"DUPLEXBOT_SIP_{name}={raw!r} is out of range [{lo}, {hi}]")
+            return v
+
+        enabled = (env.get("DUPLEXBOT_SIP") or "0").strip().lower() in ("1", "true", "on", "yes")
+        port = num("PORT", 0, int, 0, 65535) or DEFAULT_PORT
+        bind = get("BIND", "0.0.0.0")
+        advertise = get("ADVERTISE") or (bind if bind != "0.0.0.0" else primary_ip())
+        rtp = get("RTP_PORTS", "20000-40000")
+        try:
+            lo, hi = (int(x) for x in rtp.split("-"))
+            assert 1024 <= lo < hi <= 65535
+        except (ValueError, AssertionError):
+            raise ValueError(f"DUPLEXBOT_SIP_RTP_PORTS={rtp!r}: expected lo-hi, e.g. 20000-40000") from None
+        ua = replace(UaSettings(), max_calls=num("MAX_CALLS", 1000, int, 1, 100000),
+                     max_cps=num("MAX_CPS", 100.0, float, 0.1, 10000), retry_after=num("RETRY_AFTER", 5, int, 1, 3600),
+                     session_expires=num("SESSION_EXPIRES", 1800, int, 90, 86400))
+        media = replace(MediaSettings(), rtp_timeout=num("RTP_TIMEOUT", 30.0, float, 0, 3600))
+        server = ServerSettings(bind=bind, port=port, advertise=advertise, rtp_ports=(lo, hi), ua=ua, media=media)
+        registration = addr = None
+        if get("REGISTRAR"):
+            host, _, p = get("REGISTRAR").partition(":")
+            addr = (host, int(p) if p else 5060)
+            user = get("USER", "duplexbot")
+            registration = RegistrationSettings(registrar=f"sip:{get('REGISTRAR')}",
+                                                aor=get("AOR") or f"sip:{user}@{host}", username=user,
+                                                password=get("PASSWORD"),
+                                                expires=num("REGISTER_EXPIRES", 3600, int, 60, 86400))
+        return cls(enabled, server, registration, addr)
+
+
+def primary_ip() -> str:
+    """The address other hosts reach us on (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
