@@ -104,7 +104,7 @@ async def test_outbound_media_is_paced_and_marks_confirm_playback(server, http):
     span = t[-1] - t[0]
     assert 0.8 <= span <= 1.5, span
     ahead = (np.arange(50) + 1) * 0.02 - (t - t[0])  # audio sent ahead of real time
-    assert ahead.max() <= 0.08 + 0.02 + 0.03, ahead.max()  # the lead, one frame, scheduling slack
+    assert ahead.max() <= server.settings.lead + 0.02 + 0.03, ahead.max()  # the lead, one frame, scheduling slack
     # each mark came back after the audio before it played; the source heard about it
     assert await asyncio.wait_for(_until(lambda: src.played >= 8000), 5)
     assert src.confirms == sorted(src.confirms)

@@ -32,6 +32,7 @@ from .signature import sign_request
 FRAME = 160
 FRAME_S = 0.02
 SILENCE = b"\xff" * FRAME
+VOICED = 1000  # a caller frame whose peak exceeds this carries speech (TTS leading silence does not)
 BURST_GAP = 0.3  # a silence longer than this between bot frames starts a new burst (not lateness)
 
 
@@ -45,6 +46,8 @@ class Utterance:
     pcm: np.ndarray
     first_sent: float | None = None
     last_sent: float | None = None
+    voiced_from: float | None = None  # when the first frame with speech in it went out (the onset)
+    voiced_until: float | None = None  # when the last frame with speech in it had gone out
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -178,6 +181,10 @@ class TwilioPeer:
             self._offset += FRAME
             if chunk.size < FRAME:
                 chunk = np.concatenate([chunk, np.zeros(FRAME - chunk.size, np.int16)])
+            if int(np.abs(chunk.astype(np.int32)).max()) > VOICED:
+                if u.voiced_from is None:
+                    u.voiced_from = now
+                u.voiced_until = now + FRAME_S
             if self._offset >= u.pcm.size:
                 u.last_sent = now
                 u.done.set()

@@ -18,7 +18,7 @@ class TwilioSettings:
     call_api_token: str = ""  # DUPLEXBOT_CALL_API_TOKEN: bearer token for POST /twilio/call (empty: loopback only)
     token_ttl: float = 120.0  # seconds a stream token stays valid after the webhook
     start_timeout: float = 10.0  # seconds the WebSocket may take to send `start`
-    lead: float = 0.08  # seconds of bot audio sent ahead of real time
+    lead: float = 0.1  # seconds of bot audio sent ahead of real time (a clear throws it away, so it costs no barge-in time)
     mark_every: int = 5  # outbound frames (20 ms each) between playback marks
     inbound_queue: int = 500  # caller frames buffered for the engine (10 s); beyond: oldest dropped, counted
     rest_timeout: float = 10.0

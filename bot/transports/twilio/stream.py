@@ -83,7 +83,7 @@ class StreamStats:
 
 
 class MediaStream:
-    def __init__(self, lead: float = 0.08, mark_every: int = 5):
+    def __init__(self, lead: float = 0.1, mark_every: int = 5):
         self.lead = lead
         self.mark_every = mark_every
         self.state = "connecting"
