@@ -18,6 +18,7 @@ import numpy as np
 
 from ..audio.frame import AudioFrame
 from ..audio.resample import Resampler
+from ..policy.baseline import is_backchannel_text
 from ..policy.base import CHUNK_RATE, CHUNK_SAMPLES, Decision, ModelOutput, Observation, PolicySettings, TurnPolicy
 from ..services.responder import Responder, ResponderAction, ResponderError, Turn
 from ..services.tts import SentenceBuffer
@@ -300,7 +301,7 @@ class CallSession:
         text = await asr
         self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=text, speaker="caller"))
         cut, self._cut = self._cut, None
-        if not text.strip():
+        if not text.strip() or (cut is not None and is_backchannel_text(text)):
             if cut and cut.unheard and self.settings.resume_after_false_barge_in:
                 resumed = f"{self.responder.resume_prefix()} {cut.unheard}".strip()
                 self.emit(ev.FalseBargeIn(call_id=self.call_id, t=self.now, resumed_text=resumed))

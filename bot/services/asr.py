@@ -66,6 +66,10 @@ def clean_transcript(text: str) -> str:
         if (len(tail) >= 2 or i == 1) and tail == key[:len(tail)]:
             words = words[:i]
             break
+        # a finished sentence followed by a loose restart of itself ("Take? How long does the...")
+        if words[i - 1][-1:] in ".?!" and len(tail) >= 3 and tail[:3] == key[:3]:
+            words = words[:i]
+            break
     return " ".join(words).strip()
 
 

@@ -118,3 +118,35 @@ def test_simulate_rejects_bad_input_with_clear_errors(tmp_path):
     r = run_cli("simulate", "--script", str(tmp_path / "rate.json"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "unsupported sample rate 11025" in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+async def test_false_barge_in_resumes_what_was_not_heard(runtime):
+    """A policy tuned to stop on any 0.1 s of overlap stops for a "yeah"; no real words follow, so
+    the bot resumes the part of its answer the caller did not hear."""
+    from bot.policy.base import PolicySettings
+
+    script = parse_script({"steps": [
+        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+        {"say": "How long does delivery take?"}, {"wait_for_bot_speech": 1.0},
+        {"say": "Yeah.", "kind": "backchannel"}, {"wait_for_bot_speech": 0.5}, {"wait_for_silence": 0.5},
+        {"hangup": True}]})
+    touchy = PolicySettings(min_interruption_speech=0.1, interruption_check_after=5.0, min_speech=0.032,
+                            vad_threshold=0.2, vad_off_threshold=0.15)
+    result = await simulate(runtime, script, fast=True, policy_settings=touchy)
+    kinds = [e.type for e in result.events]
+    assert "barge_in" in kinds and "false_barge_in" in kinds, kinds
+    cut = next(e for e in result.events if isinstance(e, ev.BotTruncated))
+    resumed = next(e for e in result.events if isinstance(e, ev.FalseBargeIn))
+    assert resumed.resumed_text.startswith("As I was saying,") and resumed.resumed_text.endswith(cut.unheard)
+    later = [e.text for e in result.events if isinstance(e, ev.BotSpeechStart) and e.t > resumed.t - 0.01]
+    assert later and later[0].startswith("As I was saying")
+
+
+async def test_dtmf_zero_hands_the_call_to_a_human(runtime):
+    script = parse_script({"steps": [{"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.3}, {"dtmf": "0"},
+                                     {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5}, {"hangup": True}]})
+    result = await simulate(runtime, script, fast=True)
+    digits = [e.digit for e in result.events if isinstance(e, ev.DtmfReceived)]
+    actions = [e for e in result.events if isinstance(e, ev.Action)]
+    assert digits == ["0"] and actions and actions[0].name == "transfer" and actions[0].ok
+    assert result.transfers == [runtime.script.handoff_target]
