@@ -183,7 +183,8 @@ class UserAgent:
         else:
             call.local_sdp = sdp.offer(self.settings.host, rtp_port, call.session_id)
         call.dialog = uas_dialog(call.invite, call.local_tag, call.peer, call.transport)
-        hdrs = self._contact_headers() + self._session_timer_headers(call, call.invite, now) + list(extra)
+        hdrs = (self._record_route(call.invite) + self._contact_headers()
+                + self._session_timer_headers(call, call.invite, now) + list(extra))
         hdrs.append(("Content-Type", "application/sdp"))
         resp = make_response(call.invite, 200, to_tag=call.local_tag, extra=tuple(hdrs),
                              body=bytes(call.local_sdp), received=call.peer)
@@ -194,8 +195,9 @@ class UserAgent:
     def ring(self, call_id: str, now: float) -> None:
         call = self.calls.get(call_id)
         if call and call.state == "incoming" and call.invite_txn:
-            self._respond(call.invite_txn, make_response(call.invite, 180, to_tag=call.local_tag,
-                                                         extra=tuple(self._contact_headers())), now)
+            self._respond(call.invite_txn, make_response(
+                call.invite, 180, to_tag=call.local_tag,
+                extra=tuple(self._record_route(call.invite) + self._contact_headers())), now)
 
     def reject(self, call_id: str, status: int, now: float, extra: tuple[tuple[str, str], ...] = ()) -> None:
         call = self.calls.get(call_id)
@@ -273,6 +275,8 @@ class UserAgent:
                 self._send(bytes(make_response(req, rej.status, rej.reason, to_tag=self._token(8),
                                                extra=rej.headers, received=addr)), addr, transport)
             return
+        self.stats[f"request_{req.method}" if req.method in ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "NOTIFY",
+                                                               "REFER", "UPDATE") else "request_other"] += 1
         key = self._server_key(req, transport=transport)
         if req.method == "ACK":
             txn = self._server.get(key)
@@ -400,7 +404,7 @@ class UserAgent:
         contacts = req.headers.get_all("Contact")
         if contacts:
             call.dialog = replace(call.dialog, remote_target=parse_name_addr(contacts[0]).uri)
-        hdrs = self._contact_headers() + self._session_timer_headers(call, req, now)
+        hdrs = self._record_route(req) + self._contact_headers() + self._session_timer_headers(call, req, now)
         body = b""
         if req.body:
             try:
@@ -695,6 +699,11 @@ class UserAgent:
         call = self.calls.get(call_id)
         if call is not None and call.state == "ended":
             del self.calls[call_id]
+
+    @staticmethod
+    def _record_route(req: Request) -> list[tuple[str, str]]:
+        """Dialog-creating responses echo the Record-Route (RFC 3261 12.1.1)."""
+        return [("Record-Route", rr) for rr in req.headers.get_all("Record-Route")]
 
     def _contact_headers(self) -> list[tuple[str, str]]:
         return [("Contact", f"<sip:{self.settings.user}@{self.settings.host}:{self.settings.port}>"),
