@@ -75,35 +75,43 @@ class CallManager:
         self._calls[call_id] = session
         return session
 
+    def start(self, transport: Transport, sinks: list[Callable[[Event], None]] | None = None,
+              policy_settings: PolicySettings | None = None) -> CallSession:
+        """Create the call's session now and run it in a task (`session.task`). The tenant's policy
+        from Redis applies as soon as it is read, and live changes follow it."""
+        session = self.create(transport, sinks, policy_settings)
+        session.task = asyncio.create_task(self._drive(session, policy_settings is None),
+                                           name=f"call-{transport.info.call_id}")
+        return session
+
     async def run(self, transport: Transport, sinks: list[Callable[[Event], None]] | None = None) -> CallSession:
-        rt = self.runtime
-        settings = None
+        session = self.start(transport, sinks)
+        await session.task
+        return session
+
+    async def _drive(self, session: CallSession, use_stored_policy: bool) -> None:
+        rt, info = self.runtime, session.info
         unwatch = None
-        if rt.state is not None:
-            try:
-                settings = await rt.state.policy_for(transport.info)
-            except Exception as e:  # noqa: BLE001 - Redis down: defaults, the call goes on
-                log.warning("policy lookup failed for %s: %s", transport.info.call_id, e)
-        session = self.create(transport, sinks, settings)
         try:
             if rt.state is not None:
                 try:
-                    await rt.state.call_started(transport.info)
-                    unwatch = rt.state.watch_policy(transport.info, session.update_policy)
-                except Exception as e:  # noqa: BLE001
-                    log.warning("call store unavailable at call start: %s", e)
+                    if use_stored_policy:
+                        session.update_policy(await rt.state.policy_for(info))
+                    await rt.state.call_started(info)
+                    unwatch = rt.state.watch_policy(info, session.update_policy)
+                except Exception as e:  # noqa: BLE001 - Redis down: defaults, the call goes on
+                    log.warning("call store unavailable at call start of %s: %s", info.call_id, e)
             await session.run()
         finally:
-            self._calls.pop(transport.info.call_id, None)
+            self._calls.pop(info.call_id, None)
             self.finished += 1
             if unwatch:
                 unwatch()
             if rt.state is not None:
                 try:
-                    await rt.state.call_ended(transport.info.call_id, session.end_reason or "ended")
+                    await rt.state.call_ended(info.call_id, session.end_reason or "ended")
                 except Exception as e:  # noqa: BLE001
-                    log.warning("call store unavailable at call end: %s", e)
-        return session
+                    log.warning("call store unavailable at call end of %s: %s", info.call_id, e)
 
 
 class Runtime:
@@ -156,8 +164,15 @@ class Runtime:
         return ScriptedAgent(self.script)
 
     async def close(self) -> None:
-        for s in self.calls.live():
+        live = self.calls.live()
+        for s in live:
             await s.hangup("shutdown")
+        tasks = [s.task for s in live if s.task is not None]
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=5)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         await self.services.scheduler.close()
         for svc in (self.services.asr, self.services.tts):
             close = getattr(svc, "close", None)

@@ -84,7 +84,10 @@ class InferenceScheduler:
         for name, model in self.models.items():
             self._streams[name].discard(stream_id)
             # dropping state happens on the worker thread, after any batch that holds the stream
-            self._pool.submit(model.drop, stream_id)
+            try:
+                self._pool.submit(model.drop, stream_id)
+            except RuntimeError:  # the scheduler is closed: nothing left to drop
+                pass
 
     async def infer(self, model: str, stream_id: str, x: np.ndarray) -> np.ndarray:
         if model not in self.models:

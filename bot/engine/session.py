@@ -77,6 +77,8 @@ class CallSession:
         self._taps: list[Callable[[AudioFrame, AudioFrame], None]] = []
         self._processed = asyncio.Event()
         self._takeover_by: str | None = None
+        self._speaking_since: float | None = None
+        self.task: asyncio.Task | None = None  # set by CallManager.start
         self.ended = asyncio.Event()
         self.end_reason = ""
         self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0}
@@ -187,6 +189,8 @@ class CallSession:
             self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="inference", message=str(e),
                                     retryable=True))
             return
+        if self._speaking_since is not None and self.now - self._speaking_since > self.policy.settings.max_bot_monologue:
+            self._cut_bot("max_monologue")
         obs = Observation(t=self.now, vad=vad, bot_speaking=self.playout.is_speaking(),
                           rms=float(np.sqrt(np.mean(x * x))), model=model)
         for d in self.policy.step(obs):
@@ -352,9 +356,12 @@ class CallSession:
         self.playout.enqueue(turn, sentence, audio, tts.sample_rate)
 
     def _on_first_audio(self, turn: int, pos: int) -> None:
+        if self._speaking_since is None:
+            self._speaking_since = self.now
         self.emit(ev.BotSpeechStart(call_id=self.call_id, t=self.now, text=self._turn_text.get(turn, ""), turn=turn))
 
     def _on_turn_done(self, turn: int) -> None:
+        self._speaking_since = None
         text = self._turn_text.pop(turn, "")
         self.emit(ev.BotSpeechStop(call_id=self.call_id, t=self.now, reason="done", turn=turn))
         if text:
@@ -367,6 +374,7 @@ class CallSession:
         """Stop bot audio now: clear our queue and the transport's, record what was heard."""
         cuts = self.playout.clear()
         self.transport.clear()
+        self._speaking_since = None
         self._cancel_response()
         for c in cuts:
             self._turn_text.pop(c.turn, None)

@@ -71,11 +71,13 @@ class PolicySettings:
     interrupt_threshold: float = 0.5  # duplex: p(interrupt) to stop
     backchannel_mode: Literal["ignore", "interrupt"] = "ignore"
     allow_overlap: bool = False  # bot may keep talking over any caller speech (consent notices)
+    max_bot_monologue: float = 60.0  # seconds of continuous bot speech before the bot yields the turn
 
 
 class TurnPolicy(Protocol):
     name: str
     needs_model: bool
+    settings: PolicySettings
 
     def step(self, obs: Observation) -> list[Decision]: ...
 

@@ -81,8 +81,8 @@ async def simulate(runtime, script: Script, fast: bool = False, call_id: str | N
                    max_seconds: float = 600.0, policy_settings=None) -> SimulationResult:
     call_id = call_id or f"sim-{uuid.uuid4().hex[:12]}"
     transport = SimTransport(CallInfo(call_id=call_id, transport="sim", caller="simulator", callee="duplexbot"), RATE)
-    session = runtime.calls.create(transport, policy_settings=policy_settings)
-    task = asyncio.create_task(session.run(), name=f"call-{call_id}")
+    session = runtime.calls.start(transport, policy_settings=policy_settings)
+    task = session.task
     caller_out: list[np.ndarray] = []
     bot_out: list[np.ndarray] = []
     segments: list[CallerSegment] = []
