@@ -267,9 +267,16 @@ class CallSession:
             self._on_decision(d)
 
     def _speculate(self, start: float, end: float) -> None:
+        """Transcribe as soon as the caller pauses: if the turn ends on this audio, the text is ready."""
         audio = self.caller_audio(start - PRE_ROLL, end + POST_ROLL)
-        task = self._spawn(self.services.asr.transcribe(audio))
-        self._spec = (start, end, task)
+
+        async def run() -> str:
+            text = await self.services.asr.transcribe(audio)
+            if text:
+                self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=text))
+            return text
+
+        self._spec = (start, end, self._spawn(run()))
 
     # -- bot turns ----------------------------------------------------------------------------
     def _spawn(self, coro) -> asyncio.Task:
