@@ -154,9 +154,9 @@ class JitterBuffer:
             self.play_ts = ts
         start = max(ts, self.play_ts)
         data = pcm[start - ts:]
-        idx = np.arange(start, start + len(data)) % self.size
-        self.ring[idx] = data
-        self.filled[idx] = True
+        for sl, part in self._slices(start, len(data)):
+            self.ring[sl] = data[part]
+            self.filled[sl] = True
         end = ts + len(pcm)
         self.high_ts = end if self.high_ts is None else max(self.high_ts, end)
         return True
@@ -173,10 +173,9 @@ class JitterBuffer:
         if self.depth > self.target + self.s.skip_above:
             self._advance(n)
             self.stats["skipped"] += 1
-        idx = np.arange(self.play_ts, self.play_ts + n) % self.size
-        have = self.filled[idx]
+        ring, have = self._read(self.play_ts, n)
         if have.all():
-            out = self.ring[idx].copy()
+            out = ring
             self._last_good = out
             self._concealed = 0
             self.stats["played"] += 1
@@ -185,11 +184,27 @@ class JitterBuffer:
             self._concealed += 1
             gain = max(0.0, 1.0 - self._concealed / (self.s.plc_frames + 1))
             fill = (self._last_good.astype(np.float32) * gain).astype(np.int16)
-            out = np.where(have, self.ring[idx], fill).astype(np.int16)
+            out = np.where(have, ring, fill).astype(np.int16)
         self._advance(n)
         return out
 
+    def _slices(self, start: int, n: int):
+        """(ring slice, data slice) pairs covering `n` samples from timestamp `start`."""
+        i = start % self.size
+        if i + n <= self.size:
+            return ((slice(i, i + n), slice(0, n)),)
+        k = self.size - i
+        return ((slice(i, self.size), slice(0, k)), (slice(0, n - k), slice(k, n)))
+
+    def _read(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        parts = self._slices(start, n)
+        if len(parts) == 1:
+            sl = parts[0][0]
+            return self.ring[sl].copy(), self.filled[sl].copy()
+        return (np.concatenate([self.ring[a] for a, _ in parts]),
+                np.concatenate([self.filled[a] for a, _ in parts]))
+
     def _advance(self, n: int) -> None:
-        idx = np.arange(self.play_ts, self.play_ts + n) % self.size
-        self.filled[idx] = False
+        for sl, _ in self._slices(self.play_ts, n):
+            self.filled[sl] = False
         self.play_ts += n

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -34,7 +34,7 @@ class ServerSettings:
     media: MediaSettings = field(default_factory=MediaSettings)
     ring: bool = True                # send 180 before 200
     answer_delay: float = 0.0        # ring this long before answering (lets a test CANCEL first)
-    tick: float = 0.020
+    tick: float = 0.020              # media clock period; 0 disables media (signalling benchmarks)
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -102,6 +102,8 @@ class SipServer:
         self._next_rtp = settings.rtp_ports[0]
         self.registrations: dict[str, bool] = {}
         self._rtp_for: dict[str, tuple[asyncio.DatagramTransport, int]] = {}
+        self.tick_lateness: deque[float] = deque(maxlen=3000)   # media clock health (bench, metrics)
+        self.tick_work: deque[float] = deque(maxlen=3000)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> "SipServer":
@@ -120,7 +122,8 @@ class SipServer:
             from dataclasses import replace
             ua_settings = replace(ua_settings, port=self.port, host=s.advertise)
         self.ua = UserAgent(ua_settings)
-        self._ticker = asyncio.create_task(self._media_clock(), name="sip-media-clock")
+        if s.tick > 0:
+            self._ticker = asyncio.create_task(self._media_clock(), name="sip-media-clock")
         log.info("SIP listening on %s:%d (udp%s)", s.bind, self.port, "+tcp" if s.tcp else "")
         return self
 
@@ -377,6 +380,23 @@ class SipServer:
             return transport, port
         raise OSError("no free RTP port")
 
+    def media_summary(self) -> dict:
+        """Media clock health and stream counters over the live calls (for benches and metrics)."""
+        late = sorted(self.tick_lateness)
+        work = sorted(self.tick_work)
+
+        def pct(xs, q):
+            return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 2) if xs else 0.0
+        agg: Counter[str] = Counter()
+        for c in self.calls.values():
+            if c.session is not None:
+                agg.update(c.session.stats)
+                agg.update({f"jitter_{k}": v for k, v in c.session.jitter.stats.items()})
+                agg["sent"] += c.session.sent_packets
+        return {"calls": len(self.calls), "tick_late_p50_ms": pct(late, 0.5), "tick_late_p99_ms": pct(late, 0.99),
+                "tick_work_p50_ms": pct(work, 0.5), "tick_work_p99_ms": pct(work, 0.99),
+                "clock_skips": self.stats["media_clock_skips"], **dict(agg)}
+
     def _rtp_in(self, call_id: str | None, data: bytes, addr: tuple[str, int]) -> None:
         call = self.calls.get(call_id) if call_id else None
         if call is None or call.session is None:
@@ -397,12 +417,14 @@ class SipServer:
                 delay = 0
             await asyncio.sleep(max(0.0, delay))
             now = loop.time()
+            self.tick_lateness.append(now - next_at)
             for call in list(self.calls.values()):
                 try:
                     self._tick_call(call, now)
                 except Exception:
                     self.stats["internal_error"] += 1
                     log.exception("media tick failed for %s", call.call_id)
+            self.tick_work.append(loop.time() - now)
 
     def _tick_call(self, call: SipCall, now: float) -> None:
         s = call.session

@@ -14,7 +14,7 @@ from .test_sipp import free_udp_port
 
 pytestmark = [pytest.mark.peer, need("kamailio"), need("sipp")]
 CFG = REPO / "sip" / "deploy" / "kamailio.cfg"
-SCEN = Path(__file__).parent / "scenarios" / "via_proxy.xml"
+SCEN = REPO / "sip" / "deploy" / "sipp" / "call.xml"
 
 
 def sipp_calls(port: int, calls: int, rate: int, tmp: Path) -> subprocess.CompletedProcess:
