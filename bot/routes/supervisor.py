@@ -213,9 +213,10 @@ class ConsoleFeed:
             await self.sock.send_json({"type": "watch_error", "call_id": call_id, "status": e.status,
                                        "error": e.message})
             return
-        q = session.subscribe()
+        backlog = [e.to_dict() for e in list(getattr(session, "events", ()))[-300:]]
+        q = session.subscribe()  # no await between the snapshot and this: nothing lost or doubled
         self.watched = (call_id, session, q)
-        await self.sock.send_json({"type": "watching", "call_id": call_id})
+        await self.sock.send_json({"type": "watching", "call_id": call_id, "backlog": backlog})
         self._events = asyncio.ensure_future(self._forward(call_id, q))
 
     async def _forward(self, call_id: str, q: asyncio.Queue) -> None:

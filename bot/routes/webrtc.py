@@ -129,6 +129,9 @@ class WebRTCCall:
     def _attach(self, session) -> None:
         if session is not None and self.session is None:
             self.session = session
+            # what happened before we subscribed (call_started), then everything from now on
+            for e in list(getattr(session, "events", ()))[-200:]:
+                self.send({"type": "event", "event": e.to_dict()})
             self._forward = asyncio.ensure_future(self._forward_events(session.subscribe()))
 
     async def _find_session(self, run: asyncio.Task):

@@ -264,6 +264,11 @@ class WebRTCTransport:
         tr = self.pc.addTransceiver(self.bot_track, direction="sendrecv")
         prefer_codecs(tr, self.settings.codecs)
 
+    @property
+    def output_rate(self) -> int:
+        """The rate the bot track reads the engine's audio at (the negotiated codec's clock rate)."""
+        return self.bot_track.rate
+
     def attach_rate(self, answer_sdp: str) -> None:
         rate = negotiated_audio_rate(answer_sdp)
         self.bot_track.rate = rate
