@@ -12,6 +12,8 @@ from typing import Any, Awaitable, Callable
 
 from redis import exceptions as rexc
 
+from .tasks import stopping
+
 log = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[str, str]]
@@ -105,7 +107,7 @@ class StreamConsumer:
         await self._handle(handler, await self.pending_mine())
         loop = asyncio.get_running_loop()
         next_claim = loop.time()
-        while True:
+        while not stopping():
             if loop.time() >= next_claim:
                 await self._handle(handler, await self.claim_stale())
                 next_claim = loop.time() + claim_every

@@ -7,6 +7,7 @@ bounded queue of pending operations with counters of anything dropped. `writer.p
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import OrderedDict, deque
@@ -26,6 +27,7 @@ DECISIONS: dict[str, str] = {
     "false_barge_in": "resume",
     "backchannel_opportunity": "backchannel",
 }
+_TOP_FIELDS = frozenset({"call_id", "type", "t", "confidence", "policy"})
 _TEXT_FIELDS = ("text", "heard", "unheard", "resumed_text", "message", "detail")
 
 
@@ -71,6 +73,25 @@ class _CallLog:
     closed_turns: set[int] = field(default_factory=set)
     dropped: int = 0
     suppressed: int = 0
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _event_dict(event: Event) -> dict[str, Any]:
+    """`event.to_dict()`, without the deep copy of `asdict` when the class keeps the base
+    `to_dict` (engine events hold scalars only)."""
+    cls = type(event)
+    if cls.to_dict is not Event.to_dict:
+        return event.to_dict()
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    d = {n: getattr(event, n) for n in names}
+    d["type"] = event.type
+    d["t"] = round(event.t, 4)
+    d["mono"] = round(event.mono, 6)
+    return d
 
 
 def _fmt(v: Any) -> str:
@@ -151,7 +172,7 @@ class EventLog:
             c.suppressed += 1
             self.suppressed += 1
             return None
-        d = event.to_dict()
+        d = _event_dict(event)
         if isinstance(event, DtmfReceived) and c.secure:
             d["digit"] = ""  # the digit never leaves the process
             d["secure"] = True
@@ -176,17 +197,17 @@ class EventLog:
                 d[k] = redact(d[k])
         c.seq += 1
         ts = int(self._clock() * 1000)
-        fields = {"call_id": call_id, "seq": str(c.seq), "type": kind, "ts": str(ts)}
-        if "t" in d:
-            fields["t"] = _fmt(d["t"])
-        decision = DECISIONS.get(kind) or (d.get("reason", "") if kind == "bot_speech_stop" else "")
-        if decision:
-            fields["decision"] = decision
-        if "confidence" in d:
-            fields["confidence"] = _fmt(d["confidence"])
-        if d.get("policy"):
-            fields["policy"] = str(d["policy"])
-        fields["data"] = json.dumps(d, separators=(",", ":"), sort_keys=True)
+        # The same fields in the same order on every entry: Redis stores a stream's field names once
+        # per node when entries share them. `data` holds the rest of the event.
+        decision = DECISIONS.get(kind) or (str(d.get("reason", "")) if kind == "bot_speech_stop" else "")
+        rest = {k: v for k, v in d.items() if k not in _TOP_FIELDS}
+        fields = {
+            "call_id": call_id, "seq": str(c.seq), "type": kind, "ts": str(ts),
+            "t": _fmt(d["t"]) if "t" in d else "", "decision": decision,
+            "confidence": _fmt(d["confidence"]) if "confidence" in d else "",
+            "policy": str(d.get("policy") or ""),
+            "data": json.dumps(rest, separators=(",", ":"), sort_keys=True),
+        }
         if transcript is not None:
             transcript = {"seq": str(c.seq), "ts": str(ts), **transcript}
         op = EventOp(call_id, c.seq, fields, transcript)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 def _check(part: str, what: str) -> str:
     # Call ids come from the wire (SIP Call-IDs may hold ':', '@', '*'): keys take them as they are,
     # refusing only what no sane id holds.
-    if not isinstance(part, str) or not part or len(part) > 256 or any(ord(c) < 32 for c in part):
+    if not isinstance(part, str) or not part or len(part) > 256 or not part.isprintable():
         raise ValueError(f"invalid {what} {part!r} for a Redis key")
     return part
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from .keys import Keys
 from .scripts import REAP_LUA
 from .settings import StateSettings
+from .tasks import stop_task, stopping
 from .writer import TRANSIENT
 
 log = logging.getLogger(__name__)
@@ -41,25 +42,24 @@ class Liveness:
 
     async def stop(self) -> None:
         for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
+            await stop_task(t)
         self._tasks = []
 
     async def _loop(self, fn: Callable[[], Any], interval: float) -> None:
-        while True:
+        while not stopping():
             try:
                 await fn()
             except asyncio.CancelledError:
                 raise
             except TRANSIENT as e:
+                if stopping():
+                    raise asyncio.CancelledError from e
                 self.failures += 1
                 self._up_since = None
                 log.debug("state liveness: %r", e)
             except Exception:
+                if stopping():
+                    raise asyncio.CancelledError from None
                 self.failures += 1
                 log.exception("state liveness")
             await asyncio.sleep(interval)

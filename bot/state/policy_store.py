@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 from ..engine.port import CallInfo
 from ..policy.base import PolicySettings
 from .keys import Keys
+from .tasks import stop_task, stopping
 from .policy import DEFAULT_POLICY, BargeInPolicy, PolicyError, decode_overrides, encode_overrides, validate_overrides
 
 log = logging.getLogger(__name__)
@@ -166,18 +167,13 @@ class PolicyWatcher:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="policy-watcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         backoff = 0.05
         first = True
-        while True:
+        while not stopping():
             pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.store.keys.policy_channel)
@@ -186,7 +182,7 @@ class PolicyWatcher:
                     await self._refresh(lambda w: True)
                 first = False
                 backoff = 0.05
-                while True:
+                while not stopping():
                     msg = await pubsub.get_message(timeout=1.0)
                     if msg is None or msg.get("type") != "message":
                         continue
@@ -194,6 +190,8 @@ class PolicyWatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # connection lost: resubscribe with backoff
+                if stopping():
+                    raise asyncio.CancelledError from e
                 self.errors += 1
                 self.subscribed.clear()
                 log.debug("policy watcher: %r", e)
@@ -224,6 +222,8 @@ class PolicyWatcher:
             try:
                 resolved = await self.store.resolve(w.info.tenant, w.info.callee)
             except Exception as e:
+                if stopping():
+                    raise asyncio.CancelledError from e
                 self.errors += 1
                 log.debug("policy watcher: resolve failed: %r", e)
                 continue

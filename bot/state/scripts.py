@@ -46,45 +46,37 @@ redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
 return 'ok'
 """
 
-# KEYS: global stream, then per event: call stream, call hash, transcript stream.
-# ARGV: events ttl, transcript ttl, global MINID, then per event:
-#   seq, n, n field/value pairs, m, m transcript field/value pairs.
+# KEYS: global stream, then per call in the batch: call stream, call hash, transcript stream.
+# ARGV: events ttl, transcript ttl, global MINID, and one JSON array of events, each
+#   [call index (0-based), seq, [field, value, ...], [transcript field, value, ...]].
+# (One JSON argument instead of thousands keeps the client's encoding cost low.)
 # Writes each event whose seq is above the call's stored 'evseq'. Returns how many were written.
 EVENTS_LUA = """
 local ev_ttl = tonumber(ARGV[1])
 local tr_ttl = tonumber(ARGV[2])
 local minid = ARGV[3]
-local a = 4
-local k = 2
+local events = cjson.decode(ARGV[4])
 local written = 0
-while a <= #ARGV do
+local touched = {}
+for _, e in ipairs(events) do
+  local k = 2 + 3 * e[1]
   local ekey, hkey, tkey = KEYS[k], KEYS[k + 1], KEYS[k + 2]
-  k = k + 3
-  local seq = tonumber(ARGV[a])
-  local n = tonumber(ARGV[a + 1])
-  a = a + 2
-  local f = {}
-  for i = 0, 2 * n - 1 do f[#f + 1] = ARGV[a + i] end
-  a = a + 2 * n
-  local m = tonumber(ARGV[a])
-  a = a + 1
-  local tf = {}
-  for i = 0, 2 * m - 1 do tf[#tf + 1] = ARGV[a + i] end
-  a = a + 2 * m
+  local seq = tonumber(e[2])
   local last = tonumber(redis.call('HGET', hkey, 'evseq') or '0')
   if seq > last then
-    redis.call('XADD', ekey, '*', unpack(f))
-    redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', unpack(f))
-    if m > 0 then
-      redis.call('XADD', tkey, '*', unpack(tf))
-      redis.call('EXPIRE', tkey, tr_ttl)
+    redis.call('XADD', ekey, '*', unpack(e[3]))
+    redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', unpack(e[3]))
+    if #e[4] > 0 then
+      redis.call('XADD', tkey, '*', unpack(e[4]))
+      touched[tkey] = tr_ttl
     end
     redis.call('HSET', hkey, 'evseq', seq)
-    redis.call('EXPIRE', ekey, ev_ttl)
-    redis.call('EXPIRE', hkey, ev_ttl)
+    touched[ekey] = ev_ttl
+    touched[hkey] = ev_ttl
     written = written + 1
   end
 end
+for key, ttl in pairs(touched) do redis.call('EXPIRE', key, ttl) end
 redis.call('EXPIRE', KEYS[1], ev_ttl)
 return written
 """
@@ -99,8 +91,8 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'live' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'ended', 'end_reason', ARGV[4], 'ended', ARGV[2])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-local f = {'call_id', ARGV[1], 'seq', '', 'type', 'call_ended', 'ts', ARGV[2], 'decision', 'reaped',
-           'data', cjson.encode({call_id = ARGV[1], reason = ARGV[4], type = 'call_ended'})}
+local f = {'call_id', ARGV[1], 'seq', '', 'type', 'call_ended', 'ts', ARGV[2], 't', '', 'decision', 'reaped',
+           'confidence', '', 'policy', '', 'data', cjson.encode({reason = ARGV[4]})}
 redis.call('XADD', KEYS[3], '*', unpack(f))
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
 redis.call('XADD', KEYS[4], '*', unpack(f))

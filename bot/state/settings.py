@@ -68,7 +68,7 @@ class StateSettings:
         return Path(self.runtime_file) if self.runtime_file else default_runtime_dir() / "redis.json"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "StateSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None, worker_id: str | None = None) -> "StateSettings":
         """REDIS_URL (unset: embedded Valkey), DUPLEXBOT_WORKER_ID, DUPLEXBOT_REDIS_PREFIX,
         DUPLEXBOT_RETENTION_{EVENTS,TRANSCRIPTS,RECORDINGS,AUDIT} (seconds),
         DUPLEXBOT_RECORDING (1 to allow recording after consent), DUPLEXBOT_VALKEY_DIR."""
@@ -76,8 +76,8 @@ class StateSettings:
         kw: dict = {}
         if env.get("REDIS_URL"):
             kw["redis_url"] = env["REDIS_URL"]
-        if env.get("DUPLEXBOT_WORKER_ID"):
-            kw["worker_id"] = env["DUPLEXBOT_WORKER_ID"]
+        if worker_id or env.get("DUPLEXBOT_WORKER_ID"):
+            kw["worker_id"] = worker_id or env["DUPLEXBOT_WORKER_ID"]
         if env.get("DUPLEXBOT_REDIS_PREFIX"):
             kw["prefix"] = env["DUPLEXBOT_REDIS_PREFIX"]
         ret = {}

@@ -7,6 +7,7 @@ backs off and retries the same batch; the Lua scripts make a retry after a lost 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from .eventlog import AuditOp, CallOp, EventLog, EventOp, Op, RecordingOp
 from .keys import Keys
 from .scripts import AUDIT_LUA, EVENTS_LUA, TRANSITION_LUA
 from .settings import StateSettings
+from .tasks import stop_task, stopping
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +67,12 @@ class RedisWriter:
         if self._task is None:
             return
         await self.flush(timeout)
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await stop_task(self._task)
         self._task = None
 
     async def _run(self) -> None:
         backoff = 0.02
-        while True:
+        while not stopping():
             batch = self.log.peek(self.settings.batch_max)
             if not batch:
                 self._idle.set()
@@ -84,6 +82,8 @@ class RedisWriter:
             try:
                 await self._write(batch)
             except TRANSIENT as e:
+                if stopping():
+                    raise asyncio.CancelledError from e
                 self.failures += 1
                 self.connected = False
                 self.last_error = repr(e)
@@ -122,16 +122,16 @@ class RedisWriter:
         ret = self.settings.retention
         minid = max(0, int(time.time() * 1000) - ret.events * 1000)
         keys: list[str] = [self.keys.events]
-        args: list[Any] = [ret.events, ret.transcripts, f"{minid}-0"]
+        index: dict[str, int] = {}
+        payload = []
         for op in ops:
-            keys += [self.keys.call_events(op.call_id), self.keys.call(op.call_id), self.keys.transcript(op.call_id)]
-            args += [op.seq, len(op.fields)]
-            for k, v in op.fields.items():
-                args += [k, v]
-            t = op.transcript or {}
-            args.append(len(t))
-            for k, v in t.items():
-                args += [k, v]
+            i = index.get(op.call_id)
+            if i is None:
+                i = index[op.call_id] = len(index)
+                keys += [self.keys.call_events(op.call_id), self.keys.call(op.call_id), self.keys.transcript(op.call_id)]
+            payload.append([i, op.seq, [x for kv in op.fields.items() for x in kv],
+                            [x for kv in (op.transcript or {}).items() for x in kv]])
+        args = [ret.events, ret.transcripts, f"{minid}-0", json.dumps(payload, separators=(",", ":"))]
         n = await self._events(keys=keys, args=args)
         self.written += int(n)
         self.duplicates += len(ops) - int(n)

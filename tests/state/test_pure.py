@@ -155,3 +155,12 @@ def test_eventlog_seq_survives_call_end():
     log.add(EndOfTurn(call_id="c", t=1.0, confidence=0.9, silence=0.4, policy="p"))
     log.forget("c")
     assert log.add(EndOfTurn(call_id="c", t=2.0, confidence=0.9, silence=0.4, policy="p")).seq == 2
+
+
+def test_fast_event_dict_matches_to_dict():
+    from bot.state.eventlog import _event_dict
+
+    for ev in (BargeIn(call_id="c", t=1.23456789, confidence=0.5, reason="r", policy="p", onset=1.0),
+               BotTruncated(call_id="c", t=2.0, heard="a", unheard="b", turn=3),
+               DtmfReceived(call_id="c", t=0.1, digit="5")):
+        assert _event_dict(ev) == ev.to_dict()

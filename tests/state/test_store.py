@@ -72,11 +72,9 @@ async def test_transitions_idempotent_under_concurrent_retries(store):
 
     # the events script: the same batch retried concurrently lands once
     ev = r.register_script(EVENTS_LUA)
-    keys = [k.events]
-    args = [3600, 3600, "0-0"]
-    for seq in (1, 2, 3):
-        keys += [k.call_events(cid), k.call(cid), k.transcript(cid)]
-        args += [seq, 2, "seq", seq, "type", "x", 0]
+    keys = [k.events, k.call_events(cid), k.call(cid), k.transcript(cid)]
+    payload = [[0, seq, ["seq", str(seq), "type", "x"], []] for seq in (1, 2, 3)]
+    args = [3600, 3600, "0-0", json.dumps(payload)]
     written = await asyncio.gather(*[ev(keys=keys, args=args) for _ in range(10)])
     assert sum(int(x) for x in written) == 3
     assert [_s(f[b"seq"]) for _, f in await r.xrange(k.call_events(cid))] == ["1", "2", "3"]
@@ -111,7 +109,7 @@ async def test_decisions_and_heard_transcript(store):
     store.emit(TranscriptFinal(call_id="c1", t=2.0, text="wait, which order?"))
     assert await store.flush(5)
     ev = [{_s(a): _s(b) for a, b in f.items()} for _, f in await store.redis.xrange(store.keys.call_events("c1"))]
-    assert [(e["type"], e.get("decision"), e.get("confidence")) for e in ev] == [
+    assert [(e["type"], e["decision"] or None, e["confidence"] or None) for e in ev] == [
         ("end_of_turn", "take_turn", "0.87"), ("bot_speech_start", None, None), ("barge_in", "stop", "0.93"),
         ("bot_truncated", None, None), ("transcript_final", None, None)]
     assert json.loads(ev[2]["data"])["onset"] == 1.45 and ev[2]["policy"] == "duplex"

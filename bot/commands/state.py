@@ -1,0 +1,233 @@
+"""CLI: `duplexbot policy get|set|clear|list`, `duplexbot calls`, `duplexbot bench redis`."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+
+def register(sub, groups) -> None:
+    p = sub.add_parser("policy", help="barge-in policies per tenant / dialled number (in Redis)")
+    psub = p.add_subparsers(dest="policy_cmd", required=True)
+
+    def scope_args(q: argparse.ArgumentParser, required: bool) -> None:
+        g = q.add_mutually_exclusive_group(required=required)
+        g.add_argument("--tenant", help="tenant name")
+        g.add_argument("--number", help="dialled number (e.g. +15550100)")
+        q.add_argument("--redis-url", default=None, help="default: $REDIS_URL, else the server `duplexbot serve` runs")
+        q.add_argument("--json", action="store_true", help="print JSON")
+
+    g = psub.add_parser("get", help="the effective policy for a tenant (and dialled number), with sources")
+    g.add_argument("--tenant", default="default")
+    g.add_argument("--number", default="", help="dialled number whose overrides apply on top")
+    g.add_argument("--redis-url", default=None)
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=policy_get)
+
+    s = psub.add_parser("set", help="set fields, e.g. interruption_sensitivity=0.7 backchannel=ignore")
+    scope_args(s, True)
+    s.add_argument("assignments", nargs="+", metavar="FIELD=VALUE")
+    s.add_argument("--replace", action="store_true", help="replace this scope's overrides instead of merging")
+    s.set_defaults(func=policy_set)
+
+    c = psub.add_parser("clear", help="remove overrides (all, or the named fields) from a scope")
+    scope_args(c, True)
+    c.add_argument("fields", nargs="*")
+    c.set_defaults(func=policy_clear)
+
+    ls = psub.add_parser("list", help="every stored tenant / number override, and the defaults")
+    ls.add_argument("--redis-url", default=None)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=policy_list)
+
+    lc = sub.add_parser("calls", help="live calls of every worker (from Redis)")
+    lc.add_argument("--tenant", default=None)
+    lc.add_argument("--redis-url", default=None)
+    lc.add_argument("--json", action="store_true")
+    lc.set_defaults(func=calls_list)
+
+    b = groups["bench"].add_parser("redis", help="event-log throughput and Redis memory per live call")
+    b.add_argument("--calls", default="1,10,100", help="comma-separated concurrent call counts")
+    b.add_argument("--events", type=int, default=600, help="events per call (600 ~ a 5-minute call)")
+    b.add_argument("--redis-url", default=None, help="benchmark this server instead of a private embedded one")
+    b.add_argument("--out", default=None, help="write the JSON result to this file")
+    b.set_defaults(func=bench_redis)
+
+
+class _NoRedis(Exception):
+    pass
+
+
+def _resolve_url(arg: str | None) -> str:
+    from bot.state.embedded import read_runtime_file
+    from bot.state.settings import StateSettings
+
+    if arg:
+        return arg
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    settings = StateSettings.from_env()
+    url = read_runtime_file(settings.runtime_path)
+    if url:
+        return url
+    raise _NoRedis(
+        "no Redis to talk to: REDIS_URL is not set and no `duplexbot serve` is running here.\n"
+        "Without REDIS_URL the bot runs a private embedded Valkey server inside `duplexbot serve`, "
+        f"which publishes its address in {settings.runtime_path} while it runs.\n"
+        "Start `duplexbot serve` first, or set REDIS_URL (e.g. redis://localhost:6379/0 with docker compose).")
+
+
+def _run(coro_fn, args) -> int:
+    from bot.state.policy import PolicyError
+
+    try:
+        url = _resolve_url(getattr(args, "redis_url", None))
+    except _NoRedis as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        import redis.asyncio as aredis
+
+        from bot.state.keys import Keys
+        from bot.state.policy_store import PolicyStore
+        from bot.state.settings import StateSettings
+
+        r = aredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)
+        try:
+            store = PolicyStore(r, Keys(StateSettings.from_env().prefix))
+            return await coro_fn(store, args)
+        finally:
+            await r.aclose()
+
+    try:
+        return asyncio.run(main())
+    except PolicyError as e:
+        print(f"error: invalid policy: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot reach Redis at {url}: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # redis errors: ConnectionError etc.
+        if type(e).__module__.startswith("redis"):
+            print(f"error: Redis at {url}: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _scope(args):
+    from bot.state.policy_store import Scope
+
+    return Scope(tenant=args.tenant) if args.tenant is not None else Scope(number=args.number)
+
+
+def _print_policy(policy: dict, sources: dict | None = None) -> None:
+    for k, v in policy.items():
+        src = f"   ({sources[k]})" if sources else ""
+        print(f"  {k:<26} {json.dumps(v)}{src}")
+
+
+def policy_get(args) -> int:
+    async def go(store, args) -> int:
+        resolved = await store.resolve(args.tenant, args.number or "")
+        if args.json:
+            print(json.dumps({"tenant": args.tenant, "number": args.number, **resolved.to_dict(),
+                              "settings": _settings_dict(resolved.policy)}, indent=2))
+        else:
+            print(f"effective barge-in policy for tenant {args.tenant!r}" + (f", number {args.number}" if args.number else ""))
+            _print_policy(resolved.policy.to_dict(), resolved.sources)
+        return 0
+    return _run(go, args)
+
+
+def _settings_dict(policy) -> dict:
+    from dataclasses import asdict
+
+    return asdict(policy.to_settings())
+
+
+def policy_set(args) -> int:
+    async def go(store, args) -> int:
+        from bot.state.policy import parse_assignment
+
+        over = dict(parse_assignment(a) for a in args.assignments)
+        stored = await store.set(_scope(args), over, replace=args.replace)
+        if args.json:
+            print(json.dumps({**_scope(args).to_dict(), "overrides": stored}))
+        else:
+            print(f"stored for {_label(args)}: {json.dumps(stored, sort_keys=True)} (live calls pick it up now)")
+        return 0
+    return _run(go, args)
+
+
+def policy_clear(args) -> int:
+    async def go(store, args) -> int:
+        stored = await store.clear(_scope(args), list(args.fields) or None)
+        print(json.dumps({**_scope(args).to_dict(), "overrides": stored}) if args.json
+              else f"{_label(args)} now overrides: {json.dumps(stored, sort_keys=True) if stored else 'nothing'}")
+        return 0
+    return _run(go, args)
+
+
+def _label(args) -> str:
+    return f"tenant {args.tenant}" if args.tenant is not None else f"number {_scope(args).to_dict()['number']}"
+
+
+def policy_list(args) -> int:
+    async def go(store, args) -> int:
+        from bot.state.policy import DEFAULT_POLICY
+
+        items = await store.list()
+        if args.json:
+            print(json.dumps({"defaults": DEFAULT_POLICY.to_dict(), "overrides": items}, indent=2))
+            return 0
+        print("defaults:")
+        _print_policy(DEFAULT_POLICY.to_dict())
+        if not items:
+            print("no tenant or number overrides stored")
+        for it in items:
+            label = f"tenant {it['tenant']}" if "tenant" in it else f"number {it['number']}"
+            print(f"{label}: {json.dumps(it['overrides'], sort_keys=True)}")
+        return 0
+    return _run(go, args)
+
+
+def calls_list(args) -> int:
+    async def go(store, args) -> int:
+        from bot.state.liveness import Liveness
+        from bot.state.settings import StateSettings
+
+        live = await Liveness(store.redis, StateSettings.from_env(), list).live_calls(args.tenant)
+        if args.json:
+            print(json.dumps(live, indent=2))
+            return 0
+        if not live:
+            print("no live calls")
+        for c in live:
+            print(f"{c.get('call_id')}  tenant={c.get('tenant')} transport={c.get('transport')} "
+                  f"worker={c.get('worker')} from={c.get('caller')} to={c.get('callee')}"
+                  + ("  [secure input]" if c.get("secure_input") == "1" else ""))
+        return 0
+    return _run(go, args)
+
+
+def bench_redis(args) -> int:
+    from bot.state.bench import format_table, run_bench
+
+    try:
+        calls = [int(x) for x in args.calls.split(",") if x.strip()]
+    except ValueError:
+        print(f"error: --calls takes comma-separated integers, got {args.calls!r}", file=sys.stderr)
+        return 2
+    if not calls or min(calls) < 1 or args.events < 1:
+        print("error: --calls and --events must be positive", file=sys.stderr)
+        return 2
+    result = asyncio.run(run_bench(calls, args.events, args.redis_url))
+    print(format_table(result))
+    print(json.dumps(result))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
