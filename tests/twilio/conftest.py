@@ -28,22 +28,26 @@ class ToneSource:
         self.played = 0
         self.confirms: list[int] = []
         self.reads = 0
+        self.rate: int | None = None  # the rate the transport reads at (learnt on the first read)
 
     def speak(self, seconds: float) -> None:
-        self.remaining += int(seconds * 8000)
+        self.remaining += int(seconds * (self.rate or 8000))
 
     def stop(self) -> None:
         self.remaining = 0
 
     def read(self, samples: int, sample_rate: int) -> AudioFrame:
-        assert sample_rate == 8000
+        if self.rate is None:
+            self.rate = sample_rate
+            self.remaining = self.remaining * sample_rate // 8000
+        assert sample_rate == self.rate
         self.reads += 1
         n = min(samples, self.remaining)
-        t = (self.position + np.arange(samples)) / 8000
+        t = (self.position + np.arange(samples)) / sample_rate
         pcm = (6000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
         pcm[n:] = 0
         self.remaining -= n
-        frame = AudioFrame(pcm, 8000, self.position / 8000)
+        frame = AudioFrame(pcm, sample_rate, self.position / sample_rate)
         self.position += samples
         return frame
 

@@ -66,9 +66,9 @@ def run_pacer(s: MediaStream, until: float, source, step: float = 0.001, t0: flo
     """Drive the pacer with a fake clock; returns [(time, frame)] of everything sent."""
     sent, now = [], t0
     while now < until:
-        for _ in range(s.frames_due(now)):
+        while s.frames_due(now):
             pcm, speaking = source()
-            sent += [(now, f) for f in s.frame_read(pcm, speaking)]
+            sent += [(now, f) for f in s.frame_read(pcm, speaking, now)]
         now = round(now + step, 6)
     return sent
 
@@ -94,7 +94,7 @@ def test_next_due_schedules_the_timer():
     s = started(lead=0.06)
     assert s.frames_due(10.0) == 3
     for _ in range(3):
-        s.frame_read(TONE, True)
+        s.frame_read(TONE, True, 10.0)
     assert s.frames_due(10.0) == 0
     assert abs(s.next_due(10.0) - 10.02) < 1e-3
     assert s.frames_due(10.02) == 1
@@ -104,8 +104,23 @@ def test_stall_does_not_burst_and_is_counted():
     s = started(lead=0.08)
     run_pacer(s, 0.5, lambda: (TONE, True))
     # the loop stalls for 300 ms: only the lead goes out on return, no catch-up burst
-    due = s.frames_due(0.8)
-    assert due == 4 and s.stats.underruns == 1
+    assert s.frames_due(0.8) == 4
+    sent = run_pacer(s, 0.801, lambda: (TONE, True), t0=0.8)
+    assert sum('"media"' in f for _, f in sent) == 4 and s.stats.underruns == 1
+
+
+def test_a_burst_after_silence_starts_with_the_lead():
+    s = started(lead=0.08)
+    talk = iter([(QUIET, False)] * 50 + [(TONE, True)] * 1000)
+    sent = run_pacer(s, 1.5, lambda: next(talk))
+    media_times = [t for t, f in sent if '"media"' in f]
+    first = media_times[0]
+    # Twilio's buffer is empty when the bot starts: the whole lead goes out at once
+    assert media_times[:4] == [first] * 4 and media_times[4] > first
+    for i, t in enumerate(media_times):
+        assert first + i * 0.02 - t <= 0.08 + 1e-9  # never more than the lead ahead of playback
+        assert first + i * 0.02 - t >= 0.08 - 0.02 - 0.0015 or i < 4  # and never less than a frame short
+    assert s.stats.underruns == 0
 
 
 def test_marks_confirm_playback_in_order():

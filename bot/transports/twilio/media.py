@@ -19,9 +19,11 @@ from collections import deque
 from typing import Awaitable, Callable
 
 import aiohttp
+import numpy as np
 from aiohttp import web
 
 from ...audio.frame import AudioFrame
+from ...audio.resample import Resampler
 from ...engine.port import BotAudioSource, CallInfo, Dtmf, Hangup, InboundItem
 from . import metrics
 from .rest import TwilioApiError, TwilioRest
@@ -68,7 +70,6 @@ class TwilioMediaTransport:
     """One call over a bidirectional Media Stream. Implements `bot.engine.port.Transport`."""
 
     reports_playback = True
-    output_rate = 8000
     input_rate = 8000
 
     def __init__(self, ws: web.WebSocketResponse, core: MediaStream, info: CallInfo, settings: TwilioSettings,
@@ -80,6 +81,11 @@ class TwilioMediaTransport:
         self.rest = rest
         self.clock = clock
         self.stats = core.stats
+        # bot audio is pulled at `read_rate` (the engine's native TTS rate) and decimated here, one
+        # 20 ms frame at a time; positions reported to the source are counted at that rate
+        self.output_rate = settings.read_rate
+        self._read_samples = settings.read_rate // 50
+        self._down = Resampler(settings.read_rate, 8000) if settings.read_rate != 8000 else None
         self.transferred_to = ""
         self._inbound: asyncio.Queue[InboundItem] = asyncio.Queue()
         self._hung_up = False
@@ -117,7 +123,7 @@ class TwilioMediaTransport:
                 self._put(Dtmf(ev.digit))
             elif isinstance(ev, PlaybackConfirmed):
                 if self._source is not None:
-                    self._source.confirm_played(ev.samples)
+                    self._source.confirm_played(self._source_pos(ev.samples))
                 if not self.core.playing:
                     self._marks_done.set()
             elif isinstance(ev, StreamStopped):
@@ -180,19 +186,30 @@ class TwilioMediaTransport:
         underruns = core.stats.underruns
         while core.state == "streaming" and not self._closed:
             now = self.clock()
-            for _ in range(core.frames_due(now)):
-                frame = source.read(FRAME_SAMPLES, 8000)
-                out = core.frame_read(frame.pcm, source.is_speaking())
+            while core.frames_due(now):  # re-asked after each read: a new burst refills the lead at once
+                frame = source.read(self._read_samples, self.output_rate)
+                out = core.frame_read(self._to_8k(frame.pcm), source.is_speaking(), now)
                 if out:
                     self._media.extend(out)
                     self._wake.set()
             for ev in core.idle_confirmation():
-                source.confirm_played(ev.samples)
+                source.confirm_played(self._source_pos(ev.samples))
             if core.stats.underruns != underruns:
                 metrics.UNDERRUNS.inc(core.stats.underruns - underruns)
                 underruns = core.stats.underruns
             delay = core.next_due(self.clock()) - self.clock()
             await asyncio.sleep(max(0.0, delay))
+
+    def _source_pos(self, samples_8k: int) -> int:
+        return samples_8k // FRAME_SAMPLES * self._read_samples
+
+    def _to_8k(self, pcm: np.ndarray) -> np.ndarray:
+        if self._down is None:
+            return pcm
+        out = self._down.process(pcm)
+        if out.shape[0] != FRAME_SAMPLES:  # cannot happen for whole 20 ms reads; keep the frame size anyway
+            out = np.resize(out, FRAME_SAMPLES) if out.size else np.zeros(FRAME_SAMPLES, np.int16)
+        return out
 
     async def _write_loop(self) -> None:
         while True:
@@ -222,6 +239,8 @@ class TwilioMediaTransport:
         self._control.append(text)
         self._wake.set()
         metrics.CLEARS.inc()
+        if self._down is not None:  # no tail of the cut audio in the next frame
+            self._down = Resampler(self.settings.read_rate, 8000)
 
     # ------------------------------------------------------------ call control
 

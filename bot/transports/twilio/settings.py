@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass, replace
 from typing import Mapping
 
+from ...audio.frame import SUPPORTED_RATES
+
 TWILIO_API_BASE = "https://api.twilio.com"
 
 
@@ -18,6 +20,9 @@ class TwilioSettings:
     call_api_token: str = ""  # DUPLEXBOT_CALL_API_TOKEN: bearer token for POST /twilio/call (empty: loopback only)
     token_ttl: float = 120.0  # seconds a stream token stays valid after the webhook
     start_timeout: float = 10.0  # seconds the WebSocket may take to send `start`
+    # the rate bot audio is pulled from the engine at; decimated to 8 kHz here, 20 ms at a time. 24 kHz
+    # is the TTS's own rate, so the engine never resamples whole sentences on the event loop
+    read_rate: int = 24000
     lead: float = 0.1  # seconds of bot audio sent ahead of real time (a clear throws it away, so it costs no barge-in time)
     mark_every: int = 5  # outbound frames (20 ms each) between playback marks
     inbound_queue: int = 500  # caller frames buffered for the engine (10 s); beyond: oldest dropped, counted
@@ -26,6 +31,8 @@ class TwilioSettings:
     def __post_init__(self) -> None:
         if not 0.02 <= self.lead <= 1.0:
             raise ValueError(f"lead must be between 0.02 and 1.0 s, got {self.lead}")
+        if self.read_rate not in SUPPORTED_RATES:
+            raise ValueError(f"read_rate must be one of {SUPPORTED_RATES}, got {self.read_rate}")
         if self.mark_every < 1:
             raise ValueError("mark_every must be >= 1")
         for name in ("public_base_url", "api_base"):

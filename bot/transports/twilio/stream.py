@@ -8,8 +8,10 @@ States: `connecting` (before `start`) -> `streaming` -> `stopped`.
 Outbound pacing. Twilio plays what it is sent, in order, at real time, and buffers anything sent
 early. We keep `read_clock`, the wall time at which the bot audio read so far would finish
 playing, and read a 20 ms frame only while `read_clock < now + lead`, so at most `lead` seconds
-are ever queued at Twilio (a barge-in then has little to throw away, and nothing is dumped ahead).
-After a stall the clock is pulled up to `now`: we never burst to "catch up"; the gap is counted.
+are ever queued at Twilio (nothing is dumped ahead; a `clear` throws the lead away). A burst of
+bot speech starts on an empty Twilio buffer, so the first frame rebases the clock and the lead is
+sent at once: from then on a stall shorter than `lead` is inaudible. After a longer stall the
+clock is pulled up to `now` (no catch-up burst beyond the lead) and the underrun is counted.
 
 Playback marks. Every `mark_every` sent frames, and when a burst of bot audio ends, a `mark` named
 `dx<n>` is sent; Twilio echoes it once the audio before it has played, and we report the source
@@ -91,7 +93,8 @@ class MediaStream:
         self.stats = StreamStats()
         self._last_seq = 0
         # outbound
-        self._read_clock: float | None = None
+        self._read_clock: float | None = None  # wall time at which the audio read so far has played
+        self._play_end = 0.0  # wall time at which what Twilio has queued finishes playing (our estimate)
         self._read_pos = 0  # samples read from the bot source
         self._sent_since_mark = 0
         self._last_sent_pos = 0
@@ -201,13 +204,8 @@ class MediaStream:
         """How many 20 ms frames to read from the bot source now."""
         if self.state != "streaming":
             return 0
-        if self._read_clock is None:
-            self._read_clock = now
-        elif self._read_clock < now - FRAME_SECONDS:
-            # we fell behind real time: whatever Twilio had queued has run out
-            if self._speaking_prev:
-                self.stats.underruns += 1
-            self._read_clock = now
+        if self._read_clock is None or self._read_clock < now - FRAME_SECONDS:
+            self._read_clock = now  # first read, or we fell behind: no catching up in a burst
         ahead = self._read_clock - now
         return max(0, int((self.lead - ahead) / FRAME_SECONDS + 1e-9))
 
@@ -217,14 +215,22 @@ class MediaStream:
             return now
         return max(now, self._read_clock - self.lead + FRAME_SECONDS * 0.999)
 
-    def frame_read(self, pcm: np.ndarray, speaking: bool) -> list[str]:
-        """The edge read `pcm` (160 samples at 8 kHz) from the source. Returns text frames to send."""
+    def frame_read(self, pcm: np.ndarray, speaking: bool, now: float) -> list[str]:
+        """The edge read `pcm` (160 samples at 8 kHz) from the source at `now`. Returns text frames to send."""
         if pcm.shape[0] != FRAME_SAMPLES:
             raise ValueError(f"bot frame must be {FRAME_SAMPLES} samples, got {pcm.shape[0]}")
-        self._read_clock = (self._read_clock or 0.0) + FRAME_SECONDS
+        self._read_clock = (now if self._read_clock is None else self._read_clock) + FRAME_SECONDS
         self._read_pos += FRAME_SAMPLES
         out: list[str] = []
         if speaking or bool(np.any(pcm)):
+            if self._play_end < now:
+                # Twilio has nothing queued (a new burst, or we were late mid-burst): rebase the read
+                # clock so the next reads fill `lead` at once instead of trickling one frame per 20 ms
+                if self._speaking_prev:
+                    self.stats.underruns += 1
+                self._play_end = now
+                self._read_clock = now + FRAME_SECONDS
+            self._play_end += FRAME_SECONDS
             self._speaking_prev = True
             out.append(codec.encode(codec.OutMedia(self.stream_sid, ulaw_encode(pcm))))
             self.stats.frames_out += 1
@@ -263,6 +269,7 @@ class MediaStream:
         self._sent_since_mark = 0
         self._speaking_prev = False
         self._read_clock = now
+        self._play_end = now
         return codec.encode(codec.Clear(self.stream_sid))
 
     @property
