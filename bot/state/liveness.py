@@ -12,7 +12,9 @@ import time
 from typing import Any, Callable
 
 from .keys import Keys
-from .scripts import REAP_LUA
+import json
+
+from .scripts import BEAT_LUA, REAP_LUA
 from .settings import StateSettings
 from .tasks import stop_task, stopping
 from .writer import TRANSIENT
@@ -21,12 +23,15 @@ log = logging.getLogger(__name__)
 
 
 class Liveness:
-    def __init__(self, redis: Any, settings: StateSettings, live_ids: Callable[[], list[str]]) -> None:
+    def __init__(self, redis: Any, settings: StateSettings, live_ids: Callable[[], list[str]],
+                 records: Callable[[], dict[str, dict[str, str]]] | None = None) -> None:
         self.redis = redis
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self._live_ids = live_ids
+        self._records = records or (lambda: {cid: {"call_id": cid} for cid in live_ids()})
         self._reap = redis.register_script(REAP_LUA)
+        self._beat = redis.register_script(BEAT_LUA)
         self._tasks: list[asyncio.Task] = []
         self.reaped = 0
         self.beats = 0
@@ -65,16 +70,20 @@ class Liveness:
             await asyncio.sleep(interval)
 
     async def beat(self) -> None:
-        """Push this worker's live calls' deadlines forward (never re-adds a reaped call)."""
+        """Push this worker's live calls' deadlines forward (never re-adds a reaped call; registers
+        again a call whose record Redis lost)."""
         now = time.time()
-        ids = self._live_ids()
+        records = self._records()
         deadline = int((now + self.settings.heartbeat_ttl) * 1000)
         wkey = self.keys.worker(self.settings.worker_id)
         ttl = max(1, int(self.settings.heartbeat_ttl))
+        if records:
+            args: list[Any] = [deadline, self.settings.retention.events]
+            for cid, rec in records.items():
+                args += [cid, json.dumps([x for kv in rec.items() for x in kv])]
+            await self._beat(keys=[self.keys.live, *(self.keys.call(c) for c in records)], args=args)
         async with self.redis.pipeline(transaction=False) as p:
-            if ids:
-                p.zadd(self.keys.live, {cid: deadline for cid in ids}, xx=True)
-            p.hset(wkey, mapping={"worker": self.settings.worker_id, "calls": len(ids), "ts": int(now * 1000)})
+            p.hset(wkey, mapping={"worker": self.settings.worker_id, "calls": len(records), "ts": int(now * 1000)})
             p.expire(wkey, ttl)
             p.expire(self.keys.live, self.settings.retention.events)
             await p.execute()

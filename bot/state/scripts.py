@@ -109,3 +109,27 @@ redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', unpack(f))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 """
+
+# KEYS: live zset, then one call hash per live call of this worker.
+# ARGV: deadline ms, ttl s, then per call: call_id, JSON array of the record's field/value pairs.
+# Pushes each call's deadline forward. A call already ended (e.g. reaped) stays ended; a call whose
+# record vanished (Redis restarted empty) is registered again. Returns the number kept alive.
+BEAT_LUA = """
+local deadline = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local n = 0
+for i = 2, #KEYS do
+  local cid = ARGV[2 * i - 1]
+  local state = redis.call('HGET', KEYS[i], 'state')
+  if state ~= 'ended' then
+    if not state then
+      redis.call('HSET', KEYS[i], 'state', 'live', unpack(cjson.decode(ARGV[2 * i])))
+      redis.call('EXPIRE', KEYS[i], ttl)
+    end
+    redis.call('ZADD', KEYS[1], deadline, cid)
+    n = n + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+return n
+"""

@@ -50,9 +50,10 @@ class CallStore:
         self.watcher = PolicyWatcher(self.policies, base_settings)
         self._calls: dict[str, CallInfo] = {}
         self._consent: dict[str, bool] = {}
+        self._started: dict[str, int] = {}
         self._policy_cache: dict[tuple[str, str], PolicySettings] = {}
-        self._ending: set[str] = set()  # ended here, the 'ended' write not yet stored
-        self.liveness = Liveness(redis, settings, lambda: [*self._calls, *self._ending])
+        self._ending: dict[str, CallInfo] = {}  # ended here, the 'ended' write not yet stored
+        self.liveness = Liveness(redis, settings, lambda: [*self._calls, *self._ending], self._live_records)
         self._closed = False
         self.url = ""
 
@@ -111,13 +112,23 @@ class CallStore:
 
     async def call_started(self, info: CallInfo) -> None:
         self._calls[info.call_id] = info
+        self._started[info.call_id] = int(time.time() * 1000)
         fut = asyncio.get_running_loop().create_future()
-        self.log.transition(info.call_id, "live", {
-            "call_id": info.call_id, "transport": info.transport, "caller": info.caller, "callee": info.callee,
-            "tenant": info.tenant, "worker": self.worker_id, "started": int(time.time() * 1000),
-            "secure_input": False,
-        }, fut)
+        self.log.transition(info.call_id, "live", self._record(info), fut)
         await self._await_op(fut)
+
+    def _record(self, info: CallInfo) -> dict[str, Any]:
+        return {"call_id": info.call_id, "transport": info.transport, "caller": info.caller,
+                "callee": info.callee, "tenant": info.tenant, "worker": self.worker_id,
+                "started": self._started.get(info.call_id, 0), "secure_input": False}
+
+    def _live_records(self) -> dict[str, dict[str, str]]:
+        out = {}
+        for info in (*self._calls.values(), *self._ending.values()):
+            rec = self._record(info)
+            rec["secure_input"] = self.is_secure_input(info.call_id)
+            out[info.call_id] = {k: ("1" if v is True else "0" if v is False else str(v)) for k, v in rec.items()}
+        return out
 
     async def call_ended(self, call_id: str, reason: str) -> None:
         fut = asyncio.get_running_loop().create_future()
@@ -126,9 +137,10 @@ class CallStore:
             "ended": int(time.time() * 1000), "end_reason": reason, "secure_input": False,
             "events_dropped": counters["dropped"], "events_suppressed": counters["suppressed"],
         }, fut)
-        self._calls.pop(call_id, None)
-        self._ending.add(call_id)
-        fut.add_done_callback(lambda _f: self._ending.discard(call_id))
+        info = self._calls.pop(call_id, None)
+        if info is not None:
+            self._ending[call_id] = info
+            fut.add_done_callback(lambda _f: (self._ending.pop(call_id, None), self._started.pop(call_id, None)))
         self._consent.pop(call_id, None)
         self.log.forget(call_id)
         await self._await_op(fut)

@@ -148,3 +148,38 @@ async def test_dead_worker_calls_are_reaped(valkey, tmp_path):
 async def _zgt(store, member, than):
     v = await store.redis.zscore(store.keys.live, member)
     return v is not None and v > than
+
+
+async def test_redis_restarted_empty_live_calls_register_again(tmp_path):
+    server = EmbeddedValkey()
+    await server.start()
+    port = server.port
+    settings = StateSettings(redis_url=server.url, prefix="e", worker_id="w1", heartbeat_interval=0.1,
+                             heartbeat_ttl=1.0, reaper_interval=0.2, op_timeout=0.3, socket_timeout=0.5,
+                             runtime_file=str(tmp_path / "rt.json"))
+    store = await CallStore.open(settings)
+    restarted = None
+    try:
+        await store.call_started(CallInfo(call_id="c1", transport="sim", tenant="acme"))
+        store.emit(CallerSpeechStart(call_id="c1", t=0.1, confidence=0.9))
+        assert await store.flush(5)
+        await asyncio.to_thread(server.kill_sync)
+        store.emit(CallerSpeechStart(call_id="c1", t=0.2, confidence=0.9))
+        restarted = EmbeddedValkey(port=port)  # no persistence: comes back empty
+        await restarted.start()
+        assert await store.flush(10)
+
+        async def back():
+            return [c["call_id"] for c in await store.live_calls()] == ["c1"]
+
+        await wait_for(back, 3.0, "the live call registered again")
+        rec = {_s(k): _s(v) for k, v in (await store.redis.hgetall(store.keys.call("c1"))).items()}
+        assert rec["tenant"] == "acme" and rec["worker"] == "w1" and rec["state"] == "live"
+        assert [int(f[b"seq"]) for _, f in await store.redis.xrange(store.keys.call_events("c1"))] == [2]
+        await store.call_ended("c1", "hangup")
+        assert _s(await store.redis.hget(store.keys.call("c1"), "state")) == "ended"
+    finally:
+        await store.close()
+        for s in (server, restarted):
+            if s is not None:
+                await s.stop()

@@ -281,3 +281,24 @@ async def test_consumer_group_ack_and_reclaim(store):
     assert sorted(seen_b + [got_a[0][0]]) == sorted(all_ids)
     pending = await store.redis.xpending(stream, "analytics")
     assert pending["pending"] == 0
+
+
+async def test_http_routes(store):
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.routes.state import setup
+
+    class Rt:
+        state = store
+
+    app = web.Application()
+    setup(app, Rt())
+    await store.policies.set(Scope(tenant="acme"), {"backchannel": "interrupt"})
+    async with TestClient(TestServer(app)) as client:
+        r = await client.get("/api/policy", params={"tenant": "acme", "number": "+15550100"})
+        body = await r.json()
+        assert r.status == 200 and body["policy"]["backchannel"] == "interrupt"
+        assert body["settings"]["backchannel_mode"] == "interrupt" and body["sources"]["backchannel"] == "tenant:acme"
+        r = await client.get("/api/state/stats")
+        assert (await r.json())["connected"] is True
