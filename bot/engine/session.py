@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..audio.frame import AudioFrame
-from ..audio.resample import Resampler
+from ..audio.resample import Resampler, resample
 from ..policy.baseline import is_backchannel_text
 from ..policy.base import CHUNK_RATE, CHUNK_SAMPLES, Decision, ModelOutput, Observation, PolicySettings, TurnPolicy
 from ..services.responder import Responder, ResponderAction, ResponderError, Turn
@@ -239,13 +239,17 @@ class CallSession:
             self.emit(ev.EndOfTurn(call_id=cid, t=d.t, confidence=d.confidence, silence=d.silence, policy=pol))
             if self._utt_start is not None:
                 start, self._utt_start = self._utt_start, None
-                self._start_response(start, self._last_speech_end or d.t)
+                # a model may call the turn before the VAD has closed the segment
+                end = self._last_speech_end if self._last_speech_end > start else d.t
+                self._start_response(start, end)
         elif k == "interrupt":
             if self.playout.is_speaking() and self._takeover_by is None:
                 self.emit(ev.BargeIn(call_id=cid, t=d.t, confidence=d.confidence, reason=d.reason, policy=pol,
                                      onset=d.onset))
+                spoke_since = self._speaking_since if self._speaking_since is not None else 0.0
                 self._cut_bot("barge_in")
-                self._utt_start = d.onset
+                # the onset a model reports can predate this overlap (VAD not yet triggered)
+                self._utt_start = d.onset if d.onset >= spoke_since else max(0.0, d.t - 0.5)
         elif k == "backchannel":
             self.emit(ev.Backchannel(call_id=cid, t=d.t, confidence=d.confidence, text=d.reason, policy=pol))
             if self.playout.is_speaking():
@@ -358,9 +362,13 @@ class CallSession:
             self.playout.close_turn(turn)
 
     async def _say_sentence(self, turn: int, sentence: str, tts) -> None:
-        audio = await tts.synthesize(sentence)
+        audio, rate = await tts.synthesize(sentence), tts.sample_rate
+        out = self.playout.out_rate
+        if out and out != rate:  # convert off the event loop, not inside the transport's read
+            audio = await asyncio.get_running_loop().run_in_executor(None, resample, audio, rate, out)
+            rate = out
         self._turn_text[turn] = (self._turn_text.get(turn, "") + " " + sentence).strip()
-        self.playout.enqueue(turn, sentence, audio, tts.sample_rate)
+        self.playout.enqueue(turn, sentence, audio, rate)
 
     def _on_first_audio(self, turn: int, pos: int) -> None:
         if self._speaking_since is None:
