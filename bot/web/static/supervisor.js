@@ -1,0 +1,207 @@
+// The supervisor console: live calls of one tenant; listen, whisper, take over, hand back.
+"use strict";
+(function () {
+  const { $, el, clock, waitIce, preferCodec, meter, postJSON, CallView } = window.DB;
+  const view = new CallView($("#view"));
+  // Read by the browser tests.
+  const state = window.supervisor = { tenant: null, calls: [], watching: null, listening: false, takenOver: false, listen: { peak: 0, loud: 0 }, events: [], errors: [] };
+  let auth = null, ws = null, listenPc = null, listenId = null, stopMeter = null, takePc = null, takeMic = null, retry = null;
+
+  const headers = () => ({ Authorization: `Bearer ${auth.token}`, "X-Supervisor-Name": auth.name });
+  function error(msg) { $("#error").textContent = msg || ""; if (msg) state.errors.push(msg); }
+  function notice(msg) { $("#notice").textContent = msg || ""; }
+  function link(text, cls) { const l = $("#link"); l.textContent = text; l.className = `pill ${cls || ""}`; }
+
+  // ---- sign-in ---------------------------------------------------------------------------------
+  async function login(token, name) {
+    const me = await postJSON("/supervisor/api/login", { token, name });
+    auth = { token, name: me.name, tenant: me.tenant, actor: me.actor };
+    sessionStorage.setItem("duplexbot.supervisor", JSON.stringify({ token, name }));
+    state.tenant = me.tenant;
+    $("#tenant").textContent = me.tenant;
+    $("#who").textContent = me.actor;
+    for (const id of ["#who", "#logout", "#console"]) $(id).classList.remove("hidden");
+    $("#login").classList.add("hidden");
+    connect();
+  }
+
+  $("#login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("#login-error").textContent = "";
+    try { await login($("#token").value.trim(), $("#name").value.trim()); }
+    catch (e) { $("#login-error").textContent = e.status === 401 ? "This token is not valid." : `Sign-in failed: ${e.message}`; }
+  });
+
+  $("#logout").addEventListener("click", () => {
+    sessionStorage.removeItem("duplexbot.supervisor");
+    location.reload();
+  });
+
+  // ---- live calls over the WebSocket -----------------------------------------------------------
+  function connect() {
+    clearTimeout(retry);
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    ws = new WebSocket(`${proto}://${location.host}/supervisor/ws`);
+    link("Connecting…", "wait");
+    ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: auth.token, name: auth.name }));
+    ws.onmessage = (m) => onMessage(JSON.parse(m.data));
+    ws.onclose = (ev) => {
+      link("Offline", "bad");
+      if (ev.code !== 4401) retry = setTimeout(connect, 2000);
+    };
+  }
+
+  function onMessage(m) {
+    switch (m.type) {
+      case "hello": link("Live", "live"); if (state.watching) watch(state.watching); break;
+      case "calls": renderCalls(m.calls); break;
+      case "watching": view.reset(); for (const e of m.backlog || []) { state.events.push(e); view.handle(e); } break;
+      case "watch_error": error(m.status === 403 ? "You cannot open this call: it belongs to another tenant." : m.error); break;
+      case "event":
+        if (m.call_id === state.watching) { state.events.push(m.event); view.handle(m.event); if (m.event.type === "call_ended") callEnded(); }
+        break;
+      case "error": link("Unauthorized", "bad"); break;
+      default: break;
+    }
+  }
+
+  function renderCalls(calls) {
+    state.calls = calls;
+    const body = $("#calls");
+    body.replaceChildren();
+    $("#no-calls").classList.toggle("hidden", calls.length > 0);
+    $("#count").textContent = `${calls.length} live`;
+    const now = Date.now();
+    for (const c of calls) {
+      const age = c.started ? clock(Math.max(0, (now - Number(c.started)) / 1000)) : "";
+      const badges = [];
+      if (c.listeners > 0) badges.push(el("span", { class: "tag speech", text: `${c.listeners} listening` }));
+      if (c.taken_over_by) badges.push(el("span", { class: "tag sup", text: `taken over by ${c.taken_over_by}` }));
+      const open = el("button", { type: "button", text: "Open", "aria-label": `Open call ${c.call_id}` });
+      open.addEventListener("click", () => watch(c.call_id));
+      const tr = el("tr", { class: c.call_id === state.watching ? "selected" : "", "data-call": c.call_id },
+        el("td", {}, el("div", { class: "mono", text: c.call_id }), el("div", { class: "muted", text: `${c.transport}${c.worker ? " · " + c.worker : ""}` }), ...badges),
+        el("td", { text: c.caller || "unknown" }),
+        el("td", { class: "mono", text: age }),
+        el("td", {}, open));
+      body.append(tr);
+    }
+  }
+
+  // ---- one call ----------------------------------------------------------------------------------
+  function watch(callId) {
+    if (state.watching !== callId) { stopListening(); }
+    state.watching = callId; state.events = [];
+    error(""); notice("");
+    $("#d-call").textContent = callId;
+    $("#d-none").classList.add("hidden");
+    $("#d-body").classList.remove("hidden");
+    const c = state.calls.find((x) => x.call_id === callId);
+    $("#d-meta").textContent = c ? `${c.transport} · ${c.caller || ""}` : "";
+    for (const tr of document.querySelectorAll("#calls tr")) tr.classList.toggle("selected", tr.dataset.call === callId);
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "watch", call_id: callId }));
+  }
+
+  function callEnded() {
+    notice("The call has ended.");
+    stopListening(true);
+    endTakeover(true);
+  }
+
+  async function listen(callId) {
+    error("");
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    preferCodec(pc.addTransceiver("audio", { direction: "recvonly" }), "opus");
+    pc.ontrack = (ev) => {
+      const stream = ev.streams[0] || new MediaStream([ev.track]);
+      $("#listen-audio").srcObject = stream;
+      stopMeter = meter(stream, $("#listen-bar"), state.listen);
+    };
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitIce(pc);
+      const ans = await postJSON(`/supervisor/api/calls/${encodeURIComponent(callId)}/listen`, { type: "offer", sdp: pc.localDescription.sdp }, headers());
+      await pc.setRemoteDescription({ type: "answer", sdp: ans.sdp });
+      listenPc = pc; listenId = ans.listener_id;
+      state.listening = true;
+      $("#listen").textContent = "Stop listening";
+      return ans;
+    } catch (e) {
+      pc.close();
+      error(e.status === 403 ? "You cannot listen to this call: it belongs to another tenant." : `Listen failed: ${e.message}`);
+      throw e;
+    }
+  }
+
+  function stopListening(quiet) {
+    if (stopMeter) { stopMeter(); stopMeter = null; }
+    if (listenId && !quiet) fetch(`/supervisor/api/listeners/${listenId}`, { method: "DELETE", headers: headers() });
+    if (listenPc) listenPc.close();
+    listenPc = null; listenId = null; state.listening = false;
+    $("#listen").textContent = "Listen";
+  }
+
+  $("#listen").addEventListener("click", () => { if (state.listening) stopListening(); else if (state.watching) listen(state.watching).catch(() => {}); });
+
+  $("#whisper-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const text = $("#whisper").value.trim();
+    if (!text || !state.watching) return;
+    try {
+      await postJSON(`/supervisor/api/calls/${encodeURIComponent(state.watching)}/whisper`, { text }, headers());
+      view.say("supervisor", `(whisper) ${text}`, null);
+      view.mark(null, "sup", "Whisper", `${auth.actor}: ${text}`);
+      $("#whisper").value = "";
+      notice("Whisper sent: the bot will use it in its next answer.");
+    } catch (e) { error(`Whisper failed: ${e.message}`); }
+  });
+
+  async function takeOver(callId) {
+    error("");
+    takeMic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    preferCodec(pc.addTransceiver(takeMic.getAudioTracks()[0], { direction: "sendonly", streams: [takeMic] }), "opus");
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitIce(pc);
+      const ans = await postJSON(`/supervisor/api/calls/${encodeURIComponent(callId)}/takeover`, { type: "offer", sdp: pc.localDescription.sdp }, headers());
+      await pc.setRemoteDescription({ type: "answer", sdp: ans.sdp });
+      takePc = pc; state.takenOver = true;
+      $("#takeover").textContent = "Hand back to the bot";
+      $("#takeover").classList.add("danger");
+      $("#takeover-state").classList.remove("hidden");
+      view.mark(null, "sup", "Take-over", `${auth.actor} is speaking; the bot is silent`);
+    } catch (e) {
+      pc.close(); takeMic.getTracks().forEach((t) => t.stop()); takeMic = null;
+      error(`Take-over failed: ${e.message}`);
+      throw e;
+    }
+  }
+
+  async function handBack(callId) {
+    try { await postJSON(`/supervisor/api/calls/${encodeURIComponent(callId)}/handback`, {}, headers()); }
+    catch (e) { if (e.status !== 404) error(`Hand-back failed: ${e.message}`); }
+    endTakeover(false);
+    view.mark(null, "sup", "Hand-back", "the bot has the call again");
+  }
+
+  function endTakeover() {
+    if (takePc) takePc.close();
+    if (takeMic) takeMic.getTracks().forEach((t) => t.stop());
+    takePc = null; takeMic = null; state.takenOver = false;
+    $("#takeover").textContent = "Take over";
+    $("#takeover").classList.remove("danger");
+    $("#takeover-state").classList.add("hidden");
+  }
+
+  $("#takeover").addEventListener("click", () => {
+    if (!state.watching) return;
+    if (state.takenOver) handBack(state.watching); else takeOver(state.watching).catch(() => {});
+  });
+
+  // for the browser tests and power users: the same actions as the buttons
+  Object.assign(state, { login, watch, listen, stopListening, takeOver, handBack });
+
+  const saved = sessionStorage.getItem("duplexbot.supervisor");
+  if (saved) { const s = JSON.parse(saved); login(s.token, s.name).catch(() => sessionStorage.removeItem("duplexbot.supervisor")); }
+})();
