@@ -54,6 +54,7 @@ class RtpSession:
         self.locked: tuple[str, int] | None = None
         self._learning = False
         self._learn_ips: frozenset[str] = frozenset()
+        self._previous: tuple[str, int] | None = None
         self.remote_ssrc: int | None = None
         self.seq = SequenceTracker()
         self.jitter = JitterBuffer(settings.jitter)
@@ -80,6 +81,7 @@ class RtpSession:
         """A re-INVITE changed the stream: new address/codec/direction."""
         if media.remote_addr != self.media.remote_addr:
             self.remote = media.remote_addr
+            self._previous = self.locked      # late packets from the old path must not win the re-learning
             self.locked = None
             self.open_learning(self._learn_ips | ({media.remote_addr[0]} if media.remote_addr else set()))
         self.media = media
@@ -133,7 +135,7 @@ class RtpSession:
         if self.remote is not None and addr == self.remote:
             self.locked = addr
             return True
-        if self._learning and (not self._learn_ips or addr[0] in self._learn_ips):
+        if self._learning and addr != self._previous and (not self._learn_ips or addr[0] in self._learn_ips):
             self.locked = addr
             self.remote = addr     # symmetric RTP: answer where the peer really sends from
             self._learning = False

@@ -11,6 +11,8 @@ absorbed by their server transaction, so one INVITE never makes two calls.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
@@ -89,7 +91,9 @@ class UserAgent:
         self.limiter = CallLimiter(settings.max_calls, settings.max_cps)
         self.stats: Counter[str] = Counter()
         self._now = 0.0
-        self._ended: deque[tuple[float, str]] = deque()
+        self._heap: list = []
+        self._seq = itertools.count()
+        self._ended_at: dict[str, float] = {}
 
     # -- the sans-IO surface ---------------------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float, transport: str = "udp") -> None:
@@ -119,49 +123,93 @@ class UserAgent:
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
-        times = [t for t in (x.timer() for x in self._server.values()) if t is not None]
-        times += [t for t in (c[0].timer() for c in self._client.values()) if t is not None]
-        times += [c.timer.deadline for c in self.calls.values() if c.timer.deadline is not None]
-        times += [r.refresh_at for r in self._registrations.values() if r.refresh_at is not None]
-        if self._ended:
-            times.append(self._ended[0][0])
-        return min(times) if times else None
+        heap = self._heap
+        while heap:
+            t, _, kind, key, obj = heap[0]
+            if self._deadline(kind, key, obj) == t:
+                return t
+            heapq.heappop(heap)       # stale: the object moved on or is gone
+        return None
 
     def handle_timer(self, now: float) -> None:
         self._now = now
-        while self._ended and self._ended[0][0] <= now:
-            _, cid = self._ended.popleft()
-            call = self.calls.get(cid)
-            if call is not None and call.state == "ended":
-                del self.calls[cid]
-        for key, txn in list(self._server.items()):
-            t = txn.timer()
-            if t is not None and t <= now:
-                for data in txn.handle_timer(now):
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            t, _, kind, key, obj = heapq.heappop(heap)
+            if self._deadline(kind, key, obj) != t:
+                continue
+            if kind == "ended":
+                self._ended_at.pop(key, None)
+                if obj.state == "ended":
+                    del self.calls[key]
+            elif kind == "server":
+                for data in obj.handle_timer(now):
                     self.stats["retransmitted"] += 1
-                    self._send(data, txn.addr, "udp" if not txn.reliable else "tcp")
-            if txn.terminated:
-                del self._server[key]
-                if isinstance(txn, ServerInviteTransaction) and txn.timed_out and txn.final_status \
-                        and txn.final_status < 300:
-                    self._no_ack(txn, now)
-        for key, (txn, purpose, cid) in list(self._client.items()):
-            t = txn.timer()
-            if t is not None and t <= now:
+                    self._send(data, obj.addr, "tcp" if obj.reliable else "udp")
+                self._touch_server(obj, now)
+            elif kind == "client":
+                txn, purpose, cid = obj
                 for data in txn.handle_timer(now):
                     self.stats["retransmitted"] += 1
                     self._send(data, txn.addr, "tcp" if txn.reliable else "udp")
-            if txn.terminated:
-                del self._client[key]
-                if txn.timed_out:
-                    self._client_timeout(purpose, cid, now)
-        for call in list(self.calls.values()):
-            if call.timer.deadline is not None and call.timer.deadline <= now:
-                self._session_timer_fired(call, now)
-        for aor, reg in self._registrations.items():
-            if reg.refresh_at is not None and reg.refresh_at <= now:
-                reg.refresh_at = None
-                self._send_register(aor, now)
+                self._touch_client(key, now)
+            elif kind == "call":
+                obj.timer.deadline = None
+                self._session_timer_fired(obj, now)
+                self._touch_call(obj)
+            elif kind == "reg":
+                obj.refresh_at = None
+                self._send_register(key, now)
+
+    # -- timer bookkeeping: every object whose deadline may have changed is (re)pushed -----------
+    def _deadline(self, kind: str, key, obj) -> float | None:
+        if kind == "ended":
+            return self._ended_at.get(key) if self.calls.get(key) is obj else None
+        if kind == "server":
+            return obj.timer() if self._server.get(key) is obj else None
+        if kind == "client":
+            return obj[0].timer() if self._client.get(key) is obj else None
+        if kind == "call":
+            return obj.timer.deadline if self.calls.get(key) is obj else None
+        if kind == "reg":
+            return obj.refresh_at if self._registrations.get(key) is obj else None
+        return None
+
+    def _push(self, kind: str, key, obj) -> None:
+        t = self._deadline(kind, key, obj)
+        if t is not None:
+            heapq.heappush(self._heap, (t, next(self._seq), kind, key, obj))
+
+    def _touch_server(self, txn, now: float) -> None:
+        key = txn.key
+        if txn.terminated:
+            if self._server.get(key) is txn:
+                del self._server[key]
+            if isinstance(txn, ServerInviteTransaction) and txn.timed_out and txn.final_status \
+                    and txn.final_status < 300:
+                self._no_ack(txn, now)
+            return
+        self._push("server", key, txn)
+
+    def _touch_client(self, key, now: float) -> None:
+        entry = self._client.get(key)
+        if entry is None:
+            return
+        txn, purpose, cid = entry
+        if txn.terminated:
+            del self._client[key]
+            if txn.timed_out:
+                self._client_timeout(purpose, cid, now)
+            return
+        self._push("client", key, entry)
+
+    def _touch_call(self, call: Call) -> None:
+        self._push("call", call.call_id, call)
+
+    def _touch_reg(self, aor: str) -> None:
+        reg = self._registrations.get(aor)
+        if reg is not None:
+            self._push("reg", aor, reg)
 
     # -- owner actions ---------------------------------------------------------------------------
     def answer(self, call_id: str, rtp_port: int, now: float, extra: tuple[tuple[str, str], ...] = ()
@@ -282,6 +330,7 @@ class UserAgent:
             txn = self._server.get(key)
             if isinstance(txn, ServerInviteTransaction) and txn.state in ("completed", "confirmed"):
                 txn.on_ack(now)
+                self._touch_server(txn, now)
                 return
             self._on_ack(req, now)
             return
@@ -297,6 +346,7 @@ class UserAgent:
             txn = ServerInviteTransaction(req, addr, reliable, now, self.settings.timers)
         else:
             txn = ServerTransaction(req, addr, reliable, now, self.settings.timers)
+        txn.key = key
         self._server[key] = txn
         to_tag = parse_name_addr(req.headers.get("To") or "").tag
         if req.method == "CANCEL":
@@ -441,6 +491,7 @@ class UserAgent:
             self.stats["ack_absorbed"] += 1
             return
         txn.on_ack(now)
+        self._touch_server(txn, now)
         if req.body and call.media is None and call.local_sdp is not None:
             try:
                 call.media = sdp.accept_answer(call.local_sdp, sdp.parse_sdp(req.body))
@@ -487,6 +538,7 @@ class UserAgent:
         deliver, out = txn.receive_response(resp, now)
         for data in out:
             self._send(data, txn.addr, "tcp" if txn.reliable else "udp")
+        self._touch_client((branch, method), now)
         if not deliver:
             self.stats["response_absorbed"] += 1
             return
@@ -569,6 +621,7 @@ class UserAgent:
             reg = self._registrations.get(cid)
             if reg is not None:
                 reg.on_timeout(now)
+                self._touch_reg(cid)
                 self._events.append(RegistrationChanged(cid, False, 0, 408))
             return
         call = self.calls.get(cid)
@@ -600,6 +653,7 @@ class UserAgent:
         # in a re-INVITE from the peer, "uac" is still the peer
         call.timer = SessionTimer(interval, we_refresh=refresher == "uas")
         call.timer.arm(now)
+        self._touch_call(call)
         out = [("Supported", "timer"), ("Session-Expires", f"{interval};refresher={refresher}")]
         if peer_supports:
             out.append(("Require", "timer"))
@@ -614,6 +668,7 @@ class UserAgent:
             refresher = parse_params(params).get("refresher", "uac")
             call.timer = SessionTimer(int(secs.strip()), we_refresh=refresher == "uac")
             call.timer.arm(now)
+            self._touch_call(call)
 
     def _session_timer_fired(self, call: Call, now: float) -> None:
         if call.state not in ("answered", "confirmed"):
@@ -665,6 +720,7 @@ class UserAgent:
         if reg is None:
             return
         result = reg.on_response(resp, now)
+        self._touch_reg(aor)
         if result == "retry":
             self._send_register(aor, now, expires=0 if reg.unregistering else None)
         elif result in ("ok", "failed"):
@@ -676,10 +732,12 @@ class UserAgent:
         self._client[(branch, req.method)] = (txn, purpose, cid)
         for data in txn.start():
             self._send(data, dest, transport)
+        self._touch_client((branch, req.method), now)
 
     def _respond(self, txn, resp: Response, now: float) -> None:
         for data in txn.respond(resp, now):
             self._send(data, txn.addr, "tcp" if txn.reliable else "udp")
+        self._touch_server(txn, now)
 
     def _send(self, data: bytes, addr: tuple[str, int], transport: str) -> None:
         self._out.append((data, addr, transport))
@@ -692,7 +750,8 @@ class UserAgent:
         self.limiter.ended()
         self._events.append(CallEnded(call.call_id, reason))
         # the record stays a while for late retransmissions, then handle_timer drops it
-        self._ended.append((self._now + 64 * self.settings.timers.t1, call.call_id))
+        self._ended_at[call.call_id] = self._now + 64 * self.settings.timers.t1
+        self._push("ended", call.call_id, call)
 
     def forget(self, call_id: str) -> None:
         """Drop an ended call's record (the owner calls this once media is torn down)."""

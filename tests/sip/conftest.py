@@ -30,6 +30,8 @@ async def sip_server():
     yield start
     for s in servers:
         await s.close()
+    for s in servers:   # nothing of ours may outlive the server
+        assert not s._tasks and not s.calls and (s._ticker is None or s._ticker.done())
 
 
 def need(binary: str):

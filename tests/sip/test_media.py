@@ -182,3 +182,25 @@ def test_jitter_buffer_across_ring_and_32bit_timestamp_wrap():
             played.append(int(f[0]))
     assert played == list(range(1, len(played) + 1)) and len(played) > 20
     assert jb.stats["concealed"] == 0 and jb.stats["reset"] == 0
+
+
+def test_reinvite_moves_stream_and_new_ssrc_restarts_it():
+    s = RtpSession(MEDIA, 0.0, ssrc=1)
+    for i in range(5):
+        s.receive(rtp(10 + i, 160 * i), PEER, 0.02 * i)
+    moved = Negotiated(("127.0.0.1", 41000), 0, "PCMU", 101, "sendrecv")
+    s.update(moved, 0.2)
+    s.receive(rtp(15, 800), PEER, 0.21)                        # the old address is a stranger now
+    assert s.stats["foreign_source"] == 1
+    s.receive(rtp(500, 90000, ssrc=77), ("127.0.0.1", 41000), 0.22)   # new address, new SSRC
+    assert s.locked == ("127.0.0.1", 41000) and s.stats["ssrc_change"] == 1 and s.remote_ssrc == 77
+    out = s.send_audio(np.zeros(160, np.int16), 0.3)
+    assert out[0][1] == ("127.0.0.1", 41000)
+
+
+def test_hold_suspends_the_rtp_timeout():
+    s = RtpSession(MEDIA, 0.0, MediaSettings(rtp_timeout=5.0), ssrc=1)
+    s.update(Negotiated(("127.0.0.1", 40000), 0, "PCMU", 101, "sendonly"), 1.0)   # we send, they hold
+    assert not s.timed_out(100.0)
+    s.update(MEDIA, 100.0)
+    assert not s.timed_out(104.0) and s.timed_out(105.5)

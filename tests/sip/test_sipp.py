@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sip import AudioChunk, CallHangup, DtmfDigit
+from sip.rtp import RtpPacket
 
 from .conftest import in_thread, need
 
@@ -99,7 +100,16 @@ class Recorder:
 
 async def test_call_with_audio_both_ways(sip_server, tmp_path, speech):
     caller_wav, bot_pcm = speech
-    rec = Recorder(answer=bot_pcm)
+
+    async def strangers(call):
+        # bad input on the media port mid-call: a counted drop each, never a disturbance
+        import socket
+        await asyncio.sleep(1.0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            for junk in (b"\x00garbage", b"\x80" * 5, bytes(RtpPacket(0, 1, 1, 0x1234, b"\xff" * 160))):
+                s.sendto(junk, ("127.0.0.1", call.rtp_port))
+    rec = Recorder(answer=bot_pcm, then=strangers)
     srv = await sip_server(rec)
     await in_thread(run_sipp, tmp_path, "call_audio.xml", srv.port, {"caller_audio": caller_wav, "hold_ms": 3500})
     await asyncio.wait_for(rec.ended.wait(), 5)
@@ -109,7 +119,7 @@ async def test_call_with_audio_both_ways(sip_server, tmp_path, speech):
     assert voiced > 0.2, f"caller speech did not arrive (voiced fraction {voiced:.2f})"
     s = rec.calls[0].session
     assert s.sent_packets >= 100 and s.stats["received"] >= 100
-    assert s.locked is not None and s.stats["foreign_source"] == 0
+    assert s.locked is not None and s.stats["malformed"] == 2 and s.stats["foreign_source"] == 1
 
 
 @pytest.mark.skipif(not DTMF_PCAP.exists(), reason="sip-tester's DTMF capture is not installed")

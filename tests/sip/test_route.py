@@ -1,0 +1,70 @@
+"""bot/routes/sip.py + bot/transports/sip.py: the listener starts with the app when DUPLEXBOT_SIP=1
+and every call reaches `runtime.calls.run(transport)` as a `SipTransport`."""
+from types import SimpleNamespace
+
+from aiohttp import web
+
+from bot.audio.frame import AudioFrame
+from bot.engine.port import Hangup, Transport
+from bot.routes import sip as sip_route
+
+from .conftest import in_thread
+from .peer import Peer, normal_call, options
+from .test_sipp import free_udp_port
+
+
+class FakeCalls:
+    def __init__(self):
+        self.transports = []
+        self.items = []
+
+    async def run(self, transport):
+        self.transports.append(transport)
+        while True:
+            item = await transport.receive()
+            self.items.append(item)
+            if isinstance(item, Hangup):
+                return
+
+
+def runtime(env):
+    return SimpleNamespace(settings=SimpleNamespace(env=env), calls=FakeCalls())
+
+
+def options_status(port: int) -> int:
+    p = Peer(port)
+    try:
+        data, cid = options(port, p.local)
+        p.send(data)
+        r = p.final(cid, "OPTIONS")
+        return r.status if r else 0
+    finally:
+        p.close()
+
+
+async def test_listener_runs_calls_through_the_engine_port():
+    port = free_udp_port()
+    rt = runtime({"DUPLEXBOT_SIP": "1", "DUPLEXBOT_SIP_PORT": str(port), "DUPLEXBOT_SIP_BIND": "127.0.0.1"})
+    app = web.Application()
+    sip_route.setup(app, rt)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        server = app[sip_route.SIP_SERVER_KEY]
+        assert server.port == port
+        assert await in_thread(options_status, port) == 200
+        assert await in_thread(normal_call, port) == 200
+        t = rt.calls.transports[0]
+        assert isinstance(t, Transport) and t.info.transport == "sip"
+        assert isinstance(rt.calls.items[-1], Hangup) and rt.calls.items[-1].reason == "remote"
+        frames = [i for i in rt.calls.items if isinstance(i, AudioFrame)]
+        assert all(f.sample_rate == 8000 and f.samples == 160 for f in frames)
+    finally:
+        await runner.cleanup()
+    assert server.calls == {} and not server._tasks
+
+
+async def test_disabled_by_default():
+    app = web.Application()
+    sip_route.setup(app, runtime({"DUPLEXBOT_SIP": "0"}))
+    assert len(app.on_startup) == len(web.Application().on_startup)
