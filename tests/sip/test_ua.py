@@ -253,3 +253,82 @@ def test_bad_input_never_loses_call_state():
     p.uac.hangup(cid, p.now)
     p.transfer()
     assert p.ev("uas", CallEnded)[0].reason == "remote_bye"
+
+
+def test_offerless_invite_gets_our_offer_and_the_answer_comes_in_the_ack():
+    p = Pair()
+    cid = p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
+    data = p.uac.datagrams_to_send()[0][0]
+    head = data.split(b"\r\n\r\n")[0].replace(b"Content-Type: application/sdp\r\n", b"")
+    head = head.replace(b"Content-Length: " + head.split(b"Content-Length: ")[1], b"Content-Length: 0")
+    p.uas.receive_datagram(head + b"\r\n\r\n", B, 0.0)
+    inc = next(e for e in iter(p.uas.next_event, None) if isinstance(e, IncomingCall))
+    assert inc.offer is None and p.uas.answer(cid, 20000, 0.0) is None
+    ok = next(parse_message(d) for d, _, _ in p.uas.datagrams_to_send() if d.startswith(b"SIP/2.0 200"))
+    their = sdp.answer(sdp.parse_sdp(ok.body), "127.0.0.2", 30000, 9)[0]
+    dlg = p.uas.calls[cid].dialog
+    ack = (f"ACK sip:duplexbot@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bKack1\r\n"
+           f"From: {ok.headers.get('From')}\r\nTo: {ok.headers.get('To')}\r\nCall-ID: {cid}\r\nCSeq: 1 ACK\r\n"
+           f"Content-Type: application/sdp\r\nContent-Length: {len(bytes(their))}\r\n\r\n").encode() + bytes(their)
+    p.uas.receive_datagram(ack, B, 0.1)
+    conf = next(e for e in iter(p.uas.next_event, None) if isinstance(e, CallConfirmed))
+    assert conf.media.remote_addr == ("127.0.0.2", 30000) and dlg.call_id == cid
+
+
+def test_fuzzed_messages_never_escape_or_disturb_a_live_call():
+    import random
+    from pathlib import Path
+
+    rnd = random.Random(4475)
+    p = Pair()
+    cid, _ = p.setup()
+    seeds = [(Path(__file__).parent / "fixtures" / "baresip_invite.bin").read_bytes()]
+    seeds += [d for _, d in p.wire]
+    torture = Path(__file__).resolve().parents[3] / "shared" / "sip-torture" / "rfc4475"
+    if torture.exists():
+        seeds += [f.read_bytes() for f in sorted(torture.glob("*.dat"))]
+    for i in range(3000):
+        data = bytearray(rnd.choice(seeds))
+        for _ in range(rnd.randint(1, 6)):
+            op = rnd.random()
+            pos = rnd.randrange(len(data)) if data else 0
+            if op < 0.4 and data:
+                data[pos] = rnd.randrange(256)
+            elif op < 0.6:
+                del data[pos:pos + rnd.randint(1, 40)]
+            elif op < 0.8:
+                data[pos:pos] = rnd.choice([b"\r\n", b" ", b",", b";", b":", b"<", b">", b'"', b"%", b"\x00",
+                                            b"\r\n\r\n", b"Content-Length: 99999\r\n", b"CSeq: 1 BYE\r\n"])
+            else:
+                data = data[:pos]
+        p.uas.receive_datagram(bytes(data), B, p.now)    # must not raise
+        p.uas.datagrams_to_send()
+        while p.uas.next_event() is not None:
+            pass
+        if i % 500 == 0:
+            p.uas.handle_timer(p.now)
+    assert p.uas.calls[cid].state == "confirmed"
+    assert p.uas.stats["malformed"] > 100
+
+
+def test_fuzzed_rtp_is_counted_never_raised():
+    import random
+
+    import numpy as np
+
+    from sip.media import RtpSession
+    from sip.rtp import RtpPacket
+    rnd = random.Random(3550)
+    media = sdp.Negotiated(("127.0.0.2", 30000), 0, "PCMU", 101, "sendrecv")
+    s = RtpSession(media, 0.0, ssrc=1)
+    good = bytes(RtpPacket(0, 1, 160, 5, b"\xff" * 160))
+    for i in range(3000):
+        data = bytearray(good if rnd.random() < 0.7 else bytes(rnd.randrange(256) for _ in range(rnd.randint(0, 60))))
+        for _ in range(rnd.randint(0, 4)):
+            if data:
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+        s.receive(bytes(data), ("127.0.0.2", 30000), i * 0.001)
+        s.pull_frame()
+        s.events()
+    s.send_audio(np.zeros(160, np.int16), 4.0)
+    assert sum(s.stats.values()) > 0
