@@ -3,7 +3,7 @@ requests and responses that belong to it. Pure data plus helpers; no I/O, no clo
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from .message import Headers, NameAddr, Request, Response, parse_name_addr, parse_uri, parse_via
 
@@ -119,20 +119,3 @@ def uac_dialog(invite: Request, response: Response, peer: tuple[str, int], trans
         local_uri=str(NameAddr(frm.display, frm.uri)), remote_uri=str(NameAddr(to.display, to.uri)),
         remote_target=target, route_set=tuple(reversed(rh.get_all("Record-Route"))),
         local_seq=invite.cseq[0], peer_addr=peer, transport=transport, is_uas=False)
-
-
-@dataclass
-class SessionTimer:
-    """RFC 4028 state for one dialog: who refreshes and when."""
-    interval: int = 0              # 0: no session timer
-    we_refresh: bool = False
-    deadline: float | None = None  # refresh (if we refresh) or give up (if they do)
-    fields: dict = field(default_factory=dict)
-
-    def arm(self, now: float) -> None:
-        if not self.interval:
-            self.deadline = None
-        elif self.we_refresh:
-            self.deadline = now + self.interval / 2
-        else:
-            self.deadline = now + self.interval - min(32, self.interval / 3)

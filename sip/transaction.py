@@ -16,9 +16,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .message import Headers, Request, Response
+from .message import Headers, Request, Response, parse_name_addr, parse_via
 
 T1, T2, T4 = 0.5, 4.0, 5.0
+MAGIC = "z9hG4bK"
+
+
+def server_key(req: Request, transport: str = "udp", method: str | None = None) -> tuple:
+    """The server transaction a request belongs to (RFC 3261 17.2.3; ACK matches its INVITE).
+
+    Branch and sent-by as the RFC says; Call-ID and CSeq are checked too, so a peer that reuses
+    branches (RFC 4475 messages do) never gets another request's answer. Requests without the
+    magic cookie (RFC 2543) are matched on Request-URI, Call-ID, From tag, CSeq and top Via."""
+    m = method or ("INVITE" if req.method == "ACK" else req.method)
+    via = parse_via(req.headers.get_all("Via")[0])
+    if via.branch.startswith(MAGIC) and len(via.branch) > len(MAGIC):
+        return (transport, via.branch, via.host, via.port, m, req.call_id, req.cseq[0])
+    frm = parse_name_addr(req.headers.get("From") or "")
+    return (transport, "2543", req.uri, req.call_id, frm.tag, req.cseq[0], str(via), m)
 
 
 @dataclass(frozen=True)

@@ -15,62 +15,23 @@ import heapq
 import itertools
 import random
 from collections import Counter, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from . import sdp
-from .dialog import Dialog, SessionTimer, make_response, uac_dialog, uas_dialog
-from .events import (CallAnswered, CallConfirmed, CallEnded, CallProgress, IncomingCall, MediaChanged,
-                     RegistrationChanged, TransferResult, UaEvent)
-from .message import (Headers, Request, Response, SipParseError, parse_message, parse_name_addr, parse_params,
-                      parse_via)
-from .registration import Registration, RegistrationSettings
-from .transaction import ClientTransaction, ServerInviteTransaction, ServerTransaction, Timers
-from .validate import check_invite_body, check_request
+from . import sdp, session_timer, uac
+from .dialog import make_response, uas_dialog
+from .events import (CallConfirmed, CallEnded, IncomingCall, MediaChanged, RegistrationChanged, TransferResult,
+                     UaEvent)
+from .message import Request, Response, SipParseError, parse_message, parse_name_addr, parse_via
 from .ratelimit import CallLimiter
+from .registration import Registration, RegistrationSettings
+from .transaction import MAGIC, ClientTransaction, ServerInviteTransaction, ServerTransaction, server_key
+from .ua_state import Call, UaSettings
+from .validate import check_invite_body, check_request, malformed_answer
 
+__all__ = ["UserAgent", "UaSettings", "Call", "ALLOW", "SUPPORTED"]
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, UPDATE, INFO"
 SUPPORTED = frozenset({"timer", "replaces", "norefersub"})
 KNOWN_NOT_ALLOWED = {"REGISTER", "MESSAGE", "SUBSCRIBE", "PUBLISH", "PRACK"}
-MAGIC = "z9hG4bK"
-
-
-@dataclass(frozen=True)
-class UaSettings:
-    host: str = "127.0.0.1"          # address we advertise in Via, Contact and SDP
-    port: int = 5060
-    user: str = "duplexbot"
-    user_agent: str = "duplexbot"
-    max_calls: int = 1000
-    max_cps: float = 200.0
-    retry_after: int = 5
-    session_expires: int = 1800      # offered when the peer supports timers but asked for none
-    min_se: int = 90
-    timers: Timers = field(default_factory=Timers)
-    seed: int | None = None
-
-
-@dataclass
-class Call:
-    call_id: str
-    local_tag: str
-    inbound: bool
-    state: str                                  # incoming|answered|confirmed|calling|early|ended
-    invite: Request
-    peer: tuple[str, int]
-    transport: str
-    dialog: Dialog | None = None
-    invite_txn: ServerInviteTransaction | None = None
-    local_sdp: sdp.SessionDescription | None = None
-    sdp_version: int = 0
-    session_id: int = 0
-    rtp_port: int = 0
-    media: sdp.Negotiated | None = None
-    timer: SessionTimer = field(default_factory=SessionTimer)
-    reinvite_pending: bool = False
-    auth_tried: bool = False
-    credentials: tuple[str, str] | None = None
-    invite_branch: str = ""
-    cancel_sent: bool = False
 
 
 def txn_transport(txn) -> str:
@@ -103,7 +64,9 @@ class UserAgent:
             msg = parse_message(data, stream=transport != "udp")
         except SipParseError as e:
             self.stats["malformed"] += 1
-            self._answer_malformed(data, e, addr, transport)
+            answer = malformed_answer(data, e, self._token(8))
+            if answer is not None:
+                self._send(answer, addr, transport)
             return
         try:
             if isinstance(msg, Request):
@@ -159,7 +122,7 @@ class UserAgent:
                 self._touch_call(obj)
             elif kind == "reg":
                 obj.refresh_at = None
-                self._send_register(key, now)
+                uac.send_register(self, key, now)
 
     # -- timer bookkeeping: every object whose deadline may have changed is (re)pushed -----------
     def _deadline(self, kind: str, key, obj) -> float | None:
@@ -264,7 +227,7 @@ class UserAgent:
         if call.state in ("calling", "early") and not call.inbound:
             if not call.cancel_sent:
                 call.cancel_sent = True
-                self._send_cancel(call, now)
+                uac.send_cancel(self, call, now)
             return
         self._send_in_dialog(call, "BYE", now, purpose="bye")
         self._end(call, "local_bye")
@@ -282,37 +245,16 @@ class UserAgent:
     def invite(self, target: str, dest: tuple[str, int], rtp_port: int, now: float, transport: str = "udp",
                from_user: str | None = None, credentials: tuple[str, str] | None = None) -> str:
         """Place a call to `target` (a SIP URI) via `dest`; returns the Call-ID."""
-        call_id = f"{self._token(16)}@{self.settings.host}"
-        tag = self._token(8)
-        user = from_user or self.settings.user
-        session_id = self._rand.randrange(1, 2**31)
-        offer = sdp.offer(self.settings.host, rtp_port, session_id)
-        branch = MAGIC + self._token(12)
-        items = [("Via", self._via(branch, transport)), ("Max-Forwards", "70"),
-                 ("From", f"<sip:{user}@{self.settings.host}>;tag={tag}"), ("To", f"<{target}>"),
-                 ("Call-ID", call_id), ("CSeq", "1 INVITE")] + self._contact_headers() + [
-                 ("Supported", "timer"), ("Content-Type", "application/sdp")]
-        req = Request("INVITE", target, Headers.of(*items), bytes(offer))
-        call = Call(call_id, tag, False, "calling", req, dest, transport, local_sdp=offer, session_id=session_id,
-                    rtp_port=rtp_port, credentials=credentials, invite_branch=branch)
-        self.calls[call_id] = call
-        self._start_client(req, dest, transport, "invite", call_id, now)
-        return call_id
+        return uac.invite(self, target, dest, rtp_port, now, transport, from_user, credentials)
 
     def register(self, settings: RegistrationSettings, dest: tuple[str, int], now: float) -> None:
-        contact = f"sip:{self.settings.user}@{self.settings.host}:{self.settings.port}"
-        self._registrations[settings.aor] = Registration(settings, f"{self._token(16)}@{self.settings.host}",
-                                                         self._token(8), contact)
-        self._reg_dest[settings.aor] = dest
-        self._send_register(settings.aor, now)
+        uac.register(self, settings, dest, now)
 
     def unregister(self, aor: str, now: float) -> None:
-        if aor in self._registrations:
-            self._send_register(aor, now, expires=0)
+        uac.unregister(self, aor, now)
 
     def registered(self, aor: str) -> bool:
-        reg = self._registrations.get(aor)
-        return bool(reg and reg.registered)
+        return uac.registered(self, aor)
 
     # -- requests --------------------------------------------------------------------------------
     def _on_request(self, req: Request, addr: tuple[str, int], now: float, transport: str) -> None:
@@ -325,7 +267,7 @@ class UserAgent:
             return
         self.stats[f"request_{req.method}" if req.method in ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "NOTIFY",
                                                                "REFER", "UPDATE") else "request_other"] += 1
-        key = self._server_key(req, transport=transport)
+        key = server_key(req, transport)
         if req.method == "ACK":
             txn = self._server.get(key)
             if isinstance(txn, ServerInviteTransaction) and txn.state in ("completed", "confirmed"):
@@ -390,12 +332,9 @@ class UserAgent:
             except sdp.SdpError:
                 refuse(488)
                 return
-        se = req.headers.get("Session-Expires")
-        if se:
-            secs = se.split(";")[0].strip()
-            if not secs.isdigit() or int(secs) < self.settings.min_se:
-                refuse(422, (("Min-SE", str(self.settings.min_se)),))
-                return
+        if session_timer.too_small(req, self.settings.min_se):
+            refuse(422, (("Min-SE", str(self.settings.min_se)),))
+            return
         call_id = req.call_id
         if call_id in self.calls:   # same Call-ID, new transaction (a loop or a fork): not a second call
             refuse(482 if self.calls[call_id].state != "ended" else 481)
@@ -409,7 +348,7 @@ class UserAgent:
                                          transport, req.headers.items))
 
     def _on_cancel(self, req: Request, txn: ServerTransaction, now: float) -> None:
-        invite_key = self._server_key(req, method="INVITE", transport=txn_transport(txn))
+        invite_key = server_key(req, txn_transport(txn), "INVITE")
         inv = self._server.get(invite_key)
         if not isinstance(inv, ServerInviteTransaction):
             self._respond(txn, make_response(req, 481, to_tag=self._token(8)), now)
@@ -543,16 +482,16 @@ class UserAgent:
             self.stats["response_absorbed"] += 1
             return
         if purpose == "register":
-            self._register_response(cid, resp, now)
+            uac.register_response(self, cid, resp, now)
             return
         call = self.calls.get(cid)
         if call is None:
             return
         if purpose == "invite":
-            self._invite_response(call, txn, resp, now)
+            uac.invite_response(self, call, txn, resp, now)
         elif purpose == "reinvite":
             if 200 <= resp.status < 300:
-                self._ack_2xx(call, resp, now)
+                uac.ack_2xx(self, call, resp, now)
             if resp.status >= 200:
                 call.reinvite_pending = False
             if resp.status in (408, 481):
@@ -561,59 +500,6 @@ class UserAgent:
             self._events.append(TransferResult(call.call_id, False, f"REFER answered {resp.status}"))
         elif purpose == "bye":
             pass
-
-    def _invite_response(self, call: Call, txn: ClientTransaction, resp: Response, now: float) -> None:
-        if resp.status < 200:
-            if resp.status > 100 and call.state == "calling":
-                call.state = "early"
-            self._events.append(CallProgress(call.call_id, resp.status))
-            return
-        if 200 <= resp.status < 300:
-            if call.dialog is not None:       # a retransmitted 2xx: our ACK was lost
-                self._ack_2xx(call, resp, now)
-                return
-            call.dialog = uac_dialog(call.invite, resp, call.peer, call.transport)
-            try:
-                call.media = sdp.accept_answer(call.local_sdp, sdp.parse_sdp(resp.body))
-            except sdp.SdpError:
-                self._ack_2xx(call, resp, now)
-                self.hangup(call.call_id, now)
-                return
-            call.state = "confirmed"
-            self._ack_2xx(call, resp, now)
-            self._arm_uac_session_timer(call, resp, now)
-            if call.cancel_sent:
-                self.hangup(call.call_id, now)
-                return
-            self._events.append(CallAnswered(call.call_id, call.media))
-            return
-        if resp.status in (401, 407) and call.credentials and not call.auth_tried:
-            from .digest import authorization, pick_challenge
-            name = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
-            try:
-                ch = pick_challenge(resp.headers.get_all(name) or [resp.headers.get(name) or ""])
-            except ValueError:
-                self._end(call, f"rejected:{resp.status}")
-                return
-            call.auth_tried = True
-            value = authorization(ch, call.credentials[0], call.credentials[1], "INVITE", call.invite.uri)
-            branch = MAGIC + self._token(12)
-            h = call.invite.headers.set("Via", self._via(branch, call.transport))
-            h = h.set("CSeq", f"{call.invite.cseq[0] + 1} INVITE")
-            h = h.add("Authorization" if resp.status == 401 else "Proxy-Authorization", value)
-            call.invite = replace(call.invite, headers=h)
-            call.invite_branch = branch
-            self._start_client(call.invite, call.peer, call.transport, "invite", call.call_id, now)
-            return
-        self._end(call, "cancelled" if resp.status == 487 else f"rejected:{resp.status}")
-
-    def _ack_2xx(self, call: Call, resp: Response, now: float) -> None:
-        dlg = call.dialog
-        if dlg is None:
-            return
-        _, ack = dlg.next_request("ACK", self.settings.host, self.settings.port, MAGIC + self._token(12),
-                                  cseq=resp.cseq[0])
-        self._send(bytes(ack), dlg.destination(), dlg.transport)
 
     def _client_timeout(self, purpose: str, cid: str, now: float) -> None:
         self.stats[f"timeout_{purpose}"] += 1
@@ -637,36 +523,15 @@ class UserAgent:
 
     # -- session timers (RFC 4028) ---------------------------------------------------------------
     def _session_timer_headers(self, call: Call, req: Request, now: float) -> list[tuple[str, str]]:
-        se = req.headers.get("Session-Expires")
-        peer_supports = "timer" in [s.lower() for s in req.headers.get_all("Supported")]
-        if se:
-            secs, _, params = se.partition(";")
-            interval = max(int(secs.strip()), self.settings.min_se)
-            refresher = parse_params(params).get("refresher", "")
-            if refresher not in ("uac", "uas"):
-                refresher = "uac" if peer_supports else "uas"
-        elif peer_supports and self.settings.session_expires:
-            interval, refresher = self.settings.session_expires, "uac"
-        else:
-            call.timer = SessionTimer()
-            return [("Supported", "timer")]
-        # in a re-INVITE from the peer, "uac" is still the peer
-        call.timer = SessionTimer(interval, we_refresh=refresher == "uas")
+        call.timer, headers = session_timer.negotiate(req, self.settings.min_se, self.settings.session_expires)
         call.timer.arm(now)
         self._touch_call(call)
-        out = [("Supported", "timer"), ("Session-Expires", f"{interval};refresher={refresher}")]
-        if peer_supports:
-            out.append(("Require", "timer"))
-        return out
+        return headers
 
     def _arm_uac_session_timer(self, call: Call, resp: Response, now: float) -> None:
-        se = resp.headers.get("Session-Expires")
-        if not se:
-            return
-        secs, _, params = se.partition(";")
-        if secs.strip().isdigit():
-            refresher = parse_params(params).get("refresher", "uac")
-            call.timer = SessionTimer(int(secs.strip()), we_refresh=refresher == "uac")
+        timer = session_timer.from_answer(resp)
+        if timer is not None:
+            call.timer = timer
             call.timer.arm(now)
             self._touch_call(call)
 
@@ -700,31 +565,6 @@ class UserAgent:
         call.dialog, req = call.dialog.next_request(method, self.settings.host, self.settings.port, branch,
                                                     extra=extra, body=body)
         self._start_client(req, call.dialog.destination(), call.dialog.transport, purpose, call.call_id, now)
-
-    def _send_cancel(self, call: Call, now: float) -> None:
-        h = call.invite.headers
-        items = [("Via", h.get_all("Via")[0]), ("Max-Forwards", "70"), ("From", h.get("From") or ""),
-                 ("To", h.get("To") or ""), ("Call-ID", call.call_id), ("CSeq", f"{call.invite.cseq[0]} CANCEL")]
-        items += [("Route", r) for r in h.get_all("Route")]
-        self._start_client(Request("CANCEL", call.invite.uri, Headers.of(*items)), call.peer, call.transport,
-                           "cancel", call.call_id, now)
-
-    def _send_register(self, aor: str, now: float, expires: int | None = None) -> None:
-        reg = self._registrations[aor]
-        dest = self._reg_dest[aor]
-        req = reg.request(self._via(MAGIC + self._token(12), "udp"), expires)
-        self._start_client(req, dest, "udp", "register", aor, now)
-
-    def _register_response(self, aor: str, resp: Response, now: float) -> None:
-        reg = self._registrations.get(aor)
-        if reg is None:
-            return
-        result = reg.on_response(resp, now)
-        self._touch_reg(aor)
-        if result == "retry":
-            self._send_register(aor, now, expires=0 if reg.unregistering else None)
-        elif result in ("ok", "failed"):
-            self._events.append(RegistrationChanged(aor, reg.registered, reg.expires, resp.status))
 
     def _start_client(self, req: Request, dest, transport: str, purpose: str, cid: str, now: float) -> None:
         txn = ClientTransaction(req, dest, transport != "udp", now, self.settings.timers)
@@ -773,26 +613,3 @@ class UserAgent:
 
     def _token(self, n: int) -> str:
         return "%0*x" % (n, self._rand.getrandbits(4 * n))
-
-    @staticmethod
-    def _server_key(req: Request, method: str | None = None, transport: str = "udp") -> tuple:
-        m = method or ("INVITE" if req.method == "ACK" else req.method)
-        via = parse_via(req.headers.get_all("Via")[0])
-        if via.branch.startswith(MAGIC) and len(via.branch) > len(MAGIC):
-            # RFC 3261 17.2.3 matches on branch and sent-by; Call-ID and CSeq are checked too, so a
-            # peer that reuses branches (RFC 4475 messages do) never gets another request's answer
-            return (transport, via.branch, via.host, via.port, m, req.call_id, req.cseq[0])
-        frm = parse_name_addr(req.headers.get("From") or "")
-        return (transport, "2543", req.uri, req.call_id, frm.tag, req.cseq[0], str(via), m)
-
-    def _answer_malformed(self, data: bytes, err: SipParseError, addr, transport: str) -> None:
-        """Answer 400/505 when the message was a request and the fields a response needs survived."""
-        h = err.headers
-        if h is None or data.lstrip(b"\r\n").startswith(b"SIP/"):
-            return
-        if not all(n in h for n in ("Via", "From", "To", "Call-ID", "CSeq")):
-            return
-        fake = Request("INVALID", "sip:invalid", h)
-        reason = "Version Not Supported" if err.status == 505 else f"Bad Request: {str(err)[:60]}"
-        reason = "".join(c if 32 <= ord(c) < 127 else "?" for c in reason)
-        self._send(bytes(make_response(fake, err.status, reason, to_tag=self._token(8))), addr, transport)

@@ -87,3 +87,17 @@ def _scalar(value: str | None, what: str) -> None:
 def _reason(text: str) -> str:
     clean = "".join(c if 32 <= ord(c) < 127 and c not in "\r\n" else "?" for c in text)
     return ("Bad Request: " + clean)[:120]
+
+
+def malformed_answer(data: bytes, err: SipParseError, to_tag: str) -> bytes | None:
+    """400/505 for a request that failed to parse, when the fields a response needs survived."""
+    from .dialog import make_response
+
+    h = err.headers
+    if h is None or data.lstrip(b"\r\n").startswith(b"SIP/"):
+        return None
+    if not all(n in h for n in REQUIRED):
+        return None
+    fake = Request("INVALID", "sip:invalid", h)
+    reason = "Version Not Supported" if err.status == 505 else _reason(str(err))
+    return bytes(make_response(fake, err.status, reason, to_tag=to_tag))

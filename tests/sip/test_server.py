@@ -1,5 +1,4 @@
 """The asyncio edge with raw sockets: no-RTP hang-up, load shedding on the wire, RTP re-anchoring."""
-import asyncio
 from dataclasses import replace
 
 from sip.media import MediaSettings

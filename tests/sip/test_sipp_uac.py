@@ -1,7 +1,6 @@
 """Real peer, the other way round: the bot places a call to sipp (UAC INVITE) and registers with a
 sipp registrar that checks the digest answer."""
 import asyncio
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -3,7 +3,7 @@ from sip import sdp
 from sip.dialog import make_response
 from sip.events import (CallAnswered, CallConfirmed, CallEnded, IncomingCall, MediaChanged, RegistrationChanged,
                         TransferResult)
-from sip.message import Headers, Request, Response, parse_message
+from sip.message import Request, parse_message
 from sip.registration import RegistrationSettings
 from sip.ua import UaSettings, UserAgent
 
