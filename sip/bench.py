@@ -34,6 +34,7 @@ from .server import ServerSettings, SipServer
 from .ua import UaSettings
 
 SCENARIOS = Path(__file__).parent / "deploy" / "sipp"
+_TONE = (np.sin(2 * np.pi * 440 * np.arange(8000 + 160) / 8000) * 3000).astype(np.int16)   # 1 s loop
 
 
 @dataclass
@@ -86,8 +87,9 @@ class _App:
         phase = [0]
 
         def pull(n: int) -> np.ndarray:
+            i = phase[0] % 8000
             phase[0] += n
-            return (np.sin(2 * np.pi * 440 * (np.arange(n) + phase[0]) / 8000) * 3000).astype(np.int16)
+            return _TONE[i:i + n]
         call.set_output(pull)
         try:
             while True:

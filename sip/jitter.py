@@ -107,7 +107,7 @@ class JitterBuffer:
 
     @property
     def target(self) -> float:
-        return float(np.clip(self.s.min_delay + 2 * self.jitter, self.s.min_delay, self.s.max_delay))
+        return min(self.s.max_delay, self.s.min_delay + 2 * self.jitter)
 
     @property
     def depth(self) -> float:
@@ -165,12 +165,13 @@ class JitterBuffer:
         """The next frame of samples; None before playout starts (the caller plays silence)."""
         if self.play_ts is None:
             return None
+        depth, target = self.depth, self.target
         if not self.started:
-            if self.depth < self.target:
+            if depth < target:
                 return None
             self.started = True
         n = self.s.frame
-        if self.depth > self.target + self.s.skip_above:
+        if depth > target + self.s.skip_above:
             self._advance(n)
             self.stats["skipped"] += 1
         ring, have = self._read(self.play_ts, n)
