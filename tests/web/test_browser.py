@@ -64,6 +64,7 @@ async def test_call_page_and_supervisor_console(tmp_path: Path, monkeypatch):
             assert await call.js("document.querySelectorAll('.timeline .tag.end_of_turn').length") >= 1
             assert await call.js("document.querySelector('[data-stat=response] .v').textContent") != "—"
             await call.screenshot(shots / "call-page.png")
+            connect_ms = await call.js("window.duplexbot.connectMs")
 
             # ---- the supervisor: sign in, see the call, listen ------------------------------------
             sup = await sup_b.new_page(srv.url + "/supervisor")
@@ -101,6 +102,9 @@ async def test_call_page_and_supervisor_console(tmp_path: Path, monkeypatch):
             while console.takeovers.get(cid) is None or console.takeovers[cid].frames < 25:
                 assert asyncio.get_running_loop().time() < deadline, "no supervisor audio reached the call"
                 await asyncio.sleep(0.1)
+            # the caller hears the supervisor (the bot was cut when the take-over began)
+            loud = await call.js("window.duplexbot.bot.loud")
+            await call.wait(f"window.duplexbot.bot.loud > {loud} + 10", 15, "the supervisor's voice at the caller")
             await sup.screenshot(shots / "supervisor-console.png")
             await sup.js("document.querySelector('#takeover').click()")
             await sup.wait("!window.supervisor.takenOver", 10, "hand-back")
@@ -115,6 +119,7 @@ async def test_call_page_and_supervisor_console(tmp_path: Path, monkeypatch):
             assert status == 403
             await other.screenshot(shots / "supervisor-other-tenant.png")
 
+            latency = await call.js("JSON.parse(JSON.stringify(window.duplexbot.latency))")
             await call.js("document.querySelector('#hangup').click()")
             await sup.wait("/ended/.test(document.querySelector('#notice').textContent)", 15, "call end in console")
             for page in (call, sup):
@@ -125,6 +130,9 @@ async def test_call_page_and_supervisor_console(tmp_path: Path, monkeypatch):
                 assert ("acme", act) in actions, (act, actions)
             assert ("globex", "denied") in actions
             (shots / "audit.json").write_text(json.dumps(audits, indent=1))
+            metrics = {"connect_ms": connect_ms, "latency_s": latency,
+                       "listen_peak": await sup.js("window.supervisor.listen.peak")}
+            (shots / "browser-metrics.json").write_text(json.dumps(metrics, indent=1))
     finally:
         await asyncio.gather(caller_b.close(), sup_b.close(), return_exceptions=True)
         await close_runtime(rt)

@@ -134,6 +134,22 @@ async def test_supervisor_listen_whisper_takeover_and_tenancy():
                     if m["type"] == "event":
                         seen.append(m)
 
+            # a listener whose connection never comes up: its feed stays bounded, the call goes on
+            stalled = ClientPeer(send=False, channel=False)
+            await stalled.pc.setLocalDescription(await stalled.pc.createOffer())
+            async with http.post(f"{srv.url}/supervisor/api/calls/{cid}/listen", headers=A,
+                                 json={"type": "offer", "sdp": stalled.pc.localDescription.sdp}) as r:
+                stalled_id = (await r.json())["listener_id"]  # the answer is never applied
+            console = app[supervisor_routes.CONSOLE_KEY]
+            feed = console.listeners[stalled_id].feed
+            n_answers = len(caller.events("bot_speech_start"))
+            caller.mic.play(speech_like(tail=1.0))
+            await caller.changes.wait(lambda: len(caller.events("bot_speech_start")) > n_answers, 10,
+                                      "an answer while a listener is stalled")
+            await _until(lambda: feed.dropped_samples > 0, 10, "the stalled feed to drop")
+            assert feed.held_seconds <= 0.2
+            await stalled.close()
+
             # take over with a microphone, then hand back
             session = rt.calls.get(cid)
             sup_mic = ClientPeer(speech_like(seconds=1.0, tail=0.5), channel=False)
@@ -152,7 +168,6 @@ async def test_supervisor_listen_whisper_takeover_and_tenancy():
             async with http.delete(f"{srv.url}/supervisor/api/listeners/{listeners[0].listener_id}", headers=A) as r:
                 assert r.status == 200
             caller.channel.send(json.dumps({"type": "hangup"}))
-            console = app[supervisor_routes.CONSOLE_KEY]
             await _until(lambda: not console.listeners and not rt.calls.sessions, 10, "the call to end")
         finally:
             for p in listeners:
@@ -162,5 +177,5 @@ async def test_supervisor_listen_whisper_takeover_and_tenancy():
     assert ("globex", "denied") in actions
     for act in ("listen_start", "listen_stop", "whisper", "takeover_start", "takeover_stop"):
         assert ("acme", act) in actions, act
-    assert sum(1 for a in actions if a == ("acme", "listen_stop")) == 2  # one by DELETE, one at call end
+    assert sum(1 for a in actions if a == ("acme", "listen_stop")) == 3  # one by DELETE, two at call end
     assert all(a["actor"] in ("alice@acme", "bob@globex") for a in rt.state.audits)

@@ -73,6 +73,9 @@ async def test_browser_call_hears_the_bot(codec, rate):
             assert kinds[0] == "call_started" and "end_of_turn" in kinds and "transcript_final" in kinds
             call = registry(app).calls[answer["call_id"]]
             assert call.transport.stats.frames_in > 50 and call.transport.bot_track.resyncs == 0
+            peer.channel.send(json.dumps({"type": "dtmf", "digit": "5"}))
+            peer.channel.send(json.dumps({"type": "dtmf", "digit": "not a digit"}))
+            await peer.changes.wait(lambda: call.transport.stats.dtmf == 1, 5, "the DTMF digit")
             peer.channel.send(json.dumps({"type": "hangup"}))
             await peer.changes.wait(lambda: any(m["type"] == "ended" for m in peer.messages) or not registry(app).calls,
                                     10, "the call to end")

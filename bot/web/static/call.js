@@ -6,6 +6,7 @@
   const ui = { call: $("#call"), hangup: $("#hangup"), status: $("#status"), error: $("#error"), codec: $("#codec"), callId: $("#call-id") };
   // Read by the browser tests: audio levels measured in the page, and the call's state.
   const state = window.duplexbot = { callId: null, connected: false, ended: false, bot: { peak: 0, loud: 0 }, mic: { peak: 0, loud: 0 }, events: [] };
+  Object.defineProperty(state, "latency", { get: () => view.lat });
   let pc = null, channel = null, mic = null, stops = [];
 
   function status(text, cls) { ui.status.textContent = text; ui.status.className = `pill ${cls || ""}`; }
@@ -42,7 +43,8 @@
         if (pc && pc.connectionState === "connected") {
           state.connected = true;
           status("Connected", "live");
-          $("#connect-time").textContent = `connected in ${Math.round(performance.now() - t0)} ms`;
+          state.connectMs = Math.round(performance.now() - t0);
+          $("#connect-time").textContent = `connected in ${state.connectMs} ms`;
         } else if (pc && ["failed", "disconnected"].includes(pc.connectionState)) {
           status("Connection lost", "bad");
         }
