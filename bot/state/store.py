@@ -29,10 +29,14 @@ log = logging.getLogger(__name__)
 
 def connect(url: str, settings: StateSettings) -> Any:
     import redis.asyncio as aredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
 
+    # One quick retry: after a server restart each pooled connection fails once ("closed by
+    # server") before it reconnects. Longer outages are the writer's business (it keeps retrying).
     return aredis.Redis.from_url(url, socket_timeout=settings.socket_timeout,
                                  socket_connect_timeout=min(1.0, settings.socket_timeout),
-                                 health_check_interval=5)
+                                 health_check_interval=5, retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1))
 
 
 class CallStore:
