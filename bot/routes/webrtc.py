@@ -53,6 +53,7 @@ class WebRTCCall:
         self._main: asyncio.Task | None = None
         self._forward: asyncio.Task | None = None
         self._pending: list[str] = []
+        self._queue: asyncio.Queue | None = None
         transport.on_start_output = self._attach_session
         transport.pc.on("connectionstatechange", self._on_state)
         transport.pc.on("datachannel", self._on_datachannel)
@@ -147,30 +148,32 @@ class WebRTCCall:
         return get(self.call_id)
 
     async def _forward_events(self, q: asyncio.Queue) -> None:
-        session = self.session
+        self._queue = q
         try:
             while True:
                 ev = await q.get()
                 self.send({"type": "event", "event": ev.to_dict()})
         except asyncio.CancelledError:
             pass
-        finally:
-            try:
-                session.unsubscribe(q)
-            except Exception:
-                pass
 
     async def _cleanup(self) -> None:
         if self._forward is not None:
-            # let the last events (call_ended) reach the page before the channel goes
-            await asyncio.sleep(0)
             self._forward.cancel()
             try:
                 await self._forward
             except asyncio.CancelledError:
                 pass
             self._forward = None
+        q = self._queue
+        if q is not None:
+            while not q.empty():  # the last events (call_ended) still reach the page
+                self.send({"type": "event", "event": q.get_nowait().to_dict()})
+            try:
+                self.session.unsubscribe(q)
+            except Exception:
+                pass
         self.send({"type": "ended", "call_id": self.call_id})
+        await asyncio.sleep(0.05)  # give SCTP a moment to flush them before the connection closes
         await self.transport.close("ended")
         self.registry.calls.pop(self.call_id, None)
 

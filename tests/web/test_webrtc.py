@@ -77,8 +77,8 @@ async def test_browser_call_hears_the_bot(codec, rate):
             peer.channel.send(json.dumps({"type": "dtmf", "digit": "not a digit"}))
             await peer.changes.wait(lambda: call.transport.stats.dtmf == 1, 5, "the DTMF digit")
             peer.channel.send(json.dumps({"type": "hangup"}))
-            await peer.changes.wait(lambda: any(m["type"] == "ended" for m in peer.messages) or not registry(app).calls,
-                                    10, "the call to end")
+            await peer.changes.wait(lambda: any(m["type"] == "ended" for m in peer.messages), 10, "the call to end")
+            assert peer.events()[-1]["type"] == "call_ended"
         finally:
             await peer.close()
         await asyncio.wait_for(_until(lambda: not registry(app).calls), 10)

@@ -34,6 +34,7 @@
       preferCodec(tr, ui.codec.value);
       channel = pc.createDataChannel("events");
       channel.onmessage = (m) => onMessage(JSON.parse(m.data));
+      channel.onclose = () => { if (pc && !state.ended) teardown("Call ended", ""); };
       pc.ontrack = (ev) => {
         const stream = ev.streams[0] || new MediaStream([ev.track]);
         $("#remote").srcObject = stream;

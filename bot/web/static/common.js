@@ -84,6 +84,7 @@ window.DB = (function () {
     reset() {
       this.turnLines = new Map();
       this.lastBot = null;
+      this.lastT = null;
       this.partial = null;
       this.eot = null;
       this.lat = { response: [], detect: [], reply: [], barge: [] };
@@ -107,6 +108,7 @@ window.DB = (function () {
     }
 
     mark(t, tag, label, detail) {
+      if (t == null) t = this.lastT;  // a local action: at the call time last heard of
       this._clearEmpty(this.timeline);
       this.timeline.append(el("li", {}, el("span", { class: "t", text: t != null ? clock(t) : "" }),
         el("span", {}, el("span", { class: `tag ${tag}`, text: label })), el("span", { text: detail || "" })));
@@ -117,6 +119,7 @@ window.DB = (function () {
       const key = `${e.type}|${e.t}|${e.mono}`;
       if (this.seen.has(key)) return;  // backlog and live stream may overlap
       this.seen.add(key);
+      if (typeof e.t === "number") this.lastT = e.t;
       this.counts[e.type] = (this.counts[e.type] || 0) + 1;
       const conf = (c) => (c != null ? ` · p=${c.toFixed(2)}` : "");
       switch (e.type) {

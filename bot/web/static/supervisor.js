@@ -80,8 +80,8 @@
       const open = el("button", { type: "button", text: "Open", "aria-label": `Open call ${c.call_id}` });
       open.addEventListener("click", () => watch(c.call_id));
       const tr = el("tr", { class: c.call_id === state.watching ? "selected" : "", "data-call": c.call_id },
-        el("td", {}, el("div", { class: "mono", text: c.call_id }), el("div", { class: "muted", text: `${c.transport}${c.worker ? " · " + c.worker : ""}` }), ...badges),
-        el("td", { text: c.caller || "unknown" }),
+        el("td", {}, el("div", { text: c.caller || "unknown caller" }), el("div", { class: "mono muted", text: c.call_id }),
+          el("div", { class: "muted", text: `${c.transport}${c.worker ? " · " + c.worker : ""}` }), el("div", {}, ...badges)),
         el("td", { class: "mono", text: age }),
         el("td", {}, open));
       body.append(tr);
