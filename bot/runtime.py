@@ -122,6 +122,7 @@ class Runtime:
         self.state = state
         self.calls = CallManager(self)
         self.policy_name = "duplex" if services.duplex_model is not None else "baseline"
+        self._prewarm: asyncio.Task | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> "Runtime":
@@ -146,6 +147,9 @@ class Runtime:
         services = Services(scheduler, asr, tts, duplex,
                             is_secure=(state.is_secure_input if state is not None else (lambda c: False)))
         rt = cls(settings, services, script, state)
+        prewarm = getattr(tts, "prewarm", None)
+        if prewarm is not None and not settings.responder.chat.base_url:
+            rt._prewarm = asyncio.create_task(prewarm(script.prompts()), name="tts-prewarm")
         log.info("runtime ready: policy=%s, vad on %s", rt.policy_name, vad.providers)
         return rt
 
@@ -164,6 +168,9 @@ class Runtime:
         return ScriptedAgent(self.script)
 
     async def close(self) -> None:
+        if self._prewarm is not None:
+            self._prewarm.cancel()
+            await asyncio.gather(self._prewarm, return_exceptions=True)
         live = self.calls.live()
         for s in live:
             await s.hangup("shutdown")

@@ -73,6 +73,11 @@ class AgentScript:
     goodbye_say: str = ""
     resume: str = "As I was saying,"
 
+    def prompts(self) -> list[str]:
+        """Every fixed line the agent can say (for synthesising ahead of time)."""
+        lines = [self.greeting, *(e.answer for e in self.faq), *self.fallbacks, self.handoff_say, self.goodbye_say]
+        return [x for x in lines if x]
+
     @classmethod
     def load(cls, path: str | Path = DEFAULT_AGENT) -> "AgentScript":
         p = Path(path)

@@ -49,7 +49,7 @@ class SentenceBuffer:
     """Accumulates streamed text and releases whole sentences (the first one early, at a clause
     break, once it has a few words, so speech can start before a long sentence is complete)."""
 
-    def __init__(self, first_clause_words: int = 4):
+    def __init__(self, first_clause_words: int = 3):
         self._buf = ""
         self._first = True
         self._first_clause_words = first_clause_words
@@ -126,9 +126,51 @@ class PiperTts:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def make_tts(settings: TtsSettings) -> Tts:
+class CachedTts:
+    """Remembers synthesised sentences (LRU). Fixed prompts — the greeting, the agent's FAQ answers,
+    hand-off lines — are synthesised once, ahead of time, so the bot starts speaking them at once."""
+
+    def __init__(self, inner, max_entries: int = 256):
+        self.inner = inner
+        self.sample_rate = inner.sample_rate
+        self.max_entries = max_entries
+        self._cache: dict[str, np.ndarray] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def synthesize(self, text: str) -> np.ndarray:
+        key = text.strip()
+        audio = self._cache.pop(key, None)
+        if audio is None:
+            self.misses += 1
+            audio = await self.inner.synthesize(key)
+        else:
+            self.hits += 1
+        self._cache[key] = audio  # most recently used last
+        while len(self._cache) > self.max_entries:
+            self._cache.pop(next(iter(self._cache)))
+        return audio
+
+    async def prewarm(self, texts: list[str]) -> int:
+        """Synthesise every sentence (and first clause) of `texts` that is not cached yet."""
+        n = 0
+        for text in texts:
+            buf = SentenceBuffer()
+            for sentence in buf.feed(text) + buf.flush():
+                if sentence not in self._cache and len(self._cache) < self.max_entries:
+                    self._cache[sentence] = await self.inner.synthesize(sentence)
+                    n += 1
+        return n
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close:
+            close()
+
+
+def make_tts(settings: TtsSettings):
     if settings.engine == "hibari":
-        return HibariTts(settings)
+        return CachedTts(HibariTts(settings))
     if settings.engine == "piper":
-        return PiperTts(settings)
+        return CachedTts(PiperTts(settings))
     raise ValueError(f"unknown TTS engine {settings.engine!r} (hibari or piper)")

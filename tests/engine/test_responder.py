@@ -98,3 +98,29 @@ async def test_openai_compatible_streaming(chat_server):
                                AgentScript.load())
     with pytest.raises(ResponderError, match="unreachable"):
         await collect(down.respond([Turn("caller", "hi")], []))
+
+
+async def test_tts_cache_prewarms_fixed_prompts_and_stays_bounded():
+    import numpy as np
+
+    from bot.services.tts import CachedTts
+
+    class Counting:
+        sample_rate = 24000
+
+        def __init__(self):
+            self.calls = []
+
+        async def synthesize(self, text):
+            self.calls.append(text)
+            return np.full(10, len(text), np.float32)
+
+    inner = Counting()
+    tts = CachedTts(inner, max_entries=3)
+    assert await tts.prewarm(["Hello there. How can I help?"]) == 2
+    a = await tts.synthesize("Hello there.")
+    assert a[0] == len("Hello there.") and inner.calls == ["Hello there.", "How can I help?"] and tts.hits == 1
+    for t in ("one", "two", "three"):
+        await tts.synthesize(t)
+    assert len(tts._cache) == 3 and "How can I help?" not in tts._cache  # least recently used went first
+    assert AgentScript.load().prompts()[0].startswith("Hello, thanks for calling")
