@@ -86,3 +86,36 @@ async def test_real_engine_call_and_supervisor(monkeypatch):
                 await caller.close()
     finally:
         await close_runtime(rt)
+
+
+async def test_real_engine_connect_close_cycles_leak_nothing(monkeypatch):
+    import gc
+
+    from aiortc import RTCPeerConnection
+
+    from bot.routes.webrtc import CALLS_KEY
+
+    rt, app = await start_runtime(monkeypatch)
+    try:
+        async with Server(app) as srv, ClientSession() as http:
+            registry = app[CALLS_KEY]
+            async with http.get(srv.url + "/webrtc/config") as r:  # the keep-alive connection's task
+                assert r.status == 200
+            baseline = set(asyncio.all_tasks())
+            for i in range(20):
+                peer = ClientPeer()
+                await peer.offer(http, srv.url + "/webrtc/offer")
+                await peer.changes.wait(lambda: peer.events("call_started"), 10, "the call to start")
+                if i % 2:
+                    peer.channel.send(json.dumps({"type": "hangup"}))
+                await peer.close()
+                await peer.changes.wait(lambda: not registry.calls and not rt.calls.live(), 20, "the call to end")
+
+            def leftovers():
+                return [t for t in asyncio.all_tasks() - baseline if t is not asyncio.current_task() and not t.done()]
+            await peer.changes.wait(lambda: not leftovers(), 10, "tasks to finish")
+            gc.collect()
+            assert [o for o in gc.get_objects() if isinstance(o, RTCPeerConnection) and o.connectionState != "closed"] == []
+            assert registry.started == 20
+    finally:
+        await close_runtime(rt)

@@ -15,7 +15,7 @@ from bot.routes import webrtc as webrtc_routes
 from bot.transports.webrtc import WebRTCSettings, av_frame_to_mono, mono_to_av_frame, negotiated_audio_rate
 
 from .fakes import FakeRuntime
-from .peer import ClientPeer, HTTPFailure, Server, speech_like
+from .peer import ClientPeer, Server, speech_like
 
 
 def make_app(runtime) -> web.Application:
