@@ -152,6 +152,7 @@ class PolicyWatcher:
         self._watches: dict[int, _Watch] = {}
         self._next = 0
         self._task: asyncio.Task | None = None
+        self._pending: set[asyncio.Task] = set()
         self.subscribed = asyncio.Event()
         self.errors = 0
 
@@ -159,7 +160,13 @@ class PolicyWatcher:
               current: PolicySettings | None = None) -> Callable[[], None]:
         self._next += 1
         wid = self._next
-        self._watches[wid] = _Watch(info, callback, current)
+        w = self._watches[wid] = _Watch(info, callback, current)
+        if self._task is not None:
+            # A change between the caller's policy lookup and this registration would be missed:
+            # look once more now.
+            t = asyncio.get_running_loop().create_task(self._refresh(lambda x: x is w))
+            self._pending.add(t)
+            t.add_done_callback(self._pending.discard)
         return lambda: self._watches.pop(wid, None) and None
 
     def start(self) -> None:
@@ -169,6 +176,8 @@ class PolicyWatcher:
     async def stop(self) -> None:
         await stop_task(self._task)
         self._task = None
+        for t in list(self._pending):
+            await stop_task(t)
 
     async def _run(self) -> None:
         backoff = 0.05

@@ -47,7 +47,8 @@ return 'ok'
 """
 
 # KEYS: global stream, then per call in the batch: call stream, call hash, transcript stream.
-# ARGV: events ttl, transcript ttl, global MINID, and one JSON array of events, each
+# ARGV: events ttl, transcript ttl, global MINID, a JSON array of events, and optionally the
+# global stream's approximate max length. Each event is
 #   [call index (0-based), seq, [field, value, ...], [transcript field, value, ...]].
 # (One JSON argument instead of thousands keeps the client's encoding cost low.)
 # Writes each event whose seq is above the call's stored 'evseq'. Returns how many were written.
@@ -77,6 +78,7 @@ for _, e in ipairs(events) do
   end
 end
 for key, ttl in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+if ARGV[5] then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', tonumber(ARGV[5])) end
 redis.call('EXPIRE', KEYS[1], ev_ttl)
 return written
 """

@@ -47,7 +47,9 @@ class StateSettings:
     reaper_interval: float = 5.0
     buffer_max: int = 20000  # events held in memory while Redis is away; beyond: dropped, counted
     batch_max: int = 256  # events per write
-    global_maxlen: int = 1_000_000  # approximate cap on the global event stream
+    # Approximate cap on the global stream (all calls' events, for live consumers); per-call streams
+    # keep each call's full history for retention.events.
+    global_maxlen: int = 200_000
     op_timeout: float = 1.0  # how long call_started/call_ended wait for Redis before going on
     socket_timeout: float = 2.0
     recording_enabled: bool = False  # recordings still need the caller's consent on each call
@@ -95,6 +97,8 @@ class StateSettings:
         if env.get("DUPLEXBOT_VALKEY_DIR"):
             kw["embedded_dir"] = env["DUPLEXBOT_VALKEY_DIR"]
             kw["embedded_persist"] = True
+        if env.get("DUPLEXBOT_GLOBAL_STREAM_MAXLEN"):
+            kw["global_maxlen"] = int(env["DUPLEXBOT_GLOBAL_STREAM_MAXLEN"])
         if env.get("DUPLEXBOT_RUNTIME_FILE"):
             kw["runtime_file"] = env["DUPLEXBOT_RUNTIME_FILE"]
         return cls(**kw)

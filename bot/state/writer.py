@@ -131,7 +131,8 @@ class RedisWriter:
                 keys += [self.keys.call_events(op.call_id), self.keys.call(op.call_id), self.keys.transcript(op.call_id)]
             payload.append([i, op.seq, [x for kv in op.fields.items() for x in kv],
                             [x for kv in (op.transcript or {}).items() for x in kv]])
-        args = [ret.events, ret.transcripts, f"{minid}-0", json.dumps(payload, separators=(",", ":"))]
+        args = [ret.events, ret.transcripts, f"{minid}-0", json.dumps(payload, separators=(",", ":")),
+                self.settings.global_maxlen]
         n = await self._events(keys=keys, args=args)
         self.written += int(n)
         self.duplicates += len(ops) - int(n)

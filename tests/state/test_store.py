@@ -302,3 +302,20 @@ async def test_http_routes(store):
         assert body["settings"]["backchannel_mode"] == "interrupt" and body["sources"]["backchannel"] == "tenant:acme"
         r = await client.get("/api/state/stats")
         assert (await r.json())["connected"] is True
+
+
+async def test_global_stream_is_capped(settings):
+    import dataclasses
+
+    from bot.state.store import CallStore
+
+    store = await CallStore.open(dataclasses.replace(settings, global_maxlen=100))
+    try:
+        await store.call_started(info("c1"))
+        for i in range(1000):
+            store.emit(CallerSpeechStart(call_id="c1", t=i * 0.01, confidence=0.9))
+        assert await store.flush(10)
+        assert await store.redis.xlen(store.keys.call_events("c1")) == 1000  # the call keeps its history
+        assert await store.redis.xlen(store.keys.events) < 400  # approximate trimming, whole nodes
+    finally:
+        await store.close()
