@@ -47,7 +47,7 @@ class BargeInPolicy:
     backchannel: BackchannelMode = "ignore"
     end_of_turn: EndOfTurnMode = "balanced"
     speak_over_caller: bool = False
-    max_bot_monologue: float = 30.0
+    max_bot_monologue: float = 60.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
