@@ -109,14 +109,25 @@ class SipServer:
     async def start(self) -> "SipServer":
         loop = asyncio.get_running_loop()
         s = self.settings
-        udp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        udp_sock.bind((s.bind, s.port))
-        self.port = udp_sock.getsockname()[1]
+        for attempt in range(20):
+            udp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp_sock.bind((s.bind, s.port))
+            port = udp_sock.getsockname()[1]
+            tcp_server = None
+            if s.tcp:
+                try:
+                    tcp_server = await loop.create_server(lambda: _Tcp(self), s.bind, port, reuse_address=True)
+                except OSError:
+                    udp_sock.close()
+                    if s.port == 0 and attempt < 19:   # a free UDP port whose TCP twin is taken: try another
+                        continue
+                    raise
+            break
+        self.port = port
+        self._tcp_server = tcp_server
         _, self._udp = await loop.create_datagram_endpoint(lambda: _Udp(lambda d, a: self._receive(d, a, "udp")),
                                                            sock=udp_sock)
-        if s.tcp:
-            self._tcp_server = await loop.create_server(lambda: _Tcp(self), s.bind, self.port, reuse_address=True)
         ua_settings = s.ua
         if ua_settings.port != self.port or ua_settings.host != s.advertise:
             from dataclasses import replace

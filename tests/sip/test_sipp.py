@@ -152,7 +152,7 @@ async def test_lost_ack_retransmits_200_and_makes_one_call(sip_server, tmp_path)
     srv = await sip_server(rec)
     await in_thread(run_sipp, tmp_path, "lost_ack.xml", srv.port)
     await asyncio.wait_for(rec.ended.wait(), 5)
-    assert len(rec.calls) == 1 and srv.ua.stats["retransmitted"] >= 2
+    assert len(rec.calls) == 1 and srv.ua.stats["retransmitted"] >= 1
 
 
 @pytest.mark.parametrize("transport", ["u1", "t1"])
