@@ -188,6 +188,8 @@ class EventLog:
     def _push(self, c: _CallLog, call_id: str, kind: str, d: dict[str, Any],
               transcript: dict[str, str] | None) -> EventOp | None:
         if self._events_pending >= self.buffer_max:
+            # The seq is spent all the same: a consumer sees the gap where events were lost.
+            c.seq += 1
             self.dropped += 1
             c.dropped += 1
             self.dropped_by_type[kind] = self.dropped_by_type.get(kind, 0) + 1

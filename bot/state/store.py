@@ -109,6 +109,8 @@ class CallStore:
     # ---- calls -------------------------------------------------------------------------------
     async def _await_op(self, fut: asyncio.Future) -> bool:
         self.writer.kick()
+        if not self.writer.connected:
+            return False  # Redis is known to be away: do not hold the call up; written on return
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.settings.op_timeout)
         except asyncio.TimeoutError:
@@ -201,6 +203,8 @@ class CallStore:
     # ---- policy ------------------------------------------------------------------------------
     async def policy_for(self, info: CallInfo) -> PolicySettings:
         key = (info.tenant, info.callee)
+        if not self.writer.connected:  # Redis known to be away: no wait at call start
+            return self._policy_cache.get(key) or DEFAULT_POLICY.to_settings(self.base_settings)
         try:
             resolved = await asyncio.wait_for(self.policies.resolve(info.tenant, info.callee), self.settings.op_timeout)
             settings = resolved.policy.to_settings(self.base_settings)

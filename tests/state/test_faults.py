@@ -183,3 +183,40 @@ async def test_redis_restarted_empty_live_calls_register_again(tmp_path):
         for s in (server, restarted):
             if s is not None:
                 await s.stop()
+
+
+async def test_buffer_bounded_while_redis_away(tmp_path):
+    server = EmbeddedValkey()
+    await server.start()
+    port = server.port
+    settings = StateSettings(redis_url=server.url, prefix="b", worker_id="w1", heartbeat_interval=0.2,
+                             heartbeat_ttl=1.0, reaper_interval=0.2, op_timeout=0.3, socket_timeout=0.5,
+                             buffer_max=50, runtime_file=str(tmp_path / "rt.json"))
+    store = await CallStore.open(settings)
+    call = CallInfo(call_id="c1", transport="sim", tenant="acme")
+    restarted = None
+    try:
+        await store.call_started(call)
+        await asyncio.to_thread(server.kill_sync)
+        for i in range(120):
+            store.emit(CallerSpeechStart(call_id="c1", t=i * 0.1, confidence=0.9))
+        assert store.stats()["dropped"] == 70 and store.stats()["dropped_by_type"] == {"caller_speech_start": 70}
+        await wait_for(lambda: not store.writer.connected, 3.0, "the writer to notice")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await store.call_started(CallInfo(call_id="c2", transport="sim"))  # no wait while Redis is known away
+        await store.policy_for(call)
+        assert loop.time() - t0 < 0.2
+        await store.call_ended("c1", "hangup")
+        restarted = EmbeddedValkey(port=port)
+        await restarted.start()
+        assert await store.flush(10)
+        seqs = [int(f[b"seq"]) for _, f in await store.redis.xrange(store.keys.call_events("c1"))]
+        assert seqs == list(range(1, 51))  # the first 50 kept; 51..120 dropped, visible as a gap
+        rec = {_s(k): _s(v) for k, v in (await store.redis.hgetall(store.keys.call("c1"))).items()}
+        assert rec["state"] == "ended" and rec["events_dropped"] == "70"
+    finally:
+        await store.close()
+        for s in (server, restarted):
+            if s is not None:
+                await s.stop()
