@@ -22,7 +22,7 @@ import numpy as np
 from . import g711
 from .dtmf import DtmfReceiver, event_packets
 from .jitter import JitterBuffer, JitterSettings, SequenceTracker
-from .rtp import ReportBlock, RtcpPacket, RtpPacket, is_rtcp, receiver_report, sender_report
+from .rtp import RTP_HEADER, ReportBlock, RtcpPacket, RtpPacket, is_rtcp, receiver_report, sender_report
 from .sdp import Negotiated
 
 FRAME = 160
@@ -192,15 +192,19 @@ class RtpSession:
             pkt = RtpPacket(self.media.dtmf_payload_type or 101, self._seq, self._dtmf_ts, self.ssrc, payload, marker)
             if not self._dtmf_out or self._dtmf_out[0][1]:
                 self._dtmf_ts = None
+            data = bytes(pkt)
+            size = len(payload)
         else:
-            pkt = RtpPacket(self.media.payload_type, self._seq, self._ts, self.ssrc,
-                            g711.encode(pcm, self.media.codec))
-        data = bytes(pkt)
+            # the hot path: no packet object, one struct.pack (marker on the stream's first packet)
+            payload = g711.encode(pcm, self.media.codec)
+            first = 0x80 if self.sent_packets == 0 else 0
+            data = RTP_HEADER.pack(0x80, first | self.media.payload_type, self._seq, self._ts, self.ssrc) + payload
+            size = len(payload)
         out.append((data, dest))
         self._seq = (self._seq + 1) & 0xFFFF
         self._ts = (self._ts + FRAME) & 0xFFFFFFFF
         self.sent_packets += 1
-        self.sent_octets += len(pkt.payload)
+        self.sent_octets += size
         if now >= self._next_rtcp:
             self._next_rtcp = now + self.settings.rtcp_interval
             out.append((self.rtcp_report(now), (dest[0], dest[1] + 1)))

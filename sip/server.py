@@ -21,6 +21,7 @@ from .ua import UaSettings, UserAgent
 
 log = logging.getLogger("sip")
 CallHandler = Callable[[SipCall], Awaitable[None]]
+_SILENCE = np.zeros(FRAME, np.int16)
 
 
 @dataclass(frozen=True)
@@ -445,7 +446,7 @@ class SipServer:
         for d in s.events():
             call._deliver(d)
         pcm = call._next_output()
-        for data, addr in s.send_audio(pcm if pcm is not None else np.zeros(FRAME, np.int16), now):
+        for data, addr in s.send_audio(pcm if pcm is not None else _SILENCE, now):
             try:
                 call.rtp_sock.sendto(data, addr)
             except (OSError, ValueError):
