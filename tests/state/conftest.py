@@ -33,6 +33,8 @@ async def store(settings):
     s = await CallStore.open(settings)
     yield s
     await s.close()
+    leaked = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert not leaked, f"tasks left running after close: {leaked}"
 
 
 async def wait_for(cond: Callable[[], Awaitable[bool] | bool], timeout: float = 5.0, what: str = "condition") -> None:

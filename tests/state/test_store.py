@@ -319,3 +319,27 @@ async def test_global_stream_is_capped(settings):
         assert await store.redis.xlen(store.keys.events) < 400  # approximate trimming, whole nodes
     finally:
         await store.close()
+
+
+async def test_consumer_run_loop_takes_over_a_crashed_consumer(store):
+    from bot.state.tasks import stop_task
+
+    await store.call_started(info("c1"))
+    for i in range(20):
+        store.emit(CallerSpeechStart(call_id="c1", t=float(i), confidence=0.9))
+    assert await store.flush(5)
+    stream = store.keys.call_events("c1")
+    crashed = StreamConsumer(store.redis, stream, "export", "crashed", min_idle=0.05)
+    await crashed.ensure_group()
+    taken = await crashed.read(count=5, block=None)  # delivered, never acknowledged: it "crashed"
+    assert len(taken) == 5
+    seen: list[str] = []
+    survivor = StreamConsumer(store.redis, stream, "export", "survivor", min_idle=0.05)
+    task = asyncio.create_task(survivor.run(lambda eid, f: seen.append(eid), block=0.05, claim_every=0.05))
+    try:
+        await wait_for(lambda: len(seen) == 20, 5.0, "every entry handled once")
+    finally:
+        await stop_task(task)
+    assert sorted(seen) == sorted(_s(i) for i, _ in await store.redis.xrange(stream))
+    assert (await store.redis.xpending(stream, "export"))["pending"] == 0
+    assert task.done()
