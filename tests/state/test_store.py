@@ -83,7 +83,7 @@ async def test_transitions_idempotent_under_concurrent_retries(store):
 async def test_events_in_order_nothing_lost(store):
     await store.call_started(info("c1"))
     await store.call_started(info("c2"))
-    n = 1500
+    n = 800
     for i in range(n):
         for cid in ("c1", "c2"):
             store.emit(CallerSpeechStart(call_id=cid, t=i * 0.032, confidence=0.5 + (i % 50) / 100))
