@@ -225,18 +225,22 @@ class PolicyWatcher:
         return lambda w: True
 
     async def _refresh(self, match: Callable[[_Watch], bool]) -> None:
+        resolved: dict[tuple[str, str], PolicySettings] = {}  # one lookup per tenant + number
         for w in list(self._watches.values()):
             if not match(w):
                 continue
-            try:
-                resolved = await self.store.resolve(w.info.tenant, w.info.callee)
-            except Exception as e:
-                if stopping():
-                    raise asyncio.CancelledError from e
-                self.errors += 1
-                log.debug("policy watcher: resolve failed: %r", e)
-                continue
-            settings = resolved.policy.to_settings(self.base)
+            key = (w.info.tenant, normalise_number(w.info.callee) if w.info.callee else "")
+            settings = resolved.get(key)
+            if settings is None:
+                try:
+                    settings = (await self.store.resolve(*key)).policy.to_settings(self.base)
+                except Exception as e:
+                    if stopping():
+                        raise asyncio.CancelledError from e
+                    self.errors += 1
+                    log.debug("policy watcher: resolve failed: %r", e)
+                    continue
+                resolved[key] = settings
             if settings != w.last:
                 w.last = settings
                 try:
