@@ -28,7 +28,7 @@ class CallHangup:
 
 class SipCall:
     def __init__(self, server: "SipServer", call_id: str, caller: str, callee: str,
-                 remote_addr: tuple[str, int], rtp: tuple[asyncio.DatagramTransport, int], inbound: bool):
+                 remote_addr: tuple[str, int], rtp: tuple, inbound: bool):
         self.server = server
         self.call_id = call_id
         self.caller = caller

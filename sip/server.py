@@ -84,6 +84,24 @@ class _Tcp(asyncio.Protocol):
             del self.server._tcp[self.peer]
 
 
+class _RtpPair:
+    """One call's RTP and RTCP sockets; RTCP goes out from the RTCP port (RFC 3550 11)."""
+
+    def __init__(self) -> None:
+        self.rtp: asyncio.DatagramTransport | None = None
+        self.rtcp: asyncio.DatagramTransport | None = None
+        self.holder: dict = {}
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        sock = self.rtcp if len(data) > 1 and 192 <= data[1] <= 223 else self.rtp
+        sock.sendto(data, addr)
+
+    def close(self) -> None:
+        for t in (self.rtp, self.rtcp):
+            if t is not None:
+                t.close()
+
+
 class SipServer:
     def __init__(self, settings: ServerSettings, on_call: CallHandler | None = None):
         self.settings = settings
@@ -102,7 +120,7 @@ class SipServer:
         self._pending: dict[str, asyncio.Future] = {}
         self._next_rtp = settings.rtp_ports[0]
         self.registrations: dict[str, bool] = {}
-        self._rtp_for: dict[str, tuple[asyncio.DatagramTransport, int]] = {}
+        self._rtp_for: dict[str, tuple[_RtpPair, int]] = {}
         self.tick_lateness: deque[float] = deque(maxlen=3000)   # media clock health (bench, metrics)
         self.tick_work: deque[float] = deque(maxlen=3000)
 
@@ -373,23 +391,27 @@ class SipServer:
         self.stats[f"ended_{reason.split(':')[0]}"] += 1
 
     # -- media -------------------------------------------------------------------------------------
-    async def _open_rtp(self) -> tuple[asyncio.DatagramTransport, int]:
+    async def _open_rtp(self) -> tuple["_RtpPair", int]:
+        """An even RTP port and its RTCP twin (port + 1), both bound, or OSError."""
         loop = asyncio.get_running_loop()
         lo, hi = self.settings.rtp_ports
         for _ in range(200):
             port = self._next_rtp
             self._next_rtp = lo if self._next_rtp + 2 >= hi else self._next_rtp + 2
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
             try:
-                sock.bind((self.settings.bind, port))
+                socks[0].bind((self.settings.bind, port))
+                socks[1].bind((self.settings.bind, port + 1))
             except OSError:
-                sock.close()
+                for x in socks:
+                    x.close()
                 continue
-            holder: dict = {}
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(lambda d, a: self._rtp_in(holder.get("cid"), d, a)), sock=sock)
-            transport.holder = holder   # type: ignore[attr-defined]
-            return transport, port
+            pair = _RtpPair()
+            pair.rtp, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(lambda d, a: self._rtp_in(pair.holder.get("cid"), d, a)), sock=socks[0])
+            pair.rtcp, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(lambda d, a: self._rtp_in(pair.holder.get("cid"), d, a)), sock=socks[1])
+            return pair, port
         raise OSError("no free RTP port")
 
     def media_summary(self) -> dict:

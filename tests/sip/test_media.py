@@ -231,3 +231,15 @@ def test_captured_baresip_rtp_plays_back_the_tone():
     pcm = np.concatenate(frames).astype(np.float32)
     spectrum = np.abs(np.fft.rfft(pcm[-4000:]))
     assert abs(np.argmax(spectrum) * 8000 / 4000 - 440) < 10
+
+
+def test_captured_baresip_rtcp():
+    """RTCP baresip sent us during a call: an APP packet, then SR + SDES whose report block is about us."""
+    first, second = [RtcpPacket.parse_compound(p) for p in _fixture_packets("baresip_rtcp.bin")]
+    assert [p.packet_type for p in first] == [204]
+    sr, sdes = second
+    assert sr.packet_type == 200 and sdes.packet_type == 202 and sr.ssrc == sdes.ssrc
+    assert sr.sender[2] > 0 and len(sr.reports) == 1 and sr.reports[0].cumulative_lost == 0
+    s = RtpSession(MEDIA, 0.0, ssrc=1)
+    s.receive(_fixture_packets("baresip_rtcp.bin")[1], PEER, 0.0)
+    assert s.stats["rtcp"] == 2 and s.stats["malformed_rtcp"] == 0
