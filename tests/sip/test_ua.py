@@ -332,3 +332,17 @@ def test_fuzzed_rtp_is_counted_never_raised():
         s.events()
     s.send_audio(np.zeros(160, np.int16), 4.0)
     assert sum(s.stats.values()) > 0
+
+
+def test_nothing_is_left_behind_after_many_calls():
+    p = Pair()
+    for i in range(40):
+        cid, _ = p.setup()
+        (p.uac if i % 2 else p.uas).hangup(cid, p.now)
+        p.transfer()
+        p.advance(p.now + 0.5)
+    p.advance(p.now + 40.0)          # past 64*T1: transactions and ended calls are purged
+    for ua in (p.uas, p.uac):
+        assert ua.calls == {} and ua._server == {} and ua._client == {} and ua._ended_at == {}
+        assert ua.get_timer() is None and ua._heap == []
+    assert p.uas.limiter.active == 0
