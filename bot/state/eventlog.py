@@ -11,11 +11,10 @@ import dataclasses
 import json
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..engine.events import (BotSpeechStart, BotSpeechStop, BotTruncated, DtmfReceived, Event,
-                             TranscriptFinal, TranscriptPartial)
+from ..engine.events import BotTruncated, DtmfReceived, Event, TranscriptFinal, TranscriptPartial
 from .redact import redact
 
 # Why the bot did what it did, per event type (shown in the console and kept in the stream).
@@ -69,8 +68,7 @@ class _CallLog:
     seq: int = 0
     rev: int = 0
     secure: bool = False
-    bot_turns: dict[int, str] = field(default_factory=dict)
-    closed_turns: set[int] = field(default_factory=set)
+    truncated_heard: str | None = None  # heard text of the last interrupted bot turn
     dropped: int = 0
     suppressed: int = 0
 
@@ -141,7 +139,7 @@ class EventLog:
         c = self._calls.pop(call_id, None)
         if c is not None:
             c.secure = False
-            c.bot_turns.clear()
+            c.truncated_heard = None
             self._ended[call_id] = c
             while len(self._ended) > self.ended_keep:
                 self._ended.popitem(last=False)
@@ -219,27 +217,21 @@ class EventLog:
         return op
 
     def _transcript_line(self, c: _CallLog, event: Event) -> dict[str, str] | None:
-        """Only what was said and actually heard: caller finals, bot turns played in full, and
-        the heard part of interrupted bot turns."""
-        if isinstance(event, TranscriptFinal):
-            return {"speaker": event.speaker, "t": _fmt(event.t), "text": redact(event.text)}
-        if isinstance(event, BotSpeechStart):
-            prev = c.bot_turns.get(event.turn)
-            c.bot_turns[event.turn] = f"{prev} {event.text}" if prev else event.text
-            return None
+        """Only what was said and actually heard. The engine emits a `transcript_final` for each
+        caller utterance and for each bot turn as heard (the whole turn, or for an interrupted
+        turn only the `heard` part of its `bot_truncated`, which comes first and marks the line
+        `interrupted`). While secure input is on nothing is written."""
         if isinstance(event, BotTruncated):
-            c.bot_turns.pop(event.turn, None)
-            c.closed_turns.add(event.turn)
-            if not event.heard.strip():
-                return None
-            return {"speaker": "bot", "t": _fmt(event.t), "text": redact(event.heard), "interrupted": "1"}
-        if isinstance(event, BotSpeechStop):
-            text = c.bot_turns.pop(event.turn, None)
-            if event.reason != "done" or event.turn in c.closed_turns or not text:
-                return None
-            c.closed_turns.add(event.turn)
-            return {"speaker": "bot", "t": _fmt(event.t), "text": redact(text)}
-        return None
+            c.truncated_heard = event.heard.strip()
+            return None
+        if not isinstance(event, TranscriptFinal) or c.secure or not event.text.strip():
+            return None
+        line = {"speaker": event.speaker, "t": _fmt(event.t), "text": redact(event.text)}
+        if event.speaker == "bot" and c.truncated_heard is not None:
+            if event.text.strip() == c.truncated_heard:
+                line["interrupted"] = "1"
+            c.truncated_heard = None
+        return line
 
     def audit(self, fields: dict[str, Any]) -> AuditOp:
         op = AuditOp({k: redact(_fmt(v)) if k in _TEXT_FIELDS else _fmt(v) for k, v in fields.items()})

@@ -118,23 +118,29 @@ def test_eventlog_sequences_decisions_and_bounds():
 
 
 def test_eventlog_transcript_keeps_only_what_was_heard():
+    """The engine's sequence (bot/engine/session.py): a finished bot turn ends with a bot
+    transcript_final of its text; an interrupted one with bot_truncated, then a bot
+    transcript_final of the heard part."""
     log = EventLog(buffer_max=100)
     ops = [
         log.add(TranscriptFinal(call_id="c", t=1.0, text="hi, my card is 4111 1111 1111 1111")),
         log.add(BotSpeechStart(call_id="c", t=1.5, text="Thanks.", turn=1)),
-        log.add(BotSpeechStart(call_id="c", t=1.6, text="Let me read the terms to you now.", turn=1)),
         log.add(BotSpeechStop(call_id="c", t=2.5, reason="done", turn=1)),
+        log.add(TranscriptFinal(call_id="c", t=2.5, text="Thanks. Let me read the terms to you now.", speaker="bot")),
         log.add(BotSpeechStart(call_id="c", t=3.0, text="Your balance is twelve dollars and", turn=2)),
-        log.add(BotTruncated(call_id="c", t=3.4, heard="Your balance", unheard="is twelve dollars and", turn=2)),
         log.add(BotSpeechStop(call_id="c", t=3.4, reason="barge_in", turn=2)),
+        log.add(BotTruncated(call_id="c", t=3.4, heard="Your balance", unheard="is twelve dollars and", turn=2)),
+        log.add(TranscriptFinal(call_id="c", t=3.4, text="Your balance", speaker="bot")),
+        log.add(TranscriptPartial(call_id="c", t=3.6, text="wait")),
+        log.add(TranscriptFinal(call_id="c", t=3.9, text="wait, what?")),
     ]
     lines = [op.transcript for op in ops if op.transcript]
-    assert [(l["speaker"], l["text"]) for l in lines] == [
-        ("caller", "hi, my card is [redacted]"),
-        ("bot", "Thanks. Let me read the terms to you now."),
-        ("bot", "Your balance"),
+    assert [(l["speaker"], l["text"], l.get("interrupted")) for l in lines] == [
+        ("caller", "hi, my card is [redacted]", None),
+        ("bot", "Thanks. Let me read the terms to you now.", None),
+        ("bot", "Your balance", "1"),
+        ("caller", "wait, what?", None),
     ]
-    assert lines[2]["interrupted"] == "1"
     assert "4111" not in ops[0].fields["data"]
 
 

@@ -106,15 +106,17 @@ async def test_decisions_and_heard_transcript(store):
     store.emit(BotSpeechStart(call_id="c1", t=1.1, text="Your order ships on Monday", turn=1))
     store.emit(BargeIn(call_id="c1", t=1.6, confidence=0.93, reason="words", policy="duplex", onset=1.45))
     store.emit(BotTruncated(call_id="c1", t=1.6, heard="Your order", unheard="ships on Monday", turn=1))
+    store.emit(TranscriptFinal(call_id="c1", t=1.6, text="Your order", speaker="bot"))
     store.emit(TranscriptFinal(call_id="c1", t=2.0, text="wait, which order?"))
     assert await store.flush(5)
     ev = [{_s(a): _s(b) for a, b in f.items()} for _, f in await store.redis.xrange(store.keys.call_events("c1"))]
     assert [(e["type"], e["decision"] or None, e["confidence"] or None) for e in ev] == [
         ("end_of_turn", "take_turn", "0.87"), ("bot_speech_start", None, None), ("barge_in", "stop", "0.93"),
-        ("bot_truncated", None, None), ("transcript_final", None, None)]
+        ("bot_truncated", None, None), ("transcript_final", None, None), ("transcript_final", None, None)]
     assert json.loads(ev[2]["data"])["onset"] == 1.45 and ev[2]["policy"] == "duplex"
     tr = [{_s(a): _s(b) for a, b in f.items()} for _, f in await store.redis.xrange(store.keys.transcript("c1"))]
-    assert [(t["speaker"], t["text"]) for t in tr] == [("bot", "Your order"), ("caller", "wait, which order?")]
+    assert [(t["speaker"], t["text"], t.get("interrupted")) for t in tr] == [
+        ("bot", "Your order", "1"), ("caller", "wait, which order?", None)]
 
 
 async def test_policy_validation_resolution_and_live_update(store):
