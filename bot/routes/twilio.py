@@ -22,7 +22,7 @@ from ..transports.twilio import metrics
 from ..transports.twilio.media import RunCall, StreamRegistry, serve_media_socket
 from ..transports.twilio.rest import TwilioApiError, TwilioRest
 from ..transports.twilio.settings import TwilioSettings
-from ..transports.twilio.signature import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, StreamTokens, public_url
+from ..transports.twilio.signature import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, StreamTokens
 from ..transports.twilio.webhook import answer_call
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ class TwilioService:
             metrics.WEBHOOKS.labels("too_large").inc()
             return web.Response(status=413, text="request too large")
         form = await request.post()
-        url = public_url(self.settings.public_base_url, request.raw_path.split("?", 1)[0], request.query_string)
+        # the URL Twilio requested, as it wrote it: the public base plus our raw (undecoded) path and query
+        url = self.settings.public_base_url.rstrip("/") + request.raw_path
         reply = answer_call(self.settings, self.tokens, url, form, request.headers.get(SIGNATURE_HEADER),
                             time.time(), request.headers.get(SIGNATURE_SETTINGS_HEADER))
         metrics.WEBHOOKS.labels(reply.reason or "ok").inc()

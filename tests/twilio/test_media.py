@@ -11,9 +11,7 @@ import time
 import numpy as np
 from prometheus_client import REGISTRY
 
-from bot.audio.frame import AudioFrame
 from bot.engine.port import Dtmf, Hangup
-from bot.transports.twilio import codec
 from bot.transports.twilio.peer import TwilioPeer
 from bot.transports.twilio.signature import sign_request
 
@@ -67,6 +65,17 @@ async def test_webhook_signature_good_bad_missing(server, http):
     q = TwilioPeer(server.base, AUTH, server.base, account_sid=ACCOUNT)
     r = await q.webhook(http)
     assert r.status == 403 and "Stream" not in q.twiml
+
+
+async def test_webhook_signature_covers_the_raw_query_string(server, http):
+    params = {"CallSid": "CA" + "9" * 32, "AccountSid": ACCOUNT, "From": "+15550001111", "To": "+15550002222"}
+    path = "/twilio/voice?tenant=acme%20corp&lang=en"
+    sig = sign_request(AUTH, PUBLIC + path, params)
+    r = await http.post(server.base + path, data=params, headers={"X-Twilio-Signature": sig})
+    assert r.status == 200
+    decoded = sign_request(AUTH, PUBLIC + "/twilio/voice?tenant=acme corp&lang=en", params)
+    r = await http.post(server.base + path, data=params, headers={"X-Twilio-Signature": decoded})
+    assert r.status == 403
 
 
 # ---------------------------------------------------------------- media stream

@@ -77,3 +77,15 @@ async def test_outbound_call_endpoint(server, http, twilio_api):
     r = await http.post(server.base + "/twilio/call", json={"to": "+15551112222"})
     assert r.status == 502 and (await r.json())["retryable"] is True
 
+
+
+async def test_outbound_call_endpoint_bearer_token(server, http, twilio_api):
+    svc = server.service
+    object.__setattr__(svc, "settings", replace(svc.settings, call_api_token="s3cret"))
+    assert (await http.post(server.base + "/twilio/call", json={"to": "+15551112222"})).status == 403
+    r = await http.post(server.base + "/twilio/call", json={"to": "+15551112222"},
+                        headers={"Authorization": "Bearer wrong"})
+    assert r.status == 403
+    r = await http.post(server.base + "/twilio/call", json={"to": "+15551112222"},
+                        headers={"Authorization": "Bearer s3cret"})
+    assert r.status == 200 and len(twilio_api.requests) == 1

@@ -364,4 +364,5 @@ async def serve_media_socket(request: web.Request, *, settings: TwilioSettings, 
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
         registry.release(start.call_sid)
+        log.info("twilio call %s ended: %s", start.call_sid, transport.stats.to_dict())
     return ws

@@ -277,19 +277,18 @@ class TwilioPeer:
     # ------------------------------------------------------------ observations
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait (bounded) until `predicate()` holds; re-checked on every frame from the bot."""
-        async def _wait():
-            while not predicate():
-                self._changed.clear()
-                try:
-                    await asyncio.wait_for(self._changed.wait(), 0.05)
-                except asyncio.TimeoutError:
-                    pass
-        try:
-            await asyncio.wait_for(_wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+        """Wait (bounded) until `predicate()` holds; re-checked on every frame from the bot and every 50 ms."""
+        deadline = self.clock() + timeout
+        while not predicate():
+            left = deadline - self.clock()
+            if left <= 0:
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(0.05, left))
+            except asyncio.TimeoutError:
+                pass
+        return True
 
     def heard_audio(self, t0: float = 0.0, t1: float = float("inf"), threshold: int = 300) -> np.ndarray:
         """What the caller heard of the bot between t0 and t1, int16 at 8 kHz (gaps left out)."""
