@@ -11,7 +11,6 @@ from bot.engine.events import (BargeIn, BotSpeechStart, BotTruncated, CallerSpee
                                TranscriptFinal, TranscriptPartial)
 from bot.engine.port import CallInfo
 from bot.state.consumer import StreamConsumer
-from bot.state.keys import Keys
 from bot.state.policy import PolicyError
 from bot.state.policy_store import Scope
 from bot.state.scripts import EVENTS_LUA, TRANSITION_LUA
