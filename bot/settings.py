@@ -14,6 +14,8 @@ from .policy.base import PolicySettings
 from .services.asr import AsrSettings
 from .services.responder import ChatSettings, ConfigError, ResponderSettings
 from .services.tts import TtsSettings
+from .supervisor.auth import SupervisorSettings
+from .transports.webrtc import WebRTCSettings
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Settings:
     public_base_url: str = ""  # how Twilio and browsers reach us, e.g. https://bot.example.com
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     state_enabled: bool = True  # Redis call state (embedded Valkey when REDIS_URL is unset)
+    webrtc: WebRTCSettings = field(default_factory=WebRTCSettings)
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
     env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -75,6 +79,8 @@ class Settings:
             public_base_url=e.get("DUPLEXBOT_PUBLIC_URL", "").rstrip("/"),
             worker_id=e.get("DUPLEXBOT_WORKER_ID") or Settings().worker_id,
             state_enabled=e.get("DUPLEXBOT_STATE", "1") not in ("0", "false", "off"),
+            webrtc=WebRTCSettings.from_env(e),
+            supervisor=SupervisorSettings.from_env(e),
             env=e,
         )
 
@@ -84,7 +90,7 @@ class Settings:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        base = cls.from_env({k: v for k, v in os.environ.items() if k == "REDIS_URL"})
+        base = cls.from_env()
         base = replace(base, http=HttpSettings(host="127.0.0.1", port=port),
                        public_base_url=f"http://127.0.0.1:{port}")
         return replace(base, **overrides)

@@ -196,6 +196,8 @@ class CallSession:
         for d in self.policy.step(obs):
             self._on_decision(d)
         if self._taps:
+            if bot is None:  # a tap may have been added while this chunk was being inferred
+                bot = self.playout.reference(start, CHUNK_SAMPLES)
             cf, bf = AudioFrame(chunk, CHUNK_RATE, start / CHUNK_RATE), AudioFrame(bot, CHUNK_RATE, start / CHUNK_RATE)
             for tap in list(self._taps):
                 try:
