@@ -43,14 +43,16 @@ async def live():
 
     api = FakeTwilioApi()
     api_runner, api.base = await _serve(api.app())
-    # a tenant-tunable barge-in setting: any 0.2 s of caller speech over the bot interrupts it
-    settings = Settings.for_tests(state_enabled=False, policy_name="baseline",
-                                  policy=replace(PolicySettings(), min_interruption_speech=0.2))
-    env = {"TWILIO_AUTH_TOKEN": AUTH, "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_API_BASE": api.base,
-           "DUPLEXBOT_PUBLIC_URL": settings.public_base_url}
-    saved = {k: os.environ.get(k) for k in env}
+    # Settings snapshot the environment: the Twilio variables go in first (the public URL defaults
+    # to the test server's own address)
+    env = {"TWILIO_AUTH_TOKEN": AUTH, "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_API_BASE": api.base}
+    saved = {k: os.environ.get(k) for k in [*env, "DUPLEXBOT_PUBLIC_URL"]}
     os.environ.update(env)
+    os.environ.pop("DUPLEXBOT_PUBLIC_URL", None)
     try:
+        # a tenant-tunable barge-in setting: any 0.2 s of caller speech over the bot interrupts it
+        settings = Settings.for_tests(state_enabled=False, policy_name="baseline",
+                                      policy=replace(PolicySettings(), min_interruption_speech=0.2))
         runtime = await Runtime.start(settings)
         app = build_app(runtime)
     finally:
