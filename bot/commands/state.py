@@ -225,9 +225,9 @@ def bench_redis(args) -> int:
         print("error: --calls and --events must be positive", file=sys.stderr)
         return 2
     result = asyncio.run(run_bench(calls, args.events, args.redis_url))
-    print(format_table(result))
-    print(json.dumps(result))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
+    print(format_table(result))
+    print(json.dumps(result))
     return 0
