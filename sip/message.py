@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 SIP_VERSION = "SIP/2.0"
 MAX_MESSAGE = 65535
@@ -38,6 +39,8 @@ _LIST_HEADERS = frozenset(h.lower() for h in (
 SINGLE_HEADERS = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type")
 
 _TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
+_HOST = re.compile(r"^[A-Za-z0-9\-.:]+$")
 _LWS_FOLD = re.compile(rb"\r?\n[ \t]+")
 
 
@@ -50,6 +53,7 @@ class SipParseError(ValueError):
         self.status = status
 
 
+@lru_cache(maxsize=1024)
 def canonical_name(name: str) -> str:
     low = name.strip().lower()
     if len(low) == 1 and low in COMPACT:
@@ -274,6 +278,11 @@ def frame_stream(buffer: bytes) -> tuple[bytes | None, bytes]:
 
 def split_list(value: str) -> list[str]:
     """Split at commas outside quotes and angle brackets; empty elements are dropped."""
+    if "," not in value:
+        v = value.strip()
+        return [v] if v else []
+    if '"' not in value and "<" not in value:
+        return [v for v in (x.strip() for x in value.split(",")) if v]
     out, cur, quoted, angle, esc = [], [], False, False, False
     for ch in value:
         if esc:
@@ -308,6 +317,8 @@ def parse_params(text: str) -> dict[str, str]:
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
+    if '"' not in text:
+        return text.split(sep)
     out, cur, quoted, esc = [], [], False, False
     for ch in text:
         if esc:
@@ -407,7 +418,7 @@ class Uri:
 def parse_uri(text: str) -> Uri:
     text = text.strip()
     scheme, sep, rest = text.partition(":")
-    if not sep or not re.match(r"^[A-Za-z][A-Za-z0-9+\-.]*$", scheme):
+    if not sep or not _SCHEME.match(scheme):
         raise SipParseError(f"bad URI {text[:60]!r}")
     scheme = scheme.lower()
     if scheme not in ("sip", "sips"):
@@ -428,7 +439,7 @@ def parse_uri(text: str) -> Uri:
         portpart = portpart.lstrip(":")
     else:
         host, _, portpart = hostport.partition(":")
-    if not host or not re.match(r"^[A-Za-z0-9\-.:]+$", host):
+    if not host or not _HOST.match(host):
         raise SipParseError(f"bad host in URI {text[:60]!r}")
     port = None
     if portpart:

@@ -317,7 +317,7 @@ class UserAgent:
             self.stats[f"invite_{status}"] += 1
             self._respond(txn, make_response(req, status, to_tag=tag, extra=extra, received=addr), now)
 
-        if not self.limiter.admit(len([c for c in self.calls.values() if c.state != "ended"]), now):
+        if not self.limiter.admit(self.limiter.active, now):
             refuse(503, (("Retry-After", str(self.settings.retry_after)),))
             return
         rej = check_invite_body(req)
