@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ONNX vs PyTorch max abs difference over 40 steps: {diff:.2e}")
     if diff > 1e-4:
         raise SystemExit(f"export mismatch {diff}")
+    torch.save({"model": net.state_dict(), "hidden": net.hidden, "width": net.front[0].out_features},
+               out.with_suffix(".pt"))  # the weights the ONNX file was made from (equivalence test)
     manifest_path = out.with_name("manifest.json")
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     recipe_path = Path(a.ckpt).with_name("recipe.json")
@@ -107,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
         q = out.with_suffix(".int8.onnx")
-        quantize_dynamic(str(out), str(q), weight_type=QuantType.QInt8)
+        import onnx
+        feature_nodes = [n.name for n in onnx.load(str(out)).graph.node if n.name.startswith("/features/")]
+        # the DFT/mel front-end stays float: int8 spectra wreck the log-mel features
+        quantize_dynamic(str(out), str(q), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                         nodes_to_exclude=feature_nodes)
         manifest["int8"] = {"model": q.name, "sha256": sha256(q), "bytes": q.stat().st_size,
                             "max_abs_diff_vs_torch": max_difference(net, q, fixed_input(net.hidden))}
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")

@@ -66,10 +66,22 @@ def batch(feats, ys, rng, size, length, augment=True):
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def loss_fn(logits, y):
+EOT, HOLD, INT, BC = (HEADS.index(h) for h in ("eot", "hold", "interrupt", "backchannel"))
+
+
+def loss_fn(logits, y, focus: float = 4.0):
+    """Weighted BCE. Frames where the hard choices are made weigh `focus` times more: the eot head
+    inside holds and after ends of turn, the interrupt/backchannel heads under caller speech over
+    bot speech (backchannel vs interruption)."""
     w = torch.tensor([HEAD_WEIGHTS[h] for h in HEADS])
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
-    return (bce.mean(dim=(0, 1)) * w).sum() / w.sum()
+    fw = torch.ones_like(bce)
+    turn = ((y[..., HOLD] > 0) | (y[..., EOT] > 0)).float()
+    overlap = ((y[..., INT] > 0) | (y[..., BC] > 0)).float()
+    fw[..., EOT] += (focus - 1) * turn
+    fw[..., INT] += (focus - 1) * overlap
+    fw[..., BC] += (focus - 1) * overlap
+    return ((bce * fw).mean(dim=(0, 1)) * w).sum() / w.sum()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     recipe = {"data": str(data), "train_conversations": int(len(ftr)), "steps": step, "batch": a.batch,
               "crop_chunks": a.length, "lr": a.lr, "hidden": a.hidden, "width": a.width, "minutes": a.minutes,
-              "best_dev_loss": best, "head_weights": HEAD_WEIGHTS, "history": history, "seed": a.seed}
+              "best_dev_loss": best, "head_weights": HEAD_WEIGHTS, "init": a.init, "history": history, "seed": a.seed}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
     print(f"best dev loss {best:.4f} after {step} steps -> {out / 'best.pt'}")
     return 0

@@ -35,7 +35,7 @@ def register(sub, groups) -> None:
     msub = m.add_subparsers(dest="model_cmd", required=True)
     for name, helptext in (("data", "generate the synthetic two-channel calls"), ("train", "train the model"),
                            ("export", "export + verify the ONNX model and manifest")):
-        p = msub.add_parser(name, help=helptext, add_help=False)
+        p = msub.add_parser(name, help=helptext, add_help=False, prefix_chars="+")
         p.add_argument("args", nargs=argparse.REMAINDER)
         p.set_defaults(func=lambda a, n=name: _pipeline(n, a.args))
 

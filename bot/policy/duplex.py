@@ -50,7 +50,8 @@ class DuplexPolicy:
         self.floor = False  # the caller holds the floor: an end of turn is expected
         self.paused_decided = False  # hold / bc opportunity already said for this pause
         self.bc_opp_decided = False
-        self.overlap_decided = False
+        self.overlap_decided = False  # interrupt already decided for this overlap
+        self.bc_decided = False
         self.low_run = 0.0
 
     def update_settings(self, settings: PolicySettings) -> None:
@@ -72,7 +73,7 @@ class DuplexPolicy:
         if obs.bot_speaking:
             self._overlap(obs, m, out)
         else:
-            self.overlap_decided = False
+            self.overlap_decided = self.bc_decided = False
             self.low_run = 0.0
             if self.floor:
                 if m.eot >= s.eot_threshold:
@@ -90,11 +91,12 @@ class DuplexPolicy:
 
     def _overlap(self, obs: Observation, m: ModelOutput, out: list[Decision]) -> None:
         s = self.settings
-        if self.overlap_decided:
+        if self.overlap_decided or self.bc_decided:  # re-arm after the heads have been low a while
             quiet = m.interrupt < s.interrupt_threshold * 0.5 and m.backchannel < BACKCHANNEL_THRESHOLD * 0.5
             self.low_run = self.low_run + CHUNK_SECONDS if quiet else 0.0
             if self.low_run >= REARM - 1e-9:
-                self.overlap_decided = False
+                self.overlap_decided = self.bc_decided = False
+        if self.overlap_decided:
             return
         stop = m.interrupt >= s.interrupt_threshold
         if not stop and s.backchannel_mode == "interrupt" and m.backchannel >= BACKCHANNEL_THRESHOLD:
@@ -104,8 +106,8 @@ class DuplexPolicy:
             self.floor = True  # the caller takes the floor
             out.append(Decision("interrupt", obs.t, confidence=max(m.interrupt, m.backchannel),
                                 reason=f"p(interrupt)={m.interrupt:.2f}", onset=self.onset))
-        elif m.backchannel >= BACKCHANNEL_THRESHOLD:
-            self.overlap_decided = True
+        elif not self.bc_decided and m.backchannel >= BACKCHANNEL_THRESHOLD:
+            self.bc_decided = True  # a backchannel so far; it may still turn into an interruption
             out.append(Decision("backchannel", obs.t, confidence=m.backchannel, onset=self.onset,
                                 reason=f"p(backchannel)={m.backchannel:.2f}"))
 
