@@ -1,7 +1,14 @@
 """Starts the SIP listener with the HTTP server when DUPLEXBOT_SIP=1 (see sip/config.py for the
-variables). Every answered call runs through `runtime.calls.run(SipTransport(call))`."""
+variables). Every answered call runs through `runtime.calls.run(SipTransport(call))`.
+
+`POST /sip/calls` {"to": "sip:user@host[:port]", "via": "host:port" (optional)} places an outbound
+call (UAC INVITE) and runs the bot on it once answered. Allowed with `Authorization: Bearer
+$DUPLEXBOT_SIP_CALL_TOKEN` when that is set, else only from loopback."""
 from __future__ import annotations
 
+import asyncio
+import hmac
+import ipaddress
 import logging
 import os
 from typing import Any
@@ -19,14 +26,16 @@ def setup(app: web.Application, runtime: Any) -> None:
     settings = SipSettings.from_env(env)
     if not settings.enabled:
         return
+    token = (env.get("DUPLEXBOT_SIP_CALL_TOKEN") or "").strip()
+    tasks: set[asyncio.Task] = set()
+
+    async def run_call(call) -> None:
+        from ..transports.sip import SipTransport
+
+        await runtime.calls.run(SipTransport(call))
 
     async def on_startup(app: web.Application) -> None:
         from sip import SipServer
-
-        from ..transports.sip import SipTransport
-
-        async def run_call(call) -> None:
-            await runtime.calls.run(SipTransport(call))
 
         server = await SipServer(settings.server, run_call).start()
         app[SIP_SERVER_KEY] = server
@@ -34,9 +43,49 @@ def setup(app: web.Application, runtime: Any) -> None:
             server.register(settings.registration, settings.registrar_addr)
 
     async def on_cleanup(app: web.Application) -> None:
+        for t in list(tasks):
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         server = app.get(SIP_SERVER_KEY)
         if server is not None:
             await server.close()
 
+    def authorised(request: web.Request) -> bool:
+        if token:
+            return hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode())
+        try:
+            return ipaddress.ip_address(request.remote or "").is_loopback
+        except ValueError:
+            return False
+
+    async def place_call(request: web.Request) -> web.Response:
+        from sip.message import parse_uri
+
+        if not authorised(request):
+            return web.json_response({"error": "not allowed"}, status=403)
+        try:
+            body = await request.json()
+            to = str(body["to"])
+            uri = parse_uri(to)
+            via = str(body.get("via") or f"{uri.host}:{uri.port or 5060}")
+            host, _, port = via.rpartition(":")
+            dest = (str(ipaddress.ip_address(host)), int(port))
+            timeout = float(body.get("timeout", 30))
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "expected JSON {\"to\": \"sip:user@1.2.3.4[:port]\", "
+                                               "\"via\": \"ip:port\" (needed when the URI host is a name)}"},
+                                     status=400)
+        if uri.scheme not in ("sip", "sips"):
+            return web.json_response({"error": "'to' must be a sip: URI"}, status=400)
+        try:
+            call = await app[SIP_SERVER_KEY].call(to, dest, timeout=min(timeout, 120))
+        except ConnectionError as e:
+            return web.json_response({"error": str(e), "retryable": True}, status=502)
+        task = asyncio.create_task(run_call(call))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return web.json_response({"call_id": call.call_id, "to": to})
+
+    app.router.add_post("/sip/calls", place_call)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

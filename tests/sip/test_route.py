@@ -68,3 +68,52 @@ async def test_disabled_by_default():
     app = web.Application()
     sip_route.setup(app, runtime({"DUPLEXBOT_SIP": "0"}))
     assert len(app.on_startup) == len(web.Application().on_startup)
+
+
+async def test_post_sip_calls_places_an_outbound_call(tmp_path):
+    import asyncio
+    import shutil
+
+    import aiohttp
+    import pytest
+
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp is not installed")
+    port, uas_port = free_udp_port(), free_udp_port()
+    rt = runtime({"DUPLEXBOT_SIP": "1", "DUPLEXBOT_SIP_PORT": str(port), "DUPLEXBOT_SIP_BIND": "127.0.0.1",
+                  "DUPLEXBOT_SIP_CALL_TOKEN": "t0ken"})
+    app = web.Application()
+    sip_route.setup(app, rt)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    http_port = runner.addresses[0][1]
+    uas = await asyncio.create_subprocess_exec(
+        "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-mi", "127.0.0.1", "-mp", str(free_udp_port()),
+        "-m", "1", "-nostdin", "-timeout", "20s", cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{http_port}/sip/calls"
+            body = {"to": f"sip:sipp@127.0.0.1:{uas_port}"}
+            async with http.post(url, json=body) as r:
+                assert r.status == 403
+            async with http.post(url, json={"to": "nonsense"}, headers={"Authorization": "Bearer t0ken"}) as r:
+                assert r.status == 400
+            async with http.post(url, json=body, headers={"Authorization": "Bearer t0ken"}) as r:
+                assert r.status == 200, await r.text()
+                call_id = (await r.json())["call_id"]
+        for _ in range(100):
+            if rt.calls.transports:
+                break
+            await asyncio.sleep(0.05)
+        t = rt.calls.transports[0]
+        assert t.info.call_id == call_id
+        await t.close("done")
+        assert await asyncio.wait_for(uas.wait(), 20) == 0
+    finally:
+        if uas.returncode is None:
+            uas.kill()
+            await uas.wait()
+        await runner.cleanup()
