@@ -158,6 +158,10 @@ class SipServer:
         return self
 
     async def close(self) -> None:
+        if self.ua is not None:
+            for cid, c in list(self.ua.calls.items()):
+                if c.state == "incoming":       # still ringing: tell the caller to try elsewhere
+                    self.ua.reject(cid, 503, self._now(), (("Retry-After", "5"),))
         for call in list(self.calls.values()):
             if not call.ended.is_set():
                 self.ua.hangup(call.call_id, self._now())

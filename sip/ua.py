@@ -587,7 +587,8 @@ class UserAgent:
             return
         call.state = "ended"
         call.timer.deadline = None
-        self.limiter.ended()
+        if call.inbound:
+            self.limiter.ended()
         self._events.append(CallEnded(call.call_id, reason))
         # the record stays a while for late retransmissions, then handle_timer drops it
         self._ended_at[call.call_id] = self._now + 64 * self.settings.timers.t1
