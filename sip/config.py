@@ -19,12 +19,13 @@ class SipSettings:
     server: ServerSettings = ServerSettings()
     registration: RegistrationSettings | None = None
     registrar_addr: tuple[str, int] | None = None
+    keepalive: float = 30.0          # OPTIONS to the registrar every this many seconds (0: off)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "SipSettings":
         """DUPLEXBOT_SIP=1 enables the listener. DUPLEXBOT_SIP_PORT (0/unset: 5060), _BIND, _ADVERTISE,
         _MAX_CALLS, _MAX_CPS, _RETRY_AFTER, _RTP_TIMEOUT, _RTP_PORTS (lo-hi), _SESSION_EXPIRES, and for
-        a trunk: _REGISTRAR (host[:port]), _AOR, _USER, _PASSWORD, _REGISTER_EXPIRES."""
+        a trunk: _REGISTRAR (host[:port]), _AOR, _USER, _PASSWORD, _REGISTER_EXPIRES, _KEEPALIVE (s)."""
         def get(name: str, default: str = "") -> str:
             return (env.get(f"DUPLEXBOT_SIP_{name}") or default).strip()
 
@@ -64,7 +65,7 @@ class SipSettings:
                                                 aor=get("AOR") or f"sip:{user}@{host}", username=user,
                                                 password=get("PASSWORD"),
                                                 expires=num("REGISTER_EXPIRES", 3600, int, 60, 86400))
-        return cls(enabled, server, registration, addr)
+        return cls(enabled, server, registration, addr, num("KEEPALIVE", 30.0, float, 0, 3600))
 
 
 def primary_ip() -> str:

@@ -206,6 +206,11 @@ class SipServer:
         self.ua.register(settings, dest, self._now())
         self._pump()
 
+    def keepalive(self, dest: tuple[str, int], interval: float) -> None:
+        """OPTIONS to `dest` every `interval` s (0 stops): keeps NAT bindings open, probes the trunk."""
+        self.ua.keepalive(dest, interval, self._now())
+        self._pump()
+
     # -- core plumbing -----------------------------------------------------------------------------
     def _now(self) -> float:
         return asyncio.get_running_loop().time()

@@ -55,6 +55,7 @@ class UserAgent:
         self._heap: list = []
         self._seq = itertools.count()
         self._ended_at: dict[str, float] = {}
+        self._keepalives: dict[tuple[str, int], float] = {}
 
     # -- the sans-IO surface ---------------------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float, transport: str = "udp") -> None:
@@ -120,6 +121,10 @@ class UserAgent:
                 obj.timer.deadline = None
                 self._session_timer_fired(obj, now)
                 self._touch_call(obj)
+            elif kind == "ping":
+                self._keepalives[key] = now + obj
+                uac.send_options(self, key, now)
+                self._push("ping", key, obj)
             elif kind == "reg":
                 obj.refresh_at = None
                 uac.send_register(self, key, now)
@@ -134,6 +139,8 @@ class UserAgent:
             return obj[0].timer() if self._client.get(key) is obj else None
         if kind == "call":
             return obj.timer.deadline if self.calls.get(key) is obj else None
+        if kind == "ping":
+            return self._keepalives.get(key)
         if kind == "reg":
             return obj.refresh_at if self._registrations.get(key) is obj else None
         return None
@@ -249,6 +256,15 @@ class UserAgent:
 
     def register(self, settings: RegistrationSettings, dest: tuple[str, int], now: float) -> None:
         uac.register(self, settings, dest, now)
+
+    def keepalive(self, dest: tuple[str, int], interval: float, now: float) -> None:
+        """Send OPTIONS to `dest` every `interval` seconds (NAT bindings, trunk health); 0 stops.
+        Answers are counted in `stats` as keepalive_ok / keepalive_failed / timeout_keepalive."""
+        if interval <= 0:
+            self._keepalives.pop(dest, None)
+            return
+        self._keepalives[dest] = now
+        self._push("ping", dest, interval)
 
     def unregister(self, aor: str, now: float) -> None:
         uac.unregister(self, aor, now)
@@ -483,6 +499,9 @@ class UserAgent:
             return
         if purpose == "register":
             uac.register_response(self, cid, resp, now)
+            return
+        if purpose == "keepalive":
+            self.stats["keepalive_ok" if resp.status < 300 or resp.status in (405, 501) else "keepalive_failed"] += 1
             return
         call = self.calls.get(cid)
         if call is None:

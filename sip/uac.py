@@ -133,3 +133,14 @@ def register_response(ua, aor: str, resp: Response, now: float) -> None:
         send_register(ua, aor, now, expires=0 if reg.unregistering else None)
     elif result in ("ok", "failed"):
         ua._events.append(RegistrationChanged(aor, reg.registered, reg.expires, resp.status))
+
+
+def send_options(ua, dest: tuple[str, int], now: float) -> None:
+    """An out-of-dialog OPTIONS (keepalive / health probe)."""
+    branch = MAGIC + ua._token(12)
+    items = [("Via", ua._via(branch, "udp")), ("Max-Forwards", "70"),
+             ("From", f"<sip:{ua.settings.user}@{ua.settings.host}>;tag={ua._token(8)}"),
+             ("To", f"<sip:{dest[0]}:{dest[1]}>"), ("Call-ID", f"{ua._token(16)}@{ua.settings.host}"),
+             ("CSeq", "1 OPTIONS")]
+    ua._start_client(Request("OPTIONS", f"sip:{dest[0]}:{dest[1]}", Headers.of(*items)), dest, "udp",
+                     "keepalive", "", now)

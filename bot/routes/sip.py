@@ -41,6 +41,7 @@ def setup(app: web.Application, runtime: Any) -> None:
         app[SIP_SERVER_KEY] = server
         if settings.registration is not None and settings.registrar_addr is not None:
             server.register(settings.registration, settings.registrar_addr)
+            server.keepalive(settings.registrar_addr, settings.keepalive)
 
     async def on_cleanup(app: web.Application) -> None:
         for t in list(tasks):

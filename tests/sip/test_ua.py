@@ -346,3 +346,26 @@ def test_nothing_is_left_behind_after_many_calls():
         assert ua.calls == {} and ua._server == {} and ua._client == {} and ua._ended_at == {}
         assert ua.get_timer() is None and ua._heap == []
     assert p.uas.limiter.active == 0
+
+
+def test_options_keepalive_to_the_trunk():
+    ua = UserAgent(UaSettings(host="127.0.0.1", port=5060, seed=5))
+    trunk = ("127.0.0.9", 5060)
+    ua.keepalive(trunk, 30.0, 0.0)
+    sent = []
+    t = 0.0
+    while (nxt := ua.get_timer()) is not None and nxt <= 95.0:
+        t = nxt
+        ua.handle_timer(t)
+        for data, dest, _ in ua.datagrams_to_send():
+            req = parse_message(data)
+            if req.method == "OPTIONS" and req.headers.get("CSeq") == "1 OPTIONS" and dest == trunk:
+                if not any(d.call_id == req.call_id for _, d in sent):
+                    sent.append((t, req))
+                    ua.receive_datagram(bytes(make_response(req, 200, to_tag="k")), trunk, t)
+    assert [round(x) for x, _ in sent] == [0, 30, 60, 90] and ua.stats["keepalive_ok"] == 4
+    ua.keepalive(trunk, 0, t)                 # stopped: nothing more goes out
+    while (nxt := ua.get_timer()) is not None and nxt <= 300.0:
+        ua.handle_timer(nxt)
+    ua.handle_timer(300.0)
+    assert not [d for d, _, _ in ua.datagrams_to_send() if d.startswith(b"OPTIONS")]
