@@ -32,7 +32,7 @@ class Services:
     asr: object
     tts: object
     duplex_model: object | None = None
-    is_secure: Callable[[str], bool] = field(default=lambda call_id: False)
+    set_secure: Callable[[str, bool], None] = field(default=lambda call_id, on: None)
 
 
 def load_duplex_model():
@@ -144,8 +144,9 @@ class Runtime:
 
             state = await CallStore.open(StateSettings.from_env(settings.env or None, worker_id=settings.worker_id),
                                          base_settings=settings.policy)
-        services = Services(scheduler, asr, tts, duplex,
-                            is_secure=(state.is_secure_input if state is not None else (lambda c: False)))
+        services = Services(scheduler, asr, tts, duplex)
+        if state is not None:
+            services.set_secure = state.set_secure_input
         rt = cls(settings, services, script, state)
         prewarm = getattr(tts, "prewarm", None)
         if prewarm is not None and not settings.responder.chat.base_url:

@@ -78,6 +78,7 @@ class CallSession:
         self._processed = asyncio.Event()
         self._takeover_by: str | None = None
         self._speaking_since: float | None = None
+        self._secure_digits: str | None = None  # not None while in secure input
         self.task: asyncio.Task | None = None  # set by CallManager.start
         self.ended = asyncio.Event()
         self.end_reason = ""
@@ -195,7 +196,7 @@ class CallSession:
                           rms=float(np.sqrt(np.mean(x * x))), model=model)
         for d in self.policy.step(obs):
             self._on_decision(d)
-        if self._taps:
+        if self._taps and not self.secure_input:
             if bot is None:  # a tap may have been added while this chunk was being inferred
                 bot = self.playout.reference(start, CHUNK_SAMPLES)
             cf, bf = AudioFrame(chunk, CHUNK_RATE, start / CHUNK_RATE), AudioFrame(bot, CHUNK_RATE, start / CHUNK_RATE)
@@ -233,13 +234,13 @@ class CallSession:
         elif k == "speech_end":
             self._last_speech_end = d.t
             self.emit(ev.CallerSpeechEnd(call_id=cid, t=d.t, speech_started=d.onset))
-            if self._utt_start is not None and not self.playout.is_speaking():
+            if self._utt_start is not None and not self.playout.is_speaking() and not self.secure_input:
                 self._speculate(self._utt_start, d.t)
         elif k == "hold":
             self.emit(ev.Hold(call_id=cid, t=d.t, confidence=d.confidence, policy=pol))
         elif k == "end_of_turn":
             self.emit(ev.EndOfTurn(call_id=cid, t=d.t, confidence=d.confidence, silence=d.silence, policy=pol))
-            if self._utt_start is not None:
+            if self._utt_start is not None and not self.secure_input:
                 start, self._utt_start = self._utt_start, None
                 # a model may call the turn before the VAD has closed the segment
                 end = self._last_speech_end if self._last_speech_end > start else d.t
@@ -258,7 +259,7 @@ class CallSession:
                 self._utt_start = None
         elif k == "backchannel_opportunity":
             self.emit(ev.BackchannelOpportunity(call_id=cid, t=d.t, confidence=d.confidence))
-        elif k == "transcribe_overlap":
+        elif k == "transcribe_overlap" and not self.secure_input:
             self._spawn(self._transcribe_overlap(d.onset, d.t))
 
     def _turn_started(self, turn: int) -> bool:
@@ -410,13 +411,50 @@ class CallSession:
             ok = await self.transport.transfer(action.target)
         elif action.name == "hangup":
             await self.hangup("bot")
+        elif action.name == "secure_input":
+            self.set_secure_input(True)
+            return
         self.emit(ev.Action(call_id=self.call_id, t=self.now, name=action.name, target=action.target, ok=ok))
 
     # -- DTMF, supervisor ---------------------------------------------------------------------
+    # -- secure input: card numbers by DTMF ----------------------------------------------------
+    @property
+    def secure_input(self) -> bool:
+        return self._secure_digits is not None
+
+    def set_secure_input(self, on: bool) -> None:
+        """While on: no caller audio reaches ASR or supervisors, no transcript or digit is recorded,
+        and typed digits stay in memory until '#' hands their count (never them) to the responder."""
+        if on == self.secure_input:
+            return
+        self._secure_digits = "" if on else None
+        self._utt_start = None
+        self._spec = None
+        try:
+            self.services.set_secure(self.call_id, on)
+        except Exception:  # noqa: BLE001 - the store being down never blocks the caller
+            log.exception("set_secure_input failed")
+        self.emit(ev.Action(call_id=self.call_id, t=self.now, name="secure_input", target="on" if on else "off"))
+
+    def _on_secure_digit(self, digit: str) -> None:
+        if digit != "#":
+            self._secure_digits = (self._secure_digits or "") + digit
+            return
+        count = len(self._secure_digits or "")
+        self.set_secure_input(False)  # drops the digits
+        chunks = self.responder.on_secure_input(count)
+
+        async def gen():
+            for c in chunks:
+                yield c
+        self._cancel_response()
+        self._response = self._spawn(self._speak(gen()))
+
     def _on_dtmf(self, d: Dtmf) -> None:
-        secure = bool(getattr(self.services, "is_secure", lambda c: False)(self.call_id))
+        secure = self.secure_input
         self.emit(ev.DtmfReceived(call_id=self.call_id, t=self.now, digit="*" if secure else d.digit))
         if secure:
+            self._on_secure_digit(d.digit)
             return
         self._dtmf = (self._dtmf + d.digit)[-16:]
         chunks = self.responder.on_dtmf(self._dtmf)

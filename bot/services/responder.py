@@ -51,12 +51,15 @@ class Responder(Protocol):
 
     def on_dtmf(self, digits: str) -> list[ResponseChunk]: ...
 
+    def on_secure_input(self, digits: int) -> list[ResponseChunk]: ...
+
 
 @dataclass(frozen=True)
 class FaqEntry:
     id: str
     keywords: frozenset[str]
     answer: str
+    action: str = ""  # "" | "secure_input" | "transfer" | "hangup"
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,12 @@ class AgentScript:
     goodbye_keywords: frozenset[str] = frozenset()
     goodbye_say: str = ""
     resume: str = "As I was saying,"
+    secure_done_say: str = "Thank you, I've got your details."
 
     def prompts(self) -> list[str]:
         """Every fixed line the agent can say (for synthesising ahead of time)."""
-        lines = [self.greeting, *(e.answer for e in self.faq), *self.fallbacks, self.handoff_say, self.goodbye_say]
+        lines = [self.greeting, *(e.answer for e in self.faq), *self.fallbacks, self.handoff_say, self.goodbye_say,
+                 self.secure_done_say]
         return [x for x in lines if x]
 
     @classmethod
@@ -111,8 +116,11 @@ class AgentScript:
         for i, e in enumerate(data.get("faq") or []):
             if not isinstance(e, dict):
                 raise ConfigError(f"{where}: faq[{i}] must be a mapping with keywords and answer")
+            action = str(e.get("action", "") or "")
+            if action not in ("", "secure_input", "transfer", "hangup"):
+                raise ConfigError(f"{where}: faq[{i}].action must be secure_input, transfer or hangup, got {action!r}")
             faq.append(FaqEntry(str(e.get("id", i)), words(e.get("keywords"), f"faq[{i}].keywords"),
-                                text("answer", e)))
+                                text("answer", e), action))
         fallbacks = data.get("fallbacks") or []
         if not fallbacks or not all(isinstance(f, str) and f.strip() for f in fallbacks):
             raise ConfigError(f"{where}: 'fallbacks' must be a non-empty list of strings")
@@ -127,7 +135,8 @@ class AgentScript:
                    handoff_dtmf=str(handoff.get("dtmf", "")),
                    goodbye_keywords=words(goodbye.get("keywords"), "goodbye.keywords"),
                    goodbye_say=str(goodbye.get("say", "")),
-                   resume=str(data.get("resume_prefix", "As I was saying,")))
+                   resume=str(data.get("resume_prefix", "As I was saying,")),
+                   secure_done_say=str(data.get("secure_input_done", "Thank you, I've got your details.")))
 
 
 def _tokens(text: str) -> list[str]:
@@ -167,7 +176,7 @@ class ScriptedAgent:
             if n > score:
                 best, score = e, n
         if best is not None:
-            return best.answer, None
+            return best.answer, (ResponderAction(best.action) if best.action else None)
         if s.goodbye_keywords and _has_phrase(text, s.goodbye_keywords):
             return s.goodbye_say, ResponderAction("hangup")
         reply = s.fallbacks[self._fallback % len(s.fallbacks)]
@@ -183,6 +192,10 @@ class ScriptedAgent:
         yield ResponseChunk(reply)
         if action:
             yield ResponseChunk(action=action)
+
+    def on_secure_input(self, digits: int) -> list[ResponseChunk]:
+        """Secure entry finished (`digits` typed; the digits themselves never reach the agent)."""
+        return [ResponseChunk(self.script.secure_done_say)]
 
     def on_dtmf(self, digits: str) -> list[ResponseChunk]:
         s = self.script
@@ -229,6 +242,9 @@ class OpenAIChatResponder:
 
     def on_dtmf(self, digits: str) -> list[ResponseChunk]:
         return ScriptedAgent(self.script).on_dtmf(digits)
+
+    def on_secure_input(self, digits: int) -> list[ResponseChunk]:
+        return ScriptedAgent(self.script).on_secure_input(digits)
 
     def _messages(self, history: list[Turn], instructions: list[str]) -> list[dict]:
         msgs = [{"role": "system", "content": self._system}]
