@@ -284,7 +284,8 @@ def test_fuzzed_messages_never_escape_or_disturb_a_live_call():
     cid, _ = p.setup()
     seeds = [(Path(__file__).parent / "fixtures" / "baresip_invite.bin").read_bytes()]
     seeds += [d for _, d in p.wire]
-    torture = Path(__file__).resolve().parents[3] / "shared" / "sip-torture" / "rfc4475"
+    from .conftest import TORTURE
+    torture = TORTURE / "rfc4475"
     if torture.exists():
         seeds += [f.read_bytes() for f in sorted(torture.glob("*.dat"))]
     for i in range(3000):
