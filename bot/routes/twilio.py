@@ -52,7 +52,8 @@ class TwilioService:
         # the URL Twilio requested, as it wrote it: the public base plus our raw (undecoded) path and query
         url = self.settings.public_base_url.rstrip("/") + request.raw_path
         reply = answer_call(self.settings, self.tokens, url, form, request.headers.get(SIGNATURE_HEADER),
-                            time.time(), request.headers.get(SIGNATURE_SETTINGS_HEADER))
+                            time.time(), request.headers.get(SIGNATURE_SETTINGS_HEADER),
+                            busy=len(self.registry) >= self.settings.max_streams)
         metrics.WEBHOOKS.labels(reply.reason or "ok").inc()
         if reply.status != 200:
             log.warning("twilio voice webhook refused (%s) from %s", reply.reason, request.remote)

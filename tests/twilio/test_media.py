@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 from prometheus_client import REGISTRY
@@ -98,7 +99,7 @@ async def test_caller_audio_dtmf_and_stop(server, http):
     assert info.extra["stream_sid"] == p.stream_sid
     await p.hang_up()
     await asyncio.wait_for(server.engine.ended[cid].wait(), 5)
-    assert isinstance(server.engine.items[cid][-1], Hangup)
+    assert server.engine.items[cid][-1] == Hangup("remote")
     assert len(server.service.registry) == 0
 
 
@@ -235,7 +236,7 @@ async def test_socket_closing_mid_call_ends_the_call(server, http):
     assert await p.wait_for(lambda: p.media_in > 5, 5)
     await p.close()  # no stop message: the network went away
     await asyncio.wait_for(server.engine.ended[cid].wait(), 5)
-    assert isinstance(server.engine.items[cid][-1], Hangup)
+    assert server.engine.items[cid][-1] == Hangup("connection_lost")
     assert len(server.service.registry) == 0
 
 
@@ -255,3 +256,23 @@ async def test_engine_hangup_closes_the_stream_after_the_audio_played(server, ht
     assert src.played >= 25 * src.rate // 50
     await asyncio.wait_for(server.engine.ended[cid].wait(), 5)
     await p.close()
+
+
+async def test_a_full_worker_answers_busy_and_refuses_streams(server, http):
+    svc = server.service
+    svc.settings = replace(svc.settings, max_streams=1)
+    p = await connect(server, http)
+    await asyncio.wait_for(server.engine.started.wait(), 5)
+    q = peer_for(server)
+    r = await q.webhook(http)
+    assert r.status == 200 and '<Reject reason="busy" />' in q.twiml
+    # a stream that got its token before the worker filled up is refused with "try again later"
+    tok = peer_for(server)
+    svc.settings = replace(svc.settings, max_streams=2)
+    assert (await tok.webhook(http)).status == 200
+    svc.settings = replace(svc.settings, max_streams=1)
+    await tok.open(http, ws_url(server))
+    assert await tok.wait_for(lambda: tok.closed.is_set(), 5) and tok.close_code == 1013
+    await tok.close()
+    await p.hang_up()
+    await asyncio.wait_for(server.engine.ended[p.call_sid].wait(), 5)

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_WS_MESSAGE = 1024 * 1024  # aiohttp kills the socket above this; 64 KiB..1 MiB frames are dropped, counted
 CLOSE_POLICY = 1008  # WebSocket close code: policy violation
+CLOSE_TRY_AGAIN = 1013
 
 
 class StreamRegistry:
@@ -127,7 +128,11 @@ class TwilioMediaTransport:
                 if not self.core.playing:
                     self._marks_done.set()
             elif isinstance(ev, StreamStopped):
-                self._put(Hangup("transferred" if self.transferred_to else "remote"))
+                if self.transferred_to:
+                    reason = "transferred"
+                else:  # Twilio said stop (the caller hung up), or the socket went away without a word
+                    reason = "remote" if ev.reason == "stop" else "connection_lost"
+                self._put(Hangup(reason))
             elif isinstance(ev, StreamStarted):
                 pass
 
@@ -343,6 +348,11 @@ async def serve_media_socket(request: web.Request, *, settings: TwilioSettings, 
         metrics.STREAMS.labels(f"token_{e.reason}").inc()
         log.warning("twilio stream for %s refused: token %s", start.call_sid, e.reason)
         await ws.close(code=CLOSE_POLICY, message=f"token {e.reason}".encode())
+        return ws
+    if len(registry) >= settings.max_streams:
+        metrics.STREAMS.labels("full").inc()
+        log.warning("twilio stream for %s refused: %d streams live (max_streams)", start.call_sid, len(registry))
+        await ws.close(code=CLOSE_TRY_AGAIN, message=b"too many calls")
         return ws
     if not registry.claim(start.call_sid):
         metrics.STREAMS.labels("duplicate").inc()

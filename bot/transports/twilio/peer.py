@@ -116,10 +116,8 @@ class TwilioPeer:
         r = await session.post(self.http_base + "/twilio/voice", data=params, headers=headers,
                                timeout=aiohttp.ClientTimeout(total=10))
         self.twiml = await r.text()
-        if r.status == 200:
-            stream = ET.fromstring(self.twiml).find("./Connect/Stream")
-            if stream is None:
-                raise ValueError(f"no <Connect><Stream> in {self.twiml!r}")
+        stream = ET.fromstring(self.twiml).find("./Connect/Stream") if r.status == 200 else None
+        if stream is not None:  # (else: refused, or other TwiML such as <Reject>)
             self.stream_url = stream.get("url", "")
             self.parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
         return r
@@ -136,7 +134,7 @@ class TwilioPeer:
 
     async def dial(self, session: aiohttp.ClientSession) -> None:
         r = await self.webhook(session)
-        if r.status != 200:
+        if r.status != 200 or not self.stream_url:
             raise RuntimeError(f"voice webhook answered {r.status}: {self.twiml}")
         await self.open(session)
 

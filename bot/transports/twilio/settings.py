@@ -20,6 +20,7 @@ class TwilioSettings:
     call_api_token: str = ""  # DUPLEXBOT_CALL_API_TOKEN: bearer token for POST /twilio/call (empty: loopback only)
     token_ttl: float = 120.0  # seconds a stream token stays valid after the webhook
     start_timeout: float = 10.0  # seconds the WebSocket may take to send `start`
+    max_streams: int = 200  # live media streams per process (TWILIO_MAX_STREAMS); beyond: refused
     # the rate bot audio is pulled from the engine at; decimated to 8 kHz here, 20 ms at a time. 24 kHz
     # is the TTS's own rate, so the engine never resamples whole sentences on the event loop
     read_rate: int = 24000
@@ -50,6 +51,7 @@ class TwilioSettings:
             api_base=env.get("TWILIO_API_BASE", TWILIO_API_BASE).rstrip("/"),
             caller_id=env.get("TWILIO_CALLER_ID", ""),
             call_api_token=env.get("DUPLEXBOT_CALL_API_TOKEN", ""),
+            max_streams=int(env.get("TWILIO_MAX_STREAMS", "200") or 200),
         )
         return replace(s, **overrides) if overrides else s
 

@@ -67,8 +67,15 @@ def dial_twiml(target: str, caller_id: str = "") -> str:
     return str(response)
 
 
+def busy_twiml() -> str:
+    response = VoiceResponse()
+    response.reject(reason="busy")
+    return str(response)
+
+
 def answer_call(settings: TwilioSettings, tokens: StreamTokens, url: str, params: Mapping[str, str],
-                signature: str | None, now: float, settings_header: str | None = None) -> WebhookReply:
+                signature: str | None, now: float, settings_header: str | None = None,
+                busy: bool = False) -> WebhookReply:
     if not settings.configured:
         return WebhookReply(503, "Twilio is not configured (TWILIO_AUTH_TOKEN, DUPLEXBOT_PUBLIC_URL)",
                             "text/plain", reason="unconfigured")
@@ -81,6 +88,8 @@ def answer_call(settings: TwilioSettings, tokens: StreamTokens, url: str, params
         return WebhookReply(400, "CallSid missing", "text/plain", reason="no_callsid")
     if settings.account_sid and params.get("AccountSid", settings.account_sid) != settings.account_sid:
         return WebhookReply(403, "wrong account", "text/plain", reason="account")
+    if busy:  # this worker is full: the caller hears a busy signal, Twilio may fail over
+        return WebhookReply(200, busy_twiml(), call_sid=call_sid, reason="busy")
     caller, callee = params.get("From", ""), params.get("To", "")
     token = tokens.issue(call_sid, now, caller, callee)
     return WebhookReply(200, stream_twiml(settings.media_url, token, caller, callee), call_sid=call_sid)
