@@ -276,3 +276,28 @@ async def test_a_full_worker_answers_busy_and_refuses_streams(server, http):
     await tok.close()
     await p.hang_up()
     await asyncio.wait_for(server.engine.ended[p.call_sid].wait(), 5)
+
+
+async def test_a_slow_engine_loses_the_oldest_caller_audio_not_dtmf():
+    from bot.engine.port import CallInfo
+    from bot.transports.twilio import codec
+    from bot.transports.twilio.media import TwilioMediaTransport
+    from bot.transports.twilio.settings import TwilioSettings
+    from bot.transports.twilio.stream import MediaStream
+
+    class Ws:
+        closed = False
+
+    core = MediaStream()
+    core.receive(codec.encode(codec.Start(1, "MZ1", "AC1", "CA1")), 0.0)
+    tr = TwilioMediaTransport(Ws(), core, CallInfo("CA1", "twilio"), TwilioSettings(inbound_queue=10))
+    tr.feed(codec.encode(codec.Dtmf(2, "MZ1", "4")))
+    for i in range(30):
+        tr.feed(codec.encode(codec.Media(3 + i, "MZ1", "inbound", i, i * 20, bytes([i]) * 160)))
+    tr.feed(codec.encode(codec.Stop(40, "MZ1", "AC1", "CA1")))
+    items = [await tr.receive() for _ in range(11)]  # the queue holds 10 items: the DTMF and 9 frames
+    assert items[0] == Dtmf("4")
+    assert [round(f.timestamp * 1000) for f in items[1:10]] == [i * 20 for i in range(21, 30)]  # the newest kept
+    assert items[10] == Hangup("remote") and await tr.receive() == Hangup("remote")
+    assert tr.stats.dropped == {"engine_slow": 21}
+    await tr.close("test")

@@ -165,3 +165,20 @@ def test_clear_forgets_pending_marks():
     assert s.confirmed_position == 0 and s.stats.clears == 1
     # after a clear the pacer starts a fresh lead at once
     assert s.frames_due(0.1) == 5
+
+
+def test_decimator_keeps_the_band_and_removes_aliases():
+    from bot.transports.twilio.decimate import Decimator
+
+    for rate in (16000, 24000, 48000, 22050):
+        n = rate // 50
+        for f, keep in ((1000, True), (3000, True), (5500, False)):
+            x = (10000 * np.sin(2 * np.pi * f * np.arange(rate) / rate)).astype(np.int16)
+            d = Decimator(rate)
+            y = np.concatenate([d.process(x[i:i + n]) for i in range(0, rate, n)])
+            assert y.shape == (8000,)
+            rms = float(np.sqrt(np.mean(y[200:].astype(np.float64) ** 2)))
+            if keep:
+                assert 0.9 * 7071 < rms < 1.05 * 7071, (rate, f, rms)
+            else:
+                assert rms < 0.05 * 7071, (rate, f, rms)

@@ -23,9 +23,9 @@ import numpy as np
 from aiohttp import web
 
 from ...audio.frame import AudioFrame
-from ...audio.resample import Resampler
 from ...engine.port import BotAudioSource, CallInfo, Dtmf, Hangup, InboundItem
 from . import metrics
+from .decimate import Decimator
 from .rest import TwilioApiError, TwilioRest
 from .settings import TwilioSettings
 from .signature import StreamTokens, TokenError
@@ -86,10 +86,11 @@ class TwilioMediaTransport:
         # 20 ms frame at a time; positions reported to the source are counted at that rate
         self.output_rate = settings.read_rate
         self._read_samples = settings.read_rate // 50
-        self._down = Resampler(settings.read_rate, 8000) if settings.read_rate != 8000 else None
+        self._down = Decimator(settings.read_rate) if settings.read_rate != 8000 else None
         self.transferred_to = ""
-        self._inbound: asyncio.Queue[InboundItem] = asyncio.Queue()
-        self._hung_up = False
+        self._inbound: deque[InboundItem] = deque()
+        self._inbound_ready = asyncio.Event()
+        self._final: Hangup | None = None
         self._source: BotAudioSource | None = None
         self._control: deque[str] = deque()
         self._media: deque[str] = deque()
@@ -137,25 +138,20 @@ class TwilioMediaTransport:
                 pass
 
     def _put(self, item: InboundItem) -> None:
-        if self._hung_up:
+        if self._final is not None:
             return
         if isinstance(item, Hangup):
-            self._hung_up = True
-        elif isinstance(item, AudioFrame) and self._inbound.qsize() >= self.settings.inbound_queue:
-            # the engine is not keeping up: drop the oldest caller audio, keep DTMF and order
-            kept: list[InboundItem] = []
-            dropped = False
-            while not self._inbound.empty():
-                old = self._inbound.get_nowait()
-                if not dropped and isinstance(old, AudioFrame):
-                    dropped = True
-                    continue
-                kept.append(old)
-            for k in kept:
-                self._inbound.put_nowait(k)
+            self._final = item
+        elif isinstance(item, AudioFrame) and len(self._inbound) >= self.settings.inbound_queue:
+            # the engine is not keeping up: drop the oldest caller audio (DTMF is kept, order too)
+            for i, old in enumerate(self._inbound):
+                if isinstance(old, AudioFrame):
+                    del self._inbound[i]
+                    break
             self.core.drop("engine_slow")
             metrics.DROPPED.labels("engine_slow").inc()
-        self._inbound.put_nowait(item)
+        self._inbound.append(item)
+        self._inbound_ready.set()
 
     async def read_loop(self) -> None:
         """Read the socket until it closes or Twilio says stop."""
@@ -176,9 +172,12 @@ class TwilioMediaTransport:
             self._marks_done.set()
 
     async def receive(self) -> InboundItem:
-        if self._hung_up and self._inbound.empty():
-            return Hangup("remote")
-        return await self._inbound.get()
+        while not self._inbound:
+            if self._final is not None:
+                return self._final  # after the hang-up, every call says so again
+            self._inbound_ready.clear()
+            await self._inbound_ready.wait()
+        return self._inbound.popleft()
 
     # ------------------------------------------------------------ outbound
 
@@ -245,7 +244,7 @@ class TwilioMediaTransport:
         self._wake.set()
         metrics.CLEARS.inc()
         if self._down is not None:  # no tail of the cut audio in the next frame
-            self._down = Resampler(self.settings.read_rate, 8000)
+            self._down = Decimator(self.settings.read_rate)
 
     # ------------------------------------------------------------ call control
 
