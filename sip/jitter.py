@@ -84,6 +84,7 @@ class JitterSettings:
     capacity: float = 1.0         # seconds of audio the ring holds
     skip_above: float = 0.060     # drop a frame when this much more than the target is buffered
     plc_frames: int = 3           # concealment fades to silence over this many frames
+    drop_when_deep: bool = True   # False: the owner drains the excess (`excess()`) instead of dropping
 
 
 class JitterBuffer:
@@ -171,7 +172,7 @@ class JitterBuffer:
                 return None
             self.started = True
         n = self.s.frame
-        if depth > target + self.s.skip_above:
+        if self.s.drop_when_deep and depth > target + self.s.skip_above:
             self._advance(n)
             self.stats["skipped"] += 1
         ring, have = self._read(self.play_ts, n)
@@ -188,6 +189,10 @@ class JitterBuffer:
             out = np.where(have, ring, fill).astype(np.int16)
         self._advance(n)
         return out
+
+    def excess(self) -> bool:
+        """More than the target plus `skip_above` is buffered (after a stall or a burst)."""
+        return self.started and self.depth > self.target + self.s.skip_above
 
     def _slices(self, start: int, n: int):
         """(ring slice, data slice) pairs covering `n` samples from timestamp `start`."""

@@ -31,7 +31,8 @@ FRAME = 160
 @dataclass(frozen=True)
 class MediaSettings:
     rtp_timeout: float = 30.0            # hang up after this long without RTP (0: never)
-    jitter: JitterSettings = JitterSettings()
+    jitter: JitterSettings = JitterSettings(drop_when_deep=False)   # pull_frames drains the excess
+    max_extra_frames: int = 2            # catch-up: extra frames handed over per tick when too deep
     rtcp_interval: float = 5.0
     learn_source: bool = True            # NAT: accept the first post-signalling source
 
@@ -159,6 +160,16 @@ class RtpSession:
         frame = self.jitter.pop()
         return frame if frame is not None else np.zeros(FRAME, np.int16)
 
+    def pull_frames(self) -> list[np.ndarray]:
+        """This tick's frame, plus up to `max_extra_frames` more while the buffer is deeper than its
+        target: after a stall the caller's audio reaches the application a little faster than real
+        time instead of being dropped."""
+        frames = [self.pull_frame()]
+        while len(frames) <= self.settings.max_extra_frames and self.jitter.excess():
+            frames.append(self.pull_frame())
+            self.stats["caught_up"] += 1
+        return frames
+
     def events(self) -> list[DtmfDigit]:
         out = list(self._events)
         self._events.clear()
@@ -177,6 +188,10 @@ class RtpSession:
         if self.media.dtmf_payload_type is None:
             raise ValueError("the peer did not negotiate telephone-event")
         self._dtmf_out.extend(event_packets(digit, duration_ms))
+
+    def skip_output(self, frames: int) -> None:
+        """The owner's clock skipped `frames` ticks: move our RTP timestamp on (a gap, not a delay)."""
+        self._ts = (self._ts + frames * FRAME) & 0xFFFFFFFF
 
     def send_audio(self, pcm: np.ndarray, now: float) -> list[tuple[bytes, tuple[str, int]]]:
         """Packetize one 20 ms frame of bot audio (or the next DTMF packet instead of it)."""

@@ -33,8 +33,8 @@ class ServerSettings:
     tcp: bool = True
     ua: UaSettings = field(default_factory=UaSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
-    ring: bool = True                # send 180 before 200
-    answer_delay: float = 0.0        # ring this long before answering (lets a test CANCEL first)
+    answer_delay: float = 0.0        # ring (180) this long before answering; 0: answer at once with
+                                     # 100 + 200 only (a 180 just before the 200 can overtake it)
     tick: float = 0.020              # media clock period; 0 disables media (signalling benchmarks)
 
 
@@ -353,9 +353,8 @@ class SipServer:
             rtp[0].close()      # cancelled while we opened the socket
             return
         rtp[0].holder["cid"] = ev.call_id
-        if self.settings.ring:
-            self.ua.ring(ev.call_id, self._now())
         if self.settings.answer_delay:
+            self.ua.ring(ev.call_id, self._now())
             self._pump()
             await asyncio.sleep(self.settings.answer_delay)
             if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state != "incoming":
@@ -454,10 +453,17 @@ class SipServer:
         while True:
             next_at += tick
             delay = next_at - loop.time()
-            if delay < -0.2:     # we fell far behind (a stalled loop): skip ahead, count it
+            if delay < -0.2:
+                # the loop stalled: do not burst the missed ticks out. Our RTP clock jumps, so the
+                # peer hears a short gap rather than us running late from now on; the caller's audio
+                # that piled up meanwhile is delivered a little faster than real time (pull_frames).
+                missed = int(-delay / tick)
                 self.stats["media_clock_skips"] += 1
-                next_at = loop.time()
-                delay = 0
+                next_at += missed * tick
+                delay = next_at - loop.time()
+                for call in list(self.calls.values()):
+                    if call.session is not None:
+                        call.session.skip_output(missed)
             await asyncio.sleep(max(0.0, delay))
             now = loop.time()
             self.tick_lateness.append(now - next_at)
@@ -473,7 +479,8 @@ class SipServer:
         s = call.session
         if s is None or call.ended.is_set():
             return
-        call._deliver_audio(s.pull_frame())
+        for frame in s.pull_frames():
+            call._deliver_audio(frame)
         for d in s.events():
             call._deliver(d)
         pcm = call._next_output()

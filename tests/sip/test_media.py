@@ -243,3 +243,11 @@ def test_captured_baresip_rtcp():
     s = RtpSession(MEDIA, 0.0, ssrc=1)
     s.receive(_fixture_packets("baresip_rtcp.bin")[1], PEER, 0.0)
     assert s.stats["rtcp"] == 2 and s.stats["malformed_rtcp"] == 0
+
+
+def test_skip_output_leaves_a_timestamp_gap():
+    s = RtpSession(MEDIA, 0.0, ssrc=1)
+    a = RtpPacket.parse(s.send_audio(np.zeros(160, np.int16), 0.0)[0][0])
+    s.skip_output(10)
+    b = RtpPacket.parse(s.send_audio(np.zeros(160, np.int16), 0.22)[0][0])
+    assert (b.timestamp - a.timestamp) % 2**32 == 11 * 160 and (b.sequence - a.sequence) % 65536 == 1
