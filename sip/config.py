@@ -1,6 +1,7 @@
 """SIP bridge settings from the environment (DUPLEXBOT_SIP_*), built once at start-up."""
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass, replace
 from typing import Mapping
@@ -24,6 +25,7 @@ class SipSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "SipSettings":
         """DUPLEXBOT_SIP=1 enables the listener. DUPLEXBOT_SIP_PORT (0/unset: 5060), _BIND, _ADVERTISE,
+        _ALLOW (CIDRs that may call us),
         _MAX_CALLS, _MAX_CPS, _RETRY_AFTER, _RTP_TIMEOUT, _RTP_PORTS (lo-hi), _SESSION_EXPIRES, and for
         a trunk: _REGISTRAR (host[:port]), _AOR, _USER, _PASSWORD, _REGISTER_EXPIRES, _KEEPALIVE (s)."""
         def get(name: str, default: str = "") -> str:
@@ -51,7 +53,13 @@ class SipSettings:
             assert 1024 <= lo < hi <= 65535
         except (ValueError, AssertionError):
             raise ValueError(f"DUPLEXBOT_SIP_RTP_PORTS={rtp!r}: expected lo-hi, e.g. 20000-40000") from None
-        ua = replace(UaSettings(), max_calls=num("MAX_CALLS", 1000, int, 1, 100000),
+        allow = tuple(n.strip() for n in get("ALLOW").split(",") if n.strip())
+        for n in allow:
+            try:
+                ipaddress.ip_network(n, strict=False)
+            except ValueError:
+                raise ValueError(f"DUPLEXBOT_SIP_ALLOW: {n!r} is not an address or network") from None
+        ua = replace(UaSettings(), allow=allow, max_calls=num("MAX_CALLS", 1000, int, 1, 100000),
                      max_cps=num("MAX_CPS", 100.0, float, 0.1, 10000), retry_after=num("RETRY_AFTER", 5, int, 1, 3600),
                      session_expires=num("SESSION_EXPIRES", 1800, int, 90, 86400))
         media = replace(MediaSettings(), rtp_timeout=num("RTP_TIMEOUT", 30.0, float, 0, 3600))

@@ -333,6 +333,9 @@ class UserAgent:
             self.stats[f"invite_{status}"] += 1
             self._respond(txn, make_response(req, status, to_tag=tag, extra=extra, received=addr), now)
 
+        if not self.settings.allows(addr[0]):
+            refuse(403)
+            return
         if not self.limiter.admit(self.limiter.active, now):
             refuse(503, (("Retry-After", str(self.settings.retry_after)),))
             return

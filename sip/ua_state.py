@@ -1,6 +1,7 @@
 """The UA core's settings and its record of one call (signalling state, not media)."""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from . import sdp
@@ -23,6 +24,16 @@ class UaSettings:
     min_se: int = 90
     timers: Timers = field(default_factory=Timers)
     seed: int | None = None
+    allow: tuple[str, ...] = ()      # networks (CIDR) that may place calls to us; empty: anyone
+
+    def allows(self, ip: str) -> bool:
+        if not self.allow:
+            return True
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in ipaddress.ip_network(n, strict=False) for n in self.allow)
 
 
 @dataclass

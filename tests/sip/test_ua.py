@@ -370,3 +370,30 @@ def test_options_keepalive_to_the_trunk():
         ua.handle_timer(nxt)
     ua.handle_timer(300.0)
     assert not [d for d, _, _ in ua.datagrams_to_send() if d.startswith(b"OPTIONS")]
+
+
+def test_only_allowed_networks_may_call():
+    p = Pair(allow=("10.0.0.0/8", "127.0.0.2"))
+    p.setup()                                     # the peer at 127.0.0.2 is allowed
+    assert p.ev("uas", IncomingCall)
+    q = Pair(allow=("10.0.0.0/8",))
+    q.uac.invite("sip:bot@127.0.0.1", A, 30000, q.now)
+    q.transfer()
+    assert not q.ev("uas", IncomingCall) and q.sent("uas", b"SIP/2.0 403")
+
+
+def test_settings_from_env():
+    import pytest
+
+    from sip.config import SipSettings
+    s = SipSettings.from_env({"DUPLEXBOT_SIP": "1", "DUPLEXBOT_SIP_PORT": "0", "DUPLEXBOT_SIP_ALLOW": "10.1.0.0/16, 127.0.0.1",
+                              "DUPLEXBOT_SIP_MAX_CPS": "30", "DUPLEXBOT_SIP_REGISTRAR": "trunk.example:5080",
+                              "DUPLEXBOT_SIP_USER": "bot", "DUPLEXBOT_SIP_PASSWORD": "pw"})
+    assert s.enabled and s.server.port == 5060 and s.server.ua.allow == ("10.1.0.0/16", "127.0.0.1")
+    assert s.server.ua.max_cps == 30 and s.registrar_addr == ("trunk.example", 5080)
+    assert s.registration.aor == "sip:bot@trunk.example" and s.registration.registrar == "sip:trunk.example:5080"
+    for bad in ({"DUPLEXBOT_SIP_PORT": "x"}, {"DUPLEXBOT_SIP_ALLOW": "nope"}, {"DUPLEXBOT_SIP_RTP_PORTS": "5-1"},
+                {"DUPLEXBOT_SIP_MAX_CALLS": "0"}):
+        with pytest.raises(ValueError):
+            SipSettings.from_env(bad)
+    assert not SipSettings.from_env({}).enabled
