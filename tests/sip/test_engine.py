@@ -86,6 +86,7 @@ class Engine:
         self.runtime = runtime
         self.sessions = []
         self.sent: dict[str, list[np.ndarray]] = {}
+        self.events: dict[str, list] = {}
         self.server: SipServer | None = None
 
     async def __call__(self, call):
@@ -104,7 +105,8 @@ class Engine:
                 return pcm
             return set_output(tap)
         call.set_output = tapped
-        self.sessions.append(await self.runtime.calls.run(SipTransport(call)))
+        events = self.events.setdefault(call.call_id, [])
+        self.sessions.append(await self.runtime.calls.run(SipTransport(call), sinks=[events.append]))
 
     async def wait_sessions(self, n: int) -> None:
         for _ in range(200):          # the engine finishes the call after the peer's BYE
@@ -166,3 +168,17 @@ async def test_sipp_question_gets_a_spoken_answer(engine, tmp_path):
     hours = next(f for f in runtime.script.faq if f.id == "hours").answer
     assert len(words(text) & words(runtime.script.greeting)) >= 0.6 * len(words(runtime.script.greeting)), text
     assert len(words(text) & words(hours)) >= 0.5 * len(words(hours)), f"answer not heard in {text!r}"
+
+
+@need("sipp")
+async def test_caller_asking_for_a_human_is_transferred_with_refer(engine, tmp_path):
+    runtime, srv = engine.runtime, engine.server
+    ask = tmp_path / "ask.wav"
+    await in_thread(tts_ulaw_wav, "Can I talk to a human, please?", ask)
+    before = len(engine.sessions)
+    await in_thread(lambda: run_sipp(tmp_path, "engine_refer.xml", srv.port,
+                                     {"caller_audio": ask, "greeting_ms": 6000}, "u1", 40))
+    await engine.wait_sessions(before + 1)
+    call_id = list(engine.events)[-1]
+    actions = [e for e in engine.events[call_id] if e.type == "action" and e.name == "transfer"]
+    assert actions and actions[0].ok and actions[0].target == runtime.script.handoff_target, actions
