@@ -89,3 +89,48 @@ async def test_outbound_call_endpoint_bearer_token(server, http, twilio_api):
     r = await http.post(server.base + "/twilio/call", json={"to": "+15551112222"},
                         headers={"Authorization": "Bearer s3cret"})
     assert r.status == 200 and len(twilio_api.requests) == 1
+
+
+def test_duplexbot_call_command(monkeypatch, capsys):
+    """`duplexbot call +1...` against the fake REST API (run in its own thread and loop)."""
+    import threading
+
+    from aiohttp import web
+
+    from bot.cli import main
+
+    from .conftest import FakeTwilioApi, _serve
+
+    api = FakeTwilioApi()
+    ready, done = threading.Event(), None
+    loop = asyncio.new_event_loop()
+
+    def serve():
+        nonlocal done
+        runner, api.base = loop.run_until_complete(_serve(api.app()))
+        done = runner
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    try:
+        for k, v in {"TWILIO_AUTH_TOKEN": AUTH, "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_API_BASE": api.base,
+                     "DUPLEXBOT_PUBLIC_URL": "https://bot.example.com", "TWILIO_CALLER_ID": "+15550001111"}.items():
+            monkeypatch.setenv(k, v)
+        assert main(["call", "+15552223333"]) == 0
+        assert "CA" in capsys.readouterr().out
+        (req,) = api.requests
+        assert (req["To"], req["From"], req["Url"]) == ("+15552223333", "+15550001111",
+                                                         "https://bot.example.com/twilio/voice")
+        assert main(["call", "12345"]) == 2
+        monkeypatch.setenv("TWILIO_AUTH_TOKEN", "wrong")
+        assert main(["call", "+15552223333"]) == 1
+        assert "401" in capsys.readouterr().err
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+        loop.close()
+    assert isinstance(done, web.AppRunner)
