@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .engine.events import Event
@@ -49,6 +49,30 @@ def load_duplex_model():
         return None
 
 
+def calibrate(settings: PolicySettings, eot: float, interrupt: float) -> PolicySettings:
+    """Map neutral-relative thresholds onto a model's tuned operating point: 0.5 (the neutral
+    setting, what tenants get by default) becomes the threshold the model was tuned to on its dev
+    split; 0 and 1 stay the extremes, and values in between move linearly towards them."""
+    def m(v: float, rec: float) -> float:
+        return rec * v / 0.5 if v <= 0.5 else rec + (v - 0.5) / 0.5 * (1.0 - rec)
+    return replace(settings, eot_threshold=round(m(settings.eot_threshold, eot), 4),
+                   interrupt_threshold=round(m(settings.interrupt_threshold, interrupt), 4))
+
+
+def duplex_operating_point(model) -> tuple[float, float] | None:
+    rec = getattr(getattr(model, "manifest", None), "raw", {}).get("recommended", {})
+    try:
+        return float(rec["eot_threshold"]), float(rec["interrupt_threshold"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def duplex_is_default(model) -> bool:
+    """The shipped model becomes the default policy only when its manifest records that it beat the
+    baselines on the held-out test split (`duplexbot eval turns`)."""
+    return bool(getattr(getattr(model, "manifest", None), "raw", {}).get("default_policy", False))
+
+
 class CallManager:
     def __init__(self, runtime: "Runtime"):
         self.runtime = runtime
@@ -71,7 +95,7 @@ class CallManager:
         if rt.state is not None:
             all_sinks.append(rt.state.emit)
         session = CallSession(transport, rt.make_policy(policy_settings), rt.make_responder(), rt.services,
-                              rt.settings.engine, all_sinks)
+                              rt.settings.engine, all_sinks, calibrate=rt.calibrate_policy)
         self._calls[call_id] = session
         return session
 
@@ -134,6 +158,10 @@ class Runtime:
             duplex = await loop.run_in_executor(None, load_duplex_model)
             if duplex is None and settings.policy_name == "duplex":
                 raise RuntimeError("DUPLEXBOT_POLICY=duplex but the duplex model could not be loaded")
+            if duplex is not None and settings.policy_name == "auto" and not duplex_is_default(duplex):
+                log.info("the shipped duplex model is not marked as beating the baselines; using the baseline "
+                         "(DUPLEXBOT_POLICY=duplex to use it anyway)")
+                duplex = None
         asr, tts = await asyncio.gather(loop.run_in_executor(None, WhisperAsr, settings.asr),
                                         loop.run_in_executor(None, make_tts, settings.tts))
         scheduler = InferenceScheduler([vad] + ([duplex] if duplex is not None else []), settings.scheduler)
@@ -154,8 +182,12 @@ class Runtime:
         log.info("runtime ready: policy=%s, vad on %s", rt.policy_name, vad.providers)
         return rt
 
+    def calibrate_policy(self, settings: PolicySettings) -> PolicySettings:
+        point = duplex_operating_point(self.services.duplex_model) if self.services.duplex_model is not None else None
+        return calibrate(settings, *point) if point else settings
+
     def make_policy(self, settings: PolicySettings | None = None) -> TurnPolicy:
-        s = settings or self.settings.policy
+        s = self.calibrate_policy(settings or self.settings.policy)
         if self.services.duplex_model is not None:
             from .policy.duplex import DuplexPolicy  # type: ignore
 

@@ -46,7 +46,8 @@ class EngineSettings:
 
 class CallSession:
     def __init__(self, transport: Transport, policy: TurnPolicy, responder: Responder, services,
-                 settings: EngineSettings = EngineSettings(), sinks: list[Callable[[ev.Event], None]] | None = None):
+                 settings: EngineSettings = EngineSettings(), sinks: list[Callable[[ev.Event], None]] | None = None,
+                 calibrate: Callable[[PolicySettings], PolicySettings] | None = None):
         self.transport = transport
         self.info = transport.info
         self.call_id = transport.info.call_id
@@ -55,6 +56,7 @@ class CallSession:
         self.services = services  # .scheduler .asr .tts
         self.settings = settings
         self.sinks = list(sinks or [])
+        self._calibrate = calibrate or (lambda s: s)
         self.events: list[ev.Event] = []
         self.history: list[Turn] = []
         self.playout = Playout(getattr(transport, "output_rate", None), self._on_first_audio, self._on_turn_done)
@@ -489,7 +491,8 @@ class CallSession:
         return self._takeover_by
 
     def update_policy(self, settings: PolicySettings) -> None:
-        self.policy.update_settings(settings)
+        """A tenant's policy changed (Redis pub/sub): apply it from the next chunk on."""
+        self.policy.update_settings(self._calibrate(settings))
 
     # -- deterministic stepping (simulator --fast, tests) --------------------------------------
     async def settle(self) -> None:

@@ -67,6 +67,8 @@ class PolicySettings:
     end_of_turn_silence: float = 0.5  # baseline endpointing delay (LiveKit's min_endpointing_delay)
     min_interruption_speech: float = 0.5  # baseline: overlap this long always interrupts
     interruption_check_after: float = 0.128  # baseline: ask ASR for words after this much overlap
+    # duplex thresholds are neutral-relative: 0.5 means the operating point the shipped model was tuned
+    # to (its manifest's "recommended"); lower is quicker/more sensitive, higher is more careful
     eot_threshold: float = 0.5  # duplex: p(eot) to take the turn
     interrupt_threshold: float = 0.5  # duplex: p(interrupt) to stop
     backchannel_mode: Literal["ignore", "interrupt"] = "ignore"

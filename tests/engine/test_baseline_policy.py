@@ -59,3 +59,14 @@ def test_stale_transcript_for_an_old_onset_is_ignored():
     p = VadTimeoutPolicy()
     out, t = feed(p, [(0.95, 0.2)], bot=True)
     assert p.on_transcript("stop", onset=123.0, t=t) == []
+
+
+def test_duplex_thresholds_are_relative_to_the_models_operating_point():
+    from bot.runtime import calibrate
+
+    s = calibrate(PolicySettings(eot_threshold=0.5, interrupt_threshold=0.5), eot=0.9, interrupt=0.8)
+    assert (s.eot_threshold, s.interrupt_threshold) == (0.9, 0.8)
+    s = calibrate(PolicySettings(eot_threshold=0.25, interrupt_threshold=0.75), eot=0.9, interrupt=0.8)
+    assert s.eot_threshold == 0.45 and s.interrupt_threshold == 0.9
+    s = calibrate(PolicySettings(eot_threshold=1.0, interrupt_threshold=0.0), eot=0.9, interrupt=0.8)
+    assert (s.eot_threshold, s.interrupt_threshold) == (1.0, 0.0)
