@@ -119,7 +119,7 @@ class TwilioMediaTransport:
     def _dispatch(self, events) -> None:
         for ev in events:
             if isinstance(ev, CallerAudio):
-                metrics.FRAMES.labels("in").inc()
+                metrics.FRAMES_IN.inc()
                 self._put(AudioFrame(ev.pcm, 8000, ev.timestamp))
             elif isinstance(ev, DtmfDigit):
                 self._put(Dtmf(ev.digit))
@@ -134,8 +134,6 @@ class TwilioMediaTransport:
                 else:  # Twilio said stop (the caller hung up), or the socket went away without a word
                     reason = "remote" if ev.reason == "stop" else "connection_lost"
                 self._put(Hangup(reason))
-            elif isinstance(ev, StreamStarted):
-                pass
 
     def _put(self, item: InboundItem) -> None:
         if self._final is not None:
@@ -233,7 +231,7 @@ class TwilioMediaTransport:
                     self._media.clear()
                     break
                 if text.startswith('{"event":"media"'):
-                    metrics.FRAMES.labels("out").inc()
+                    metrics.FRAMES_OUT.inc()
 
     def clear(self) -> None:
         text = self.core.clear(self.clock())

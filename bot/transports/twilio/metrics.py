@@ -11,3 +11,5 @@ DROPPED = Counter("duplexbot_twilio_frames_dropped_total", "Inbound frames dropp
 CLEARS = Counter("duplexbot_twilio_clears_total", "clear messages sent (barge-in)")
 UNDERRUNS = Counter("duplexbot_twilio_underruns_total", "Times the outbound pacer fell behind real time mid-speech")
 REST = Counter("duplexbot_twilio_rest_requests_total", "Twilio REST API requests", ["op", "result"])
+FRAMES_IN = FRAMES.labels("in")  # children looked up once: labels() costs ~20 us, per frame that adds up
+FRAMES_OUT = FRAMES.labels("out")
