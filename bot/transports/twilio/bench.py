@@ -260,6 +260,7 @@ async def run_bench(bs: BenchSettings, log=print) -> dict:
                                   "late_budget": bs.late_budget, "listen_s": bs.listen}
     finally:
         srv.stop()
+    report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
     (out / "bench_twilio.json").write_text(json.dumps(report, indent=2))
     return report
 
