@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..audio.frame import SUPPORTED_RATES
 from ..transports.twilio import metrics
 from ..transports.twilio.media import RunCall, StreamRegistry, serve_media_socket
 from ..transports.twilio.rest import TwilioApiError, TwilioRest
@@ -119,6 +120,10 @@ def settings_for(runtime: Any) -> TwilioSettings:
     base = getattr(getattr(runtime, "settings", None), "public_base_url", "")
     if not s.public_base_url and base:
         s = replace(s, public_base_url=base.rstrip("/"))
+    # pull bot audio at the TTS's own rate: the engine then never resamples a sentence on the loop
+    tts_rate = getattr(getattr(getattr(runtime, "services", None), "tts", None), "sample_rate", None)
+    if tts_rate in SUPPORTED_RATES:
+        s = replace(s, read_rate=tts_rate)
     return s
 
 
