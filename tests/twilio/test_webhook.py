@@ -113,3 +113,18 @@ def test_settings_from_env():
     assert TwilioSettings.from_env({}).api_base == "https://api.twilio.com"
     with pytest.raises(ValueError):
         TwilioSettings(public_base_url="bot.example.com")
+
+
+def test_route_settings_follow_the_runtime():
+    from types import SimpleNamespace
+
+    from bot.routes.twilio import settings_for
+
+    rt = SimpleNamespace(settings=SimpleNamespace(env={"TWILIO_AUTH_TOKEN": "t"}, public_base_url="https://a.example/"),
+                         services=SimpleNamespace(tts=SimpleNamespace(sample_rate=22050)))
+    s = settings_for(rt)
+    assert (s.auth_token, s.public_base_url, s.read_rate) == ("t", "https://a.example", 22050)
+    rt.settings.env["DUPLEXBOT_PUBLIC_URL"] = "https://b.example"
+    rt.services.tts.sample_rate = 12345  # not a rate we support: keep the default
+    s = settings_for(rt)
+    assert (s.public_base_url, s.read_rate) == ("https://b.example", 24000)
