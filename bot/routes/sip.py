@@ -19,6 +19,51 @@ log = logging.getLogger(__name__)
 SIP_SERVER_KEY = web.AppKey("sip_server", object)
 
 
+class _SipCollector:
+    """Prometheus numbers of the SIP listener, read at scrape time (nothing on the media path)."""
+
+    def __init__(self) -> None:
+        self.server = None
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        srv = self.server
+        if srv is None or srv.ua is None:
+            return
+        yield GaugeMetricFamily("duplexbot_sip_live_calls", "SIP calls with media on this worker",
+                                value=len(srv.calls))
+        ua = CounterMetricFamily("duplexbot_sip_core_events", "SIP core counters (messages, rejections, "
+                                 "retransmissions, timeouts)", labels=["event"])
+        for k, v in sorted(srv.ua.stats.items()):
+            ua.add_metric([k], v)
+        yield ua
+        edge = CounterMetricFamily("duplexbot_sip_edge_events", "SIP edge counters (sends, call ends, media "
+                                   "clock skips, errors)", labels=["event"])
+        for k, v in sorted(srv.stats.items()):
+            edge.add_metric([k], v)
+        yield edge
+        late = sorted(srv.tick_lateness)
+        clock = GaugeMetricFamily("duplexbot_sip_media_clock_late_seconds", "lateness of the 20 ms media clock "
+                                  "over the last minute", labels=["quantile"])
+        for q in (0.5, 0.99):
+            clock.add_metric([str(q)], late[min(len(late) - 1, int(q * len(late)))] if late else 0.0)
+        yield clock
+        reg = GaugeMetricFamily("duplexbot_sip_registered", "registration with the trunk", labels=["aor"])
+        for aor, ok in srv.registrations.items():
+            reg.add_metric([aor], 1.0 if ok else 0.0)
+        yield reg
+
+
+_COLLECTOR = _SipCollector()
+try:
+    from prometheus_client import REGISTRY
+
+    REGISTRY.register(_COLLECTOR)
+except (ImportError, ValueError):   # no prometheus_client, or registered already
+    pass
+
+
 def setup(app: web.Application, runtime: Any) -> None:
     from sip.config import SipSettings
 
@@ -39,6 +84,7 @@ def setup(app: web.Application, runtime: Any) -> None:
 
         server = await SipServer(settings.server, run_call).start()
         app[SIP_SERVER_KEY] = server
+        _COLLECTOR.server = server
         if settings.registration is not None and settings.registrar_addr is not None:
             server.register(settings.registration, settings.registrar_addr)
             server.keepalive(settings.registrar_addr, settings.keepalive)
@@ -49,6 +95,8 @@ def setup(app: web.Application, runtime: Any) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         server = app.get(SIP_SERVER_KEY)
         if server is not None:
+            if _COLLECTOR.server is server:
+                _COLLECTOR.server = None
             await server.close()
 
     def authorised(request: web.Request) -> bool:

@@ -59,6 +59,10 @@ async def test_listener_runs_calls_through_the_engine_port():
         assert isinstance(rt.calls.items[-1], Hangup) and rt.calls.items[-1].reason == "remote"
         frames = [i for i in rt.calls.items if isinstance(i, AudioFrame)]
         assert all(f.sample_rate == 8000 and f.samples == 160 for f in frames)
+        from prometheus_client import REGISTRY, generate_latest
+        text = generate_latest(REGISTRY).decode()
+        assert 'duplexbot_sip_core_events_total{event="request_INVITE"} 1.0' in text
+        assert "duplexbot_sip_live_calls" in text and "duplexbot_sip_media_clock_late_seconds" in text
     finally:
         await runner.cleanup()
     assert server.calls == {} and not server._tasks
