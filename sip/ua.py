@@ -236,6 +236,12 @@ class UserAgent:
                 call.cancel_sent = True
                 uac.send_cancel(self, call, now)
             return
+        if call.inbound and call.state == "answered" and call.invite_txn is not None \
+                and call.invite_txn.state == "accepted":
+            # RFC 3261 15: no BYE before the ACK for our 2xx (or its timeout); the owner is done now
+            call.bye_after_ack = True
+            self._end(call, "local_bye")
+            return
         self._send_in_dialog(call, "BYE", now, purpose="bye")
         self._end(call, "local_bye")
 
@@ -455,7 +461,10 @@ class UserAgent:
                 call.media = sdp.accept_answer(call.local_sdp, sdp.parse_sdp(req.body))
             except sdp.SdpError:
                 self.stats["bad_ack_sdp"] += 1
-        if call.state == "answered":
+        if call.bye_after_ack:
+            call.bye_after_ack = False
+            self._send_in_dialog(call, "BYE", now, purpose="bye")
+        elif call.state == "answered":
             call.state = "confirmed"
             self._events.append(CallConfirmed(call.call_id, call.media))
 
@@ -471,7 +480,11 @@ class UserAgent:
 
     def _no_ack(self, txn: ServerInviteTransaction, now: float) -> None:
         call = self.calls.get(txn.request.call_id)
-        if call is not None and call.state != "ended" and call.invite_txn is txn:
+        if call is not None and (call.state != "ended" or call.bye_after_ack) and call.invite_txn is txn:
+            if call.bye_after_ack:
+                call.bye_after_ack = False
+                self._send_in_dialog(call, "BYE", now, purpose="bye")
+                return
             self.stats["no_ack"] += 1
             self._send_in_dialog(call, "BYE", now, purpose="bye")
             self._end(call, "no_ack")

@@ -58,3 +58,4 @@ class Call:
     credentials: tuple[str, str] | None = None
     invite_branch: str = ""
     cancel_sent: bool = False
+    bye_after_ack: bool = False

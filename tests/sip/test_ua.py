@@ -397,3 +397,16 @@ def test_settings_from_env():
         with pytest.raises(ValueError):
             SipSettings.from_env(bad)
     assert not SipSettings.from_env({}).enabled
+
+
+def test_bot_hangs_up_before_the_ack_bye_waits_for_it():
+    p = Pair()
+    hold_ack = {"on": True}
+    p.drop = lambda d: hold_ack["on"] and d.startswith(b"ACK")
+    cid, _ = p.setup()
+    p.uas.hangup(cid, p.now)                  # the application is done before the ACK arrived
+    p.transfer()
+    assert p.ev("uas", CallEnded)[0].reason == "local_bye" and not p.sent("uas", b"BYE")
+    hold_ack["on"] = False
+    p.advance(1.0)                            # 200 retransmitted, ACKed: now the BYE goes
+    assert len(p.sent("uas", b"BYE")) == 1 and p.ev("uac", CallEnded)[0].reason == "remote_bye"
