@@ -531,6 +531,10 @@ class UserAgent:
                 call.reinvite_pending = False
             if resp.status in (408, 481):
                 self.hangup(call.call_id, now)
+            elif resp.status == 491 and call.timer.we_refresh and call.state != "ended":
+                # glare with the peer's own re-INVITE: try our refresh again shortly (RFC 3261 14.1)
+                call.timer.deadline = now + self._rand.uniform(2.1, 4.0)
+                self._touch_call(call)
         elif purpose == "refer" and resp.status >= 300:
             self._events.append(TransferResult(call.call_id, False, f"REFER answered {resp.status}"))
         elif purpose == "bye":

@@ -410,3 +410,20 @@ def test_bot_hangs_up_before_the_ack_bye_waits_for_it():
     hold_ack["on"] = False
     p.advance(1.0)                            # 200 retransmitted, ACKed: now the BYE goes
     assert len(p.sent("uas", b"BYE")) == 1 and p.ev("uac", CallEnded)[0].reason == "remote_bye"
+
+
+def test_refresh_glare_491_is_retried_shortly():
+    p = Pair()
+    cid, _ = p.setup()
+    call = p.uas.calls[cid]
+    from sip.session_timer import SessionTimer
+    call.timer = SessionTimer(120, we_refresh=True)
+    call.timer.deadline = p.now + 1.0
+    p.uas._touch_call(call)
+    p.uac.calls[cid].reinvite_pending = True          # the peer is mid re-INVITE: it answers ours 491
+    p.advance(p.now + 1.5)
+    assert p.sent("uac", b"SIP/2.0 491")
+    p.uac.calls[cid].reinvite_pending = False
+    p.advance(p.now + 4.5)
+    refreshes = [d for d in p.sent("uas", b"INVITE")]
+    assert len(refreshes) == 2 and p.uas.calls[cid].state == "confirmed"
