@@ -15,7 +15,7 @@ from .call import CallHangup, SipCall
 from .events import (CallAnswered, CallConfirmed, CallEnded, CallProgress, IncomingCall, MediaChanged,
                      RegistrationChanged, TransferResult)
 from .media import FRAME, MediaSettings, RtpSession
-from .message import SipParseError, frame_stream
+from .message import SipParseError, frame_stream, parse_name_addr
 from .registration import RegistrationSettings
 from .ua import UaSettings, UserAgent
 
@@ -314,8 +314,8 @@ class SipServer:
         elif isinstance(ev, CallAnswered):
             rtp = self._rtp_for.pop(ev.call_id)
             ua_call = self.ua.calls[ev.call_id]
-            call = SipCall(self, ev.call_id, ua_call.invite.headers.get("From") or "", ua_call.invite.uri,
-                           ua_call.peer, rtp, inbound=False)
+            caller = parse_name_addr(ua_call.invite.headers.get("From") or "").uri
+            call = SipCall(self, ev.call_id, caller, ua_call.invite.uri, ua_call.peer, rtp, inbound=False)
             call.attach(RtpSession(ev.media, now, self.settings.media))
             call.session.open_learning(self._learn_ips(call))
             self.calls[ev.call_id] = call

@@ -33,6 +33,7 @@ async def test_outbound_call_to_sipp_uas(sip_server, tmp_path):
     try:
         call = await srv.call(f"sip:sipp@127.0.0.1:{port}", ("127.0.0.1", port), timeout=10)
         assert call.session is not None and call.session.media.codec in ("PCMU", "PCMA")
+        assert call.caller.startswith("sip:duplexbot@") and call.callee == f"sip:sipp@127.0.0.1:{port}"
         await asyncio.sleep(0.2)      # a short conversation: RTP flows at the media clock's pace
         call.hangup()
     finally:
