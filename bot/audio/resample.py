@@ -71,10 +71,19 @@ class Resampler:
         n = np.arange(self._produced, n_end, dtype=np.int64)
         if n.size:
             pos = n * self.down
-            i = pos // self.up
+            rel = pos // self.up - ext_start  # index in ext of each output's newest input sample
             phase = pos % self.up
-            idx = (i - ext_start)[:, None] - np.arange(self.taps)[None, :]
-            y = np.einsum("nk,nk->n", ext[idx], self._bank[phase])
+            if self.up <= 8:
+                # few phases: one C-speed convolution per phase, then pick the outputs that use it
+                y = np.empty(n.size)
+                for p in range(self.up):
+                    sel = phase == p
+                    if sel.any():
+                        conv = np.convolve(ext, self._bank[p], mode="valid")
+                        y[sel] = conv[rel[sel] - (self.taps - 1)]
+            else:  # many phases (22.05 kHz): gather the windows
+                idx = rel[:, None] - np.arange(self.taps)[None, :]
+                y = np.einsum("nk,nk->n", ext[idx], self._bank[phase])
         else:
             y = np.zeros(0)
         self._produced = int(n_end) if n.size else self._produced
