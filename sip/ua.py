@@ -26,7 +26,7 @@ from .ratelimit import CallLimiter
 from .registration import Registration, RegistrationSettings
 from .transaction import MAGIC, ClientTransaction, ServerInviteTransaction, ServerTransaction, server_key
 from .ua_state import Call, UaSettings
-from .validate import check_invite_body, check_request, malformed_answer
+from .validate import check_invite_body, check_request, malformed_answer, sdp_body
 
 __all__ = ["UserAgent", "UaSettings", "Call", "ALLOW", "SUPPORTED"]
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, UPDATE, INFO"
@@ -191,7 +191,8 @@ class UserAgent:
             return call.media
         call.rtp_port = rtp_port
         call.session_id = self._rand.randrange(1, 2**31)
-        offer = sdp.parse_sdp(call.invite.body) if call.invite.body else None
+        body = sdp_body(call.invite)
+        offer = sdp.parse_sdp(body) if body else None
         if offer is not None:
             try:
                 call.local_sdp, call.media = sdp.answer(offer, self.settings.host, rtp_port, call.session_id)
@@ -350,9 +351,10 @@ class UserAgent:
             refuse(rej.status, rej.headers)
             return
         offer = None
-        if req.body:
+        body = sdp_body(req)
+        if body:
             try:
-                offer = sdp.parse_sdp(req.body)
+                offer = sdp.parse_sdp(body)
                 sdp.answer(offer, self.settings.host, 1, 0)
             except sdp.SdpError:
                 refuse(488)
@@ -420,9 +422,10 @@ class UserAgent:
             call.dialog = replace(call.dialog, remote_target=parse_name_addr(contacts[0]).uri)
         hdrs = self._record_route(req) + self._contact_headers() + self._session_timer_headers(call, req, now)
         body = b""
-        if req.body:
+        body = sdp_body(req)
+        if body:
             try:
-                offer = sdp.parse_sdp(req.body)
+                offer = sdp.parse_sdp(body)
                 call.sdp_version += 1
                 call.local_sdp, media = sdp.answer(offer, self.settings.host, call.rtp_port, call.session_id,
                                                    call.sdp_version)

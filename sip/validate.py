@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .message import (SINGLE_HEADERS, Request, SipParseError, parse_cseq, parse_name_addr, parse_uri,
-                      parse_via)
+from .message import (SINGLE_HEADERS, Request, SipParseError, parse_cseq, parse_name_addr, parse_params,
+                      parse_uri, parse_via)
 
 REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
 _MAX_SCALAR = 2**32 - 1
@@ -64,10 +64,35 @@ def check_request(req: Request, supported: frozenset[str] = frozenset()) -> Reje
     return None
 
 
+def sdp_body(req: Request) -> bytes | None:
+    """The SDP a request carries: its body when it is application/sdp, the application/sdp part of a
+    multipart body (RFC 5621), b"" when there is no body, None when there is a body without SDP."""
+    if not req.body:
+        return b""
+    ctype = req.headers.get("Content-Type") or ""
+    kind = ctype.split(";")[0].strip().lower()
+    if kind == "application/sdp":
+        return req.body
+    if kind.startswith("multipart/"):
+        boundary = parse_params(ctype.partition(";")[2]).get("boundary", "").strip('"')
+        if not boundary:
+            return None
+        for part in req.body.split(b"--" + boundary.encode())[1:]:
+            if part.startswith(b"--"):
+                break
+            head, sep, body = part.lstrip(b"\r\n").partition(b"\r\n\r\n")
+            if not sep:
+                head, sep, body = part.lstrip(b"\n").partition(b"\n\n")
+            for line in head.decode("utf-8", "replace").splitlines():
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-type" and value.split(";")[0].strip().lower() == "application/sdp":
+                    return body.rstrip(b"\r\n") + b"\r\n"
+    return None
+
+
 def check_invite_body(req: Request) -> Rejection | None:
     """An INVITE we answer must carry SDP (or nothing) and let us answer with SDP."""
-    ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if req.body and ctype != "application/sdp":
+    if sdp_body(req) is None:
         return Rejection(415, "Unsupported Media Type", (("Accept", "application/sdp"),))
     accepts = [a.split(";")[0].strip().lower() for a in req.headers.get_all("Accept")]
     if "Accept" in req.headers and accepts and not any(a in ("application/sdp", "application/*", "*/*")

@@ -427,3 +427,22 @@ def test_refresh_glare_491_is_retried_shortly():
     p.advance(p.now + 4.5)
     refreshes = [d for d in p.sent("uas", b"INVITE")]
     assert len(refreshes) == 2 and p.uas.calls[cid].state == "confirmed"
+
+
+def test_multipart_invite_uses_its_sdp_part():
+    p = Pair()
+    p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
+    data = p.uac.datagrams_to_send()[0][0]
+    head, _, offer = data.partition(b"\r\n\r\n")
+    body = (b"--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1\r\nContent-Type: application/sdp\r\n\r\n" + offer
+            + b"\r\n--b1--\r\n")
+    head = head.replace(b"Content-Type: application/sdp", b"Content-Type: multipart/mixed;boundary=b1")
+    head = head.split(b"Content-Length:")[0] + b"Content-Length: " + str(len(body)).encode()
+    p.uas.receive_datagram(head + b"\r\n\r\n" + body, B, 0.0)
+    inc = next(e for e in iter(p.uas.next_event, None) if isinstance(e, IncomingCall))
+    assert inc.offer is not None and p.uas.answer(inc.call_id, 20000, 0.0).remote_addr == ("127.0.0.2", 30000)
+    text = b"--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1--\r\n"
+    no_sdp = head.replace(str(len(body)).encode(), str(len(text)).encode()).replace(b"z9hG4bK", b"z9hG4bKx")
+    no_sdp = no_sdp.replace(b"Call-ID: ", b"Call-ID: other-")
+    p.uas.receive_datagram(no_sdp + b"\r\n\r\n" + text, B, 0.1)
+    assert any(d.startswith(b"SIP/2.0 415") for d, _, _ in p.uas.datagrams_to_send())
