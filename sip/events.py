@@ -51,6 +51,14 @@ class CallEnded:
 
 
 @dataclass(frozen=True)
+class DtmfInfo:
+    """A key press signalled in SIP INFO (application/dtmf-relay or application/dtmf) instead of RTP."""
+    call_id: str
+    digit: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
 class TransferResult:
     call_id: str
     ok: bool
@@ -66,4 +74,4 @@ class RegistrationChanged:
 
 
 UaEvent = (IncomingCall | CallProgress | CallAnswered | CallConfirmed | MediaChanged | CallEnded
-           | TransferResult | RegistrationChanged)
+           | DtmfInfo | TransferResult | RegistrationChanged)

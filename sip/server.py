@@ -12,9 +12,9 @@ from typing import Awaitable, Callable
 import numpy as np
 
 from .call import CallHangup, SipCall
-from .events import (CallAnswered, CallConfirmed, CallEnded, CallProgress, IncomingCall, MediaChanged,
+from .events import (CallAnswered, CallConfirmed, CallEnded, CallProgress, DtmfInfo, IncomingCall, MediaChanged,
                      RegistrationChanged, TransferResult)
-from .media import FRAME, MediaSettings, RtpSession
+from .media import FRAME, DtmfDigit, MediaSettings, RtpSession
 from .message import SipParseError, frame_stream, parse_name_addr
 from .registration import RegistrationSettings
 from .ua import UaSettings, UserAgent
@@ -322,6 +322,10 @@ class SipServer:
             fut = self._pending.get(ev.call_id)
             if fut is not None and not fut.done():
                 fut.set_result(call)
+        elif isinstance(ev, DtmfInfo):
+            call = self.calls.get(ev.call_id)
+            if call is not None:
+                call._deliver(DtmfDigit(ev.digit, ev.duration_ms))
         elif isinstance(ev, TransferResult):
             call = self.calls.get(ev.call_id)
             if call is not None:

@@ -19,9 +19,9 @@ from dataclasses import replace
 
 from . import sdp, session_timer, uac
 from .dialog import make_response, uas_dialog
-from .events import (CallConfirmed, CallEnded, IncomingCall, MediaChanged, RegistrationChanged, TransferResult,
-                     UaEvent)
-from .message import Request, Response, SipParseError, parse_message, parse_name_addr, parse_via
+from .events import (CallConfirmed, CallEnded, DtmfInfo, IncomingCall, MediaChanged, RegistrationChanged,
+                     TransferResult, UaEvent)
+from .message import Request, Response, SipParseError, parse_message, parse_name_addr, parse_via, split_list
 from .ratelimit import CallLimiter
 from .registration import Registration, RegistrationSettings
 from .transaction import MAGIC, ClientTransaction, ServerInviteTransaction, ServerTransaction, server_key
@@ -36,6 +36,23 @@ KNOWN_NOT_ALLOWED = {"REGISTER", "MESSAGE", "SUBSCRIBE", "PUBLISH", "PRACK"}
 
 def txn_transport(txn) -> str:
     return "tcp" if txn.reliable else "udp"
+
+
+def dtmf_from_info(req: Request) -> tuple[str, int] | None:
+    """(digit, duration ms) from an INFO body: application/dtmf-relay ("Signal=5\r\nDuration=160")
+    or application/dtmf ("5")."""
+    kind = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    text = req.body.decode("ascii", "replace")
+    if kind == "application/dtmf-relay":
+        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition("=") for line in text.splitlines())}
+        digit, dur = fields.get("signal", ""), fields.get("duration", "")
+    elif kind == "application/dtmf":
+        digit, dur = text.strip(), ""
+    else:
+        return None
+    if len(digit) != 1 or digit.upper() not in "0123456789*#ABCD":
+        return None
+    return digit.upper(), int(dur) if dur.isdigit() else 0
 
 
 class UserAgent:
@@ -370,8 +387,14 @@ class UserAgent:
         self.calls[call_id] = call
         self.limiter.started(now)
         self._respond(txn, make_response(req, 100, received=addr), now)
-        frm, to = req.headers.get("From") or "", req.headers.get("To") or ""
-        self._events.append(IncomingCall(call_id, parse_name_addr(frm).uri, parse_name_addr(to).uri, offer, addr,
+        # the caller as the trunk asserts it (RFC 3325) when it does, else the From
+        frm = req.headers.get("P-Asserted-Identity") or req.headers.get("From") or ""
+        try:
+            caller = parse_name_addr(split_list(frm)[0] if frm else "").uri
+        except ValueError:
+            caller = parse_name_addr(req.headers.get("From") or "").uri
+        to = req.headers.get("To") or ""
+        self._events.append(IncomingCall(call_id, caller, parse_name_addr(to).uri, offer, addr,
                                          transport, req.headers.items))
 
     def _on_cancel(self, req: Request, txn: ServerTransaction, now: float) -> None:
@@ -405,7 +428,12 @@ class UserAgent:
         elif m == "NOTIFY":
             self._respond(txn, make_response(req, 200), now)
             self._on_notify(call, req)
-        elif m in ("OPTIONS", "INFO"):
+        elif m == "INFO":
+            self._respond(txn, make_response(req, 200), now)
+            dtmf = dtmf_from_info(req)
+            if dtmf is not None:
+                self._events.append(DtmfInfo(call.call_id, *dtmf))
+        elif m == "OPTIONS":
             self._respond(txn, make_response(req, 200, extra=(("Allow", ALLOW),)), now)
         elif m == "REFER":
             self._respond(txn, make_response(req, 403, "Transfer not accepted"), now)

@@ -446,3 +446,25 @@ def test_multipart_invite_uses_its_sdp_part():
     no_sdp = no_sdp.replace(b"Call-ID: ", b"Call-ID: other-")
     p.uas.receive_datagram(no_sdp + b"\r\n\r\n" + text, B, 0.1)
     assert any(d.startswith(b"SIP/2.0 415") for d, _, _ in p.uas.datagrams_to_send())
+
+
+def test_dtmf_in_sip_info_and_asserted_caller():
+    from sip.events import DtmfInfo
+    p = Pair()
+    cid = p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
+    data = p.uac.datagrams_to_send()[0][0].replace(
+        b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nP-Asserted-Identity: \"Ann\" <sip:+15551234567@carrier.example>\r\n", 1)
+    p.uas.receive_datagram(data, B, 0.0)
+    inc = next(e for e in iter(p.uas.next_event, None) if isinstance(e, IncomingCall))
+    assert inc.caller == "sip:+15551234567@carrier.example"
+    p.uas.answer(cid, 20000, 0.0)
+    p.transfer()
+    dlg = p.uac.calls[cid].dialog
+    for i, (ctype, body) in enumerate(((b"application/dtmf-relay", b"Signal=7\r\nDuration=250\r\n"),
+                                       (b"application/dtmf", b"#"), (b"text/plain", b"9"))):
+        dlg, info = dlg.next_request("INFO", B[0], B[1], f"z9hG4bKinfo{i}", extra=(("Content-Type", ctype.decode()),),
+                                     body=body)
+        p.uas.receive_datagram(bytes(info), B, 0.1)
+    got = [e for e in iter(p.uas.next_event, None) if isinstance(e, DtmfInfo)]
+    assert [(e.digit, e.duration_ms) for e in got] == [("7", 250), ("#", 0)]
+    assert all(d.startswith(b"SIP/2.0 200") for d, _, _ in p.uas.datagrams_to_send())
