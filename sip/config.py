@@ -25,7 +25,7 @@ class SipSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "SipSettings":
         """DUPLEXBOT_SIP=1 enables the listener. DUPLEXBOT_SIP_PORT (0/unset: 5060), _BIND, _ADVERTISE,
-        _ALLOW (CIDRs that may call us),
+        _ALLOW (CIDRs that may call us), _CODECS (PCMU,PCMA[,OPUS]),
         _MAX_CALLS, _MAX_CPS, _RETRY_AFTER, _RTP_TIMEOUT, _RTP_PORTS (lo-hi), _SESSION_EXPIRES, and for
         a trunk: _REGISTRAR (host[:port]), _AOR, _USER, _PASSWORD, _REGISTER_EXPIRES, _KEEPALIVE (s)."""
         def get(name: str, default: str = "") -> str:
@@ -59,7 +59,10 @@ class SipSettings:
                 ipaddress.ip_network(n, strict=False)
             except ValueError:
                 raise ValueError(f"DUPLEXBOT_SIP_ALLOW: {n!r} is not an address or network") from None
-        ua = replace(UaSettings(), allow=allow, max_calls=num("MAX_CALLS", 1000, int, 1, 100000),
+        codecs = tuple(c.strip().upper() for c in get("CODECS", "PCMU,PCMA").split(",") if c.strip())
+        if not codecs or any(c not in ("PCMU", "PCMA", "OPUS") for c in codecs):
+            raise ValueError(f"DUPLEXBOT_SIP_CODECS={get('CODECS')!r}: choose from PCMU, PCMA, OPUS")
+        ua = replace(UaSettings(), allow=allow, codecs=codecs, max_calls=num("MAX_CALLS", 1000, int, 1, 100000),
                      max_cps=num("MAX_CPS", 100.0, float, 0.1, 10000), retry_after=num("RETRY_AFTER", 5, int, 1, 3600),
                      session_expires=num("SESSION_EXPIRES", 1800, int, 90, 86400))
         media = replace(MediaSettings(), rtp_timeout=num("RTP_TIMEOUT", 30.0, float, 0, 3600))

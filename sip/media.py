@@ -37,6 +37,26 @@ class MediaSettings:
     learn_source: bool = True            # NAT: accept the first post-signalling source
 
 
+class _G711:
+    clock = 8000
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        return g711.decode(payload, self.name)
+
+    def encode(self, pcm: np.ndarray) -> bytes:
+        return g711.encode(pcm, self.name)
+
+
+def make_codec(name: str):
+    if name == "OPUS":
+        from .opus import OpusCodec
+        return OpusCodec()
+    return _G711(name)
+
+
 @dataclass(frozen=True)
 class DtmfDigit:
     digit: str
@@ -59,7 +79,10 @@ class RtpSession:
         self.remote_ssrc: int | None = None
         self.seq = SequenceTracker()
         self.jitter = JitterBuffer(settings.jitter)
-        self.dtmf = DtmfReceiver()
+        self.codec = make_codec(media.codec)
+        self._ratio = self.codec.clock // 8000     # RTP clock units per 8 kHz sample
+        self._rx_ts: int | None = None             # unwrapped receive timestamp (codec clock)
+        self.dtmf = DtmfReceiver(self.codec.clock)
         self._events: deque[DtmfDigit] = deque()
         self._dtmf_out: deque[tuple[bytes, bool]] = deque()
         self._dtmf_ts: int | None = None
@@ -85,6 +108,12 @@ class RtpSession:
             self._previous = self.locked      # late packets from the old path must not win the re-learning
             self.locked = None
             self.open_learning(self._learn_ips | ({media.remote_addr[0]} if media.remote_addr else set()))
+        if media.codec != self.media.codec:
+            self.codec = make_codec(media.codec)
+            self._ratio = self.codec.clock // 8000
+            self._rx_ts = None
+            self.dtmf = DtmfReceiver(self.codec.clock)
+            self.jitter.reset()
         self.media = media
         self.last_rtp = now
 
@@ -126,9 +155,24 @@ class RtpSession:
             return
         if pkt.payload_type == 13:   # comfort noise: silence
             return
-        pcm = g711.decode(pkt.payload, self.media.codec)
-        if not self.jitter.put(pkt.timestamp, pcm, now):
+        try:
+            pcm = self.codec.decode(pkt.payload)
+        except ValueError:
+            self.stats["malformed_audio"] += 1
+            return
+        if not self.jitter.put(self._jitter_ts(pkt.timestamp), pcm, now):
             self.stats["late"] += 1
+
+    def _jitter_ts(self, ts: int) -> int:
+        """The packet's timestamp in 8 kHz samples (the jitter buffer's clock), wrapping at 2^32."""
+        if self._ratio == 1:
+            return ts
+        if self._rx_ts is None:
+            self._rx_ts = ts
+        else:
+            d = (ts - self._rx_ts) % 2**32
+            self._rx_ts += d - 2**32 if d >= 2**31 else d
+        return (self._rx_ts // self._ratio) & 0xFFFFFFFF
 
     def _source_ok(self, addr: tuple[str, int]) -> bool:
         if self.locked is not None:
@@ -187,18 +231,18 @@ class RtpSession:
     def send_dtmf(self, digit: str, duration_ms: int = 160) -> None:
         if self.media.dtmf_payload_type is None:
             raise ValueError("the peer did not negotiate telephone-event")
-        self._dtmf_out.extend(event_packets(digit, duration_ms))
+        self._dtmf_out.extend(event_packets(digit, duration_ms, clock=self.codec.clock))
 
     def skip_output(self, frames: int) -> None:
         """The owner's clock skipped `frames` ticks: move our RTP timestamp on (a gap, not a delay)."""
-        self._ts = (self._ts + frames * FRAME) & 0xFFFFFFFF
+        self._ts = (self._ts + frames * FRAME * self._ratio) & 0xFFFFFFFF
 
     def send_audio(self, pcm: np.ndarray, now: float) -> list[tuple[bytes, tuple[str, int]]]:
         """Packetize one 20 ms frame of bot audio (or the next DTMF packet instead of it)."""
         out: list[tuple[bytes, tuple[str, int]]] = []
         dest = self.locked or self.remote
         if dest is None or not self.media.we_send:
-            self._ts = (self._ts + FRAME) & 0xFFFFFFFF
+            self._ts = (self._ts + FRAME * self._ratio) & 0xFFFFFFFF
             return out
         if self._dtmf_out:
             payload, marker = self._dtmf_out.popleft()
@@ -211,13 +255,16 @@ class RtpSession:
             size = len(payload)
         else:
             # the hot path: no packet object, one struct.pack (marker on the stream's first packet)
-            payload = g711.encode(pcm, self.media.codec)
+            payload = self.codec.encode(pcm)
+            if payload is None:          # the codec is still filling up (Opus resampler): nothing yet
+                self._ts = (self._ts + FRAME * self._ratio) & 0xFFFFFFFF
+                return out
             first = 0x80 if self.sent_packets == 0 else 0
             data = RTP_HEADER.pack(0x80, first | self.media.payload_type, self._seq, self._ts, self.ssrc) + payload
             size = len(payload)
         out.append((data, dest))
         self._seq = (self._seq + 1) & 0xFFFF
-        self._ts = (self._ts + FRAME) & 0xFFFFFFFF
+        self._ts = (self._ts + FRAME * self._ratio) & 0xFFFFFFFF
         self.sent_packets += 1
         self.sent_octets += size
         if now >= self._next_rtcp:
@@ -230,7 +277,7 @@ class RtpSession:
         if self.remote_ssrc is not None:
             lost = self.seq.lost
             block = ReportBlock(self.remote_ssrc, 0, lost, self.seq.extended_max & 0xFFFFFFFF,
-                                int(self.jitter.jitter * 8000))
+                                int(self.jitter.jitter * self.codec.clock))
         if self.sent_packets:
             ntp = int((now + 2208988800) * 2**32) & 0xFFFFFFFFFFFFFFFF
             return sender_report(self.ssrc, ntp, self._ts, self.sent_packets, self.sent_octets, block)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 STATIC_CODECS = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
-SUPPORTED = ("PCMU", "PCMA")
+SUPPORTED = ("PCMU", "PCMA")            # the default; "OPUS" is optional (sip/opus.py)
+CLOCKS = {"PCMU": 8000, "PCMA": 8000, "OPUS": 48000}
+OPUS_PT = 111
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _MIRROR = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 
@@ -62,7 +64,7 @@ class SessionDescription:
             for f in m.formats:
                 if f.isdigit() and int(f) in m.rtpmap:
                     name, rate = m.rtpmap[int(f)]
-                    lines.append(f"a=rtpmap:{f} {name}/{rate}")
+                    lines.append(f"a=rtpmap:{f} {name}/{rate}" + ("/2" if name.lower() == "opus" else ""))
                 if f.isdigit() and int(f) in m.fmtp:
                     lines.append(f"a=fmtp:{f} {m.fmtp[int(f)]}")
             if m.ptime:
@@ -180,22 +182,25 @@ def answer(offer: SessionDescription, local_ip: str, local_port: int, session_id
         for f in m.formats:
             if f.isdigit():
                 c = m.codec(int(f))
-                if c and c[0].upper() in codecs and c[1] == 8000:
+                if c and c[0].upper() in codecs and CLOCKS.get(c[0].upper()) == c[1]:
                     pt, codec = int(f), c[0].upper()
                     break
         if pt is None:
             answered.append(Media(m.kind, 0, m.proto, m.formats[:1] or ("0",)))
             continue
-        dtmf = next((p for p, (n, r) in m.rtpmap.items() if n.lower() == "telephone-event" and r == 8000
+        clock = CLOCKS[codec]
+        dtmf = next((p for p, (n, r) in m.rtpmap.items() if n.lower() == "telephone-event" and r == clock
                      and str(p) in m.formats), None)
         direction = "inactive" if m.connection == "0.0.0.0" and m.direction == "sendrecv" else m.direction
         ours = _MIRROR[direction]
         chosen = Negotiated(_remote(m), pt, codec, dtmf, ours, m.ptime or 20)
         formats = (str(pt),) + ((str(dtmf),) if dtmf is not None else ())
-        rtpmap = {pt: (codec, 8000)}
+        rtpmap = {pt: ("opus" if codec == "OPUS" else codec, clock)}
         fmtp = {}
+        if codec == "OPUS" and pt in m.fmtp:
+            fmtp[pt] = m.fmtp[pt]
         if dtmf is not None:
-            rtpmap[dtmf] = ("telephone-event", 8000)
+            rtpmap[dtmf] = ("telephone-event", clock)
             fmtp[dtmf] = "0-16"
         answered.append(Media("audio", local_port, "RTP/AVP", formats, rtpmap, fmtp, ours, local_ip, 20))
     if chosen is None:
@@ -206,10 +211,15 @@ def answer(offer: SessionDescription, local_ip: str, local_port: int, session_id
 
 
 def offer(local_ip: str, local_port: int, session_id: int, version: int = 0, direction: str = "sendrecv",
-          dtmf_pt: int = 101) -> SessionDescription:
-    m = Media("audio", local_port, "RTP/AVP", ("0", "8", str(dtmf_pt)),
-              {0: ("PCMU", 8000), 8: ("PCMA", 8000), dtmf_pt: ("telephone-event", 8000)}, {dtmf_pt: "0-16"},
-              direction, local_ip, 20)
+          dtmf_pt: int = 101, codecs: tuple[str, ...] = SUPPORTED) -> SessionDescription:
+    formats, rtpmap = [], {}
+    for c in codecs:
+        pt = {"PCMU": 0, "PCMA": 8, "OPUS": OPUS_PT}[c]
+        formats.append(str(pt))
+        rtpmap[pt] = ("opus" if c == "OPUS" else c, CLOCKS[c])
+    formats.append(str(dtmf_pt))
+    rtpmap[dtmf_pt] = ("telephone-event", 8000)
+    m = Media("audio", local_port, "RTP/AVP", tuple(formats), rtpmap, {dtmf_pt: "0-16"}, direction, local_ip, 20)
     return SessionDescription(f"duplexbot {session_id} {version} IN IP4 {local_ip}", local_ip, (m,), "duplexbot",
                               version)
 
@@ -219,8 +229,9 @@ def accept_answer(our_offer: SessionDescription, ans: SessionDescription) -> Neg
     if m is None:
         raise SdpError("the answer rejected the audio stream")
     ours = our_offer.audio()
+    offered = {n.upper() for n, _ in (ours.rtpmap.values() if ours else ())} | set(SUPPORTED)
     for f in m.formats:
-        if f.isdigit() and (c := m.codec(int(f))) and c[0].upper() in SUPPORTED:
+        if f.isdigit() and (c := m.codec(int(f))) and c[0].upper() in offered and c[0].upper() in CLOCKS:
             dtmf = next((p for p, (n, _) in m.rtpmap.items() if n.lower() == "telephone-event"), None)
             direction = _MIRROR[m.direction]
             if ours is not None and ours.direction != "sendrecv":

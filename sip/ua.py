@@ -212,12 +212,13 @@ class UserAgent:
         offer = sdp.parse_sdp(body) if body else None
         if offer is not None:
             try:
-                call.local_sdp, call.media = sdp.answer(offer, self.settings.host, rtp_port, call.session_id)
+                call.local_sdp, call.media = sdp.answer(offer, self.settings.host, rtp_port, call.session_id,
+                                                        codecs=self.settings.codecs)
             except sdp.SdpError:
                 self.reject(call_id, 488, now)
                 return None
         else:
-            call.local_sdp = sdp.offer(self.settings.host, rtp_port, call.session_id)
+            call.local_sdp = sdp.offer(self.settings.host, rtp_port, call.session_id, codecs=self.settings.codecs)
         call.dialog = uas_dialog(call.invite, call.local_tag, call.peer, call.transport)
         hdrs = (self._record_route(call.invite) + self._contact_headers()
                 + self._session_timer_headers(call, call.invite, now) + list(extra))
@@ -372,7 +373,7 @@ class UserAgent:
         if body:
             try:
                 offer = sdp.parse_sdp(body)
-                sdp.answer(offer, self.settings.host, 1, 0)
+                sdp.answer(offer, self.settings.host, 1, 0, codecs=self.settings.codecs)
             except sdp.SdpError:
                 refuse(488)
                 return
@@ -456,7 +457,7 @@ class UserAgent:
                 offer = sdp.parse_sdp(body)
                 call.sdp_version += 1
                 call.local_sdp, media = sdp.answer(offer, self.settings.host, call.rtp_port, call.session_id,
-                                                   call.sdp_version)
+                                                   call.sdp_version, codecs=self.settings.codecs)
             except sdp.SdpError:
                 self._respond(txn, make_response(req, 488), now)
                 return

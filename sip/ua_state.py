@@ -25,6 +25,7 @@ class UaSettings:
     timers: Timers = field(default_factory=Timers)
     seed: int | None = None
     allow: tuple[str, ...] = ()      # networks (CIDR) that may place calls to us; empty: anyone
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")   # in our order of preference; "OPUS" optional
 
     def allows(self, ip: str) -> bool:
         if not self.allow:

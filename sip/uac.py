@@ -21,7 +21,7 @@ def invite(ua, target: str, dest: tuple[str, int], rtp_port: int, now: float, tr
     tag = ua._token(8)
     user = from_user or ua.settings.user
     session_id = ua._rand.randrange(1, 2**31)
-    offer = sdp.offer(ua.settings.host, rtp_port, session_id)
+    offer = sdp.offer(ua.settings.host, rtp_port, session_id, codecs=ua.settings.codecs)
     branch = MAGIC + ua._token(12)
     items = [("Via", ua._via(branch, transport)), ("Max-Forwards", "70"),
              ("From", f"<sip:{user}@{ua.settings.host}>;tag={tag}"), ("To", f"<{target}>"),
