@@ -128,12 +128,12 @@ async def _sipp(scenario: Path, target: str, calls: int, rate: float, hold_ms: i
     peak = max(int(r.get("CurrentCall") or 0) for r in rows)
 
     def ms(v: str) -> float:
-        h, m, s = v.split(":")[:3] if v.count(":") >= 2 else ("0", "0", "0")
+        """sipp's HH:MM:SS:microseconds as milliseconds."""
         parts = v.split(":")
-        if len(parts) == 4:
-            h, m, s, us = parts
-            return (int(h) * 3600 + int(m) * 60 + int(s)) * 1000 + int(us) / 1000
-        return 0.0
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            return 0.0
+        h, m, sec, us = (int(p) for p in parts)
+        return (h * 3600 + m * 60 + sec) * 1000 + us / 1000
     return {"ok": int(last["SuccessfulCall(C)"]), "failed": int(last["FailedCall(C)"]),
             "created": int(last["OutgoingCall(C)"]), "peak": peak, "rtd_ms": ms(last.get("ResponseTime1(C)", "")),
             "retrans": int(last.get("Retransmissions(C)") or 0)}
