@@ -195,3 +195,25 @@ async def test_a_stalled_event_loop_loses_no_caller_audio(sip_server, tmp_path, 
     assert s.jitter.stats["skipped"] == 0 and s.jitter.stats["late"] == 0, s.jitter.stats
     assert s.stats["caught_up"] > 0
     assert len(rec.frames) >= 0.9 * (s.jitter.stats["played"] + s.jitter.stats["underrun"])
+
+
+async def test_session_timer_bot_refreshes(sip_server, tmp_path):
+    from dataclasses import replace
+
+    from sip.ua import UaSettings
+    rec = Recorder()
+    srv = await sip_server(rec, ua=replace(UaSettings(), min_se=2))
+    await in_thread(run_sipp, tmp_path, "session_refresh.xml", srv.port)
+    await asyncio.wait_for(rec.ended.wait(), 5)
+    assert rec.reason == "remote_bye" and srv.ua.stats["session_expired"] == 0
+
+
+async def test_session_timer_expires_when_the_peer_does_not_refresh(sip_server, tmp_path):
+    from dataclasses import replace
+
+    from sip.ua import UaSettings
+    rec = Recorder()
+    srv = await sip_server(rec, ua=replace(UaSettings(), min_se=2))
+    await in_thread(run_sipp, tmp_path, "session_expiry.xml", srv.port)
+    await asyncio.wait_for(rec.ended.wait(), 5)
+    assert rec.reason == "session_expired" and srv.ua.stats["session_expired"] == 1
