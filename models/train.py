@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="start from this checkpoint")
+    ap.add_argument("--int-delay", type=int, default=0,
+                    help="shift the interrupt target this many chunks later (commit later, fewer false stops)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -107,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(a.data) / "cache"
     ftr, ytr, _ = load_split(data, "train", cache)
     fdv, ydv, _ = load_split(data, "dev", cache)
+    if a.int_delay > 0:
+        for y in (ytr, ydv):
+            y[:, a.int_delay:, INT] = y[:, :-a.int_delay, INT].copy()
+            y[:, :a.int_delay, INT] = 0
     net = DuplexNet(a.hidden, a.width)
     if a.init:
         net.load_state_dict(torch.load(a.init)["model"])
@@ -150,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     recipe = {"data": str(data), "train_conversations": int(len(ftr)), "steps": step, "batch": a.batch,
               "crop_chunks": a.length, "lr": a.lr, "hidden": a.hidden, "width": a.width, "minutes": a.minutes,
-              "best_dev_loss": best, "head_weights": HEAD_WEIGHTS, "init": a.init, "history": history, "seed": a.seed}
+              "best_dev_loss": best, "head_weights": HEAD_WEIGHTS, "init": a.init, "int_delay": a.int_delay,
+              "history": history, "seed": a.seed}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
     print(f"best dev loss {best:.4f} after {step} steps -> {out / 'best.pt'}")
     return 0

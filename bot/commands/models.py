@@ -73,12 +73,15 @@ def eval_turns(args) -> int:
                              else rec.get("interrupt_threshold", 0.5)))
     if args.tune:
         return _tune(samples, args)
+    from ..policy.duplex import DuplexTuning
+    tuning = DuplexTuning.from_manifest(rec)
     res = evaluate(samples, [p for p in POLICIES if p in policies], base, curves=not args.no_curves,
-                   duplex_path=args.model)
+                   duplex_path=args.model, tuning=tuning)
     res["dataset"] = str(args.dataset)
     res["telephony"] = args.telephony
     res["samples"] = len(samples)
-    res["duplex_settings"] = {"eot_threshold": base.eot_threshold, "interrupt_threshold": base.interrupt_threshold}
+    res["duplex_settings"] = {"eot_threshold": base.eot_threshold, "interrupt_threshold": base.interrupt_threshold,
+                              "eot_confirm": tuning.eot_confirm, "interrupt_confirm": tuning.interrupt_confirm}
     out = Path(args.out or "out/eval-turns")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
@@ -92,32 +95,50 @@ def eval_turns(args) -> int:
 
 
 def _tune(samples, args) -> int:
-    """Choose the duplex thresholds on a dev set: lowest-latency eot threshold with FP <= 0.05 over
-    holds, lowest-latency interrupt threshold with false stops <= 0.05; saved in the manifest."""
+    """Choose the duplex thresholds and confirm counts on a dev set: the lowest median latency among
+    settings meeting both targets (end of turn: recall >= 0.90 with FP <= 0.05 over holds;
+    interruption: recall >= 0.95 with false stops <= 0.05); when none does, the recall target at
+    the fewest false positives; saved in the manifest under "recommended"."""
     import numpy as np
 
     from models.runtime import DEFAULT_MODEL
 
     from ..eval.turns import compute_streams, run_policy
     from ..policy.base import PolicySettings
+    from ..policy.duplex import DuplexTuning
     st = compute_streams(samples, True, args.model)
     rows = []
-    for thr in np.round(np.arange(0.2, 0.96, 0.05), 3):
-        r = run_policy("duplex", samples, st, PolicySettings(eot_threshold=float(thr), interrupt_threshold=float(thr)),
-                       None)
-        rows.append((float(thr), r))
-        print(f"thr {thr:.2f}: eot rec {r['eot_recall']} fp {r['eot_fp_rate']} p50 {r['eot_latency_p50']} | "
-              f"int rec {r['interruption_recall']} false stop {r['false_stop_rate']} p50 {r['stop_latency_p50']}")
-    ok_e = [(t, r) for t, r in rows if (r["eot_fp_rate"] or 0) <= 0.05] or rows[-1:]
-    eot_thr = max(ok_e, key=lambda x: ((x[1]["eot_recall"] or 0) >= 0.9, -(x[1]["eot_latency_p50"] or 9)))[0]
-    ok_i = [(t, r) for t, r in rows if (r["false_stop_rate"] or 0) <= 0.05] or rows[-1:]
-    int_thr = max(ok_i, key=lambda x: ((x[1]["interruption_recall"] or 0), -(x[1]["stop_latency_p50"] or 9)))[0]
+    for confirm in (1, 2, 3):
+        for thr in np.round(np.arange(0.2, 0.96, 0.05), 3):
+            r = run_policy("duplex", samples, st, PolicySettings(eot_threshold=float(thr),
+                           interrupt_threshold=float(thr)), None, tuning=DuplexTuning(confirm, confirm))
+            rows.append((float(thr), confirm, r))
+            print(f"thr {thr:.2f} x{confirm}: eot rec {r['eot_recall']} fp {r['eot_fp_rate']} p50 "
+                  f"{r['eot_latency_p50']} | int rec {r['interruption_recall']} false stop {r['false_stop_rate']} "
+                  f"p50 {r['stop_latency_p50']}")
+
+    def pick(fp_key, rec_key, lat_key, fp_max, rec_min):
+        def fp(x): return x[2][fp_key] if x[2][fp_key] is not None else 1.0
+        def rec(x): return x[2][rec_key] or 0.0
+        def lat(x): return x[2][lat_key] if x[2][lat_key] is not None else 9.0
+        both = [x for x in rows if fp(x) <= fp_max and rec(x) >= rec_min]
+        if both:
+            return min(both, key=lat)
+        enough = [x for x in rows if rec(x) >= rec_min]
+        if enough:  # the recall target, at the fewest false positives
+            return min(enough, key=lambda x: (round(fp(x), 4), lat(x)))
+        return max(rows, key=lambda x: rec(x) - fp(x))
+    e = pick("eot_fp_rate", "eot_recall", "eot_latency_p50", 0.05, 0.90)
+    i = pick("false_stop_rate", "interruption_recall", "stop_latency_p50", 0.05, 0.95)
     path = Path(args.model).with_name("manifest.json") if args.model else DEFAULT_MODEL.with_name("manifest.json")
     m = json.loads(path.read_text())
-    m["recommended"] = {"eot_threshold": eot_thr, "interrupt_threshold": int_thr,
-                        "tuned_on": str(args.dataset), "rule": _tune.__doc__.split(":", 1)[1].strip()}
+    m["recommended"] = {"eot_threshold": e[0], "eot_confirm": e[1], "interrupt_threshold": i[0],
+                        "interrupt_confirm": i[1], "tuned_on": str(args.dataset),
+                        "rule": " ".join(_tune.__doc__.split(":", 1)[1].split()),
+                        "dev": {k: e[2][k] for k in ("eot_recall", "eot_fp_rate", "eot_latency_p50")}
+                        | {k: i[2][k] for k in ("interruption_recall", "false_stop_rate", "stop_latency_p50")}}
     path.write_text(json.dumps(m, indent=1) + "\n")
-    print(f"recommended eot_threshold={eot_thr} interrupt_threshold={int_thr} -> {path}")
+    print(f"recommended {m['recommended']} -> {path}")
     return 0
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
-
 import numpy as np
 
 from ..policy.base import CHUNK_SAMPLES, CHUNK_SECONDS, Observation, PolicySettings
@@ -134,10 +132,10 @@ class MemoAnalyzer:
         return self.cache[k]
 
 
-def make_policy(name: str, knob: float | None, base: PolicySettings, memo: MemoAnalyzer | None):
+def make_policy(name: str, knob: float | None, base: PolicySettings, memo: MemoAnalyzer | None, tuning=None):
     """A policy at its default operating point, or with its sweep knob set (0..1 scale)."""
     from ..policy.baseline import VadTimeoutPolicy
-    from ..policy.duplex import DuplexPolicy
+    from ..policy.duplex import DuplexPolicy, DuplexTuning
     if name == "vad-timeout":
         s = replace(base, end_of_turn_silence=0.5, min_interruption_speech=0.5)
         if knob is not None:
@@ -158,18 +156,18 @@ def make_policy(name: str, knob: float | None, base: PolicySettings, memo: MemoA
         s = base
         if knob is not None:
             s = replace(s, eot_threshold=0.05 + 0.9 * knob, interrupt_threshold=0.05 + 0.9 * knob)
-        return DuplexPolicy(s)
+        return DuplexPolicy(s, tuning or DuplexTuning())
     raise ValueError(f"unknown policy {name!r} (choose from {', '.join(POLICIES)})")
 
 
 def run_policy(name: str, samples: list[Sample], st: Streams, base: PolicySettings, memo, knob=None,
-               keep_times: bool = False) -> dict:
+               keep_times: bool = False, tuning=None) -> dict:
     total = Scores()
     times = {}
     for i, s in enumerate(samples):
         if memo is not None:
             memo.key = s.name
-        pol = make_policy(name, knob, base, memo)
+        pol = make_policy(name, knob, base, memo, tuning)
         eots, stops = replay(pol, s, st, i)
         total.add(score(s.labels, eots, stops, s.duration))
         if keep_times:
@@ -183,7 +181,7 @@ def run_policy(name: str, samples: list[Sample], st: Streams, base: PolicySettin
 
 
 def evaluate(samples: list[Sample], policies: list[str], base: PolicySettings, curves: bool = True,
-             duplex_path: str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+             duplex_path: str | None = None, progress: bool = True, tuning=None) -> dict:
     from tqdm import tqdm
     st = compute_streams(samples, "duplex" in policies, duplex_path, progress)
     memo = MemoAnalyzer() if "smart-turn" in policies else None
@@ -191,11 +189,11 @@ def evaluate(samples: list[Sample], policies: list[str], base: PolicySettings, c
     knobs = np.linspace(0.0, 1.0, 11) if curves else []
     for name in policies:
         t0 = time.perf_counter()
-        r = run_policy(name, samples, st, base, memo)
+        r = run_policy(name, samples, st, base, memo, tuning=tuning)
         if len(knobs):
             r["curve"] = []
             for k in tqdm(knobs, desc=f"{name} sweep", disable=not progress):
-                c = run_policy(name, samples, st, base, memo, knob=float(k))
+                c = run_policy(name, samples, st, base, memo, knob=float(k), tuning=tuning)
                 r["curve"].append({"knob": round(float(k), 3), **{m: c[m] for m in (
                     "eot_recall", "eot_fp_rate", "eot_latency_p50", "interruption_recall", "false_stop_rate",
                     "stop_latency_p50")}})

@@ -15,6 +15,7 @@ Build the ModelOutput from a row of `models.runtime.DuplexModel.run(...)` with `
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .base import CHUNK_SECONDS, Decision, ModelOutput, Observation, PolicySettings
 
@@ -22,6 +23,18 @@ REARM = 0.3  # seconds of low interrupt/backchannel probability before another o
 HOLD_THRESHOLD = 0.5
 BACKCHANNEL_THRESHOLD = 0.5
 BC_OPPORTUNITY_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class DuplexTuning:
+    """Model-specific knobs shipped in models/manifest.json ("recommended"): how many consecutive
+    chunks a head must stay above its threshold before the policy acts (1 = at once)."""
+    eot_confirm: int = 1
+    interrupt_confirm: int = 1
+
+    @classmethod
+    def from_manifest(cls, recommended: dict) -> "DuplexTuning":
+        return cls(int(recommended.get("eot_confirm", 1)), int(recommended.get("interrupt_confirm", 1)))
 
 
 def model_output(row: Sequence[float]) -> ModelOutput:
@@ -37,8 +50,9 @@ class DuplexPolicy:
     name = "duplex"
     needs_model = True
 
-    def __init__(self, settings: PolicySettings = PolicySettings()):
+    def __init__(self, settings: PolicySettings = PolicySettings(), tuning: DuplexTuning = DuplexTuning()):
         self.settings = settings
+        self.tuning = tuning
         self.missing_model = 0  # observations that arrived without model heads (counted, skipped)
         self.reset()
 
@@ -53,6 +67,8 @@ class DuplexPolicy:
         self.overlap_decided = False  # interrupt already decided for this overlap
         self.bc_decided = False
         self.low_run = 0.0
+        self.eot_run = 0  # consecutive chunks with p(eot) over threshold
+        self.int_run = 0
 
     def update_settings(self, settings: PolicySettings) -> None:
         self.settings = settings
@@ -75,8 +91,10 @@ class DuplexPolicy:
         else:
             self.overlap_decided = self.bc_decided = False
             self.low_run = 0.0
+            self.int_run = 0
+            self.eot_run = self.eot_run + 1 if m.eot >= s.eot_threshold else 0
             if self.floor:
-                if m.eot >= s.eot_threshold:
+                if self.eot_run >= self.tuning.eot_confirm:
                     self.floor = False
                     out.append(Decision("end_of_turn", obs.t, confidence=m.eot, reason=f"p(eot)={m.eot:.2f}",
                                         onset=self.onset, silence=max(0.0, obs.t - self.last_end)))
@@ -96,9 +114,11 @@ class DuplexPolicy:
             self.low_run = self.low_run + CHUNK_SECONDS if quiet else 0.0
             if self.low_run >= REARM - 1e-9:
                 self.overlap_decided = self.bc_decided = False
+        self.eot_run = 0
+        self.int_run = self.int_run + 1 if m.interrupt >= s.interrupt_threshold else 0
         if self.overlap_decided:
             return
-        stop = m.interrupt >= s.interrupt_threshold
+        stop = self.int_run >= self.tuning.interrupt_confirm
         if not stop and s.backchannel_mode == "interrupt" and m.backchannel >= BACKCHANNEL_THRESHOLD:
             stop = True
         if stop and not s.allow_overlap:
