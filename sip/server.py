@@ -184,6 +184,9 @@ class SipServer:
                 self.ua.hangup(call.call_id, self._now())
                 self._finish(call, "shutdown")
         self._pump()
+        for pair, _ in self._rtp_for.values():     # outbound calls still ringing
+            pair.close()
+        self._rtp_for.clear()
         if self._timer:
             self._timer.cancel()
         if self._ticker:
