@@ -52,6 +52,12 @@ class Manifest:
             raise ModelIntegrityError(f"unreadable model manifest {path}: {e}") from None
 
 
+def recommended(path: str | Path | None = None) -> dict:
+    """The policy thresholds tuned on the dev split for this model (manifest "recommended"), {} if none."""
+    mpath = (Path(path) if path else DEFAULT_MODEL).with_name("manifest.json")
+    return dict(Manifest.load(mpath).raw.get("recommended", {}))
+
+
 def _providers(device: str) -> list[str]:
     import onnxruntime as ort
     gpu = os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")

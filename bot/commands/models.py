@@ -19,6 +19,8 @@ def register(sub, groups) -> None:
     ev.add_argument("--model", default=None, help="duplex ONNX file (default: the shipped models/duplex.onnx)")
     ev.add_argument("--eot-threshold", type=float, default=None)
     ev.add_argument("--interrupt-threshold", type=float, default=None)
+    ev.add_argument("--record", action="store_true",
+                    help="store the summary in the duplex model's manifest (under eval/DATASET-RATE)")
     ev.add_argument("--tune", action="store_true",
                     help="pick duplex thresholds on this (dev) dataset and record them in the manifest")
     ev.set_defaults(func=eval_turns)
@@ -91,7 +93,24 @@ def eval_turns(args) -> int:
     print(table(res))
     print(f"\nproviders: {res['providers']}")
     print(f"wrote {out / 'results.json'} and {', '.join(str(p) for p in pngs)}")
+    if args.record:
+        print(f"recorded in {record(res, args.model)}")
     return 0
+
+
+def record(res: dict, model: str | None = None) -> Path:
+    """Summaries of every policy of one eval run into the model manifest's "eval" section."""
+    from models.runtime import DEFAULT_MODEL
+    path = Path(model).with_name("manifest.json") if model else DEFAULT_MODEL.with_name("manifest.json")
+    m = json.loads(path.read_text())
+    key = f"{Path(res['dataset']).name}-{'8k-mulaw' if res['telephony'] else '16k'}"
+    drop = {"eot_latencies", "stop_latencies", "curve", "decisions", "seconds"}
+    m.setdefault("eval", {})[key] = {
+        "command": f"duplexbot eval turns {res['dataset']}{' --telephony' if res['telephony'] else ''}",
+        "samples": res["samples"], "duplex_settings": res["duplex_settings"],
+        "policies": {n: {k: v for k, v in r.items() if k not in drop} for n, r in res["policies"].items()}}
+    path.write_text(json.dumps(m, indent=1) + "\n")
+    return path
 
 
 def _tune(samples, args) -> int:

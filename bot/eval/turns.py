@@ -192,7 +192,9 @@ def evaluate(samples: list[Sample], policies: list[str], base: PolicySettings, c
         r = run_policy(name, samples, st, base, memo, tuning=tuning)
         if len(knobs):
             r["curve"] = []
-            for k in tqdm(knobs, desc=f"{name} sweep", disable=not progress):
+            # each Smart Turn threshold changes later segments (fresh model calls): a coarser sweep
+            ks = knobs[::2] if name == "smart-turn" else knobs
+            for k in tqdm(ks, desc=f"{name} sweep", disable=not progress):
                 c = run_policy(name, samples, st, base, memo, knob=float(k), tuning=tuning)
                 r["curve"].append({"knob": round(float(k), 3), **{m: c[m] for m in (
                     "eot_recall", "eot_fp_rate", "eot_latency_p50", "interruption_recall", "false_stop_rate",

@@ -10,7 +10,9 @@
 - backchannel_opportunity: p(bc_opportunity) >= 0.5 inside a caller pause, once per pause.
 - speech_start / speech_end: from Silero VAD (obs.vad) with the settings' hysteresis.
 
-Build the ModelOutput from a row of `models.runtime.DuplexModel.run(...)` with `model_output(row)`.
+Build the ModelOutput from a row of `models.runtime.DuplexModel.run(...)` with `model_output(row)`;
+`DuplexPolicy(*tuned(settings))` applies the thresholds and confirm counts tuned for the shipped
+model (models/manifest.json "recommended").
 """
 from __future__ import annotations
 
@@ -35,6 +37,18 @@ class DuplexTuning:
     @classmethod
     def from_manifest(cls, recommended: dict) -> "DuplexTuning":
         return cls(int(recommended.get("eot_confirm", 1)), int(recommended.get("interrupt_confirm", 1)))
+
+
+def tuned(settings: PolicySettings = PolicySettings(), model_path=None) -> tuple[PolicySettings, DuplexTuning]:
+    """`settings` with the eot/interrupt thresholds tuned for the shipped model (models/manifest.json),
+    and the model's confirm counts: `DuplexPolicy(*tuned(settings))`."""
+    from dataclasses import replace
+
+    from models.runtime import recommended
+    rec = recommended(model_path)
+    s = replace(settings, eot_threshold=float(rec.get("eot_threshold", settings.eot_threshold)),
+                interrupt_threshold=float(rec.get("interrupt_threshold", settings.interrupt_threshold)))
+    return s, DuplexTuning.from_manifest(rec)
 
 
 def model_output(row: Sequence[float]) -> ModelOutput:
@@ -68,6 +82,7 @@ class DuplexPolicy:
         self.bc_decided = False
         self.low_run = 0.0
         self.eot_run = 0  # consecutive chunks with p(eot) over threshold
+        self.ended_onset = -1.0  # onset of the speech segment the last end of turn closed
         self.int_run = 0
 
     def update_settings(self, settings: PolicySettings) -> None:
@@ -84,7 +99,7 @@ class DuplexPolicy:
         if m is None:
             self.missing_model += 1
             return out
-        if self.in_speech and not obs.bot_speaking:
+        if self.in_speech and not obs.bot_speaking and self.onset != self.ended_onset:
             self.floor = True  # caller speech that outlasts the bot's audio is a turn
         if obs.bot_speaking:
             self._overlap(obs, m, out)
@@ -96,6 +111,8 @@ class DuplexPolicy:
             if self.floor:
                 if self.eot_run >= self.tuning.eot_confirm:
                     self.floor = False
+                    self.eot_run = 0
+                    self.ended_onset = self.onset  # only a new speech segment re-opens the turn
                     out.append(Decision("end_of_turn", obs.t, confidence=m.eot, reason=f"p(eot)={m.eot:.2f}",
                                         onset=self.onset, silence=max(0.0, obs.t - self.last_end)))
                 elif not self.in_speech:

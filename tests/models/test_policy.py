@@ -78,3 +78,22 @@ def test_smart_turn_policy_asks_after_vad_silence_and_falls_back_to_stop_secs():
 def test_whisper_features_shape_and_range():
     f = whisper_features(np.sin(np.arange(16000) / 5.0).astype(np.float32))
     assert f.shape == (80, 800) and f.dtype == np.float32 and f.max() <= 2.5
+
+
+def test_tuned_settings_come_from_the_manifest():
+    from bot.policy.duplex import DuplexTuning, tuned
+    from models.runtime import recommended
+    rec = recommended()
+    s, tuning = tuned(PolicySettings(vad_threshold=0.6))
+    assert s.vad_threshold == 0.6 and s.eot_threshold == rec["eot_threshold"]
+    assert isinstance(tuning, DuplexTuning) and tuning.interrupt_confirm == rec["interrupt_confirm"]
+    assert DuplexPolicy(s, tuning).tuning == tuning
+
+
+def test_one_end_of_turn_even_while_vad_still_hears_speech():
+    p = DuplexPolicy(PolicySettings(eot_threshold=0.6))
+    frames = [(0.9, False, Z)] * 10 + [(0.9, False, ModelOutput(0.9, 0, 0, 0, 0))] * 20
+    assert [k for k, _ in run(p, frames)].count("end_of_turn") == 1
+    more = [(0.0, False, Z)] * 5 + [(0.9, False, Z)] * 5 + [(0.0, False, ModelOutput(0.9, 0, 0, 0, 0))] * 3
+    fresh = DuplexPolicy(PolicySettings(eot_threshold=0.6))
+    assert [k for k, _ in run(fresh, frames + more)].count("end_of_turn") == 2  # a new segment, a new turn
