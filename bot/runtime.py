@@ -189,9 +189,10 @@ class Runtime:
     def make_policy(self, settings: PolicySettings | None = None) -> TurnPolicy:
         s = self.calibrate_policy(settings or self.settings.policy)
         if self.services.duplex_model is not None:
-            from .policy.duplex import DuplexPolicy  # type: ignore
+            from .policy.duplex import DuplexPolicy, DuplexTuning  # type: ignore
 
-            return DuplexPolicy(s)
+            rec = getattr(getattr(self.services.duplex_model, "manifest", None), "raw", {}).get("recommended", {})
+            return DuplexPolicy(s, DuplexTuning.from_manifest(rec))
         return VadTimeoutPolicy(s)
 
     def make_responder(self) -> Responder:
