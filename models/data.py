@@ -14,7 +14,6 @@ Writes `OUT/SPLIT/NAME.wav` (stereo 16 kHz) + `NAME.json` (the eval format) and
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import zlib
@@ -332,7 +331,8 @@ def _make(job) -> tuple[str, np.ndarray]:
     b.build()
     name = f"{split}_{idx:05d}"
     write_wav(Path(out) / split / f"{name}.wav", np.stack([b.caller, b.bot]), RATE)
-    meta = dict(clip_events(b.events, b.n / RATE), voice=f"{b.voice.lang}+{b.voice.variant}", speed=b.voice.speed, pitch=b.voice.pitch)
+    meta = dict(clip_events(b.events, b.n / RATE), voice=f"{b.voice.lang}+{b.voice.variant}",
+                speed=b.voice.speed, pitch=b.voice.pitch)
     (Path(out) / split / f"{name}.json").write_text(json.dumps(meta))
     return name, b.y.astype(np.float16)
 
