@@ -16,8 +16,10 @@ from .base import CHUNK_SECONDS, Decision, Observation, PolicySettings
 
 BACKCHANNEL_WORDS = frozenset("""mm mhm hmm mmhmm mm-hmm uh-huh uhhuh huh yeah yes yep yup yea right okay ok
 sure alright aha ah oh uh um hm mmm great cool nice good fine see got it i""".split())
-INTERRUPT_WORDS = frozenset("""wait stop no nope hold hang excuse sorry actually but hey pardon what listen
-cancel""".split())
+# words that stop the bot on their own, and words that only do with company ("no" alone is also what
+# tiny.en makes of a murmured "mm-hmm"; "no, wait" still stops at "wait")
+INTERRUPT_WORDS = frozenset("wait stop hold hang excuse sorry pardon listen cancel hey".split())
+WEAK_INTERRUPT_WORDS = frozenset("no nope but actually what".split())
 
 HANGOVER = 2 * CHUNK_SECONDS  # silence before a speech segment is declared over
 RECHECK = 0.1
@@ -33,7 +35,8 @@ def is_backchannel_text(text: str) -> bool:
 
 
 def has_interrupt_word(text: str) -> bool:
-    return any(w in INTERRUPT_WORDS for w in words_of(text))
+    ws = words_of(text)
+    return any(w in INTERRUPT_WORDS for w in ws) or (len(ws) >= 2 and any(w in WEAK_INTERRUPT_WORDS for w in ws))
 
 
 class VadTimeoutPolicy:

@@ -109,11 +109,16 @@ class DuplexPolicy:
             self.int_run = 0
             self.eot_run = self.eot_run + 1 if m.eot >= s.eot_threshold else 0
             if self.floor:
-                if self.eot_run >= self.tuning.eot_confirm:
+                silence = obs.t - self.last_end if not self.in_speech else 0.0
+                # the model's call, or the fallback: a caller silent this long has finished anyway
+                fallback = silence >= s.max_end_of_turn_silence - 1e-9
+                if self.eot_run >= self.tuning.eot_confirm or fallback:
                     self.floor = False
                     self.eot_run = 0
                     self.ended_onset = self.onset  # only a new speech segment re-opens the turn
-                    out.append(Decision("end_of_turn", obs.t, confidence=m.eot, reason=f"p(eot)={m.eot:.2f}",
+                    reason = f"p(eot)={m.eot:.2f}" if not fallback or m.eot >= s.eot_threshold else \
+                        f"silence {silence:.2f}s (fallback, p(eot)={m.eot:.2f})"
+                    out.append(Decision("end_of_turn", obs.t, confidence=m.eot, reason=reason,
                                         onset=self.onset, silence=max(0.0, obs.t - self.last_end)))
                 elif not self.in_speech:
                     if not self.paused_decided and m.hold >= HOLD_THRESHOLD:

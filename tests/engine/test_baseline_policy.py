@@ -70,3 +70,26 @@ def test_duplex_thresholds_are_relative_to_the_models_operating_point():
     assert s.eot_threshold == 0.45 and s.interrupt_threshold == 0.9
     s = calibrate(PolicySettings(eot_threshold=1.0, interrupt_threshold=0.0), eot=0.9, interrupt=0.8)
     assert (s.eot_threshold, s.interrupt_threshold) == (1.0, 0.0)
+
+
+def test_a_lone_no_is_not_an_interruption_but_no_wait_is():
+    from bot.policy.baseline import has_interrupt_word
+
+    assert not has_interrupt_word("No...") and not has_interrupt_word("Mama")
+    assert has_interrupt_word("No, wait") and has_interrupt_word("no that's wrong") and has_interrupt_word("Stop.")
+
+
+def test_duplex_policy_falls_back_to_a_silence_timeout():
+    """Whatever the model says, a caller who has been silent max_end_of_turn_silence has finished."""
+    from bot.policy.base import ModelOutput
+    from bot.policy.duplex import DuplexPolicy
+
+    p = DuplexPolicy(PolicySettings(max_end_of_turn_silence=1.0))
+    low = ModelOutput(eot=0.01, hold=0.9, interrupt=0.0, backchannel=0.0)
+    out, t = [], 0.0
+    for vad, secs in ((0.9, 0.64), (0.0, 1.5)):
+        for _ in range(round(secs / CHUNK_SECONDS)):
+            t += CHUNK_SECONDS
+            out += p.step(Observation(t=t, vad=vad, bot_speaking=False, model=low))
+    eot = [d for d in out if d.kind == "end_of_turn"]
+    assert len(eot) == 1 and "fallback" in eot[0].reason and 1.0 <= eot[0].silence < 1.1
