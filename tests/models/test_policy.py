@@ -97,3 +97,15 @@ def test_one_end_of_turn_even_while_vad_still_hears_speech():
     more = [(0.0, False, Z)] * 5 + [(0.9, False, Z)] * 5 + [(0.0, False, ModelOutput(0.9, 0, 0, 0, 0))] * 3
     fresh = DuplexPolicy(PolicySettings(eot_threshold=0.6))
     assert [k for k, _ in run(fresh, frames + more)].count("end_of_turn") == 2  # a new segment, a new turn
+
+
+def test_smart_turn_model_from_the_pipecat_wheel_without_importing_pipecat():
+    import sys
+
+    from bot.policy.smart_turn import SmartTurnModel, smart_turn_model_path
+    try:
+        path = smart_turn_model_path()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    p = SmartTurnModel(path)(np.zeros(16000, np.float32))
+    assert 0.0 <= p <= 1.0 and "pipecat" not in sys.modules
