@@ -11,6 +11,20 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def wheel_file(package: str, relative: str, install_hint: str) -> Path:
+    """A data file shipped inside an installed package, found without importing the package (whose
+    import may pull in dependencies we deliberately did not install, such as torch)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"{package} is not installed ({install_hint})")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not path.is_file():
+        raise RuntimeError(f"{package} has no {relative} at {path}")
+    return path
+
+
 def gpu_present() -> bool:
     """A CUDA device node exists. onnxruntime-gpu lists CUDAExecutionProvider as available even on
     machines without a GPU (it only fails when the session is built), so look for the device."""

@@ -5,12 +5,11 @@ recurrent state (2 x 128) and its last 64 samples of context, exactly as Silero'
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
-from .onnx import make_session
+from .onnx import make_session, wheel_file
 
 CONTEXT = 64
 CHUNK = 512
@@ -18,13 +17,7 @@ RATE = 16000
 
 
 def silero_model_path() -> Path:
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the silero-vad wheel is not installed (scripts/install.sh installs it with --no-deps)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "silero_vad.onnx"
-    if not path.is_file():
-        raise RuntimeError(f"silero-vad wheel has no ONNX model at {path}")
-    return path
+    return wheel_file("silero_vad", "data/silero_vad.onnx", "scripts/install.sh installs it with --no-deps")
 
 
 class SileroVad:

@@ -13,7 +13,6 @@ The model call is synchronous: this policy is for `duplexbot eval turns`, not th
 """
 from __future__ import annotations
 
-import importlib.util
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +30,10 @@ SECONDS = 8
 
 
 def smart_turn_model_path() -> Path:
-    spec = importlib.util.find_spec("pipecat")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("pipecat-ai is not installed (scripts/install.sh installs it with --no-deps)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
-    if not path.is_file():
-        raise RuntimeError(f"pipecat-ai has no Smart Turn v3.2 model at {path}")
-    return path
+    from ..engine.onnx import wheel_file
+
+    return wheel_file("pipecat", "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+                      "pipecat-ai: scripts/install.sh installs it with --no-deps")
 
 
 def _slaney_mel(f: np.ndarray) -> np.ndarray:
