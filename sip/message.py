@@ -122,8 +122,21 @@ class Headers:
         return iter(self.items)
 
 
+class _DialogFields:
+    """The header fields every request and response is matched by."""
+    headers: Headers
+
+    @property
+    def call_id(self) -> str:
+        return self.headers.get("Call-ID") or ""
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        return parse_cseq(self.headers.get("CSeq") or "")
+
+
 @dataclass(frozen=True)
-class Request:
+class Request(_DialogFields):
     method: str
     uri: str
     headers: Headers = field(default_factory=Headers)
@@ -133,17 +146,9 @@ class Request:
     def __bytes__(self) -> bytes:
         return _serialize(f"{self.method} {self.uri} {self.version}", self.headers, self.body)
 
-    @property
-    def call_id(self) -> str:
-        return self.headers.get("Call-ID") or ""
-
-    @property
-    def cseq(self) -> tuple[int, str]:
-        return parse_cseq(self.headers.get("CSeq") or "")
-
 
 @dataclass(frozen=True)
-class Response:
+class Response(_DialogFields):
     status: int
     reason: str
     headers: Headers = field(default_factory=Headers)
@@ -152,14 +157,6 @@ class Response:
 
     def __bytes__(self) -> bytes:
         return _serialize(f"{self.version} {self.status} {self.reason}", self.headers, self.body)
-
-    @property
-    def call_id(self) -> str:
-        return self.headers.get("Call-ID") or ""
-
-    @property
-    def cseq(self) -> tuple[int, str]:
-        return parse_cseq(self.headers.get("CSeq") or "")
 
 
 Message = Request | Response
