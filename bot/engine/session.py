@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -57,6 +57,11 @@ class CallSession:
         self.settings = settings
         self.sinks = list(sinks or [])
         self._calibrate = calibrate or (lambda s: s)
+        self._overlap_notices = policy.settings.allow_overlap
+        if self._overlap_notices:
+            policy.update_settings(replace(policy.settings, allow_overlap=False))
+        self._notice_turn: int | None = None  # the bot turn that is a notice (e.g. recording consent)
+        self._after_notice = ""
         self.events: list[ev.Event] = []
         self.history: list[Turn] = []
         self.playout = Playout(getattr(transport, "output_rate", None), self._on_first_audio, self._on_turn_done)
@@ -124,8 +129,13 @@ class CallSession:
                                  callee=i.callee, tenant=i.tenant))
         self.services.scheduler.register(self.call_id)
         self.transport.start_output(self.playout)
-        if self.settings.greet:
-            self._speak_text(self.responder.greeting())
+        notice = getattr(self.responder, "notice", lambda: "")()
+        greeting = self.responder.greeting() if self.settings.greet else ""
+        if notice:  # the greeting follows when the notice has played
+            self._after_notice = greeting
+            self._speak_text(notice, is_notice=True)
+        elif greeting:
+            self._speak_text(greeting)
         reason = "remote"
         try:
             while True:
@@ -248,7 +258,10 @@ class CallSession:
                 end = self._last_speech_end if self._last_speech_end > start else d.t
                 self._start_response(start, end)
         elif k == "interrupt":
-            if self.playout.is_speaking() and self._takeover_by is None:
+            if self._notice_turn is not None and self._overlap_notices:
+                self.emit(ev.Backchannel(call_id=cid, t=d.t, confidence=d.confidence, policy=pol,
+                                         text="notice: the tenant lets the bot finish notices over the caller"))
+            elif self.playout.is_speaking() and self._takeover_by is None:
                 self.emit(ev.BargeIn(call_id=cid, t=d.t, confidence=d.confidence, reason=d.reason, policy=pol,
                                      onset=d.onset))
                 spoke_since = self._speaking_since if self._speaking_since is not None else 0.0
@@ -338,9 +351,13 @@ class CallSession:
 
         yield ResponseChunk(text)
 
-    def _speak_text(self, text: str) -> None:
+    def _speak_text(self, text: str, is_notice: bool = False) -> None:
         self._cancel_response()
+        if is_notice:
+            self._notice_turn = self._turn + 1
         self._response = self._spawn(self._speak(self._stream_text(text)))
+
+
 
     async def _speak(self, chunks) -> None:
         self._turn += 1
@@ -382,6 +399,11 @@ class CallSession:
 
     def _on_turn_done(self, turn: int) -> None:
         self._speaking_since = None
+        if turn == self._notice_turn:
+            self._notice_turn = None
+            follow, self._after_notice = self._after_notice, ""
+            if follow:
+                self._speak_text(follow)
         text = self._turn_text.pop(turn, "")
         self.emit(ev.BotSpeechStop(call_id=self.call_id, t=self.now, reason="done", turn=turn))
         if text:
@@ -395,6 +417,7 @@ class CallSession:
         cuts = self.playout.clear()
         self.transport.clear()
         self._speaking_since = None
+        self._notice_turn = None
         self._cancel_response()
         for c in cuts:
             self._turn_text.pop(c.turn, None)
@@ -491,8 +514,10 @@ class CallSession:
         return self._takeover_by
 
     def update_policy(self, settings: PolicySettings) -> None:
-        """A tenant's policy changed (Redis pub/sub): apply it from the next chunk on."""
-        self.policy.update_settings(self._calibrate(settings))
+        """A tenant's policy changed (Redis pub/sub): apply it from the next chunk on. Speaking over
+        the caller (`allow_overlap`) is the engine's call, and only while a notice plays."""
+        self._overlap_notices = settings.allow_overlap
+        self.policy.update_settings(self._calibrate(replace(settings, allow_overlap=False)))
 
     # -- deterministic stepping (simulator --fast, tests) --------------------------------------
     async def settle(self) -> None:

@@ -75,11 +75,12 @@ class AgentScript:
     goodbye_keywords: frozenset[str] = frozenset()
     goodbye_say: str = ""
     resume: str = "As I was saying,"
+    notice_text: str = ""  # said before the greeting (e.g. recording consent); tenants may let it play over the caller
     secure_done_say: str = "Thank you, I've got your details."
 
     def prompts(self) -> list[str]:
         """Every fixed line the agent can say (for synthesising ahead of time)."""
-        lines = [self.greeting, *(e.answer for e in self.faq), *self.fallbacks, self.handoff_say, self.goodbye_say,
+        lines = [self.notice_text, self.greeting, *(e.answer for e in self.faq), *self.fallbacks, self.handoff_say, self.goodbye_say,
                  self.secure_done_say]
         return [x for x in lines if x]
 
@@ -136,6 +137,7 @@ class AgentScript:
                    goodbye_keywords=words(goodbye.get("keywords"), "goodbye.keywords"),
                    goodbye_say=str(goodbye.get("say", "")),
                    resume=str(data.get("resume_prefix", "As I was saying,")),
+                   notice_text=str(data.get("notice", "") or "").strip(),
                    secure_done_say=str(data.get("secure_input_done", "Thank you, I've got your details.")))
 
 
@@ -161,6 +163,9 @@ class ScriptedAgent:
 
     def greeting(self) -> str:
         return self.script.greeting
+
+    def notice(self) -> str:
+        return self.script.notice_text
 
     def resume_prefix(self) -> str:
         return self.script.resume
@@ -236,6 +241,9 @@ class OpenAIChatResponder:
 
     def greeting(self) -> str:
         return self.script.greeting
+
+    def notice(self) -> str:
+        return self.script.notice_text
 
     def resume_prefix(self) -> str:
         return self.script.resume
