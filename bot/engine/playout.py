@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..audio.fifo import SampleFifo
 from ..audio.frame import AudioFrame, float_to_pcm16
 from ..audio.resample import Resampler
 
@@ -85,7 +86,7 @@ class Playout:
         self._ref: deque[np.ndarray] = deque()
         self._ref_len = 0
         self._ref_start = 0  # absolute 16 kHz index of the first sample kept in _ref
-        self._takeover: deque[np.ndarray] | None = None
+        self._takeover: SampleFifo | None = None
         self._takeover_resampler: Resampler | None = None
 
     # -- the engine side -------------------------------------------------------------------
@@ -142,7 +143,7 @@ class Playout:
 
     # -- supervisor take-over --------------------------------------------------------------
     def start_takeover(self) -> None:
-        self._takeover = deque()
+        self._takeover = SampleFifo(self.out_rate // 2 if self.out_rate else 8000)  # keep at most 0.5 s
         self._takeover_resampler = None
 
     def push_takeover(self, frame: AudioFrame) -> None:
@@ -150,9 +151,7 @@ class Playout:
             return
         if self._takeover_resampler is None or self._takeover_resampler.src_rate != frame.sample_rate:
             self._takeover_resampler = Resampler(frame.sample_rate, self.out_rate)
-        self._takeover.append(self._takeover_resampler.process(frame.pcm))
-        while sum(len(c) for c in self._takeover) > self.out_rate // 2:  # keep at most 0.5 s
-            self._takeover.popleft()
+        self._takeover.push(self._takeover_resampler.process(frame.pcm))
 
     def stop_takeover(self) -> None:
         self._takeover = None
@@ -166,15 +165,7 @@ class Playout:
         out = np.zeros(samples, np.int16)
         filled = 0
         if self._takeover is not None:
-            while filled < samples and self._takeover:
-                c = self._takeover[0]
-                n = min(samples - filled, len(c))
-                out[filled:filled + n] = c[:n]
-                filled += n
-                if n == len(c):
-                    self._takeover.popleft()
-                else:
-                    self._takeover[0] = c[n:]
+            out, _ = self._takeover.pull(samples)
         else:
             while filled < samples and self._queue:
                 seg = self._queue[0]

@@ -20,7 +20,7 @@ from ..audio.frame import AudioFrame
 from ..audio.resample import Resampler, resample
 from ..policy.baseline import is_backchannel_text
 from ..policy.base import CHUNK_RATE, CHUNK_SAMPLES, Decision, ModelOutput, Observation, PolicySettings, TurnPolicy
-from ..services.responder import Responder, ResponderAction, ResponderError, Turn
+from ..services.responder import Responder, ResponderAction, ResponderError, ResponseChunk, Turn
 from ..services.tts import SentenceBuffer
 from . import events as ev
 from .playout import Playout, Truncation
@@ -62,6 +62,7 @@ class CallSession:
             policy.update_settings(replace(policy.settings, allow_overlap=False))
         self._notice_turn: int | None = None  # the bot turn that is a notice (e.g. recording consent)
         self._after_notice = ""
+        self._last_started_turn = 0  # the last bot turn whose audio began playing
         self.events: list[ev.Event] = []
         self.history: list[Turn] = []
         self.playout = Playout(getattr(transport, "output_rate", None), self._on_first_audio, self._on_turn_done)
@@ -238,7 +239,7 @@ class CallSession:
             if self._utt_start is None:
                 self._utt_start = d.onset
             if self._response is not None and not self._response.done() and not self.playout.has_audio() \
-                    and not self._turn_started(self._turn):
+                    and self._last_started_turn != self._turn:
                 # the caller went on after an end-of-turn decision, before the bot said a word
                 self._cancel_response()
                 self._turn_text.pop(self._turn, None)
@@ -276,9 +277,6 @@ class CallSession:
             self.emit(ev.BackchannelOpportunity(call_id=cid, t=d.t, confidence=d.confidence))
         elif k == "transcribe_overlap" and not self.secure_input:
             self._spawn(self._transcribe_overlap(d.onset, d.t))
-
-    def _turn_started(self, turn: int) -> bool:
-        return any(isinstance(e, ev.BotSpeechStart) and e.turn == turn for e in reversed(self.events[-50:]))
 
     async def _transcribe_overlap(self, onset: float, t: float) -> None:
         tr = await self.services.asr.transcribe_detailed(self.caller_audio(onset - PRE_ROLL, t))
@@ -346,10 +344,13 @@ class CallSession:
         instructions, self._instructions = self._instructions, []
         await self._speak(self.responder.respond(list(self.history), instructions))
 
-    async def _stream_text(self, text: str):
-        from ..services.responder import ResponseChunk
+    @staticmethod
+    async def _stream(chunks: list[ResponseChunk]):
+        for c in chunks:
+            yield c
 
-        yield ResponseChunk(text)
+    def _stream_text(self, text: str):
+        return self._stream([ResponseChunk(text)])
 
     def _speak_text(self, text: str, is_notice: bool = False) -> None:
         self._cancel_response()
@@ -393,6 +394,7 @@ class CallSession:
         self.playout.enqueue(turn, sentence, audio, rate)
 
     def _on_first_audio(self, turn: int, pos: int) -> None:
+        self._last_started_turn = turn
         if self._speaking_since is None:
             self._speaking_since = self.now
         self.emit(ev.BotSpeechStart(call_id=self.call_id, t=self.now, text=self._turn_text.get(turn, ""), turn=turn))
@@ -467,13 +469,8 @@ class CallSession:
             return
         count = len(self._secure_digits or "")
         self.set_secure_input(False)  # drops the digits
-        chunks = self.responder.on_secure_input(count)
-
-        async def gen():
-            for c in chunks:
-                yield c
         self._cancel_response()
-        self._response = self._spawn(self._speak(gen()))
+        self._response = self._spawn(self._speak(self._stream(self.responder.on_secure_input(count))))
 
     def _on_dtmf(self, d: Dtmf) -> None:
         secure = self.secure_input
@@ -487,12 +484,8 @@ class CallSession:
             self._dtmf = ""
             if self.playout.is_speaking():
                 self._cut_bot("dtmf")
-
-            async def gen():
-                for c in chunks:
-                    yield c
             self._cancel_response()
-            self._response = self._spawn(self._speak(gen()))
+            self._response = self._spawn(self._speak(self._stream(chunks)))
 
     def whisper(self, text: str, supervisor: str) -> None:
         self._instructions.append(text.strip())

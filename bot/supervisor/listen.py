@@ -8,10 +8,9 @@ never blocks and never waits for the network, so listeners cannot change the cal
 """
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 
+from ..audio.fifo import SampleFifo
 from ..audio.frame import AudioFrame
 from ..transports.webrtc import PacedAudioTrack
 
@@ -22,11 +21,9 @@ class ListenFeed:
     def __init__(self, max_seconds: float = 0.2, prebuffer_seconds: float = 0.04) -> None:
         self.max_samples = int(max_seconds * RATE)
         self.prebuffer = int(prebuffer_seconds * RATE)
-        self._chunks: deque[np.ndarray] = deque()
-        self._held = 0
+        self._fifo = SampleFifo(self.max_samples)
         self._playing = False
         self.frames_in = 0
-        self.dropped_samples = 0
         self.underruns = 0
         self.level = 0  # peak of the last mixed frame (for the console's meter)
 
@@ -40,34 +37,22 @@ class ListenFeed:
         pcm = np.clip(mix, -32768, 32767).astype(np.int16)
         self.level = int(np.abs(mix).max()) if n else 0
         self.frames_in += 1
-        self._chunks.append(pcm)
-        self._held += n
-        while self._held > self.max_samples and self._chunks:
-            old = self._chunks.popleft()
-            self._held -= len(old)
-            self.dropped_samples += len(old)
+        self._fifo.push(pcm)
+
+    @property
+    def dropped_samples(self) -> int:
+        return self._fifo.dropped
 
     @property
     def held_seconds(self) -> float:
-        return self._held / RATE
+        return self._fifo.held / RATE
 
     def pull(self, samples: int) -> np.ndarray:
-        out = np.zeros(samples, np.int16)
         if not self._playing:
-            if self._held < max(self.prebuffer, samples):
-                return out
+            if self._fifo.held < max(self.prebuffer, samples):
+                return np.zeros(samples, np.int16)
             self._playing = True
-        pos = 0
-        while pos < samples and self._chunks:
-            chunk = self._chunks[0]
-            take = min(samples - pos, len(chunk))
-            out[pos:pos + take] = chunk[:take]
-            pos += take
-            if take == len(chunk):
-                self._chunks.popleft()
-            else:
-                self._chunks[0] = chunk[take:]
-            self._held -= take
+        out, pos = self._fifo.pull(samples)
         if pos < samples:
             self.underruns += 1
             self._playing = False

@@ -54,3 +54,16 @@ def test_word_timings_are_monotonic_and_inside_the_audio():
     ends = [e for _, e in w]
     assert [x for x, _ in w] == ["Hello,", "thanks", "for", "calling."]
     assert ends == sorted(ends) and 0 < ends[0] and ends[-1] <= 24000
+
+
+def test_sample_fifo_pulls_exact_sizes_and_drops_oldest_when_full():
+    from bot.audio.fifo import SampleFifo
+
+    f = SampleFifo(max_samples=10)
+    f.push(np.arange(1, 7, dtype=np.int16))
+    f.push(np.arange(7, 13, dtype=np.int16))  # 12 held > 10: the first chunk goes
+    assert f.dropped == 6 and f.held == 6
+    out, n = f.pull(4)
+    assert n == 4 and out.tolist() == [7, 8, 9, 10]
+    out, n = f.pull(4)
+    assert n == 2 and out.tolist() == [11, 12, 0, 0] and f.held == 0
