@@ -3,7 +3,8 @@
     python -m models.data [--out models/data] [--train 1400 --dev 80 --test 160] [--seconds 30]
 
 Each conversation alternates bot turns (channel 1, hibari-tts "heart" or espeak-ng) and caller turns
-(channel 0, espeak-ng voices with varied speed/pitch) with: pauses inside caller turns after open
+(channel 0: espeak-ng voices with varied speed/pitch, or, for a share of calls, hibari "heart" made
+into several voices by a pitch/formant shift, so a neural voice's prosody is not only the bot's) with: pauses inside caller turns after open
 clauses and fillers (holds), completed turns (end of turn), backchannels, coughs and interruptions
 over bot speech, bot echo leaking into the caller channel, background noise and talk, and (train
 only, baked in) telephony degradation. Voices and texts are split train/dev/test.
@@ -39,9 +40,27 @@ ESPEAK_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "
                    "Lee", "Hugo", "Jacky", "Marco", "Denis", "boris", "gustave", "michel", "sandro", "adam"]
 
 
+# hibari "heart" resampled by these factors (pitch and formants move together): one voice each.
+# The unshifted voice (the simulator's caller) is held out for test.
+HIBARI_SHIFTS = {"train": (0.84, 0.88, 0.92, 0.96, 1.04, 1.08, 1.12, 1.16), "dev": (0.9, 1.1),
+                 "test": (0.94, 1.0, 1.06)}
+HIBARI_SHARE = 0.4
+
+
 def voice_split(variant: str) -> str:
     h = zlib.crc32(("voice:" + variant).encode()) % 10
     return "test" if h < 2 else "dev" if h == 2 else "train"
+
+
+_HIBARI = None
+
+
+def _hibari():
+    global _HIBARI
+    if _HIBARI is None:
+        from hibari import Hibari
+        _HIBARI = Hibari()
+    return _HIBARI
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,28 @@ class Voice:
         out = subprocess.run(cmd, capture_output=True, timeout=30).stdout
         x, sr = read_wav(out)
         return trim(resample(x[0], sr, RATE))
+
+    @property
+    def name(self) -> str:
+        return f"{self.lang}+{self.variant}"
+
+
+@dataclass(frozen=True)
+class HibariVoice:
+    """hibari "heart" at a speaking rate, shifted by `shift` (read at 24 kHz * shift)."""
+    shift: float
+    speed: float
+    seed: int
+
+    def synth(self, text: str) -> np.ndarray:
+        tts = _hibari()
+        seed = (self.seed + zlib.crc32(text.encode())) % 2**31
+        x = np.asarray(tts(text, speed=self.speed, seed=seed), np.float32)
+        return trim(resample(x, int(round(tts.sample_rate * self.shift)), RATE))
+
+    @property
+    def name(self) -> str:
+        return f"hibari-heart@{self.shift:.2f}"
 
 
 def trim(x: np.ndarray, rel_db: float = -45.0) -> np.ndarray:
@@ -122,8 +163,12 @@ class Builder:
         self.y = np.zeros((self.nchunks, len(HEADS)), np.float32)
         self.events = {"eot": [], "hold": [], "interruption": [], "backchannel": []}
         variants = [v for v in ESPEAK_VARIANTS if voice_split(v) == split]
-        self.voice = Voice(str(rng.choice(ESPEAK_LANGS)), str(rng.choice(variants)),
-                           int(rng.integers(130, 215)), int(rng.integers(20, 85)))
+        if bot_bank.get("hibari") and rng.random() < HIBARI_SHARE:
+            self.voice = HibariVoice(float(rng.choice(HIBARI_SHIFTS[split])), float(rng.uniform(0.85, 1.25)),
+                                     int(rng.integers(2**31)))
+        else:
+            self.voice = Voice(str(rng.choice(ESPEAK_LANGS)), str(rng.choice(variants)),
+                               int(rng.integers(130, 215)), int(rng.integers(20, 85)))
         self.level = float(rng.uniform(-30, -16))
         self.bot_bank = bot_bank
 
@@ -231,7 +276,7 @@ class Builder:
                 if r < 0.3 and dur > 1.6:  # interruption
                     onset = rng.uniform(t + 0.5, bot_end - 0.6)
                     stop = onset + rng.uniform(0.5, 1.4)
-                    if stop < bot_end:
+                    if stop < bot_end and int(stop * RATE) < self.n:
                         i = int(stop * RATE)
                         fade = min(320, self.n - i)
                         self.bot[i:i + fade] *= np.linspace(1, 0, fade, dtype=np.float32)
@@ -297,7 +342,8 @@ class Builder:
             while tt < self.n / RATE:
                 s = other.synth(T.fill(str(rng.choice(T.INTENTS + T.ANSWERS)), rng))
                 tt = self.put(self.caller, norm_rms(s, db), tt) + rng.uniform(0.5, 3)
-        self.caller += noise_floor(self.n, rng, float(rng.uniform(-75, -48)))
+        if rng.random() < 0.85:  # else digital silence between words, as a mu-law line or a codec's DTX gives
+            self.caller += noise_floor(self.n, rng, float(rng.uniform(-75, -48)))
         if self.split == "train" and rng.random() < 0.4:
             loss = float(rng.choice([0.0, 0.0, 0.01, 0.03]))
             self.caller = telephony(self.caller, RATE, rng, loss)
@@ -331,8 +377,7 @@ def _make(job) -> tuple[str, np.ndarray]:
     b.build()
     name = f"{split}_{idx:05d}"
     write_wav(Path(out) / split / f"{name}.wav", np.stack([b.caller, b.bot]), RATE)
-    meta = dict(clip_events(b.events, b.n / RATE), voice=f"{b.voice.lang}+{b.voice.variant}",
-                speed=b.voice.speed, pitch=b.voice.pitch)
+    meta = dict(clip_events(b.events, b.n / RATE), voice=b.voice.name, speed=b.voice.speed)
     (Path(out) / split / f"{name}.json").write_text(json.dumps(meta))
     return name, b.y.astype(np.float16)
 
@@ -342,7 +387,14 @@ def bot_bank(cache: Path) -> dict:
     path = cache / "bot_bank.npz"
     if path.exists():
         z = np.load(path, allow_pickle=True)
-        return z["bank"].item()
+        bank = z["bank"].item()
+        if "hibari" not in bank:  # a cache from before hibari callers
+            try:
+                import hibari  # noqa: F401
+                bank["hibari"] = True
+            except ImportError:
+                bank["hibari"] = False
+        return bank
     from tqdm import tqdm
     bank = {}
     try:
@@ -358,6 +410,7 @@ def bot_bank(cache: Path) -> dict:
             else:
                 bank[(line, k)] = norm_rms(Voice("en-us", "f3", 170 + 20 * k, 50).synth(line), -20)
         bank[(line, 2)] = norm_rms(Voice("en-gb", "f2", 175, 55).synth(line), -20)
+    bank["hibari"] = tts is not None
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, bank=np.array(bank, dtype=object))
     return bank
