@@ -65,9 +65,10 @@ class PolicySettings:
     vad_off_threshold: float = 0.35
     min_speech: float = 0.064  # speech shorter than this is ignored (clicks)
     end_of_turn_silence: float = 0.5  # baseline endpointing delay (LiveKit's min_endpointing_delay)
-    # model policies: silence after which the turn ends whatever the model says (2.0 s keeps false
-    # takeovers in long mid-turn pauses at 0.087 per hold on the duplex test split; 1.5 s: 0.212)
+    # model policies: silence after which the turn ends whatever the model says, unless the model
+    # reads the pause as a hold (p(hold) >= 0.5): then the caller gets up to max_hold_silence
     max_end_of_turn_silence: float = 2.0
+    max_hold_silence: float = 3.0
     min_interruption_speech: float = 0.5  # baseline: overlap this long always interrupts
     interruption_check_after: float = 0.128  # baseline: ask ASR for words after this much overlap
     # duplex thresholds are neutral-relative: 0.5 means the operating point the shipped model was tuned

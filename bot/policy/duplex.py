@@ -1,7 +1,8 @@
 """The duplex policy: turns the duplex model's per-chunk heads into decisions.
 
 - end_of_turn: the caller has had the floor (speech while the bot was silent, or an interruption)
-  and p(eot) >= `eot_threshold` while the bot is silent. Once per caller turn.
+  and p(eot) >= `eot_threshold` while the bot is silent. Once per caller turn. Fallback: after
+  `max_end_of_turn_silence` of caller silence, or `max_hold_silence` while p(hold) >= 0.5.
 - hold: once per pause inside a caller turn, when p(hold) >= 0.5 (informational).
 - interrupt: p(interrupt) >= `interrupt_threshold` while the bot speaks (never with
   `allow_overlap`); with `backchannel_mode="interrupt"` backchannels stop the bot too. Once per
@@ -111,7 +112,9 @@ class DuplexPolicy:
             if self.floor:
                 silence = obs.t - self.last_end if not self.in_speech else 0.0
                 # the model's call, or the fallback: a caller silent this long has finished anyway
-                fallback = silence >= s.max_end_of_turn_silence - 1e-9
+                # (a little longer while the model is sure this is only a pause)
+                limit = s.max_hold_silence if m.hold >= HOLD_THRESHOLD else s.max_end_of_turn_silence
+                fallback = silence >= max(limit, s.max_end_of_turn_silence) - 1e-9
                 if self.eot_run >= self.tuning.eot_confirm or fallback:
                     self.floor = False
                     self.eot_run = 0

@@ -84,12 +84,18 @@ def test_duplex_policy_falls_back_to_a_silence_timeout():
     from bot.policy.base import ModelOutput
     from bot.policy.duplex import DuplexPolicy
 
-    p = DuplexPolicy(PolicySettings(max_end_of_turn_silence=1.0))
-    low = ModelOutput(eot=0.01, hold=0.9, interrupt=0.0, backchannel=0.0)
-    out, t = [], 0.0
-    for vad, secs in ((0.9, 0.64), (0.0, 1.5)):
-        for _ in range(round(secs / CHUNK_SECONDS)):
-            t += CHUNK_SECONDS
-            out += p.step(Observation(t=t, vad=vad, bot_speaking=False, model=low))
-    eot = [d for d in out if d.kind == "end_of_turn"]
+    def run(hold: float) -> list:
+        p = DuplexPolicy(PolicySettings(max_end_of_turn_silence=1.0, max_hold_silence=1.6))
+        unsure = ModelOutput(eot=0.01, hold=hold, interrupt=0.0, backchannel=0.0)
+        out, t = [], 0.0
+        for vad, secs in ((0.9, 0.64), (0.0, 2.5)):
+            for _ in range(round(secs / CHUNK_SECONDS)):
+                t += CHUNK_SECONDS
+                out += p.step(Observation(t=t, vad=vad, bot_speaking=False, model=unsure))
+        return [d for d in out if d.kind == "end_of_turn"]
+
+    eot = run(hold=0.2)
     assert len(eot) == 1 and "fallback" in eot[0].reason and 1.0 <= eot[0].silence < 1.1
+    # a pause the model is sure is a hold gets max_hold_silence, and no more
+    eot = run(hold=0.9)
+    assert len(eot) == 1 and "fallback" in eot[0].reason and 1.6 <= eot[0].silence < 1.7
