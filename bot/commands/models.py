@@ -127,14 +127,15 @@ def _tune(samples, args) -> int:
     from ..policy.duplex import DuplexTuning
     st = compute_streams(samples, True, args.model)
     rows = []
-    for confirm in (1, 2, 3):
-        for thr in np.round(np.arange(0.2, 0.96, 0.05), 3):
-            r = run_policy("duplex", samples, st, PolicySettings(eot_threshold=float(thr),
-                           interrupt_threshold=float(thr)), None, tuning=DuplexTuning(confirm, confirm))
-            rows.append((float(thr), confirm, r))
-            print(f"thr {thr:.2f} x{confirm}: eot rec {r['eot_recall']} fp {r['eot_fp_rate']} p50 "
-                  f"{r['eot_latency_p50']} | int rec {r['interruption_recall']} false stop {r['false_stop_rate']} "
-                  f"p50 {r['stop_latency_p50']}")
+    for decay in (0.0, 0.15, 0.3, 0.45):
+        for confirm in (1, 2, 3):
+            for thr in np.round(np.arange(0.2, 0.96, 0.05), 3):
+                r = run_policy("duplex", samples, st, PolicySettings(eot_threshold=float(thr),
+                               interrupt_threshold=float(thr)), None, tuning=DuplexTuning(confirm, confirm, decay))
+                rows.append((float(thr), confirm, r, decay))
+                print(f"thr {thr:.2f} x{confirm} decay {decay:.2f}: eot rec {r['eot_recall']} fp {r['eot_fp_rate']} "
+                      f"p50 {r['eot_latency_p50']} | int rec {r['interruption_recall']} false stop "
+                      f"{r['false_stop_rate']} p50 {r['stop_latency_p50']}")
 
     def pick(fp_key, rec_key, lat_key, fp_max, rec_min):
         def fp(x): return x[2][fp_key] if x[2][fp_key] is not None else 1.0
@@ -151,7 +152,7 @@ def _tune(samples, args) -> int:
     i = pick("false_stop_rate", "interruption_recall", "stop_latency_p50", 0.05, 0.95)
     path = Path(args.model).with_name("manifest.json") if args.model else DEFAULT_MODEL.with_name("manifest.json")
     m = json.loads(path.read_text())
-    m["recommended"] = {"eot_threshold": e[0], "eot_confirm": e[1], "interrupt_threshold": i[0],
+    m["recommended"] = {"eot_threshold": e[0], "eot_confirm": e[1], "eot_decay": e[3], "interrupt_threshold": i[0],
                         "interrupt_confirm": i[1], "tuned_on": str(args.dataset),
                         "rule": " ".join(_tune.__doc__.split(":", 1)[1].split()),
                         "dev": {k: e[2][k] for k in ("eot_recall", "eot_fp_rate", "eot_latency_p50")}

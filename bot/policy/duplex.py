@@ -1,7 +1,8 @@
 """The duplex policy: turns the duplex model's per-chunk heads into decisions.
 
 - end_of_turn: the caller has had the floor (speech while the bot was silent, or an interruption)
-  and p(eot) >= `eot_threshold` while the bot is silent. Once per caller turn. Fallback: after
+  and p(eot) >= `eot_threshold` (lowered by the model's `eot_decay` as silence grows, unless
+  p(hold) >= 0.5) while the bot is silent. Once per caller turn. Fallback: after
   `max_end_of_turn_silence` of caller silence, or `max_hold_silence` while p(hold) >= 0.5.
 - hold: once per pause inside a caller turn, when p(hold) >= 0.5 (informational).
 - interrupt: p(interrupt) >= `interrupt_threshold` while the bot speaks (never with
@@ -34,10 +35,15 @@ class DuplexTuning:
     chunks a head must stay above its threshold before the policy acts (1 = at once)."""
     eot_confirm: int = 1
     interrupt_confirm: int = 1
+    # the p(eot) threshold falls by this much as the caller's silence grows to max_end_of_turn_silence
+    # (only while the model does not read the pause as a hold): a likely end the model is not quite
+    # sure of is taken after a short wait instead of the full fallback
+    eot_decay: float = 0.0
 
     @classmethod
     def from_manifest(cls, recommended: dict) -> "DuplexTuning":
-        return cls(int(recommended.get("eot_confirm", 1)), int(recommended.get("interrupt_confirm", 1)))
+        return cls(int(recommended.get("eot_confirm", 1)), int(recommended.get("interrupt_confirm", 1)),
+                   float(recommended.get("eot_decay", 0.0)))
 
 
 def tuned(settings: PolicySettings = PolicySettings(), model_path=None) -> tuple[PolicySettings, DuplexTuning]:
@@ -108,9 +114,12 @@ class DuplexPolicy:
             self.overlap_decided = self.bc_decided = False
             self.low_run = 0.0
             self.int_run = 0
-            self.eot_run = self.eot_run + 1 if m.eot >= s.eot_threshold else 0
+            silence = obs.t - self.last_end if not self.in_speech else 0.0
+            threshold = s.eot_threshold
+            if self.tuning.eot_decay > 0 and silence > 0 and m.hold < HOLD_THRESHOLD:
+                threshold -= self.tuning.eot_decay * min(1.0, silence / max(s.max_end_of_turn_silence, 1e-3))
+            self.eot_run = self.eot_run + 1 if m.eot >= threshold else 0
             if self.floor:
-                silence = obs.t - self.last_end if not self.in_speech else 0.0
                 # the model's call, or the fallback: a caller silent this long has finished anyway
                 # (a little longer while the model is sure this is only a pause)
                 limit = s.max_hold_silence if m.hold >= HOLD_THRESHOLD else s.max_end_of_turn_silence
@@ -119,7 +128,7 @@ class DuplexPolicy:
                     self.floor = False
                     self.eot_run = 0
                     self.ended_onset = self.onset  # only a new speech segment re-opens the turn
-                    reason = f"p(eot)={m.eot:.2f}" if not fallback or m.eot >= s.eot_threshold else \
+                    reason = f"p(eot)={m.eot:.2f}" if not fallback or m.eot >= threshold else \
                         f"silence {silence:.2f}s (fallback, p(eot)={m.eot:.2f})"
                     out.append(Decision("end_of_turn", obs.t, confidence=m.eot, reason=reason,
                                         onset=self.onset, silence=max(0.0, obs.t - self.last_end)))

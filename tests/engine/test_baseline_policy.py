@@ -99,3 +99,29 @@ def test_duplex_policy_falls_back_to_a_silence_timeout():
     # a pause the model is sure is a hold gets max_hold_silence, and no more
     eot = run(hold=0.9)
     assert len(eot) == 1 and "fallback" in eot[0].reason and 1.6 <= eot[0].silence < 1.7
+
+
+def test_duplex_eot_threshold_decays_with_silence_unless_the_model_hears_a_hold():
+    """A likely end the model is not quite sure of (p(eot) 0.7 under a 0.9 threshold) is taken after a
+    short wait when the tuning has a decay; never while the model reads the pause as a hold."""
+    from bot.policy.base import ModelOutput
+    from bot.policy.duplex import DuplexPolicy, DuplexTuning
+
+    def first_eot(hold: float, decay: float) -> float | None:
+        p = DuplexPolicy(PolicySettings(eot_threshold=0.9, max_end_of_turn_silence=2.0, max_hold_silence=3.0),
+                         DuplexTuning(eot_confirm=1, eot_decay=decay))
+        talk = ModelOutput(eot=0.0, hold=0.0, interrupt=0.0, backchannel=0.0)
+        likely = ModelOutput(eot=0.7, hold=hold, interrupt=0.0, backchannel=0.0)
+        t = 0.0
+        for vad, secs, m in ((0.9, 0.64, talk), (0.0, 3.5, likely)):
+            for _ in range(round(secs / CHUNK_SECONDS)):
+                t += CHUNK_SECONDS
+                for d in p.step(Observation(t=t, vad=vad, bot_speaking=False, model=m)):
+                    if d.kind == "end_of_turn":
+                        return d.silence
+        return None
+
+    assert 1.9 <= first_eot(hold=0.1, decay=0.0) < 2.1  # no decay: only the fallback
+    # decay 0.3: threshold 0.9 - 0.3 * silence / 2.0 reaches 0.7 at 1.33 s
+    assert 1.3 <= first_eot(hold=0.1, decay=0.3) < 1.45
+    assert 2.9 <= first_eot(hold=0.8, decay=0.3) < 3.1  # a hold: no decay, the longer fallback
