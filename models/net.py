@@ -81,12 +81,14 @@ class Features(nn.Module):
 
 
 class DuplexNet(nn.Module):
-    def __init__(self, hidden: int = 128, width: int = 160):
+    def __init__(self, hidden: int = 128, width: int = 160, dropout: float = 0.0):
         super().__init__()
         self.hidden = hidden
         self.features = Features()
         d_in = 2 * FRAMES * NMELS
-        self.front = nn.Sequential(nn.Linear(d_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
+        # dropout (training only; no weights, so checkpoints load either way) after the chunk MLP
+        self.front = nn.Sequential(nn.Linear(d_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                                   nn.Dropout(dropout))
         self.gru = nn.GRU(width, hidden, batch_first=True)
         self.head = nn.Sequential(nn.Linear(hidden + width, 96), nn.ReLU(), nn.Linear(96, len(HEADS)))
 

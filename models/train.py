@@ -51,7 +51,19 @@ def load_split(data: Path, split: str, cache: Path) -> tuple[np.ndarray, np.ndar
     return out, ys, names
 
 
-def batch(feats, ys, rng, size, length, augment=True):
+def spec_mask(x: np.ndarray, rng: np.random.Generator, width: int = 6) -> None:
+    """SpecAugment-style: each crop loses one random band of up to `width` mel bands on each channel
+    (set to the crop's mean level there), so no single band decides."""
+    b, _, c, _, m = x.shape
+    for i in range(b):
+        for ch in range(c):
+            w = int(rng.integers(0, width + 1))
+            if w:
+                f0 = int(rng.integers(0, m - w))
+                x[i, :, ch, :, f0:f0 + w] = x[i, :, ch, :, f0:f0 + w].mean()
+
+
+def batch(feats, ys, rng, size, length, augment=True, mask=False):
     n, T = feats.shape[:2]
     idx = rng.integers(0, n, size)
     starts = np.where(rng.random(size) < 0.3, 0, rng.integers(0, max(1, T - length), size))
@@ -63,6 +75,8 @@ def batch(feats, ys, rng, size, length, augment=True):
         x[:, :, 0] += g_caller[:, None, None, None]
         x[:, :, 1] += g_bot[:, None, None, None]
         np.maximum(x, FLOOR, out=x)
+        if mask:
+            spec_mask(x, rng)
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -98,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="start from this checkpoint")
+    ap.add_argument("--dropout", type=float, default=0.0, help="dropout after the chunk MLP (training only)")
+    ap.add_argument("--specaug", action="store_true", help="mask a random mel band per crop and channel")
     ap.add_argument("--int-delay", type=int, default=0,
                     help="shift the interrupt target this many chunks later (commit later, fewer false stops)")
     a = ap.parse_args(argv)
@@ -113,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         for y in (ytr, ydv):
             y[:, a.int_delay:, INT] = y[:, :-a.int_delay, INT].copy()
             y[:, :a.int_delay, INT] = 0
-    net = DuplexNet(a.hidden, a.width)
+    net = DuplexNet(a.hidden, a.width, a.dropout)
     if a.init:
         net.load_state_dict(torch.load(a.init)["model"])
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
@@ -133,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         net.train()
-        x, y = batch(ftr, ytr, rng, a.batch, a.length)
+        x, y = batch(ftr, ytr, rng, a.batch, a.length, mask=a.specaug)
         logits, _ = net.forward_feats(x)
         loss = loss_fn(logits, y)
         opt.zero_grad()
@@ -157,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = {"data": str(data), "train_conversations": int(len(ftr)), "steps": step, "batch": a.batch,
               "crop_chunks": a.length, "lr": a.lr, "hidden": a.hidden, "width": a.width, "minutes": a.minutes,
               "best_dev_loss": best, "head_weights": HEAD_WEIGHTS, "init": a.init, "int_delay": a.int_delay,
+              "dropout": a.dropout, "specaug": a.specaug,
               "history": history, "seed": a.seed}
     (out / "recipe.json").write_text(json.dumps(recipe, indent=1))
     print(f"best dev loss {best:.4f} after {step} steps -> {out / 'best.pt'}")
