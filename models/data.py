@@ -245,10 +245,16 @@ class Builder:
                 self.put(self.caller, c, end + rng.uniform(0.1, max(0.12, pause - c.size / RATE - 0.1)))
             t = end + pause
             cont = T.fill(str(rng.choice(T.pool(T.INTENTS + T.ANSWERS, sp))), rng) + "."
+            if rng.random() < 0.2:
+                cont = T.fill(str(rng.choice(T.pool(T.SHORT_QUESTIONS, sp))), rng)
             end = self.say(cont, t)
             t = end
         if nholds == 0 and first is None:
-            if rng.random() < 0.5:
+            r = rng.random()
+            if r < 0.3:
+                text = T.fill(str(rng.choice(T.pool(T.SHORT_QUESTIONS, sp))), rng)
+                text = text[0].upper() + text[1:]
+            elif r < 0.65:
                 op = rng.choice(T.pool(T.OPENINGS, sp) + T.pool(T.QUESTION_OPENINGS, sp))
                 intent = T.fill(str(rng.choice(T.pool(T.INTENTS, sp))), rng)
                 q = op in T.QUESTION_OPENINGS

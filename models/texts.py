@@ -41,6 +41,24 @@ ANSWERS = [
     "the email is {name} at gmail dot com", "it's under my husband's name", "the last four are {digits}",
     "around {num} o'clock", "I'm not sure, maybe {day}", "just the one bag", "sure, go ahead",
 ]
+# Short complete questions and requests (a whole turn in a few words; yes/no questions end on a rise
+# that a model must not take for the continuation rise of a hold).
+SHORT_QUESTIONS = [
+    "is it open today?", "how much is it?", "what's the wait time?", "do you deliver?", "can you hear me?",
+    "who am I speaking with?", "is that free?", "when do you open?", "where are you located?",
+    "how long will it take?", "what's my balance?", "are you a real person?", "is it in stock?",
+    "what do I owe?", "can I pay by card?", "does it come in blue?", "which one is cheaper?", "how far is it?",
+    "what's the fee?", "will it be ready tomorrow?", "is there parking?", "has my order shipped?",
+    "can I cancel?", "why was I charged twice?", "do I need an appointment?", "are you busy on {day}?",
+    "is the pharmacy open?", "what's the address?", "can someone call me back?", "do you take cash?",
+    "is the line still down?", "how do I log in?", "what happened to my refund?", "can I bring my dog?",
+    "is breakfast included?", "where's my package?", "did you get my email?", "what's the total?",
+    "how many are left?", "can I speak to Sarah?", "is it too late?", "do you have my number?",
+    "any news on my claim?", "what are the fees?", "could you say that again?", "is it raining there?",
+    "can I pick it up myself?", "how does that work?", "does that include tax?", "are you still there?",
+    "I want a refund.", "it's broken.", "that works for me.", "sounds good.", "my card was declined.",
+    "the app keeps crashing.", "I lost my keys.", "nothing has arrived.", "I'd rather not.", "not today.",
+]
 # Fragments that leave the clause open: the caller is going on.
 FRAGMENTS = [
     "my account number is", "my name is", "the problem is that", "so basically", "and I also wanted to",
