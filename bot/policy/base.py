@@ -66,8 +66,10 @@ class PolicySettings:
     min_speech: float = 0.064  # speech shorter than this is ignored (clicks)
     end_of_turn_silence: float = 0.5  # baseline endpointing delay (LiveKit's min_endpointing_delay)
     # model policies: silence after which the turn ends whatever the model says, unless the model
-    # reads the pause as a hold (p(hold) >= 0.5): then the caller gets up to max_hold_silence
-    max_end_of_turn_silence: float = 2.0
+    # reads the pause as a hold (p(hold) >= 0.5): then the caller gets up to max_hold_silence.
+    # 0.75 s is the "balanced" end_of_turn preset; "accurate" waits 2 s (fewer takeovers in pauses
+    # the model is unsure of, slower answers when it is unsure of a real end)
+    max_end_of_turn_silence: float = 0.75
     max_hold_silence: float = 3.0
     min_interruption_speech: float = 0.5  # baseline: overlap this long always interrupts
     interruption_check_after: float = 0.128  # baseline: ask ASR for words after this much overlap

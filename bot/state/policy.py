@@ -18,11 +18,12 @@ from ..policy.base import PolicySettings
 EndOfTurnMode = Literal["fast", "balanced", "accurate"]
 BackchannelMode = Literal["ignore", "interrupt"]
 
-# end_of_turn mode -> (baseline endpointing silence in s, duplex p(eot) threshold)
-END_OF_TURN_PRESETS: dict[str, tuple[float, float]] = {
-    "fast": (0.3, 0.4),
-    "balanced": (0.5, 0.5),
-    "accurate": (0.8, 0.65),
+# end_of_turn mode -> (baseline endpointing silence in s, duplex p(eot) threshold, duplex silence in s
+# after which a pause the model does not read as a hold ends the turn anyway)
+END_OF_TURN_PRESETS: dict[str, tuple[float, float, float]] = {
+    "fast": (0.3, 0.4, 0.5),
+    "balanced": (0.5, 0.5, 0.75),
+    "accurate": (0.8, 0.65, 2.0),
 }
 
 
@@ -67,7 +68,7 @@ class BargeInPolicy:
     def to_settings(self, base: PolicySettings | None = None) -> PolicySettings:
         """The turn-taking thresholds this policy means."""
         base = base or PolicySettings()
-        silence, eot = END_OF_TURN_PRESETS[self.end_of_turn]
+        silence, eot, model_silence = END_OF_TURN_PRESETS[self.end_of_turn]
         s = self.interruption_sensitivity
         values: dict[str, Any] = {
             "min_interruption_speech": self.min_interruption_speech,
@@ -76,6 +77,7 @@ class BargeInPolicy:
             "interrupt_threshold": round(min(0.95, max(0.05, 1.0 - s)), 4),
             "end_of_turn_silence": silence,
             "eot_threshold": eot,
+            "max_end_of_turn_silence": model_silence,
             "backchannel_mode": self.backchannel,
             "allow_overlap": self.speak_over_caller,
         }

@@ -121,8 +121,9 @@ def test_simulate_rejects_bad_input_with_clear_errors(tmp_path):
 
 
 async def test_false_barge_in_resumes_what_was_not_heard(runtime):
-    """A policy tuned to stop on any 0.1 s of overlap stops for a "yeah"; no real words follow, so
-    the bot resumes the part of its answer the caller did not hear."""
+    """A policy tuned to stop on any 0.1 s of overlap (baseline) or on any backchannel (duplex) stops
+    for a "yeah"; no real words follow, so the bot resumes the part of its answer the caller did not
+    hear."""
     from bot.policy.base import PolicySettings
 
     script = parse_script({"steps": [
@@ -131,7 +132,8 @@ async def test_false_barge_in_resumes_what_was_not_heard(runtime):
         {"say": "Yeah.", "kind": "backchannel"}, {"wait_for_bot_speech": 0.5}, {"wait_for_silence": 0.5},
         {"hangup": True}]})
     touchy = PolicySettings(min_interruption_speech=0.1, interruption_check_after=5.0, min_speech=0.032,
-                            vad_threshold=0.2, vad_off_threshold=0.15)
+                            vad_threshold=0.2, vad_off_threshold=0.15, interrupt_threshold=0.05,
+                            backchannel_mode="interrupt")
     result = await simulate(runtime, script, fast=True, policy_settings=touchy)
     kinds = [e.type for e in result.events]
     assert "barge_in" in kinds and "false_barge_in" in kinds, kinds
