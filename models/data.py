@@ -4,8 +4,8 @@
 
 Each conversation alternates bot turns (channel 1, hibari-tts "heart" or espeak-ng) and caller turns
 (channel 0: espeak-ng voices with varied speed/pitch, or, for a share of calls, hibari "heart" made
-into several voices by a pitch/formant shift, so a neural voice's prosody is not only the bot's) with: pauses inside caller turns after open
-clauses and fillers (holds), completed turns (end of turn), backchannels, coughs and interruptions
+into several voices by a pitch/formant shift, so a neural voice's prosody is not only the bot's)
+with: pauses inside caller turns after open clauses and fillers (holds), completed turns (end of turn), backchannels, coughs and interruptions
 over bot speech, bot echo leaking into the caller channel, background noise and talk, and (train
 only, baked in) telephony degradation. Voices and texts are split train/dev/test.
 
@@ -15,6 +15,7 @@ Writes `OUT/SPLIT/NAME.wav` (stereo 16 kHz) + `NAME.json` (the eval format) and
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import zlib
@@ -395,17 +396,12 @@ def bot_bank(cache: Path) -> dict:
         z = np.load(path, allow_pickle=True)
         bank = z["bank"].item()
         if "hibari" not in bank:  # a cache from before hibari callers
-            try:
-                import hibari  # noqa: F401
-                bank["hibari"] = True
-            except ImportError:
-                bank["hibari"] = False
+            bank["hibari"] = importlib.util.find_spec("hibari") is not None
         return bank
     from tqdm import tqdm
     bank = {}
     try:
-        from hibari import Hibari
-        tts = Hibari()
+        tts = _hibari()
     except Exception:  # no hibari: espeak only
         tts = None
     for line in tqdm(T.BOT_LINES, desc="bot voice"):

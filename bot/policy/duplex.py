@@ -115,15 +115,16 @@ class DuplexPolicy:
             self.low_run = 0.0
             self.int_run = 0
             silence = obs.t - self.last_end if not self.in_speech else 0.0
+            held = m.hold >= HOLD_THRESHOLD  # the model reads this pause as the caller going on
             threshold = s.eot_threshold
-            if self.tuning.eot_decay > 0 and silence > 0 and m.hold < HOLD_THRESHOLD:
+            if self.tuning.eot_decay > 0 and silence > 0 and not held:
                 threshold -= self.tuning.eot_decay * min(1.0, silence / max(s.max_end_of_turn_silence, 1e-3))
             self.eot_run = self.eot_run + 1 if m.eot >= threshold else 0
             if self.floor:
                 # the model's call, or the fallback: a caller silent this long has finished anyway
                 # (a little longer while the model is sure this is only a pause)
-                limit = s.max_hold_silence if m.hold >= HOLD_THRESHOLD else s.max_end_of_turn_silence
-                fallback = silence >= max(limit, s.max_end_of_turn_silence) - 1e-9
+                limit = max(s.max_hold_silence, s.max_end_of_turn_silence) if held else s.max_end_of_turn_silence
+                fallback = silence >= limit - 1e-9
                 if self.eot_run >= self.tuning.eot_confirm or fallback:
                     self.floor = False
                     self.eot_run = 0

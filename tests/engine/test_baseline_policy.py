@@ -3,12 +3,14 @@ from bot.policy import CHUNK_SECONDS, Observation, PolicySettings, VadTimeoutPol
 
 
 def feed(policy, pattern, bot=False, t0=0.0):
-    """pattern: list of (vad, seconds); returns [(decision kind, t)]"""
+    """pattern: list of (vad, seconds) or (vad, seconds, model heads); returns [(decision kind, t, decision)]"""
     out, t = [], t0
-    for vad, secs in pattern:
+    for vad, secs, *model in pattern:
+        obs_model = model[0] if model else None
         for _ in range(round(secs / CHUNK_SECONDS)):
             t += CHUNK_SECONDS
-            out += [(d.kind, round(d.t, 3), d) for d in policy.step(Observation(t=t, vad=vad, bot_speaking=bot))]
+            obs = Observation(t=t, vad=vad, bot_speaking=bot, model=obs_model)
+            out += [(d.kind, round(d.t, 3), d) for d in policy.step(obs)]
     return out, t
 
 
@@ -87,12 +89,8 @@ def test_duplex_policy_falls_back_to_a_silence_timeout():
     def run(hold: float) -> list:
         p = DuplexPolicy(PolicySettings(max_end_of_turn_silence=1.0, max_hold_silence=1.6))
         unsure = ModelOutput(eot=0.01, hold=hold, interrupt=0.0, backchannel=0.0)
-        out, t = [], 0.0
-        for vad, secs in ((0.9, 0.64), (0.0, 2.5)):
-            for _ in range(round(secs / CHUNK_SECONDS)):
-                t += CHUNK_SECONDS
-                out += p.step(Observation(t=t, vad=vad, bot_speaking=False, model=unsure))
-        return [d for d in out if d.kind == "end_of_turn"]
+        out, _ = feed(p, [(0.9, 0.64, unsure), (0.0, 2.5, unsure)])
+        return [d for k, _, d in out if k == "end_of_turn"]
 
     eot = run(hold=0.2)
     assert len(eot) == 1 and "fallback" in eot[0].reason and 1.0 <= eot[0].silence < 1.1
@@ -112,14 +110,8 @@ def test_duplex_eot_threshold_decays_with_silence_unless_the_model_hears_a_hold(
                          DuplexTuning(eot_confirm=1, eot_decay=decay))
         talk = ModelOutput(eot=0.0, hold=0.0, interrupt=0.0, backchannel=0.0)
         likely = ModelOutput(eot=0.7, hold=hold, interrupt=0.0, backchannel=0.0)
-        t = 0.0
-        for vad, secs, m in ((0.9, 0.64, talk), (0.0, 3.5, likely)):
-            for _ in range(round(secs / CHUNK_SECONDS)):
-                t += CHUNK_SECONDS
-                for d in p.step(Observation(t=t, vad=vad, bot_speaking=False, model=m)):
-                    if d.kind == "end_of_turn":
-                        return d.silence
-        return None
+        out, _ = feed(p, [(0.9, 0.64, talk), (0.0, 3.5, likely)])
+        return next((d.silence for k, _, d in out if k == "end_of_turn"), None)
 
     assert 1.9 <= first_eot(hold=0.1, decay=0.0) < 2.1  # no decay: only the fallback
     # decay 0.3: threshold 0.9 - 0.3 * silence / 2.0 reaches 0.7 at 1.33 s
