@@ -153,15 +153,21 @@ def tts_ulaw_wav(text: str, path: Path) -> None:
                     "-r", "8000", "-e", "u-law", str(path)], check=True, timeout=30)
 
 
+async def sipp_says(engine, tmp_path, text: str, scenario: str, **params) -> None:
+    """A sipp call (scenario, params) whose caller audio is `text` spoken by hibari; returns once the
+    engine has had its session."""
+    audio = tmp_path / "caller.wav"
+    await in_thread(tts_ulaw_wav, text, audio)
+    before = len(engine.sessions)
+    await in_thread(lambda: run_sipp(tmp_path, scenario, engine.server.port,
+                                     {"caller_audio": audio, "greeting_ms": 6000, **params}, "u1", 40))
+    await engine.wait_sessions(before + 1)
+
+
 @need("sipp")
 async def test_sipp_question_gets_a_spoken_answer(engine, tmp_path):
-    runtime, srv = engine.runtime, engine.server
-    question = tmp_path / "question.wav"
-    await in_thread(tts_ulaw_wav, "What are your opening hours?", question)
-    before = len(engine.sessions)
-    await in_thread(lambda: run_sipp(tmp_path, "engine_call.xml", srv.port,
-                                     {"caller_audio": question, "greeting_ms": 6000, "hold_ms": 9000}, "u1", 40))
-    await engine.wait_sessions(before + 1)
+    runtime = engine.runtime
+    await sipp_says(engine, tmp_path, "What are your opening hours?", "engine_call.xml", hold_ms=9000)
     call_id = list(engine.sent)[-1]
     sent = np.concatenate(engine.sent[call_id])
     text = await in_thread(transcribe, sent)
@@ -172,13 +178,8 @@ async def test_sipp_question_gets_a_spoken_answer(engine, tmp_path):
 
 @need("sipp")
 async def test_caller_asking_for_a_human_is_transferred_with_refer(engine, tmp_path):
-    runtime, srv = engine.runtime, engine.server
-    ask = tmp_path / "ask.wav"
-    await in_thread(tts_ulaw_wav, "Can I talk to a human, please?", ask)
-    before = len(engine.sessions)
-    await in_thread(lambda: run_sipp(tmp_path, "engine_refer.xml", srv.port,
-                                     {"caller_audio": ask, "greeting_ms": 6000}, "u1", 40))
-    await engine.wait_sessions(before + 1)
+    runtime = engine.runtime
+    await sipp_says(engine, tmp_path, "Can I talk to a human, please?", "engine_refer.xml")
     call_id = list(engine.events)[-1]
     actions = [e for e in engine.events[call_id] if e.type == "action" and e.name == "transfer"]
     assert actions and actions[0].ok and actions[0].target == runtime.script.handoff_target, actions

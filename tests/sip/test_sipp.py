@@ -197,23 +197,23 @@ async def test_a_stalled_event_loop_loses_no_caller_audio(sip_server, tmp_path, 
     assert len(rec.frames) >= 0.9 * (s.jitter.stats["played"] + s.jitter.stats["underrun"])
 
 
-async def test_session_timer_bot_refreshes(sip_server, tmp_path):
+async def session_timer_call(sip_server, tmp_path, scenario):
+    """One sipp call against a UA with 2 s session timers; returns (recorder, server) once it ended."""
     from dataclasses import replace
 
     from sip.ua import UaSettings
     rec = Recorder()
     srv = await sip_server(rec, ua=replace(UaSettings(), min_se=2))
-    await in_thread(run_sipp, tmp_path, "session_refresh.xml", srv.port)
+    await in_thread(run_sipp, tmp_path, scenario, srv.port)
     await asyncio.wait_for(rec.ended.wait(), 5)
+    return rec, srv
+
+
+async def test_session_timer_bot_refreshes(sip_server, tmp_path):
+    rec, srv = await session_timer_call(sip_server, tmp_path, "session_refresh.xml")
     assert rec.reason == "remote_bye" and srv.ua.stats["session_expired"] == 0
 
 
 async def test_session_timer_expires_when_the_peer_does_not_refresh(sip_server, tmp_path):
-    from dataclasses import replace
-
-    from sip.ua import UaSettings
-    rec = Recorder()
-    srv = await sip_server(rec, ua=replace(UaSettings(), min_se=2))
-    await in_thread(run_sipp, tmp_path, "session_expiry.xml", srv.port)
-    await asyncio.wait_for(rec.ended.wait(), 5)
+    rec, srv = await session_timer_call(sip_server, tmp_path, "session_expiry.xml")
     assert rec.reason == "session_expired" and srv.ua.stats["session_expired"] == 1
