@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -19,6 +20,12 @@ def register(sub, groups) -> None:
     ev.add_argument("--model", default=None, help="duplex ONNX file (default: the shipped models/duplex.onnx)")
     ev.add_argument("--eot-threshold", type=float, default=None)
     ev.add_argument("--interrupt-threshold", type=float, default=None)
+    ev.add_argument("--eot-confirm", type=int, default=None, help="chunks p(eot) must stay over its threshold")
+    ev.add_argument("--interrupt-confirm", type=int, default=None,
+                    help="chunks p(interrupt) must stay over its threshold")
+    ev.add_argument("--max-eot-silence", type=float, default=None,
+                    help="duplex fallback: caller silence that ends a pause the model does not read as a hold "
+                         "(end_of_turn presets: fast 0.5, balanced 0.75, accurate 2.0)")
     ev.add_argument("--record", action="store_true",
                     help="store the summary in the duplex model's manifest (under eval/DATASET-RATE)")
     ev.add_argument("--tune", action="store_true",
@@ -73,17 +80,24 @@ def eval_turns(args) -> int:
         eot_threshold=args.eot_threshold if args.eot_threshold is not None else rec.get("eot_threshold", 0.5),
         interrupt_threshold=(args.interrupt_threshold if args.interrupt_threshold is not None
                              else rec.get("interrupt_threshold", 0.5)))
+    if args.max_eot_silence is not None:
+        base = replace(base, max_end_of_turn_silence=args.max_eot_silence)
     if args.tune:
         return _tune(samples, args)
     from ..policy.duplex import DuplexTuning
     tuning = DuplexTuning.from_manifest(rec)
+    if args.eot_confirm is not None:
+        tuning = replace(tuning, eot_confirm=args.eot_confirm)
+    if args.interrupt_confirm is not None:
+        tuning = replace(tuning, interrupt_confirm=args.interrupt_confirm)
     res = evaluate(samples, [p for p in POLICIES if p in policies], base, curves=not args.no_curves,
                    duplex_path=args.model, tuning=tuning)
     res["dataset"] = str(args.dataset)
     res["telephony"] = args.telephony
     res["samples"] = len(samples)
     res["duplex_settings"] = {"eot_threshold": base.eot_threshold, "interrupt_threshold": base.interrupt_threshold,
-                              "eot_confirm": tuning.eot_confirm, "interrupt_confirm": tuning.interrupt_confirm}
+                              "eot_confirm": tuning.eot_confirm, "interrupt_confirm": tuning.interrupt_confirm,
+                              "eot_decay": tuning.eot_decay, "max_eot_silence": base.max_end_of_turn_silence}
     out = Path(args.out or "out/eval-turns")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")

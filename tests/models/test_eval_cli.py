@@ -34,6 +34,15 @@ def test_eval_turns_writes_table_json_and_plots(dataset, tmp_path, capsys, telep
     assert (out / "latency.png").stat().st_size > 1000
 
 
+def test_eval_turns_overrides_the_duplex_operating_point(dataset, tmp_path):
+    """Confirm counts and the silence fallback can be set on the command line, and are recorded."""
+    out = tmp_path / "out"
+    assert main(["eval", "turns", str(dataset), "--policy", "duplex", "--out", str(out), "--no-curves",
+                 "--eot-confirm", "3", "--interrupt-confirm", "1", "--max-eot-silence", "2.0"]) == 0
+    got = json.loads((out / "results.json").read_text())["duplex_settings"]
+    assert (got["eot_confirm"], got["interrupt_confirm"], got["max_eot_silence"]) == (3, 1, 2.0)
+
+
 def test_eval_turns_reports_bad_dataset(tmp_path, capsys):
     (tmp_path / "x.wav").write_bytes(b"")
     assert main(["eval", "turns", str(tmp_path), "--no-curves"]) == 2
