@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..engine.events import BotTruncated, DtmfReceived, Event, TranscriptFinal, TranscriptPartial
+from .keys import as_text
 from .redact import redact
 
 # Why the bot did what it did, per event type (shown in the console and kept in the stream).
@@ -93,11 +94,12 @@ def _event_dict(event: Event) -> dict[str, Any]:
 
 
 def _fmt(v: Any) -> str:
+    """A field value for Redis: always valid text (wire ids may carry undecodable bytes)."""
     if isinstance(v, bool):
         return "1" if v else "0"
     if isinstance(v, float):
         return repr(round(v, 6))
-    return str(v)
+    return as_text(v if isinstance(v, (str, bytes)) else str(v))
 
 
 class EventLog:
@@ -202,11 +204,12 @@ class EventLog:
         decision = DECISIONS.get(kind) or (str(d.get("reason", "")) if kind == "bot_speech_stop" else "")
         rest = {k: v for k, v in d.items() if k not in _TOP_FIELDS}
         fields = {
-            "call_id": call_id, "seq": str(c.seq), "type": kind, "ts": str(ts),
-            "t": _fmt(d["t"]) if "t" in d else "", "decision": decision,
+            "call_id": as_text(call_id), "seq": str(c.seq), "type": _fmt(kind), "ts": str(ts),
+            "t": _fmt(d["t"]) if "t" in d else "", "decision": _fmt(decision),
             "confidence": _fmt(d["confidence"]) if "confidence" in d else "",
-            "policy": str(d.get("policy") or ""),
-            "data": json.dumps(rest, separators=(",", ":"), sort_keys=True),
+            "policy": _fmt(d.get("policy") or ""),
+            # ASCII JSON (surrogates escaped); a value JSON cannot hold is kept as its repr
+            "data": json.dumps(rest, separators=(",", ":"), sort_keys=True, default=repr),
         }
         if transcript is not None:
             transcript = {"seq": str(c.seq), "ts": str(ts), **transcript}
@@ -226,7 +229,7 @@ class EventLog:
             return None
         if not isinstance(event, TranscriptFinal) or c.secure or not event.text.strip():
             return None
-        line = {"speaker": event.speaker, "t": _fmt(event.t), "text": redact(event.text)}
+        line = {"speaker": _fmt(event.speaker), "t": _fmt(event.t), "text": _fmt(redact(event.text))}
         if event.speaker == "bot" and c.truncated_heard is not None:
             if event.text.strip() == c.truncated_heard:
                 line["interrupted"] = "1"

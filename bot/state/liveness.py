@@ -7,13 +7,13 @@ calls whose deadline passed (atomically, REAP_LUA), marking them `ended` / `work
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any, Callable
 
-from .keys import Keys
-import json
-
+from . import counters
+from .keys import Keys, as_text
 from .scripts import BEAT_LUA, REAP_LUA
 from .settings import StateSettings
 from .tasks import stop_task, stopping
@@ -36,6 +36,7 @@ class Liveness:
         self.reaped = 0
         self.beats = 0
         self.failures = 0
+        self.skipped = 0  # single calls whose heartbeat failed (the others went on)
         self._up_since: float | None = None  # monotonic time of the first good beat after a failure
 
     def start(self) -> None:
@@ -60,12 +61,14 @@ class Liveness:
                 if stopping():
                     raise asyncio.CancelledError from e
                 self.failures += 1
+                counters.HEARTBEAT_ERRORS.inc()
                 self._up_since = None
                 log.debug("state liveness: %r", e)
-            except Exception:
+            except Exception:  # a bug or bad data: logged and counted, the loop keeps its pace
                 if stopping():
                     raise asyncio.CancelledError from None
                 self.failures += 1
+                counters.HEARTBEAT_ERRORS.inc()
                 log.exception("state liveness")
             await asyncio.sleep(interval)
 
@@ -78,10 +81,21 @@ class Liveness:
         wkey = self.keys.worker(self.settings.worker_id)
         ttl = max(1, int(self.settings.heartbeat_ttl))
         if records:
-            args: list[Any] = [deadline, self.settings.retention.events]
-            for cid, rec in records.items():
-                args += [cid, json.dumps([x for kv in rec.items() for x in kv])]
-            await self._beat(keys=[self.keys.live, *(self.keys.call(c) for c in records)], args=args)
+            try:
+                await self._beat_calls(deadline, records)
+            except TRANSIENT:
+                raise
+            except Exception as e:  # one call's data or key is bad: beat each alone, skip the bad one
+                log.warning("state: heartbeat of %d call(s) failed (%r); beating them one by one", len(records), e)
+                for cid, rec in records.items():
+                    try:
+                        await self._beat_calls(deadline, {cid: rec})
+                    except TRANSIENT:
+                        raise
+                    except Exception as e1:
+                        self.skipped += 1
+                        counters.HEARTBEAT_ERRORS.inc()
+                        log.error("state: heartbeat of call %r failed: %r", as_text(cid)[:200], e1)
         async with self.redis.pipeline(transaction=False) as p:
             p.hset(wkey, mapping={"worker": self.settings.worker_id, "calls": len(records), "ts": int(now * 1000)})
             p.expire(wkey, ttl)
@@ -90,6 +104,12 @@ class Liveness:
         self.beats += 1
         if self._up_since is None:
             self._up_since = time.monotonic()
+
+    async def _beat_calls(self, deadline: int, records: dict[str, dict[str, str]]) -> None:
+        args: list[Any] = [deadline, self.settings.retention.events]
+        for cid, rec in records.items():
+            args += [self.keys.member(cid), json.dumps([as_text(x) for kv in rec.items() for x in kv])]
+        await self._beat(keys=[self.keys.live, *(self.keys.call(c) for c in records)], args=args)
 
     async def reap(self, now: float | None = None) -> list[str]:
         """End every live call whose heartbeat deadline passed. Returns their ids.
@@ -100,15 +120,23 @@ class Liveness:
             return []
         now_ms = int((time.time() if now is None else now) * 1000)
         expired = await self.redis.zrangebyscore(self.keys.live, "-inf", now_ms, start=0, num=500)
-        own = set(self._live_ids())  # ours are alive (their deadline lapsed while Redis was away)
+        # ours are alive (their deadline lapsed while Redis was away)
+        own = {self.keys.member(c) for c in self._live_ids()}
         done = []
         for raw in expired:
-            cid = raw.decode() if isinstance(raw, bytes) else raw
-            if cid in own:
+            member = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+            if member in own:
                 continue
-            keys = [self.keys.call(cid), self.keys.live, self.keys.call_events(cid), self.keys.events]
-            if int(await self._reap(keys=keys, args=[cid, now_ms, self.settings.retention.events, "worker_lost"])):
-                done.append(cid)
+            call = self.keys.call_at(member)
+            keys = [call, self.keys.live, f"{call}:events", self.keys.events]
+            try:
+                if int(await self._reap(keys=keys, args=[raw, now_ms, self.settings.retention.events, "worker_lost"])):
+                    done.append(member)
+            except TRANSIENT:
+                raise
+            except Exception as e:  # one bad entry must not keep the others from being reaped
+                counters.HEARTBEAT_ERRORS.inc()
+                log.error("state: reaping %r failed: %r", as_text(member)[:200], e)
         if done:
             self.reaped += len(done)
             log.warning("state: reaped %d call(s) whose worker stopped heartbeating: %s", len(done), done)
@@ -122,12 +150,12 @@ class Liveness:
             return []
         async with self.redis.pipeline(transaction=False) as p:
             for raw in ids:
-                p.hgetall(self.keys.call(raw.decode() if isinstance(raw, bytes) else raw))
+                p.hgetall(self.keys.call_at(raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw))
             records = await p.execute()
         out = []
-        for rec in records:
-            d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                 for k, v in rec.items()}
+        for raw, rec in zip(ids, records):
+            d = {as_text(k): as_text(v) for k, v in rec.items()}
+            d.setdefault("call_id", as_text(raw))
             if d.get("state") != "live":
                 continue
             if tenant is not None and d.get("tenant") != tenant:
