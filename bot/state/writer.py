@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from typing import Any
 
 from redis import exceptions as rexc
 
+from . import counters, quarantine
 from .eventlog import AuditOp, CallOp, EventLog, EventOp, Op, RecordingOp
 from .keys import Keys
 from .scripts import AUDIT_LUA, EVENTS_LUA, TRANSITION_LUA
@@ -47,6 +49,9 @@ class RedisWriter:
         self.failures = 0  # transient write failures (each retried)
         self.errors = 0  # ops given up on (Redis refused them)
         self.last_error = ""
+        self.outage_since: float | None = None  # wall clock of the first failed write of this outage
+        self._buffered_mark = 0  # `log.accepted` up to which events are counted as buffered
+        self._dropped_seen = 0  # `log.dropped` already counted
 
     def start(self) -> None:
         if self._task is None:
@@ -87,22 +92,81 @@ class RedisWriter:
             except TRANSIENT as e:
                 if stopping():
                     raise asyncio.CancelledError from e
-                self.failures += 1
-                self.connected = False
-                self.last_error = repr(e)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                self._away(e)
+                # +-20 %: workers sharing one Redis do not all retry in the same instant when it returns
+                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, self.settings.retry_max)
                 continue
-            except rexc.RedisError as e:  # refused (bad data, wrong type): retrying cannot help
+            except Exception as e:  # refused (bad data, wrong type) or unserialisable: find the poisoned op
+                if stopping():
+                    raise asyncio.CancelledError from e
                 self.errors += 1
                 self.last_error = repr(e)
-                log.error("state: dropping %d op(s) Redis refused: %r", len(batch), e)
-                self._resolve(batch, e)
+                log.warning("state: a batch of %d op(s) failed (%r); writing them one by one", len(batch), e)
+                done = await self._isolate(batch)
+                self.log.commit(done)
+                if done < len(batch):  # Redis went away meanwhile: back off, the rest stays queued
+                    self.connected = False
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 1.0)
+                continue
             else:
                 self._resolve(batch, None)
             self.connected = True
             backoff = 0.02
             self.log.commit(len(batch))
+            if self.outage_since is not None or self.log.dropped != self._dropped_seen:
+                self._back()
+
+    def _away(self, e: BaseException) -> None:
+        """A write failed on a transient error: everything queued stays in memory (in order, up to
+        `buffer_max` events) and is retried."""
+        self.failures += 1
+        self.connected = False
+        self.last_error = repr(e)
+        if self.outage_since is None:
+            self.outage_since = time.time()
+            self._buffered_mark = self.log.accepted - self.log.events_pending
+            log.error("state: the store is unreachable (%r); holding writes in memory (up to %d events)",
+                      e, self.log.buffer_max)
+        counters.EVENTS_BUFFERED.inc(self.log.accepted - self._buffered_mark)
+        self._buffered_mark = self.log.accepted
+        self._count_dropped()
+
+    def _back(self) -> None:
+        if self.outage_since is not None:
+            log.warning("state: the store is back after %.1f s; writing the %d op(s) held meanwhile",
+                        time.time() - self.outage_since, len(self.log))
+            self.outage_since = None
+        self._count_dropped()
+
+    def _count_dropped(self) -> None:
+        """Events the full buffer refused (counted in `EventLog`), into the process counter."""
+        if self.log.dropped > self._dropped_seen:
+            counters.EVENTS_DROPPED.inc(self.log.dropped - self._dropped_seen)
+        self._dropped_seen = self.log.dropped
+
+    async def _isolate(self, batch: list[Op]) -> int:
+        """Write a failed batch one op at a time: the good ops land, an op that fails
+        `quarantine.TRIES` times is set aside in `{p}:quarantine` (the loop never dies on it).
+        Returns how many ops are settled: fewer than the batch when Redis became unreachable."""
+        for i, op in enumerate(batch):
+            err: Exception | None = None
+            for _ in range(quarantine.TRIES):
+                try:
+                    await self._write([op])
+                    err = None
+                    break
+                except TRANSIENT:
+                    return i
+                except Exception as e:
+                    err = e
+            if err is not None:
+                cid = op.fields.get("call_id", "") if isinstance(op, AuditOp) else op.call_id
+                await quarantine.quarantine(self.redis, self.keys.quarantine, self.settings.retention.events,
+                                            "writer", op, err, cid)
+            self._resolve([op], err)
+        return len(batch)
 
     @staticmethod
     def _resolve(batch: list[Op], err: Exception | None) -> None:
@@ -138,12 +202,13 @@ class RedisWriter:
                 self.settings.global_maxlen]
         n = await self._events(keys=keys, args=args)
         self.written += int(n)
+        counters.EVENTS_WRITTEN.inc(int(n))
         self.duplicates += len(ops) - int(n)
 
     async def _write_call(self, op: CallOp) -> None:
         ret = self.settings.retention
         deadline = int((time.time() + self.settings.heartbeat_ttl) * 1000)
-        args: list[Any] = [op.call_id, op.rev, op.state, ret.events, deadline]
+        args: list[Any] = [self.keys.member(op.call_id), op.rev, op.state, ret.events, deadline]
         for k, v in op.fields.items():
             args += [k, v]
         res = await self._transition(keys=[self.keys.call(op.call_id), self.keys.live], args=args)
