@@ -3,6 +3,10 @@
 Each entry is handed to `handler` and acknowledged only after it returns, so a consumer that
 crashes mid-entry leaves it pending; `claim_stale()` (XAUTOCLAIM) lets another consumer of the
 same group take over entries pending longer than `min_idle` seconds.
+
+Nothing stops the loop: a handler failure is logged and counted, and an entry whose handler fails
+`quarantine.TRIES` times is copied to the quarantine stream and acknowledged (a poisoned entry
+would otherwise come back on every claim, forever). A lost connection is retried with back-off.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from typing import Any, Awaitable, Callable
 
 from redis import exceptions as rexc
 
+from . import counters, quarantine
+from .keys import as_text
 from .tasks import stopping
 
 log = logging.getLogger(__name__)
@@ -21,7 +27,8 @@ Handler = Callable[[str, dict[str, str]], Awaitable[None] | None]
 
 
 def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
+    # Entries are data from anyone: bytes that are not UTF-8 become '\\xNN', never an exception.
+    return as_text(v) if isinstance(v, bytes) else str(v)
 
 
 def _decode(entries: Any) -> list[Entry]:
@@ -35,16 +42,22 @@ def _decode(entries: Any) -> list[Entry]:
 
 class StreamConsumer:
     def __init__(self, redis: Any, stream: str, group: str, consumer: str, min_idle: float = 30.0,
-                 start: str = "0") -> None:
+                 start: str = "0", quarantine_stream: str | None = None, quarantine_ttl: int = 7 * 86400) -> None:
         self.redis = redis
         self.stream = stream
         self.group = group
         self.consumer = consumer
         self.min_idle_ms = int(min_idle * 1000)
         self.start = start
+        # Streams are named `{p}:...` (a prefix never holds ':'): poisoned entries go to `{p}:quarantine`.
+        self.quarantine_stream = quarantine_stream or f"{stream.split(':', 1)[0]}:quarantine"
+        self.quarantine_ttl = quarantine_ttl
         self.handled = 0
         self.claimed = 0
         self.failed = 0
+        self.quarantined = 0
+        self.errors = 0  # failed reads / claims (retried)
+        self._failures: dict[str, int] = {}  # entry id -> handler failures so far
 
     async def ensure_group(self) -> None:
         try:
@@ -93,22 +106,52 @@ class StreamConsumer:
                 r = handler(eid, fields)
                 if asyncio.iscoroutine(r):
                     await r
-            except Exception:
+            except Exception as e:
                 self.failed += 1
-                log.exception("consumer %s/%s: handler failed on %s (left pending)", self.group, self.consumer, eid)
+                counters.CONSUMER_ERRORS.inc()
+                n = self._failures.pop(eid, 0) + 1
+                if n < quarantine.TRIES:
+                    self._failures[eid] = n
+                    while len(self._failures) > 10_000:  # entries another consumer took over
+                        del self._failures[next(iter(self._failures))]
+                    log.exception("consumer %s/%s: handler failed on %s (left pending)", self.group, self.consumer, eid)
+                    continue
+                await quarantine.quarantine(self.redis, self.quarantine_stream, self.quarantine_ttl,
+                                            f"consumer:{self.group}", {"stream": self.stream, "id": eid,
+                                                                       "fields": fields}, e, fields.get("call_id", ""))
+                self.quarantined += 1
+                await self.ack([eid])
                 continue
+            self._failures.pop(eid, None)
             await self.ack([eid])
             self.handled += 1
 
     async def run(self, handler: Handler, block: float = 1.0, claim_every: float = 10.0) -> None:
         """Consume forever: own pending entries first, then new ones, reclaiming stale ones from
-        crashed consumers every `claim_every` seconds. Cancel to stop."""
-        await self.ensure_group()
-        await self._handle(handler, await self.pending_mine())
+        crashed consumers every `claim_every` seconds. Failures are retried with back-off. Cancel
+        to stop."""
         loop = asyncio.get_running_loop()
         next_claim = loop.time()
+        ready = False
+        backoff = 0.05
         while not stopping():
-            if loop.time() >= next_claim:
-                await self._handle(handler, await self.claim_stale())
-                next_claim = loop.time() + claim_every
-            await self._handle(handler, await self.read(block=block))
+            try:
+                if not ready:
+                    await self.ensure_group()
+                    await self._handle(handler, await self.pending_mine())
+                    ready = True
+                if loop.time() >= next_claim:
+                    await self._handle(handler, await self.claim_stale())
+                    next_claim = loop.time() + claim_every
+                await self._handle(handler, await self.read(block=block))
+                backoff = 0.05
+            except Exception as e:  # connection lost, group deleted ...: log, count, retry
+                if stopping():
+                    raise asyncio.CancelledError from e
+                self.errors += 1
+                counters.CONSUMER_ERRORS.inc()
+                log.warning("consumer %s/%s: %r (retrying in %.2fs)", self.group, self.consumer, e, backoff)
+                if isinstance(e, rexc.ResponseError) and "NOGROUP" in str(e):
+                    ready = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
