@@ -15,12 +15,13 @@ from typing import Any, Callable
 from ..engine.events import Event
 from ..engine.port import CallInfo
 from ..policy.base import PolicySettings
-from .embedded import EmbeddedValkey, remove_runtime_file, write_runtime_file
+from .embedded import EmbeddedValkey
 from .eventlog import EventLog
-from .keys import Keys
+from .keys import Keys, as_text
 from .liveness import Liveness
 from .policy import DEFAULT_POLICY
 from .policy_store import PolicyStore, PolicyWatcher
+from .runtime_file import bot_path, remove_runtime_file, write_runtime_file
 from .settings import StateSettings
 from .writer import TRANSIENT, RedisWriter
 
@@ -60,13 +61,14 @@ class CallStore:
         self.liveness = Liveness(redis, settings, lambda: [*self._calls, *self._ending], self._live_records)
         self._closed = False
         self.url = ""
+        self.runtime_path = bot_path(settings)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     @classmethod
     async def open(cls, settings: StateSettings | None = None, base_settings: PolicySettings | None = None,
-                   start_tasks: bool = True) -> "CallStore":
+                   start_tasks: bool = True, http_port: int | None = None) -> "CallStore":
         """Connect to `settings.redis_url`, or start an embedded Valkey server when it is None
-        (and publish its URL in the runtime file for the CLI)."""
+        (and publish its URL, with this bot's HTTP port, in its runtime file for the CLI)."""
         settings = settings or StateSettings.from_env()
         embedded = None
         url = settings.redis_url
@@ -74,13 +76,14 @@ class CallStore:
             embedded = EmbeddedValkey(data_dir=settings.embedded_dir, persist=settings.embedded_persist)
             await embedded.start()
             url = embedded.url
-            try:
-                write_runtime_file(settings.runtime_path, url)
-            except OSError as e:
-                log.warning("state: cannot write runtime file %s: %s", settings.runtime_path, e)
         redis = connect(url, settings)
         store = cls(settings, redis, embedded, base_settings)
         store.url = url
+        if embedded is not None:
+            try:
+                write_runtime_file(store.runtime_path, url, http_port)
+            except OSError as e:
+                log.warning("state: cannot write runtime file %s: %s", store.runtime_path, e)
         if start_tasks:
             store.writer.start()
             store.watcher.start()
@@ -100,7 +103,7 @@ class CallStore:
         except Exception:
             pass
         if self.embedded is not None:
-            remove_runtime_file(self.settings.runtime_path)
+            remove_runtime_file(self.runtime_path)
             await self.embedded.stop()
 
     async def flush(self, timeout: float | None = 5.0) -> bool:
@@ -124,7 +127,7 @@ class CallStore:
         await self._await_op(fut)
 
     def _record(self, info: CallInfo) -> dict[str, Any]:
-        return {"call_id": info.call_id, "transport": info.transport, "caller": info.caller,
+        return {"call_id": as_text(info.call_id), "transport": info.transport, "caller": info.caller,
                 "callee": info.callee, "tenant": info.tenant, "worker": self.worker_id,
                 "started": self._started.get(info.call_id, 0), "secure_input": False}
 
@@ -133,7 +136,7 @@ class CallStore:
         for info in (*self._calls.values(), *self._ending.values()):
             rec = self._record(info)
             rec["secure_input"] = self.is_secure_input(info.call_id)
-            out[info.call_id] = {k: ("1" if v is True else "0" if v is False else str(v)) for k, v in rec.items()}
+            out[info.call_id] = {k: ("1" if v is True else "0" if v is False else as_text(str(v))) for k, v in rec.items()}
         return out
 
     async def call_ended(self, call_id: str, reason: str) -> None:
