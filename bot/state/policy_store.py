@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 from ..engine.port import CallInfo
 from ..policy.base import PolicySettings
-from .keys import Keys
+from .keys import Keys, as_text, is_hashed, key_part
 from .tasks import stop_task, stopping
 from .policy import DEFAULT_POLICY, BargeInPolicy, PolicyError, decode_overrides, encode_overrides, validate_overrides
 
@@ -48,6 +48,10 @@ class Scope:
     def to_dict(self) -> dict[str, str]:
         return {"tenant": self.tenant} if self.tenant is not None else {"number": normalise_number(self.number or "")}
 
+    def name(self) -> str:
+        """The tenant or normalised number: the part of the key `key()` may have hashed."""
+        return self.tenant if self.tenant is not None else normalise_number(self.number or "")
+
 
 @dataclass(frozen=True)
 class ResolvedPolicy:
@@ -74,10 +78,18 @@ class PolicyStore:
         current = {} if replace else decode_overrides(await self.redis.get(key))
         current.update(new)
         DEFAULT_POLICY.merged(current)  # the whole policy must be valid too
-        if current:
-            await self.redis.set(key, encode_overrides(current))
-        else:
-            await self.redis.delete(key)
+        name = scope.name()
+        hashed = key_part(name) != name  # an odd name: remember it, `list` shows it, not the hash
+        async with self.redis.pipeline(transaction=True) as p:
+            if current:
+                p.set(key, encode_overrides(current))
+                if hashed:
+                    p.hset(self.keys.policy_index, key_part(name), as_text(name))
+            else:
+                p.delete(key)
+                if hashed:
+                    p.hdel(self.keys.policy_index, key_part(name))
+            await p.execute()
         await self.redis.publish(self.keys.policy_channel, json.dumps(scope.to_dict()))
         return current
 
@@ -118,14 +130,16 @@ class PolicyStore:
         out = []
         prefix_t = self.keys.policy_tenant("x")[:-1]
         prefix_n = self.keys.policy_number("x")[:-1]
+        names = {as_text(k): as_text(v) for k, v in (await self.redis.hgetall(self.keys.policy_index)).items()}
         async for raw_key in self.redis.scan_iter(match=f"{self.keys.prefix}:policy:*", count=500):
-            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+            key = as_text(raw_key)
             if key.startswith(prefix_t):
-                scope = {"tenant": key[len(prefix_t):]}
+                kind, part = "tenant", key[len(prefix_t):]
             elif key.startswith(prefix_n):
-                scope = {"number": key[len(prefix_n):]}
+                kind, part = "number", key[len(prefix_n):]
             else:
                 continue
+            scope = {kind: names.get(part, part) if is_hashed(part) else part}
             try:
                 over = decode_overrides(await self.redis.get(key))
             except (PolicyError, ValueError) as e:
