@@ -1,4 +1,7 @@
-"""CLI: `duplexbot policy get|set|clear|list`, `duplexbot calls`, `duplexbot bench redis`."""
+"""CLI: `duplexbot policy get|set|clear|list`, `duplexbot calls`, `duplexbot trace`, `duplexbot bench redis`.
+
+Which store: --redis-url, else $REDIS_URL, else the embedded server of the `duplexbot serve`
+running here (its runtime file; with several bots, the one on --port / $DUPLEXBOT_PORT)."""
 from __future__ import annotations
 
 import argparse
@@ -16,13 +19,13 @@ def register(sub, groups) -> None:
         g = q.add_mutually_exclusive_group(required=required)
         g.add_argument("--tenant", help="tenant name")
         g.add_argument("--number", help="dialled number (e.g. +15550100)")
-        q.add_argument("--redis-url", default=None, help="default: $REDIS_URL, else the server `duplexbot serve` runs")
+        target_args(q)
         q.add_argument("--json", action="store_true", help="print JSON")
 
     g = psub.add_parser("get", help="the effective policy for a tenant (and dialled number), with sources")
     g.add_argument("--tenant", default="default")
     g.add_argument("--number", default="", help="dialled number whose overrides apply on top")
-    g.add_argument("--redis-url", default=None)
+    target_args(g)
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=policy_get)
 
@@ -38,15 +41,25 @@ def register(sub, groups) -> None:
     c.set_defaults(func=policy_clear)
 
     ls = psub.add_parser("list", help="every stored tenant / number override, and the defaults")
-    ls.add_argument("--redis-url", default=None)
+    target_args(ls)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=policy_list)
 
     lc = sub.add_parser("calls", help="live calls of every worker (from Redis)")
     lc.add_argument("--tenant", default=None)
-    lc.add_argument("--redis-url", default=None)
+    target_args(lc)
     lc.add_argument("--json", action="store_true")
     lc.set_defaults(func=calls_list)
+
+    tr = sub.add_parser("trace", help="one call's audit trail in order (decisions, transcripts as heard, "
+                                      "transfers, supervisor actions), or --recent calls")
+    tr.add_argument("call_id", nargs="?", metavar="CALL_ID",
+                    help="the call's id as `--recent` shows it (or its h-... key)")
+    tr.add_argument("--recent", nargs="?", type=int, const=20, default=None, metavar="N",
+                    help="list the latest N stored calls with their ids (default 20)")
+    target_args(tr)
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=trace_cmd)
 
     b = groups["bench"].add_parser("redis", help="event-log throughput and Redis memory per live call")
     b.add_argument("--calls", default="1,10,100", help="comma-separated concurrent call counts")
@@ -56,12 +69,15 @@ def register(sub, groups) -> None:
     b.set_defaults(func=bench_redis)
 
 
-class _NoRedis(Exception):
-    pass
+def target_args(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--redis-url", default=None, help="default: $REDIS_URL, else the server `duplexbot serve` runs")
+    q.add_argument("--port", type=int, default=None,
+                   help="with several `duplexbot serve` here: the one on this HTTP port (default: $DUPLEXBOT_PORT)")
 
 
-def _resolve_url(arg: str | None) -> str:
-    from bot.state.embedded import read_runtime_file
+def _resolve_url(arg: str | None, port: int | None = None) -> str:
+    """The store's URL. Raises runtime_file.NoBot with what to do when there is none to pick."""
+    from bot.state import runtime_file
     from bot.state.settings import StateSettings
 
     if arg:
@@ -69,22 +85,21 @@ def _resolve_url(arg: str | None) -> str:
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"]
     settings = StateSettings.from_env()
-    url = read_runtime_file(settings.runtime_path)
-    if url:
-        return url
-    raise _NoRedis(
-        "no Redis to talk to: REDIS_URL is not set and no `duplexbot serve` is running here.\n"
-        "Without REDIS_URL the bot runs a private embedded Valkey server inside `duplexbot serve`, "
-        f"which publishes its address in {settings.runtime_path} while it runs.\n"
-        "Start `duplexbot serve` first, or set REDIS_URL (e.g. redis://localhost:6379/0 with docker compose).")
+    bots = runtime_file.live_bots(settings)
+    env_port = os.environ.get("DUPLEXBOT_PORT", "")
+    if port is None and len(bots) > 1 and env_port.isdigit():
+        port = int(env_port)  # only to break a tie: one running bot is the one, whatever the env says
+    where = settings.runtime_file or str(runtime_file.bots_dir())
+    return runtime_file.choose(bots, port, where).url
 
 
 def _run(coro_fn, args) -> int:
     from bot.state.policy import PolicyError
+    from bot.state.runtime_file import NoBot
 
     try:
-        url = _resolve_url(getattr(args, "redis_url", None))
-    except _NoRedis as e:
+        url = _resolve_url(getattr(args, "redis_url", None), getattr(args, "port", None))
+    except NoBot as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -199,6 +214,8 @@ def calls_list(args) -> int:
         from bot.state.liveness import Liveness
         from bot.state.settings import StateSettings
 
+        from bot.state.keys import for_display
+
         live = await Liveness(store.redis, StateSettings.from_env(), list).live_calls(args.tenant)
         if args.json:
             print(json.dumps(live, indent=2))
@@ -206,9 +223,34 @@ def calls_list(args) -> int:
         if not live:
             print("no live calls")
         for c in live:
-            print(f"{c.get('call_id')}  tenant={c.get('tenant')} transport={c.get('transport')} "
-                  f"worker={c.get('worker')} from={c.get('caller')} to={c.get('callee')}"
+            e = {k: for_display(c.get(k, "")) for k in ("call_id", "tenant", "transport", "worker", "caller", "callee")}
+            print(f"{e['call_id']}  tenant={e['tenant']} transport={e['transport']} "
+                  f"worker={e['worker']} from={e['caller']} to={e['callee']}"
                   + ("  [secure input]" if c.get("secure_input") == "1" else ""))
+        return 0
+    return _run(go, args)
+
+
+def trace_cmd(args) -> int:
+    if args.call_id is None and args.recent is None:
+        print("error: give a CALL_ID, or --recent [N] to list the latest calls", file=sys.stderr)
+        return 2
+
+    async def go(store, args) -> int:
+        from bot.state import trace
+
+        if args.call_id is None:
+            calls = await trace.recent_calls(store.redis, store.keys, args.recent)
+            print(json.dumps(calls, indent=2) if args.json else trace.format_recent(calls))
+            return 0
+        found = await trace.load_trace(store.redis, store.keys, args.call_id)
+        if found is None:
+            from bot.state.keys import for_display
+
+            print(f"error: no call {for_display(args.call_id)!s} in the store (see `duplexbot trace --recent`)",
+                  file=sys.stderr)
+            return 1
+        print(json.dumps(found.to_dict(), indent=2) if args.json else trace.format_trace(found))
         return 0
     return _run(go, args)
 
