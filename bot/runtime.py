@@ -11,7 +11,9 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from .engine.admission import AdmissionController
 from .engine.events import Event
+from .engine.looplag import LoopLagMonitor
 from .engine.port import Transport
 from .engine.scheduler import InferenceScheduler
 from .engine.session import CallSession
@@ -145,6 +147,8 @@ class Runtime:
         self.script = script
         self.state = state
         self.calls = CallManager(self)
+        self.admission = AdmissionController(settings.admission)   # every transport asks it first
+        self.lag_monitor = LoopLagMonitor(self.admission.record_lag)
         self.policy_name = "duplex" if services.duplex_model is not None else "baseline"
         self._prewarm: asyncio.Task | None = None
 
@@ -176,6 +180,7 @@ class Runtime:
         if state is not None:
             services.set_secure = state.set_secure_input
         rt = cls(settings, services, script, state)
+        rt.lag_monitor.start()
         prewarm = getattr(tts, "prewarm", None)
         if prewarm is not None and not settings.responder.chat.base_url:
             rt._prewarm = asyncio.create_task(prewarm(script.prompts()), name="tts-prewarm")
@@ -202,6 +207,7 @@ class Runtime:
         return ScriptedAgent(self.script)
 
     async def close(self) -> None:
+        await self.lag_monitor.close()
         if self._prewarm is not None:
             self._prewarm.cancel()
             await asyncio.gather(self._prewarm, return_exceptions=True)

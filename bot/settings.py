@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
+from .engine.admission import AdmissionSettings
 from .engine.events import Event  # noqa: F401  (re-exported for type hints in callers)
 from .engine.scheduler import SchedulerSettings
 from .engine.session import EngineSettings
@@ -39,6 +40,7 @@ class Settings:
     state_enabled: bool = True  # Redis call state (embedded Valkey when REDIS_URL is unset)
     webrtc: WebRTCSettings = field(default_factory=WebRTCSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
     env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -67,6 +69,18 @@ class Settings:
         tts_engine = e.get("DUPLEXBOT_TTS", "hibari")
         if tts_engine not in ("hibari", "piper"):
             raise ConfigError(f"DUPLEXBOT_TTS={tts_engine!r}: choose hibari or piper")
+        overflow = e.get("DUPLEXBOT_OVERFLOW_NUMBER", "").strip()
+        if overflow:
+            from .transports.twilio.webhook import validate_target
+
+            try:
+                overflow = validate_target(overflow)
+            except ValueError:
+                raise ConfigError(f"DUPLEXBOT_OVERFLOW_NUMBER={overflow!r}: expected an E.164 number like "
+                                  "+15551234567 or a sip: URI") from None
+        admission = AdmissionSettings(max_calls=num("DUPLEXBOT_MAX_CALLS", 0, int, 1, 100000),
+                                      lag_bound=num("DUPLEXBOT_MAX_LOOP_LAG_MS", 150.0, float, 10, 60000) / 1000,
+                                      overflow_number=overflow)
         return cls(
             http=HttpSettings(host=e.get("DUPLEXBOT_HOST", "0.0.0.0"),
                               port=num("DUPLEXBOT_PORT", 8080, int, 0, 65535)),
@@ -81,6 +95,7 @@ class Settings:
             state_enabled=e.get("DUPLEXBOT_STATE", "1") not in ("0", "false", "off"),
             webrtc=WebRTCSettings.from_env(e),
             supervisor=SupervisorSettings.from_env(e),
+            admission=admission,
             env=e,
         )
 

@@ -26,7 +26,7 @@ class SipSettings:
     def from_env(cls, env: Mapping[str, str]) -> "SipSettings":
         """DUPLEXBOT_SIP=1 enables the listener. DUPLEXBOT_SIP_PORT (0/unset: 5060), _BIND, _ADVERTISE,
         _ALLOW (CIDRs that may call us), _CODECS (PCMU,PCMA[,OPUS]),
-        _MAX_CALLS, _MAX_CPS, _RETRY_AFTER, _RTP_TIMEOUT, _RTP_PORTS (lo-hi), _SESSION_EXPIRES, and for
+        _MAX_CPS, _RETRY_AFTER, _RTP_TIMEOUT, _RTP_PORTS (lo-hi), _SESSION_EXPIRES, and for
         a trunk: _REGISTRAR (host[:port]), _AOR, _USER, _PASSWORD, _REGISTER_EXPIRES, _KEEPALIVE (s)."""
         def get(name: str, default: str = "") -> str:
             return (env.get(f"DUPLEXBOT_SIP_{name}") or default).strip()
@@ -43,6 +43,9 @@ class SipSettings:
                 raise ValueError(f"DUPLEXBOT_SIP_{name}={raw!r} is out of range [{lo}, {hi}]")
             return v
 
+        if get("MAX_CALLS"):
+            raise ValueError("DUPLEXBOT_SIP_MAX_CALLS is gone: DUPLEXBOT_MAX_CALLS caps the calls of every "
+                             "transport together (see docs/sip.md, 'Floods and admission')")
         enabled = (env.get("DUPLEXBOT_SIP") or "0").strip().lower() in ("1", "true", "on", "yes")
         port = num("PORT", 0, int, 0, 65535) or DEFAULT_PORT
         bind = get("BIND", "0.0.0.0")
@@ -62,8 +65,7 @@ class SipSettings:
         codecs = tuple(c.strip().upper() for c in get("CODECS", "PCMU,PCMA").split(",") if c.strip())
         if not codecs or any(c not in ("PCMU", "PCMA", "OPUS") for c in codecs):
             raise ValueError(f"DUPLEXBOT_SIP_CODECS={get('CODECS')!r}: choose from PCMU, PCMA, OPUS")
-        ua = replace(UaSettings(), allow=allow, codecs=codecs, max_calls=num("MAX_CALLS", 1000, int, 1, 100000),
-                     max_cps=num("MAX_CPS", 100.0, float, 0.1, 10000), retry_after=num("RETRY_AFTER", 5, int, 1, 3600),
+        ua = replace(UaSettings(), allow=allow, codecs=codecs, max_cps=num("MAX_CPS", 100.0, float, 0.1, 10000), retry_after=num("RETRY_AFTER", 5, int, 1, 3600),
                      session_expires=num("SESSION_EXPIRES", 1800, int, 90, 86400))
         media = replace(MediaSettings(), rtp_timeout=num("RTP_TIMEOUT", 30.0, float, 0, 3600))
         server = ServerSettings(bind=bind, port=port, advertise=advertise, rtp_ports=(lo, hi), ua=ua, media=media)

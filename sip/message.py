@@ -15,6 +15,8 @@ from functools import lru_cache
 
 SIP_VERSION = "SIP/2.0"
 MAX_MESSAGE = 65535
+MAX_HEADERS = 128      # header lines in one message; kamailio's parser stops near here too. A flood of
+                       # huge messages then costs a bounded parse each, answered 400 or dropped
 
 COMPACT = {
     "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",
@@ -185,6 +187,8 @@ def _split_head(data: bytes) -> tuple[bytes, bytes]:
 def _parse_header_lines(head: bytes) -> tuple[str, Headers]:
     text = _LWS_FOLD.sub(b" ", head).decode("utf-8", "replace")
     lines = text.replace("\r\n", "\n").split("\n")
+    if len(lines) > MAX_HEADERS + 1:
+        raise SipParseError(f"more than {MAX_HEADERS} header lines")
     start = lines[0]
     items = []
     for line in lines[1:]:

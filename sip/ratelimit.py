@@ -1,31 +1,60 @@
-"""Load shedding for new calls: a concurrent-call cap and a calls-per-second token bucket."""
+"""Load shedding for new calls, sans-IO.
+
+`CallAdmission` is what the SIP core asks before it takes a call: the owner of the process passes
+its own (duplexbot's one controller for every transport, bot/engine/admission.py) through a small
+interface, because `sip` never imports `bot`. `LocalCap` is the stand-alone answer: a plain
+concurrent-call cap. `CallRate` is a calls-per-second token bucket the core applies on top, a
+signalling guard of its own."""
 from __future__ import annotations
 
+from typing import Protocol
 
-class CallLimiter:
-    """`admit(active, now)` is False when a new call must be answered 503 with Retry-After."""
 
-    def __init__(self, max_calls: int, max_cps: float, burst: float | None = None):
+class CallAdmission(Protocol):
+    def admit(self, call_id: str, now: float) -> int | None:
+        """None: the call is taken and holds a slot until `release`; else refuse it with 503 and this
+        Retry-After (seconds)."""
+
+    def release(self, call_id: str) -> None:
+        """The call is over (answered or not); its slot is free."""
+
+
+class LocalCap:
+    """At most `max_calls` calls at once (sip used without duplexbot's controller)."""
+
+    def __init__(self, max_calls: int, retry_after: int) -> None:
         self.max_calls = max_calls
+        self.retry_after = retry_after
+        self._live: set[str] = set()
+
+    def admit(self, call_id: str, now: float) -> int | None:
+        if len(self._live) >= self.max_calls:
+            return self.retry_after
+        self._live.add(call_id)
+        return None
+
+    def release(self, call_id: str) -> None:
+        self._live.discard(call_id)
+
+    @property
+    def active(self) -> int:
+        return len(self._live)
+
+
+class CallRate:
+    """New calls per second (token bucket of `burst`, refilled at `max_cps`)."""
+
+    def __init__(self, max_cps: float, burst: float | None = None) -> None:
         self.max_cps = max_cps
         self.burst = burst if burst is not None else max(1.0, max_cps)
         self._tokens = self.burst
         self._last: float | None = None
-        self.active = 0
-        self.shed = 0
 
-    def admit(self, active: int, now: float) -> bool:
+    def allow(self, now: float) -> bool:
         if self._last is not None:
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.max_cps)
         self._last = now
-        if active >= self.max_calls or self._tokens < 1.0:
-            self.shed += 1
-            return False
-        return True
+        return self._tokens >= 1.0
 
-    def started(self, now: float) -> None:
+    def took(self) -> None:
         self._tokens -= 1.0
-        self.active += 1
-
-    def ended(self) -> None:
-        self.active = max(0, self.active - 1)

@@ -16,8 +16,10 @@ from .events import (CallAnswered, CallConfirmed, CallEnded, CallProgress, DtmfI
                      RegistrationChanged, TransferResult)
 from .media import FRAME, DtmfDigit, MediaSettings, RtpSession
 from .message import SipParseError, frame_stream, parse_name_addr
+from .ratelimit import CallAdmission
 from .registration import RegistrationSettings
 from .ua import UaSettings, UserAgent
+from .udp import Datagram, UdpListener, split_batch
 
 log = logging.getLogger("sip")
 CallHandler = Callable[[SipCall], Awaitable[None]]
@@ -36,21 +38,6 @@ class ServerSettings:
     answer_delay: float = 0.0        # ring (180) this long before answering; 0: answer at once with
                                      # 100 + 200 only (a 180 just before the 200 can overtake it)
     tick: float = 0.020              # media clock period; 0 disables media (signalling benchmarks)
-
-
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, on_data: Callable[[bytes, tuple], None]):
-        self.on_data = on_data
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr) -> None:
-        self.on_data(data, addr[:2])
-
-    def error_received(self, exc: Exception) -> None:   # ICMP unreachable etc.: not fatal
-        log.debug("udp error: %s", exc)
 
 
 class _Tcp(asyncio.Protocol):
@@ -120,14 +107,18 @@ class _RtpPair:
 
 
 class SipServer:
-    def __init__(self, settings: ServerSettings, on_call: CallHandler | None = None):
+    def __init__(self, settings: ServerSettings, on_call: CallHandler | None = None,
+                 admission: CallAdmission | None = None):
+        """`admission` decides whether a new inbound call is taken before anything is set up for
+        it (default: the UA's own cap of `settings.ua.max_calls`); refused INVITEs get 503."""
         self.settings = settings
         self.on_call = on_call
+        self.admission = admission
         self.ua: UserAgent | None = None
         self.port = settings.port
         self.calls: dict[str, SipCall] = {}
         self.stats: Counter[str] = Counter()
-        self._udp: _Udp | None = None
+        self._udp: UdpListener | None = None
         self._tcp: dict[tuple[str, int], _Tcp] = {}
         self._tcp_server: asyncio.AbstractServer | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -162,13 +153,13 @@ class SipServer:
             break
         self.port = port
         self._tcp_server = tcp_server
-        _, self._udp = await loop.create_datagram_endpoint(lambda: _Udp(lambda d, a: self._receive(d, a, "udp")),
-                                                           sock=udp_sock)
         ua_settings = s.ua
         if ua_settings.port != self.port or ua_settings.host != s.advertise:
             from dataclasses import replace
             ua_settings = replace(ua_settings, port=self.port, host=s.advertise)
-        self.ua = UserAgent(ua_settings)
+        self.ua = UserAgent(ua_settings, self.admission)
+        self._udp = UdpListener(udp_sock, self._receive_udp)
+        self._udp.start()
         if s.tick > 0:
             self._ticker = asyncio.create_task(self._media_clock(), name="sip-media-clock")
         log.info("SIP listening on %s:%d (udp%s)", s.bind, self.port, "+tcp" if s.tcp else "")
@@ -194,8 +185,8 @@ class SipServer:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, *( [self._ticker] if self._ticker else []), return_exceptions=True)
-        if self._udp and self._udp.transport:
-            self._udp.transport.close()
+        if self._udp is not None:
+            self._udp.close()
         if self._tcp_server:
             self._tcp_server.close()
             for c in list(self._tcp.values()):
@@ -236,12 +227,31 @@ class SipServer:
         return asyncio.get_running_loop().time()
 
     def _receive(self, data: bytes, addr: tuple[str, int], transport: str) -> None:
+        self._feed(data, addr, self._now(), transport)
+        self._pump()
+
+    def _receive_udp(self, batch: list[Datagram]) -> None:
+        """One read of the UDP socket: what keeps calls alive first (and its answers sent), then
+        call set-up (see sip/udp.py)."""
+        now = self._now()
+        for group in split_batch(batch):
+            for data, addr in group:
+                self._feed(data, addr, now, "udp")
+            self._pump()
+
+    def _feed(self, data: bytes, addr: tuple[str, int], now: float, transport: str) -> None:
         try:
-            self.ua.receive_datagram(data, addr, self._now(), transport)
+            self.ua.receive_datagram(data, addr, now, transport)
         except Exception:   # a bug must not take the listener down; count it and go on
             self.stats["internal_error"] += 1
             log.exception("SIP core failed on a message from %s", addr)
-        self._pump()
+
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped on the SIP UDP socket (receive buffer full); None: unknown."""
+        return self._udp.kernel_drops() if self._udp is not None else None
+
+    def udp_stats(self) -> dict[str, int]:
+        return dict(self._udp.stats) if self._udp is not None else {}
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -283,9 +293,9 @@ class SipServer:
                 return
             self._spawn(self._tcp_connect_send(data, addr))
             return
-        if self._udp and self._udp.transport:
+        if self._udp is not None:
             try:
-                self._udp.transport.sendto(data, addr)
+                self._udp.sendto(data, addr)
             except (OSError, ValueError) as e:
                 self.stats["send_error"] += 1
                 log.debug("cannot send to %s: %s", addr, e)

@@ -22,7 +22,7 @@ from .dialog import make_response, uas_dialog
 from .events import (CallConfirmed, CallEnded, DtmfInfo, IncomingCall, MediaChanged, RegistrationChanged,
                      TransferResult, UaEvent)
 from .message import Request, Response, SipParseError, parse_message, parse_name_addr, parse_via, split_list
-from .ratelimit import CallLimiter
+from .ratelimit import CallAdmission, CallRate, LocalCap
 from .registration import Registration, RegistrationSettings
 from .transaction import MAGIC, ClientTransaction, ServerInviteTransaction, ServerTransaction, server_key
 from .ua_state import Call, UaSettings
@@ -56,7 +56,9 @@ def dtmf_from_info(req: Request) -> tuple[str, int] | None:
 
 
 class UserAgent:
-    def __init__(self, settings: UaSettings = UaSettings()):
+    def __init__(self, settings: UaSettings = UaSettings(), admission: CallAdmission | None = None):
+        """`admission` decides whether a new inbound call is taken (default: `LocalCap` of
+        `settings.max_calls`); the calls/s bucket (`settings.max_cps`) applies on top."""
         self.settings = settings
         self._rand = random.Random(settings.seed)
         self._out: list[tuple[bytes, tuple[str, int], str]] = []
@@ -66,7 +68,8 @@ class UserAgent:
         self.calls: dict[str, Call] = {}
         self._registrations: dict[str, Registration] = {}
         self._reg_dest: dict[str, tuple[str, int]] = {}
-        self.limiter = CallLimiter(settings.max_calls, settings.max_cps)
+        self.limiter: CallAdmission = admission or LocalCap(settings.max_calls, settings.retry_after)
+        self.rate = CallRate(settings.max_cps)
         self.stats: Counter[str] = Counter()
         self._now = 0.0
         self._heap: list = []
@@ -361,9 +364,6 @@ class UserAgent:
         if not self.settings.allows(addr[0]):
             refuse(403)
             return
-        if not self.limiter.admit(self.limiter.active, now):
-            refuse(503, (("Retry-After", str(self.settings.retry_after)),))
-            return
         rej = check_invite_body(req)
         if rej is not None:
             refuse(rej.status, rej.headers)
@@ -384,9 +384,14 @@ class UserAgent:
         if call_id in self.calls:   # same Call-ID, new transaction (a loop or a fork): not a second call
             refuse(482 if self.calls[call_id].state != "ended" else 481)
             return
+        # admission last: only a call we could otherwise take may hold a slot
+        retry = self.settings.retry_after if not self.rate.allow(now) else self.limiter.admit(call_id, now)
+        if retry is not None:
+            self._shed(req, txn, addr, transport, tag, retry)
+            return
+        self.rate.took()
         call = Call(call_id, tag, True, "incoming", req, addr, transport, invite_txn=txn)
         self.calls[call_id] = call
-        self.limiter.started(now)
         self._respond(txn, make_response(req, 100, received=addr), now)
         # the caller as the trunk asserts it (RFC 3325) when it does, else the From
         frm = req.headers.get("P-Asserted-Identity") or req.headers.get("From") or ""
@@ -397,6 +402,16 @@ class UserAgent:
         to = req.headers.get("To") or ""
         self._events.append(IncomingCall(call_id, caller, parse_name_addr(to).uri, offer, addr,
                                          transport, req.headers.items))
+
+    def _shed(self, req: Request, txn: ServerInviteTransaction, addr, transport: str, tag: str, retry: int) -> None:
+        """503 + Retry-After, sent statelessly (as a stateless proxy would): under a flood a refused
+        INVITE leaves no transaction and no retransmission timer behind. A retransmission of it is
+        asked again, and its ACK is absorbed as a stray."""
+        self.stats["invite_503"] += 1
+        if self._server.get(txn.key) is txn:
+            del self._server[txn.key]
+        self._send(bytes(make_response(req, 503, to_tag=tag, extra=(("Retry-After", str(retry)),), received=addr)),
+                   addr, transport)
 
     def _on_cancel(self, req: Request, txn: ServerTransaction, now: float) -> None:
         invite_key = server_key(req, txn_transport(txn), "INVITE")
@@ -659,7 +674,7 @@ class UserAgent:
         call.state = "ended"
         call.timer.deadline = None
         if call.inbound:
-            self.limiter.ended()
+            self.limiter.release(call.call_id)
         self._events.append(CallEnded(call.call_id, reason))
         # the record stays a while for late retransmissions, then handle_timer drops it
         self._ended_at[call.call_id] = self._now + 64 * self.settings.timers.t1

@@ -49,6 +49,16 @@ class _SipCollector:
         for q in (0.5, 0.99):
             clock.add_metric([str(q)], late[min(len(late) - 1, int(q * len(late)))] if late else 0.0)
         yield clock
+        drops = srv.kernel_drops()
+        if drops is not None:
+            yield CounterMetricFamily("duplexbot_sip_udp_kernel_drops", "datagrams the kernel dropped on the SIP "
+                                      "UDP socket (receive buffer full)", value=drops)
+        udp = CounterMetricFamily("duplexbot_sip_udp_reads", "SIP UDP listener: datagrams read, batches, "
+                                  "replies dropped on a full send buffer", labels=["what"])
+        for k, v in sorted(srv.udp_stats().items()):
+            if k != "largest_batch":
+                udp.add_metric([k], v)
+        yield udp
         reg = GaugeMetricFamily("duplexbot_sip_registered", "registration with the trunk", labels=["aor"])
         for aor, ok in srv.registrations.items():
             reg.add_metric([aor], 1.0 if ok else 0.0)
@@ -82,7 +92,11 @@ def setup(app: web.Application, runtime: Any) -> None:
     async def on_startup(app: web.Application) -> None:
         from sip import SipServer
 
-        server = await SipServer(settings.server, run_call).start()
+        from ..transports.sip import SipAdmission
+
+        controller = getattr(runtime, "admission", None)
+        admission = SipAdmission(controller) if controller is not None else None
+        server = await SipServer(settings.server, run_call, admission).start()
         app[SIP_SERVER_KEY] = server
         _COLLECTOR.server = server
         if settings.registration is not None and settings.registrar_addr is not None:

@@ -5,9 +5,16 @@ WebSocket), `POST /twilio/call` (start an outbound call).
 to `runtime.settings.public_base_url`) and runs every accepted stream through
 `runtime.calls.run(transport)`. `install(app, settings, run_call)` is the same without a Runtime
 (tests, the bench).
+
+Admission (bot/engine/admission.py): the webhook asks the process's controller for a slot and holds
+it for the call's media stream (`RESERVATION_HOLD` s). Refused, the call is answered
+`<Reject reason="busy"/>` (Twilio fails over or the caller hears busy), or `<Dial>` to
+`DUPLEXBOT_OVERFLOW_NUMBER` when one is set, before any media or TTS work. A media stream that
+holds no slot and cannot get one is closed with 1013 (try again later) before the engine sees it.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -19,25 +26,30 @@ from typing import Any
 from aiohttp import web
 
 from ..audio.frame import SUPPORTED_RATES
+from ..engine.admission import AdmissionController
 from ..transports.twilio import metrics
-from ..transports.twilio.media import RunCall, StreamRegistry, serve_media_socket
+from ..transports.twilio.media import (CLOSE_TRY_AGAIN, RunCall, StreamRegistry, TwilioMediaTransport,
+                                       serve_media_socket)
 from ..transports.twilio.rest import TwilioApiError, TwilioRest
 from ..transports.twilio.settings import TwilioSettings
 from ..transports.twilio.signature import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, StreamTokens
-from ..transports.twilio.webhook import answer_call
+from ..transports.twilio.webhook import WebhookReply, answer_call, busy_twiml, dial_twiml
 
 log = logging.getLogger(__name__)
 
 MAX_FORM = 64 * 1024
 E164_MAX = 16
+RESERVATION_HOLD = 30.0   # s a webhook's slot waits for its media stream (Twilio connects within ~1 s)
 
 
 class TwilioService:
     """Everything the Twilio routes share in one process."""
 
-    def __init__(self, settings: TwilioSettings, run_call: RunCall, rest: TwilioRest | None = None):
+    def __init__(self, settings: TwilioSettings, run_call: RunCall, rest: TwilioRest | None = None,
+                 admission: AdmissionController | None = None):
         self.settings = settings
         self.run_call = run_call
+        self.admission = admission
         # without an auth token there is no webhook and so no valid token: the key only has to be secret
         self.tokens = StreamTokens(settings.auth_token or secrets.token_hex(16), ttl=settings.token_ttl)
         self.registry = StreamRegistry()
@@ -55,14 +67,42 @@ class TwilioService:
         reply = answer_call(self.settings, self.tokens, url, form, request.headers.get(SIGNATURE_HEADER),
                             time.time(), request.headers.get(SIGNATURE_SETTINGS_HEADER),
                             busy=len(self.registry) >= self.settings.max_streams)
+        if reply.status == 200 and not reply.reason and self.admission is not None:   # signed, would stream
+            decision = self.admission.admit(reply.call_sid, "twilio", asyncio.get_running_loop().time(),
+                                            hold=RESERVATION_HOLD)
+            if not decision.admitted:
+                log.info("twilio call %s refused by admission (%s)", reply.call_sid, decision.reason)
+                reply = WebhookReply(200, busy_twiml(), call_sid=reply.call_sid, reason="busy")
+        if reply.reason == "busy" and self.overflow_number:
+            reply = WebhookReply(200, dial_twiml(self.overflow_number), call_sid=reply.call_sid, reason="overflow")
         metrics.WEBHOOKS.labels(reply.reason or "ok").inc()
         if reply.status != 200:
             log.warning("twilio voice webhook refused (%s) from %s", reply.reason, request.remote)
         return web.Response(status=reply.status, text=reply.body, content_type=reply.content_type)
 
+    @property
+    def overflow_number(self) -> str:
+        return self.admission.settings.overflow_number if self.admission is not None else ""
+
     async def media(self, request: web.Request) -> web.StreamResponse:
+        run_call = self.run_call if self.admission is None else self._run_admitted
         return await serve_media_socket(request, settings=self.settings, tokens=self.tokens, registry=self.registry,
-                                        run_call=self.run_call, rest=self.rest)
+                                        run_call=run_call, rest=self.rest)
+
+    async def _run_admitted(self, transport: TwilioMediaTransport) -> None:
+        """Run the call if it holds a slot (the webhook's reservation) or can get one now."""
+        assert self.admission is not None
+        call_sid = transport.info.call_id
+        decision = self.admission.admit(call_sid, "twilio", asyncio.get_running_loop().time())
+        if not decision.admitted:
+            metrics.STREAMS.labels("refused").inc()
+            log.warning("twilio stream for %s refused by admission (%s)", call_sid, decision.reason)
+            await transport.ws.close(code=CLOSE_TRY_AGAIN, message=b"over capacity")
+            return
+        try:
+            await self.run_call(transport)
+        finally:
+            self.admission.release(call_sid, "twilio")
 
     def _authorised(self, request: web.Request) -> bool:
         token = self.settings.call_api_token
@@ -105,8 +145,8 @@ TWILIO_SERVICE = web.AppKey("twilio_service", TwilioService)
 
 
 def install(app: web.Application, settings: TwilioSettings, run_call: RunCall,
-            rest: TwilioRest | None = None) -> TwilioService:
-    svc = TwilioService(settings, run_call, rest)
+            rest: TwilioRest | None = None, admission: AdmissionController | None = None) -> TwilioService:
+    svc = TwilioService(settings, run_call, rest, admission)
     app[TWILIO_SERVICE] = svc
     app.router.add_post("/twilio/voice", svc.voice)
     app.router.add_get("/twilio/media", svc.media)
@@ -131,4 +171,6 @@ def setup(app: web.Application, runtime: Any) -> None:
     async def run_call(transport) -> None:
         await runtime.calls.run(transport)
 
-    install(app, settings_for(runtime), run_call)
+    admission = getattr(runtime, "admission", None)
+    install(app, settings_for(runtime), run_call,
+            admission=admission if isinstance(admission, AdmissionController) else None)

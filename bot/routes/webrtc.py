@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiortc import RTCSessionDescription
 
+from ..engine.admission import AdmissionController
 from ..engine.port import CallInfo
 from ..transports.webrtc import WebRTCSettings, WebRTCTransport, new_peer_connection
 from ..web import page, setup_static
@@ -29,14 +30,42 @@ SESSION_WAIT = 3.0
 
 
 class WebRTCCalls:
-    """The browser calls of this process (for limits, shutdown and leak checks)."""
+    """The browser calls of this process (for limits, shutdown and leak checks). Each holds a slot of
+    the process's admission controller (bot/engine/admission.py) from its offer to its end."""
 
     def __init__(self, runtime: Any, settings: WebRTCSettings) -> None:
         self.runtime = runtime
         self.settings = settings
+        admission = getattr(runtime, "admission", None)
+        self.admission = admission if isinstance(admission, AdmissionController) else None
         self.calls: dict[str, WebRTCCall] = {}
         self.started = 0
         self.rejected = 0
+
+    def refusal(self) -> web.Response | None:
+        """The JSON 503 for an offer this process cannot take (None: take it and hold a slot)."""
+        if len(self.calls) >= self.settings.max_peers:
+            return self._refuse("too many browser calls on this worker", "max_peers", 5)
+        return None
+
+    def admit(self, call_id: str) -> web.Response | None:
+        if self.admission is None:
+            return None
+        d = self.admission.admit(call_id, "webrtc", asyncio.get_running_loop().time())
+        if d.admitted:
+            return None
+        why = "this worker is at its call capacity" if d.reason == "capacity" else "this worker is overloaded"
+        return self._refuse(f"{why}; try again in {d.retry_after} s", d.reason, d.retry_after)
+
+    def _refuse(self, error: str, reason: str, retry_after: int) -> web.Response:
+        self.rejected += 1
+        return web.json_response({"error": error, "reason": reason, "retry_after": retry_after}, status=503,
+                                 headers={"Retry-After": str(retry_after)})
+
+    def forget(self, call_id: str) -> None:
+        self.calls.pop(call_id, None)
+        if self.admission is not None:
+            self.admission.release(call_id, "webrtc")
 
     async def close_all(self) -> None:
         await asyncio.gather(*(c.close("shutdown") for c in list(self.calls.values())), return_exceptions=True)
@@ -175,14 +204,14 @@ class WebRTCCall:
         self.send({"type": "ended", "call_id": self.call_id})
         await asyncio.sleep(0.05)  # give SCTP a moment to flush them before the connection closes
         await self.transport.close("ended")
-        self.registry.calls.pop(self.call_id, None)
+        self.registry.forget(self.call_id)
 
     async def close(self, reason: str) -> None:
         """End the call from our side (shutdown, caller's hang-up message)."""
         await self.transport.close(reason)  # the engine reads Hangup and finishes the call
         main = self._main
         if main is None:
-            self.registry.calls.pop(self.call_id, None)
+            self.registry.forget(self.call_id)
             return
         try:
             await asyncio.wait_for(asyncio.shield(main), 5.0)
@@ -217,10 +246,10 @@ def setup(app: web.Application, runtime: Any) -> None:
         sdp = body.get("sdp") if isinstance(body, dict) else None
         if not isinstance(sdp, str) or body.get("type") != "offer" or not sdp or len(sdp) > MAX_SDP:
             raise web.HTTPBadRequest(text="expected {\"type\": \"offer\", \"sdp\": \"...\"}")
-        if len(registry.calls) >= registry.settings.max_peers:
-            registry.rejected += 1
-            raise web.HTTPServiceUnavailable(text="too many browser calls on this worker", headers={"Retry-After": "5"})
         call_id = "webrtc-" + secrets.token_hex(8)
+        refused = registry.refusal() or registry.admit(call_id)   # before any peer connection or media
+        if refused is not None:
+            return refused
         info = CallInfo(call_id=call_id, transport="webrtc", caller=f"browser:{request.remote or ''}",
                         callee="web", tenant=registry.settings.tenant)
         pc = new_peer_connection(registry.settings)
@@ -234,7 +263,7 @@ def setup(app: web.Application, runtime: Any) -> None:
             await pc.setLocalDescription(answer)  # aiortc gathers every candidate here
             transport.attach_rate(pc.localDescription.sdp)
         except Exception as e:  # malformed or unsupported offer: the peer's fault
-            registry.calls.pop(call_id, None)
+            registry.forget(call_id)
             await transport.close("bad offer")
             raise web.HTTPBadRequest(text=f"cannot answer this offer: {e}")
         registry.started += 1

@@ -11,9 +11,25 @@ import numpy as np
 from sip import AudioChunk, CallHangup, DtmfDigit, SipCall
 
 from ..audio.frame import AudioFrame
+from ..engine.admission import AdmissionController
 from ..engine.port import BotAudioSource, CallInfo, Dtmf, Hangup, InboundItem
 
 RATE = 8000
+
+
+class SipAdmission:
+    """The process's one admission controller as the SIP core's `sip.ratelimit.CallAdmission`: the
+    core asks it before it sends 100 Trying, and refused INVITEs get 503 with its Retry-After."""
+
+    def __init__(self, controller: AdmissionController) -> None:
+        self.controller = controller
+
+    def admit(self, call_id: str, now: float) -> int | None:
+        d = self.controller.admit(call_id, "sip", now)
+        return None if d.admitted else d.retry_after
+
+    def release(self, call_id: str) -> None:
+        self.controller.release(call_id, "sip")
 
 
 class SipTransport:

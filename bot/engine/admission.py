@@ -1,0 +1,144 @@
+"""One admission controller per process, asked by every transport before a call gets media or TTS.
+
+A new call is taken only while both hold:
+
+* fewer than `max_calls` calls hold a slot. The default follows what one process can carry with the
+  whole call path (VAD, turn-taking, ASR, TTS): the product requirement is 40 full calls on two
+  cores (the engine once fell behind real time at ~12 calls on a loaded box; batching VAD and the
+  duplex model across calls is what brought 40 within reach), so `CALLS_PER_2_CORES * cores / 2`;
+  `DUPLEXBOT_MAX_CALLS` overrides it. Every call's media still goes through one event loop, so
+  the default stops at `LOOP_CEILING` however many cores there are. (docs/sip.md measures ~250 media-only SIP calls per process:
+  that is RTP without the engine, not a capacity to admit calls at.)
+* the event loop keeps up: the p90 of the loop delay measured every ~100 ms over the last
+  `lag_window` seconds stays under `lag_bound`. A process that is already late refuses new calls
+  even below the cap, so calls it has stay on time instead of all of them degrading.
+
+Sans-IO: every method is fed `now` (seconds, monotonic); `bot/engine/looplag.py` feeds the loop
+delay. A slot is held from `admit()` to `release()`. `admit(..., hold=s)` takes a slot that lapses
+after `s` seconds unless the same call is admitted again without `hold` (Twilio: the webhook
+reserves, the media stream takes the reservation; a stream that never comes frees it).
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter, deque
+from dataclasses import dataclass
+
+CALLS_PER_2_CORES = 40
+LOOP_CEILING = 200     # one event loop moved ~250 media-only SIP calls (docs/sip.md): more cores do not lift this
+REASONS = ("capacity", "loop_lag")
+
+
+def default_max_calls(cores: int | None = None) -> int:
+    """`CALLS_PER_2_CORES` per two cores (at least one core's worth), at most `LOOP_CEILING`."""
+    n = cores if cores is not None else (os.cpu_count() or 2)
+    return min(LOOP_CEILING, CALLS_PER_2_CORES * max(1, n) // 2)
+
+
+@dataclass(frozen=True)
+class AdmissionSettings:
+    max_calls: int = 0                 # 0: derived from the cores (`default_max_calls`)
+    lag_bound: float = 0.150           # s of loop delay (p90 over the window) above which calls are refused
+    lag_quantile: float = 0.9
+    lag_window: float = 5.0            # s of lag samples the rule looks at
+    lag_min_samples: int = 5           # fewer samples than this in the window: the rule does not apply
+    retry_after: int = 5               # s, told to refused callers (SIP Retry-After, HTTP Retry-After)
+    overflow_number: str = ""          # Twilio: refused calls are dialled here instead of rejected as busy
+
+    def __post_init__(self) -> None:
+        if self.max_calls < 0:
+            raise ValueError(f"max_calls must be >= 0 (0: derived), got {self.max_calls}")
+        if not 0 < self.lag_bound:
+            raise ValueError(f"lag_bound must be > 0 s, got {self.lag_bound}")
+        if not 0 < self.lag_quantile <= 1:
+            raise ValueError(f"lag_quantile must be in (0, 1], got {self.lag_quantile}")
+        if self.retry_after < 1:
+            raise ValueError(f"retry_after must be >= 1 s, got {self.retry_after}")
+
+    @property
+    def cap(self) -> int:
+        return self.max_calls or default_max_calls()
+
+
+@dataclass(frozen=True)
+class Decision:
+    admitted: bool
+    reason: str = "ok"                 # ok | capacity | loop_lag
+    retry_after: int = 0               # s; 0 when admitted
+
+
+class AdmissionController:
+    def __init__(self, settings: AdmissionSettings = AdmissionSettings()) -> None:
+        self.settings = settings
+        self.cap = settings.cap
+        self._slots: dict[tuple[str, str], float | None] = {}   # (transport, call id) -> lapses at (None: held)
+        self._lag: deque[tuple[float, float]] = deque()          # (when, loop delay s)
+        self.admitted: Counter[str] = Counter()                  # by transport
+        self.refused: Counter[tuple[str, str]] = Counter()       # by (transport, reason)
+
+    # -- decisions ---------------------------------------------------------------------------------
+    def admit(self, call_id: str, transport: str, now: float, hold: float | None = None) -> Decision:
+        self._lapse(now)
+        key = (transport, call_id)
+        if key in self._slots:        # the call holds a slot already (a reservation being taken up)
+            current = self._slots[key]
+            self._slots[key] = None if hold is None or current is None else max(current, now + hold)
+            return Decision(True)
+        if len(self._slots) >= self.cap:
+            return self._refuse(transport, "capacity")
+        if self.lagging(now):
+            return self._refuse(transport, "loop_lag")
+        self._slots[key] = None if hold is None else now + hold
+        self.admitted[transport] += 1
+        return Decision(True)
+
+    def release(self, call_id: str, transport: str) -> None:
+        self._slots.pop((transport, call_id), None)
+
+    def holds(self, call_id: str, transport: str, now: float) -> bool:
+        self._lapse(now)
+        return (transport, call_id) in self._slots
+
+    def _refuse(self, transport: str, reason: str) -> Decision:
+        self.refused[(transport, reason)] += 1
+        return Decision(False, reason, self.settings.retry_after)
+
+    def _lapse(self, now: float) -> None:
+        gone = [k for k, until in self._slots.items() if until is not None and until <= now]
+        for k in gone:
+            del self._slots[k]
+
+    # -- the loop-lag rule -------------------------------------------------------------------------
+    def record_lag(self, lag: float, now: float) -> None:
+        self._lag.append((now, max(0.0, lag)))
+        self._trim(now)
+
+    def lag_quantile(self, now: float) -> float | None:
+        """The configured quantile of the loop delay over the window (None: too few samples)."""
+        self._trim(now)
+        if len(self._lag) < self.settings.lag_min_samples:
+            return None
+        xs = sorted(lag for _, lag in self._lag)
+        return xs[min(len(xs) - 1, math.ceil(self.settings.lag_quantile * len(xs)) - 1)]
+
+    def lagging(self, now: float) -> bool:
+        q = self.lag_quantile(now)
+        return q is not None and q > self.settings.lag_bound
+
+    def _trim(self, now: float) -> None:
+        lag, start = self._lag, now - self.settings.lag_window
+        while lag and lag[0][0] < start:
+            lag.popleft()
+
+    # -- numbers -----------------------------------------------------------------------------------
+    def live(self, now: float) -> int:
+        self._lapse(now)
+        return len(self._slots)
+
+    def last_lag(self) -> float:
+        return self._lag[-1][1] if self._lag else 0.0
+
+
+__all__ = ["AdmissionController", "AdmissionSettings", "Decision", "CALLS_PER_2_CORES", "LOOP_CEILING", "REASONS",
+           "default_max_calls"]
