@@ -1,0 +1,329 @@
+"""`duplexbot bench phone DATASET`: every labelled caller turn of a phone set (bot.eval.phone_data)
+played as a Twilio Media Streams call into a real `duplexbot serve` process on 127.0.0.1.
+
+The server and Twilio's side of each call are the ones `duplexbot bench twilio` uses
+(`ServerProcess`, `TwilioPeer`). A pool of `--parallel` callers works through the samples, one call
+per sample: dial, wait for the greeting to finish (audible bot audio, then 0.5 s without), stream
+the sample in real time as 20 ms mu-law media (then silence, as a phone line does) and stop once the
+answer has played for a second, or 3 s after the labelled end if none comes. What the caller hears
+is the peer's playout model: a bot frame is heard when it would play (after the frames queued
+before it), not when it arrives.
+
+Per sample, with times relative to the sample's first media frame:
+- first audible: start of the first heard bot frame at or above -40 dBFS (the greeting is over);
+- response latency: first audible - labelled end;
+- take-over: first audible before the labelled end; *in a hold* when inside a labelled pause;
+- unanswered: nothing audible within 3 s of the labelled end.
+Server CPU (utime + stime of its /proc/PID/stat) is read around each kind's run and divided by the
+32 ms chunks of caller audio the server was sent (greeting wait and trailing silence included);
+cores = CPU seconds / wall seconds. Samples run one kind at a time, so each kind's CPU is its own.
+"""
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import aiohttp
+import numpy as np
+
+from ..audio.resample import resample
+from ..transports.twilio.bench import ServerProcess
+from ..transports.twilio.peer import FRAME_S, TwilioPeer
+from .phone_data import PhoneSample, PhoneSet, load_set
+
+CHUNK_S = 0.032  # the duplex model's step: CPU is reported per call per chunk of caller audio
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class PhoneBenchSettings:
+    parallel: int = 4
+    policy: str = "auto"
+    out: str = "out/bench-phone"
+    limit: int | None = None
+    audible_dbfs: float = -40.0  # a heard bot frame at or above this counts as audible
+    greeting_quiet: float = 0.5  # the greeting is over after this long without audible bot audio
+    window: float = 3.0  # no audible answer within this of the labelled end: unanswered
+    listen: float = 1.0  # seconds of the answer heard before hanging up
+    stagger: float = 0.1  # seconds between the pool's first calls ringing in
+    port: int = 0
+
+
+# ------------------------------------------------------------------ metrics (pure)
+
+@dataclass(frozen=True)
+class Outcome:
+    first_audible: float | None  # seconds from the sample's start
+    latency: float | None  # first_audible - end (negative for a take-over)
+    takeover: bool  # the bot's first audible audio started before the labelled end
+    takeover_in_hold: bool  # ... inside a labelled hold
+    unanswered: bool
+
+
+def frame_dbfs(pcm: np.ndarray) -> float:
+    """RMS level of int16 samples in dBFS (full scale 32768)."""
+    x = np.asarray(pcm, np.float64) / 32768.0
+    return float(10 * np.log10(np.mean(x * x) + 1e-12)) if x.size else -120.0
+
+
+def first_audible(timeline: Sequence[tuple[float, float]], after: float, threshold: float) -> float | None:
+    """Earliest start >= `after` of a (start, dBFS) heard frame at or above `threshold`."""
+    starts = [t for t, db in timeline if t >= after and db >= threshold]
+    return min(starts) if starts else None
+
+
+def score(timeline: Sequence[tuple[float, float]], end: float, holds: Sequence[tuple[float, float]],
+          threshold: float = -40.0, window: float = 3.0) -> Outcome:
+    """One sample's outcome from what the caller heard: (start, dBFS) per bot frame, seconds from
+    the sample's start (frames from before the sample, i.e. the greeting, are ignored)."""
+    t = first_audible(timeline, 0.0, threshold)
+    if t is None or t > end + window:
+        return Outcome(t, None, False, False, True)
+    return Outcome(t, t - end, t < end, any(h0 <= t < h1 for h0, h1 in holds), False)
+
+
+def _pct(xs: list[float], p: float) -> float | None:
+    return round(float(np.percentile(xs, p)) * 1000, 1) if xs else None
+
+
+def summarise(rows: list[dict], cpu_s: float, wall_s: float, chunks: float) -> dict:
+    """Aggregate of sample rows (each with kind, error, latency, takeover, takeover_in_hold, unanswered, holds).
+
+    Latency percentiles are over answered samples without a take-over; `within_500ms` is a share of
+    every scored sample; `takeover_in_hold_rate` is over samples that have holds."""
+    scored = [r for r in rows if not r["error"]]
+    lat = [r["latency"] for r in scored if r["latency"] is not None and not r["takeover"]]
+    with_holds = [r for r in scored if r["holds"]]
+    n = len(scored)
+    return {
+        "samples": len(rows), "errors": len(rows) - n,
+        "latency_ms": {"p50": _pct(lat, 50), "p90": _pct(lat, 90), "max": _pct(lat, 100), "n": len(lat)},
+        "within_500ms": round(sum(0 <= x <= 0.5 for x in lat) / n, 3) if n else None,
+        "takeovers": sum(r["takeover"] for r in scored),
+        "takeover_rate": round(sum(r["takeover"] for r in scored) / n, 3) if n else None,
+        "holds": len(with_holds), "takeovers_in_holds": sum(r["takeover_in_hold"] for r in with_holds),
+        "takeover_in_hold_rate": (round(sum(r["takeover_in_hold"] for r in with_holds) / len(with_holds), 3)
+                                  if with_holds else None),
+        "unanswered": sum(r["unanswered"] for r in scored),
+        "unanswered_rate": round(sum(r["unanswered"] for r in scored) / n, 3) if n else None,
+        "server_cpu_s": round(cpu_s, 3), "wall_s": round(wall_s, 2), "caller_chunks": int(chunks),
+        "cpu_ms_per_call_chunk": round(cpu_s * 1000 / chunks, 4) if chunks else None,
+        "cpu_cores": round(cpu_s / wall_s, 3) if wall_s else None,
+    }
+
+
+# ------------------------------------------------------------------ one call
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads) from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # fields 14 and 15 of stat(5)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    outcome: Outcome | None
+    error: str
+    caller_frames: int  # 20 ms media frames the caller sent in the whole call
+    bot_frames: int
+    late_frames: int
+    bursts: tuple[tuple[float, float], ...]  # audible bot audio heard, (start, end) from the sample's start
+
+
+def _bursts(timeline: list[tuple[float, float]], threshold: float, gap: float = 0.1) -> tuple[tuple[float, float], ...]:
+    out: list[list[float]] = []
+    for t, db in sorted(timeline):
+        if db < threshold:
+            continue
+        if out and t - out[-1][1] <= gap:
+            out[-1][1] = t + FRAME_S
+        else:
+            out.append([t, t + FRAME_S])
+    return tuple((round(a, 3), round(b, 3)) for a, b in out)
+
+
+class HeardLevels:
+    """The level of every bot frame a peer's caller has heard, each measured once as it comes in
+    (the peer replaces its `heard` list on a `clear`: then it is measured again from the start)."""
+
+    def __init__(self, peer: TwilioPeer, threshold: float):
+        self.peer, self.threshold = peer, threshold
+        self.frames: list[tuple[float, float]] = []  # (start, dBFS), in playout order
+        self.audible: list[float] = []  # starts of the audible frames (ascending: playout order)
+        self._seen: list | None = None
+
+    def update(self) -> None:
+        heard = self.peer.heard
+        if heard is not self._seen:
+            self._seen, self.frames, self.audible = heard, [], []
+        for h in heard[len(self.frames):]:
+            db = frame_dbfs(h.pcm)
+            self.frames.append((h.start, db))
+            if db >= self.threshold:
+                self.audible.append(h.start)
+
+    def last_audible_end(self) -> float | None:
+        self.update()
+        return self.audible[-1] + FRAME_S if self.audible else None
+
+    def first_audible(self, after: float) -> float | None:
+        self.update()
+        i = bisect.bisect_left(self.audible, after)
+        return self.audible[i] if i < len(self.audible) else None
+
+
+async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: PhoneSample, pcm8k: np.ndarray,
+                      bs: PhoneBenchSettings) -> CallRecord:
+    p = TwilioPeer(srv.base, srv.auth, account_sid=srv.account)
+    heard = HeardLevels(p, bs.audible_dbfs)
+    outcome, error, t0 = None, "", None
+
+    def quiet() -> bool:
+        last = heard.last_audible_end()
+        return last is not None and p.clock() - last >= bs.greeting_quiet
+
+    try:
+        await p.dial(http)
+        if not await p.wait_for(lambda: heard.last_audible_end() is not None, 20):
+            raise RuntimeError("no greeting")
+        if not await p.wait_for(quiet, 40):
+            raise RuntimeError("greeting never ended")
+        u = p.say(pcm8k)
+        if not await p.wait_for(lambda: u.first_sent is not None, 5):
+            raise RuntimeError("caller audio never went out")
+        t0 = u.first_sent
+        end, deadline = t0 + sample.end, t0 + sample.end + bs.window
+
+        def finished() -> bool:
+            now, first = p.clock(), heard.first_audible(t0)
+            return u.done.is_set() and (now > deadline or (first is not None and now > max(first, end) + bs.listen))
+        if not await p.wait_for(finished, sample.end + bs.window + 30):
+            raise RuntimeError("call did not finish")
+        heard.update()
+        outcome = score([(t - t0, db) for t, db in heard.frames], sample.end, sample.holds, bs.audible_dbfs,
+                        bs.window)
+    except Exception as e:  # noqa: BLE001 - a failed call is a result, not a crash
+        error = f"{type(e).__name__}: {e}"
+    finally:
+        await p.hang_up()
+    heard.update()
+    rel = [(t - t0, db) for t, db in heard.frames if t >= t0] if t0 is not None else []
+    return CallRecord(outcome, error, p.frames_sent, p.media_in, len(p.late), _bursts(rel, bs.audible_dbfs))
+
+
+async def run_pool(http: aiohttp.ClientSession, srv: ServerProcess, items: list[tuple[PhoneSample, np.ndarray]],
+                   bs: PhoneBenchSettings, log: Callable[[str], None]) -> list[tuple[PhoneSample, CallRecord]]:
+    """`bs.parallel` callers take the samples in order, one call each, until none is left."""
+    queue: asyncio.Queue[tuple[PhoneSample, np.ndarray]] = asyncio.Queue()
+    for it in items:
+        queue.put_nowait(it)
+    done: list[tuple[PhoneSample, CallRecord]] = []
+
+    async def caller(k: int) -> None:
+        await asyncio.sleep(k * bs.stagger)  # the first calls ring in spread out, not all in one tick
+        while not queue.empty():
+            sample, pcm = queue.get_nowait()
+            rec = await call_sample(http, srv, sample, pcm, bs)
+            done.append((sample, rec))
+            o = rec.outcome
+            log(f"  {sample.id:<10} {sample.speaker:<30} " + (f"error {rec.error}" if o is None else
+                "unanswered" if o.unanswered else f"{o.latency * 1000:+7.0f} ms"
+                + (" take-over in hold" if o.takeover_in_hold else " take-over" if o.takeover else "")))
+
+    await asyncio.gather(*(caller(k) for k in range(min(bs.parallel, len(items)))))
+    return done
+
+
+def _caller_pcm(phone_set: PhoneSet, s: PhoneSample) -> np.ndarray:
+    x, sr = phone_set.audio(s)
+    return resample((np.clip(x, -1, 1) * 32767).astype(np.int16), sr, 8000)
+
+
+def _row(s: PhoneSample, rec: CallRecord) -> dict:
+    o = rec.outcome
+    r = {"id": s.id, "kind": s.kind, "speaker": s.speaker, "voice": s.voice, "text": s.text, "end": s.end,
+         "holds": [list(h) for h in s.holds], "error": rec.error}
+    r.update(asdict(o) if o else {"first_audible": None, "latency": None, "takeover": False,
+                                  "takeover_in_hold": False, "unanswered": False})
+    for k in ("first_audible", "latency"):
+        r[k] = round(r[k], 3) if r[k] is not None else None
+    r.update(caller_frames=rec.caller_frames, bot_frames=rec.bot_frames, late_frames=rec.late_frames,
+             audible=[list(b) for b in rec.bursts])
+    return r
+
+
+async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[str], None] = print) -> dict:
+    phone_set = load_set(dataset, bs.limit)
+    out = Path(bs.out)
+    out.mkdir(parents=True, exist_ok=True)
+    kinds = sorted({s.kind for s in phone_set.samples}, key=lambda k: (k != "short", k))
+    audio = {s.id: _caller_pcm(phone_set, s) for s in phone_set.samples}
+    srv = ServerProcess(bs.port or _free_port(), bs.policy, out / "server.log")
+    report: dict = {"bench": "phone", "dataset": str(dataset), "policy": bs.policy, "parallel": bs.parallel,
+                    "transport": "twilio media streams over ws://127.0.0.1", "settings": asdict(bs),
+                    "licences": phone_set.licences,
+                    "machine": {"cpu_count": os.cpu_count(), "machine": platform.machine(),
+                                "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0]}}
+    rows: list[dict] = []
+    by_kind: dict[str, dict] = {}
+    totals = [0.0, 0.0, 0.0]  # cpu, wall, chunks
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            await srv.ready(http)
+            log(f"server ready on {srv.base} (policy {bs.policy}); {len(phone_set.samples)} samples, "
+                f"{bs.parallel} at once")
+            for kind in kinds:
+                items = [(s, audio[s.id]) for s in phone_set.samples if s.kind == kind]
+                log(f"{kind}: {len(items)} samples")
+                cpu0, wall0 = process_cpu_seconds(srv.proc.pid), time.monotonic()
+                done = await run_pool(http, srv, items, bs, log)
+                cpu, wall = process_cpu_seconds(srv.proc.pid) - cpu0, time.monotonic() - wall0
+                chunks = sum(r.caller_frames for _, r in done) * FRAME_S / CHUNK_S
+                kind_rows = [_row(s, r) for s, r in sorted(done, key=lambda d: d[0].id)]
+                rows += kind_rows
+                by_kind[kind] = summarise(kind_rows, cpu, wall, chunks)
+                totals = [totals[0] + cpu, totals[1] + wall, totals[2] + chunks]
+    finally:
+        srv.stop()
+    report["by_kind"] = by_kind
+    report["overall"] = summarise(rows, *totals)
+    report["samples"] = rows
+    report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def format_table(report: dict) -> str:
+    head = (f"{'kind':<8}{'n':>4}{'p50 ms':>9}{'p90 ms':>9}{'<=500ms':>9}{'hold t-o':>10}{'any t-o':>9}"
+            f"{'unans.':>8}{'err':>5}{'CPU ms/call/chunk':>19}{'cores':>7}")
+    lines = [f"Phone-path bench: {report['dataset']} (policy {report['policy']}, {report['parallel']} calls at once, "
+             f"{report['transport']})", head]
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v * 100:.0f}%"
+
+    for name, s in [*report["by_kind"].items(), ("all", report["overall"])]:
+        hold = f"{s['takeovers_in_holds']}/{s['holds']}" if s["holds"] else "-"
+        lines.append(f"{name:<8}{s['samples']:>4}{s['latency_ms']['p50']!s:>9}{s['latency_ms']['p90']!s:>9}"
+                     f"{pct(s['within_500ms']):>9}{hold:>10}{pct(s['takeover_rate']):>9}{pct(s['unanswered_rate']):>8}"
+                     f"{s['errors']:>5}{s['cpu_ms_per_call_chunk']!s:>19}{s['cpu_cores']!s:>7}")
+    lines.append("latency: labelled end of caller speech -> first audible (>= "
+                 f"{report['settings']['audible_dbfs']:.0f} dBFS) bot audio the caller hears, over answered samples "
+                 "without a take-over; <=500ms and rates over all samples of the kind; hold t-o: first audible "
+                 "bot audio inside a labelled pause")
+    return "\n".join(lines)
