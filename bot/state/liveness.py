@@ -86,7 +86,8 @@ class Liveness:
             except TRANSIENT:
                 raise
             except Exception as e:  # one call's data or key is bad: beat each alone, skip the bad one
-                log.warning("state: heartbeat of %d call(s) failed (%r); beating them one by one", len(records), e)
+                log.warning("state: heartbeat of %d call(s) failed (%s: %s); beating them one by one", len(records),
+                            type(e).__name__, e)
                 for cid, rec in records.items():
                     try:
                         await self._beat_calls(deadline, {cid: rec})
@@ -95,7 +96,7 @@ class Liveness:
                     except Exception as e1:
                         self.skipped += 1
                         counters.HEARTBEAT_ERRORS.inc()
-                        log.error("state: heartbeat of call %r failed: %r", as_text(cid)[:200], e1)
+                        log.error("state: heartbeat of call %r failed: %s: %s", as_text(cid)[:200], type(e1).__name__, e1)
         async with self.redis.pipeline(transaction=False) as p:
             p.hset(wkey, mapping={"worker": self.settings.worker_id, "calls": len(records), "ts": int(now * 1000)})
             p.expire(wkey, ttl)
@@ -136,7 +137,7 @@ class Liveness:
                 raise
             except Exception as e:  # one bad entry must not keep the others from being reaped
                 counters.HEARTBEAT_ERRORS.inc()
-                log.error("state: reaping %r failed: %r", as_text(member)[:200], e)
+                log.error("state: reaping %r failed: %s: %s", as_text(member)[:200], type(e).__name__, e)
         if done:
             self.reaped += len(done)
             log.warning("state: reaped %d call(s) whose worker stopped heartbeating: %s", len(done), done)
@@ -151,9 +152,12 @@ class Liveness:
         async with self.redis.pipeline(transaction=False) as p:
             for raw in ids:
                 p.hgetall(self.keys.call_at(raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw))
-            records = await p.execute()
+            records = await p.execute(raise_on_error=False)
         out = []
         for raw, rec in zip(ids, records):
+            if not isinstance(rec, dict):  # one bad record (wrong type ...) must not hide the others
+                log.error("state: cannot read live call %r: %s", as_text(raw)[:200], rec)
+                continue
             d = {as_text(k): as_text(v) for k, v in rec.items()}
             d.setdefault("call_id", as_text(raw))
             if d.get("state") != "live":

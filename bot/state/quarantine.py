@@ -46,7 +46,8 @@ def record(source: str, item: Any, error: BaseException | str, call_id: Any = ""
         body = json.dumps(repr(item))
     return {"ts": str(int(time.time() * 1000)), "source": source, "kind": type(item).__name__,
             "call_id": as_text(call_id if isinstance(call_id, (str, bytes)) else str(call_id)),
-            "error": as_text(error if isinstance(error, str) else repr(error))[:2000], "item": body}
+            "error": as_text(error if isinstance(error, str) else f"{type(error).__name__}: {error}")[:2000],
+            "item": body}
 
 
 async def quarantine(redis: Any, stream: str, ttl: int, source: str, item: Any, error: BaseException | str,
@@ -62,6 +63,6 @@ async def quarantine(redis: Any, stream: str, ttl: int, source: str, item: Any, 
         log.error("state: could not quarantine a poisoned %s from %s (%r); dropped", type(item).__name__, source, e)
         return False
     counters.EVENTS_QUARANTINED.inc()
-    log.error("state: quarantined a poisoned %s from %s (call %s) after %r", type(item).__name__, source,
-              as_text(call_id if isinstance(call_id, (str, bytes)) else str(call_id))[:80], error)
+    log.error("state: quarantined a poisoned %s from %s (call %r) after %s: %s", type(item).__name__, source,
+              as_text(call_id if isinstance(call_id, (str, bytes)) else str(call_id))[:80], type(error).__name__, error)
     return True

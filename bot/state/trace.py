@@ -239,7 +239,7 @@ async def recent_calls(redis: Any, keys: Keys, n: int = 20) -> list[dict[str, st
         async with redis.pipeline(transaction=False) as p:
             for part in chunk:
                 p.hgetall(keys.call_at(part))
-            got = await p.execute()
+            got = await p.execute(raise_on_error=False)
         for part, rec in zip(chunk, got):
             if isinstance(rec, dict) and rec:
                 d = {as_text(k): as_text(v) for k, v in rec.items()}
