@@ -102,7 +102,8 @@ class RedisWriter:
                     raise asyncio.CancelledError from e
                 self.errors += 1
                 self.last_error = repr(e)
-                log.warning("state: a batch of %d op(s) failed (%r); writing them one by one", len(batch), e)
+                log.warning("state: a batch of %d op(s) failed (%s: %s); writing them one by one", len(batch),
+                            type(e).__name__, e)
                 done = await self._isolate(batch)
                 self.log.commit(done)
                 if done < len(batch):  # Redis went away meanwhile: back off, the rest stays queued
