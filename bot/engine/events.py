@@ -55,6 +55,7 @@ class CallerSpeechEnd(Event):
 class TranscriptPartial(Event):
     type: ClassVar[str] = "transcript_partial"
     text: str
+    complete: float | None = None  # at a pause: how complete the words look (bot/policy/completeness.py)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,7 @@ from ..audio.frame import AudioFrame
 from ..audio.resample import Resampler, resample
 from ..policy.baseline import is_backchannel_text
 from ..policy.base import CHUNK_RATE, CHUNK_SAMPLES, Decision, ModelOutput, Observation, PolicySettings, TurnPolicy
+from ..policy.completeness import evidence, text_completeness
 from ..services.responder import Responder, ResponderAction, ResponderError, ResponseChunk, Turn
 from ..services.tts import SentenceBuffer
 from . import events as ev
@@ -287,14 +288,18 @@ class CallSession:
             self._on_decision(d)
 
     def _speculate(self, start: float, end: float) -> None:
-        """Transcribe as soon as the caller pauses: if the turn ends on this audio, the text is ready."""
+        """Transcribe as soon as the caller pauses: the words tell the policy whether the turn is
+        complete, and if the turn ends on this audio, the text is ready."""
         audio = self.caller_audio(start - PRE_ROLL, end + POST_ROLL)
 
         async def run() -> str:
-            text = await self.services.asr.transcribe(audio)
-            if text:
-                self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=text))
-            return text
+            tr = await self.services.asr.transcribe_detailed(audio)
+            if tr.text:
+                self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text,
+                                               complete=round(text_completeness(tr.text, tr.p_final), 3)))
+            for d in self.policy.on_words(evidence(tr.text, tr.p_final, end, self.now)):
+                self._on_decision(d)
+            return tr.text
 
         self._spec = (start, end, self._spawn(run()))
 

@@ -9,9 +9,12 @@ scheduler and handed in. A policy that wants words (the baseline's word rule for
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .completeness import WordEvidence
 
 CHUNK_SAMPLES = 512
 CHUNK_RATE = 16000
@@ -90,6 +93,11 @@ class TurnPolicy(Protocol):
     def step(self, obs: Observation) -> list[Decision]: ...
 
     def on_transcript(self, text: str, onset: float, t: float) -> list[Decision]: ...
+
+    def on_words(self, words: "WordEvidence") -> list[Decision]:
+        """The transcript of the caller's turn at a pause, with its completeness (the engine
+        transcribes at every pause); a policy may end the turn on it."""
+        ...
 
     def update_settings(self, settings: PolicySettings) -> None: ...
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from .base import CHUNK_SECONDS, Decision, Observation, PolicySettings
+from .completeness import WordEvidence
 
 BACKCHANNEL_WORDS = frozenset("""mm mhm hmm mmhmm mm-hmm uh-huh uhhuh huh yeah yes yep yup yea right okay ok
 sure alright aha ah oh uh um hm mmm great cool nice good fine see got it i""".split())
@@ -123,6 +124,9 @@ class VadTimeoutPolicy:
     def _interrupt(self, t: float, out: list[Decision], reason: str, conf: float) -> None:
         self.decided = True
         out.append(Decision("interrupt", t, confidence=conf, onset=self.onset, reason=reason))
+
+    def on_words(self, words: WordEvidence) -> list[Decision]:
+        return []  # this policy ends turns on silence (or its own model) alone
 
     def on_transcript(self, text: str, onset: float, t: float) -> list[Decision]:
         if not self.in_speech or abs(onset - self.onset) > 1e-6 or self.decided or self.settings.allow_overlap:

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .base import CHUNK_SECONDS, Decision, ModelOutput, Observation, PolicySettings
+from .completeness import WordEvidence
+from .fusion import FusionSettings, Patience, patience
 
 REARM = 0.3  # seconds of low interrupt/backchannel probability before another overlap decision
 HOLD_THRESHOLD = 0.5
@@ -71,9 +73,11 @@ class DuplexPolicy:
     name = "duplex"
     needs_model = True
 
-    def __init__(self, settings: PolicySettings = PolicySettings(), tuning: DuplexTuning = DuplexTuning()):
+    def __init__(self, settings: PolicySettings = PolicySettings(), tuning: DuplexTuning = DuplexTuning(),
+                 fusion: FusionSettings | None = None):
         self.settings = settings
         self.tuning = tuning
+        self.fusion = fusion  # None: the model's heads and its silence fallback only (no words)
         self.missing_model = 0  # observations that arrived without model heads (counted, skipped)
         self.reset()
 
@@ -91,6 +95,11 @@ class DuplexPolicy:
         self.eot_run = 0  # consecutive chunks with p(eot) over threshold
         self.ended_onset = -1.0  # onset of the speech segment the last end of turn closed
         self.int_run = 0
+        self.pause_t = -1.0  # when the current pause was declared (its speech_end decision)
+        self.words: WordEvidence | None = None  # what the words say about the current pause
+        self.words_pending = False  # the current pause is being transcribed
+        self.last_model: ModelOutput | None = None
+        self.last_patience: Patience | None = None
 
     def update_settings(self, settings: PolicySettings) -> None:
         self.settings = settings
@@ -98,8 +107,18 @@ class DuplexPolicy:
     def on_transcript(self, text: str, onset: float, t: float) -> list[Decision]:
         return []
 
+    def on_words(self, words: WordEvidence) -> list[Decision]:
+        """The transcript of the caller's turn up to a pause: kept if that pause is still going on,
+        and the turn ends at once if the silence already exceeds the fused patience."""
+        if self.fusion is None or self.in_speech or abs(words.end - self.pause_t) > 1e-6:
+            return []  # stale: the caller spoke again since
+        self.words, self.words_pending = words, False
+        out: list[Decision] = []
+        if self.floor and self.last_model is not None:
+            self._maybe_end(max(words.t, self.pause_t), self.last_model, out)
+        return out
+
     def step(self, obs: Observation) -> list[Decision]:
-        s = self.settings
         out: list[Decision] = []
         self._vad(obs, out)
         m = obs.model
@@ -114,26 +133,11 @@ class DuplexPolicy:
             self.overlap_decided = self.bc_decided = False
             self.low_run = 0.0
             self.int_run = 0
-            silence = obs.t - self.last_end if not self.in_speech else 0.0
-            held = m.hold >= HOLD_THRESHOLD  # the model reads this pause as the caller going on
-            threshold = s.eot_threshold
-            if self.tuning.eot_decay > 0 and silence > 0 and not held:
-                threshold -= self.tuning.eot_decay * min(1.0, silence / max(s.max_end_of_turn_silence, 1e-3))
+            self.last_model = m
+            threshold = self._threshold(obs.t, m)
             self.eot_run = self.eot_run + 1 if m.eot >= threshold else 0
-            if self.floor:
-                # the model's call, or the fallback: a caller silent this long has finished anyway
-                # (a little longer while the model is sure this is only a pause)
-                limit = max(s.max_hold_silence, s.max_end_of_turn_silence) if held else s.max_end_of_turn_silence
-                fallback = silence >= limit - 1e-9
-                if self.eot_run >= self.tuning.eot_confirm or fallback:
-                    self.floor = False
-                    self.eot_run = 0
-                    self.ended_onset = self.onset  # only a new speech segment re-opens the turn
-                    reason = f"p(eot)={m.eot:.2f}" if not fallback or m.eot >= threshold else \
-                        f"silence {silence:.2f}s (fallback, p(eot)={m.eot:.2f})"
-                    out.append(Decision("end_of_turn", obs.t, confidence=m.eot, reason=reason,
-                                        onset=self.onset, silence=max(0.0, obs.t - self.last_end)))
-                elif not self.in_speech:
+            if self.floor and not self._maybe_end(obs.t, m, out):
+                if not self.in_speech:
                     if not self.paused_decided and m.hold >= HOLD_THRESHOLD:
                         self.paused_decided = True
                         out.append(Decision("hold", obs.t, confidence=m.hold, reason=f"p(hold)={m.hold:.2f}"))
@@ -141,6 +145,46 @@ class DuplexPolicy:
                         self.bc_opp_decided = True
                         out.append(Decision("backchannel_opportunity", obs.t, confidence=m.bc_opportunity))
         return out
+
+    def _threshold(self, t: float, m: ModelOutput) -> float:
+        s = self.settings
+        silence = t - self.last_end if not self.in_speech else 0.0
+        threshold = s.eot_threshold
+        if self.tuning.eot_decay > 0 and silence > 0 and m.hold < HOLD_THRESHOLD:
+            threshold -= self.tuning.eot_decay * min(1.0, silence / max(s.max_end_of_turn_silence, 1e-3))
+        return threshold
+
+    def _maybe_end(self, t: float, m: ModelOutput, out: list[Decision]) -> bool:
+        """End the caller's turn if this pause has lasted its patience (or the model is sure while
+        the caller still speaks). Returns whether it did."""
+        s = self.settings
+        model_end = self.eot_run >= self.tuning.eot_confirm
+        if self.in_speech:  # a model may call the turn before the VAD has closed the segment
+            if not model_end or (self.fusion is not None and m.eot < self.fusion.sure_eot):
+                return False  # with words to come at the pause, only a sure model goes first
+            p = Patience(0.0, f"p(eot)={m.eot:.2f}", "model")
+        else:
+            held = m.hold >= HOLD_THRESHOLD  # the model reads this pause as the caller going on
+            # the model's own fallback: a caller silent this long has finished anyway (a little
+            # longer while the model is sure this is only a pause)
+            fallback = max(s.max_hold_silence, s.max_end_of_turn_silence) if held else s.max_end_of_turn_silence
+            if self.fusion is None:
+                p = Patience(0.0 if model_end else fallback,
+                             f"p(eot)={m.eot:.2f}" if model_end else f"silence fallback (p(eot)={m.eot:.2f})",
+                             "model" if model_end else "fallback")
+            else:
+                p = patience(self.words, self.words_pending, m.eot, m.hold, model_end, fallback, self.fusion)
+            self.last_patience = p
+            silence = t - self.last_end
+            if silence < p.silence - 1e-9:
+                return False
+        self.floor = False
+        self.eot_run = 0
+        self.ended_onset = self.onset  # only a new speech segment re-opens the turn
+        conf = m.eot if p.source != "words" or self.words is None else max(m.eot, self.words.complete)
+        out.append(Decision("end_of_turn", t, confidence=conf, reason=p.reason, onset=self.onset,
+                            silence=max(0.0, t - self.last_end) if not self.in_speech else 0.0))
+        return True
 
     def _overlap(self, obs: Observation, m: ModelOutput, out: list[Decision]) -> None:
         s = self.settings
@@ -176,6 +220,7 @@ class DuplexPolicy:
                 t0 = obs.t - self.run * CHUNK_SECONDS
                 self.run = 0
                 self.in_speech = voiced
+                self.words, self.words_pending = None, False
                 if voiced:
                     self.onset = t0
                     if not obs.bot_speaking:
@@ -185,6 +230,8 @@ class DuplexPolicy:
                     out.append(Decision("speech_start", obs.t, confidence=obs.vad, onset=t0))
                 else:
                     self.last_end = t0
+                    self.pause_t = obs.t
+                    self.words_pending = self.fusion is not None and not obs.bot_speaking
                     out.append(Decision("speech_end", obs.t, onset=self.onset))
         else:
             self.run = 0

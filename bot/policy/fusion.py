@@ -1,0 +1,88 @@
+"""How long may this pause last before the bot takes the turn? Words, prosody and time, fused.
+
+The duplex model's heads (prosody and timing, learned on synthetic voices) and the words at the
+pause (`completeness.WordEvidence`, from Whisper, learned on real speech) are fused into one number,
+the pause's *patience*: the caller silence after which the turn ends. The duplex policy asks for it
+every silent chunk and ends the turn when the silence reaches it.
+
+- Clear evidence, fast: a complete turn by the words ("Do you live by yourself?") is taken after
+  `complete_silence`; the model being sure of an end (p(eot) over its threshold) ends the turn at
+  once unless the words say it is unfinished.
+- Unclear evidence, patient: unfinished words ("So do you play basketball on the") wait up to
+  `incomplete_silence`; in between, patience falls from that to `complete_silence` as the words
+  look more complete. While the pause's transcript is still being computed the model alone decides
+  only when it is sure (`sure_eot`) or after `text_wait`.
+- Prosody can veto haste: when the model hears the caller going on (p(hold) >= `hold_veto`), even a
+  complete-looking phrase waits `contested_silence` ("Do you live by yourself ... or with family?").
+- No words at all (no transcript for this pause: secure input, ASR failure): the model's own
+  hold-aware fallback, as before (`max_end_of_turn_silence`, or `max_hold_silence` in a hold).
+
+Pure functions of their inputs: unit-tested on hand-made cases (tests/models/test_fusion.py).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .completeness import WordEvidence
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    complete: float = 0.6  # completeness at or above this: the words say the turn is finished
+    incomplete: float = 0.25  # at or below this: the words say the caller is mid-phrase
+    complete_silence: float = 0.1  # seconds: shortest pause taken on complete words
+    incomplete_silence: float = 1.6  # seconds: longest pause waited out on unfinished words
+    contested_silence: float = 0.5  # complete words, but the model hears the caller going on
+    hold_veto: float = 0.8  # p(hold) at which prosody contests complete-looking words
+    text_wait: float = 0.45  # seconds of silence the model waits for a pending transcript
+    sure_eot: float = 0.98  # p(eot) at which the model needs no words
+
+
+@dataclass(frozen=True, slots=True)
+class Patience:
+    """The silence (seconds) after which this pause ends the turn, and why (for the trace)."""
+    silence: float
+    reason: str
+    source: str  # "words" | "model" | "fallback"
+
+
+def _lerp_log(a: float, b: float, x: float) -> float:
+    """Geometric interpolation from a (x=0) to b (x=1): patience halves evenly as evidence grows."""
+    x = min(1.0, max(0.0, x))
+    return math.exp(math.log(a) + (math.log(b) - math.log(a)) * x)
+
+
+def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_hold: float, model_end: bool,
+             fallback: float, fs: FusionSettings = FusionSettings()) -> Patience:
+    """`words`: the evidence for this pause (None if none has arrived); `words_pending`: a transcript
+    of this pause is being computed; `model_end`: the model's p(eot) has crossed its (confirmed)
+    threshold; `fallback`: the model's own fallback silence for this pause (hold-aware)."""
+    if words is None:
+        if model_end and (p_eot >= fs.sure_eot or not words_pending):
+            return Patience(0.0, f"p(eot)={p_eot:.2f}", "model")
+        if words_pending:
+            # the words are on their way: the model may end it alone only after text_wait
+            limit = fs.text_wait if model_end else max(fallback, fs.text_wait)
+            return Patience(limit, f"waiting for words (p(eot)={p_eot:.2f})", "model")
+        return Patience(fallback, f"silence fallback (p(eot)={p_eot:.2f}, p(hold)={p_hold:.2f})", "fallback")
+    c = words.complete
+    tag = f"words {c:.2f} \u201c{_tail(words.text)}\u201d"
+    if c <= fs.incomplete:
+        return Patience(fs.incomplete_silence, f"{tag}: unfinished", "words")
+    if model_end and p_hold < fs.hold_veto:
+        return Patience(0.0, f"{tag}, p(eot)={p_eot:.2f}", "model")
+    if c >= fs.complete:
+        if p_hold >= fs.hold_veto:
+            return Patience(fs.contested_silence, f"{tag}, but p(hold)={p_hold:.2f}", "words")
+        return Patience(fs.complete_silence, f"{tag}: complete", "words")
+    x = (c - fs.incomplete) / max(fs.complete - fs.incomplete, 1e-6)
+    limit = _lerp_log(fs.incomplete_silence, fs.complete_silence, x)
+    if p_hold >= fs.hold_veto:
+        limit = max(limit, fs.contested_silence)
+    return Patience(limit, f"{tag}: unsure", "words")
+
+
+def _tail(text: str, words: int = 4) -> str:
+    ws = text.split()
+    return ("\u2026 " if len(ws) > words else "") + " ".join(ws[-words:])

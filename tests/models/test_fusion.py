@@ -1,0 +1,107 @@
+"""The fusion of words, prosody and time (bot/policy/fusion.py, completeness.py) on hand-made cases,
+and the duplex policy acting on it."""
+from bot.policy.base import ModelOutput, Observation, PolicySettings
+from bot.policy.completeness import evidence, text_completeness
+from bot.policy.duplex import DuplexPolicy
+from bot.policy.fusion import FusionSettings, patience
+
+FS = FusionSettings()
+
+
+def test_completeness_from_decoder_and_ending():
+    assert text_completeness("Do you live by yourself?", 0.9) > FS.complete
+    # Whisper sometimes punctuates a dangling phrase: the last word caps it
+    assert text_completeness("So do you play basketball on the?", 0.8) <= FS.incomplete
+    assert text_completeness("I need to talk to", 0.41) <= FS.incomplete
+    assert text_completeness("I was wondering if...", 0.9) <= FS.incomplete
+    assert text_completeness("Where are you going with", 0.6) < FS.complete  # a weak ending: unsure
+    assert text_completeness("", 0.9) == 0.5  # no words, no evidence
+
+
+def test_complete_words_are_taken_fast():
+    p = patience(evidence("Where is the store?", 0.92, 1.0), False, p_eot=0.3, p_hold=0.2, model_end=False,
+                 fallback=0.75)
+    assert p.silence == FS.complete_silence and p.source == "words"
+
+
+def test_unfinished_words_are_waited_out_even_if_the_model_says_end():
+    p = patience(evidence("I would like to order a", 0.2, 1.0), False, p_eot=0.95, p_hold=0.0, model_end=True,
+                 fallback=0.75)
+    assert p.silence == FS.incomplete_silence
+
+
+def test_prosody_contests_complete_looking_words():
+    # "Do you live by yourself ... or with your family?": the words could end, the voice goes on
+    p = patience(evidence("Do you live by yourself?", 0.9, 1.0), False, p_eot=0.1, p_hold=0.9, model_end=False,
+                 fallback=3.0)
+    assert p.silence == FS.contested_silence
+
+
+def test_model_sure_ends_at_once_unless_words_disagree():
+    sure = patience(evidence("Yes, that's right.", 0.8, 1.0), False, p_eot=0.97, p_hold=0.0, model_end=True,
+                    fallback=0.75)
+    assert sure.silence == 0.0 and sure.source == "model"
+
+
+def test_pending_words_hold_back_an_unsure_model():
+    waiting = patience(None, True, p_eot=0.8, p_hold=0.0, model_end=True, fallback=0.75)
+    assert waiting.silence == FS.text_wait
+    certain = patience(None, True, p_eot=0.99, p_hold=0.0, model_end=True, fallback=0.75)
+    assert certain.silence == 0.0
+    no_words = patience(None, False, p_eot=0.3, p_hold=0.0, model_end=False, fallback=0.75)
+    assert no_words.silence == 0.75 and no_words.source == "fallback"
+
+
+def test_unsure_words_interpolate_between_patient_and_fast():
+    mid = patience(evidence("Where are you going with", 0.9, 1.0), False, 0.3, 0.0, False, 0.75)
+    assert FS.complete_silence < mid.silence < FS.incomplete_silence
+
+
+# -- the policy ------------------------------------------------------------------------------------
+QUIET = ModelOutput(0.3, 0.2, 0, 0, 0)
+
+
+def feed(p: DuplexPolicy, steps: list[tuple[float, ModelOutput]], t0: float = 0.0):
+    out = []
+    for i, (vad, m) in enumerate(steps):
+        t = t0 + (i + 1) * 0.032
+        out += [(d.kind, d) for d in p.step(Observation(t=t, vad=vad, bot_speaking=False, model=m))]
+    return out, t0 + len(steps) * 0.032
+
+
+def speech_then_pause(p: DuplexPolicy, pause_chunks: int):
+    out, t = feed(p, [(0.9, QUIET)] * 20 + [(0.0, QUIET)] * 3)  # speech, then the VAD closes the segment
+    ends = [d for k, d in out if k == "speech_end"]
+    assert ends, out
+    return ends[0].t, t
+
+
+def test_policy_ends_the_turn_when_complete_words_arrive():
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    pause_t, t = speech_then_pause(p, 3)
+    decided = p.on_words(evidence("Where is the store?", 0.92, pause_t, t + 0.06))
+    assert [d.kind for d in decided] == ["end_of_turn"]
+    assert "complete" in decided[0].reason
+
+
+def test_policy_waits_out_a_pause_after_unfinished_words():
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    pause_t, t = speech_then_pause(p, 3)
+    assert p.on_words(evidence("So do you play basketball on the", 0.3, pause_t, t)) == []
+    out, t = feed(p, [(0.0, ModelOutput(0.6, 0.2, 0, 0, 0))] * 30, t)  # 1 s more of silence
+    assert "end_of_turn" not in [k for k, _ in out]
+    out, t = feed(p, [(0.0, QUIET)] * 20, t)  # past incomplete_silence: answered anyway
+    assert [k for k, _ in out].count("end_of_turn") == 1
+
+
+def test_stale_words_from_an_earlier_pause_are_ignored():
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    pause_t, t = speech_then_pause(p, 3)
+    out, t = feed(p, [(0.9, QUIET)] * 5, t)  # the caller went on before the words arrived
+    assert p.on_words(evidence("Do you live by yourself?", 0.9, pause_t, t)) == []
+
+
+def test_without_fusion_the_policy_is_the_model_alone():
+    p = DuplexPolicy(PolicySettings())
+    pause_t, t = speech_then_pause(p, 3)
+    assert p.on_words(evidence("Where is the store?", 0.92, pause_t, t)) == []
