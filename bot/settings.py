@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Mapping
 
 from .engine.admission import AdmissionSettings
@@ -25,6 +26,14 @@ class HttpSettings:
     port: int = 8080
 
 
+def default_data_dir(env: Mapping[str, str]) -> str:
+    """DUPLEXBOT_DATA_DIR, else `$XDG_DATA_HOME/duplexbot`, else `~/.local/share/duplexbot`."""
+    if env.get("DUPLEXBOT_DATA_DIR"):
+        return env["DUPLEXBOT_DATA_DIR"]
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return str(Path(base) / "duplexbot")
+
+
 @dataclass(frozen=True)
 class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
@@ -38,6 +47,9 @@ class Settings:
     public_base_url: str = ""  # how Twilio and browsers reach us, e.g. https://bot.example.com
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     state_enabled: bool = True  # Redis call state (embedded Valkey when REDIS_URL is unset)
+    # Where the embedded Valkey keeps its data (append-only file), one subfolder per HTTP port so
+    # two bots on one machine never share one. None: a temp dir, gone with the process (tests).
+    data_dir: str | None = None
     webrtc: WebRTCSettings = field(default_factory=WebRTCSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
@@ -93,19 +105,26 @@ class Settings:
             public_base_url=e.get("DUPLEXBOT_PUBLIC_URL", "").rstrip("/"),
             worker_id=e.get("DUPLEXBOT_WORKER_ID") or Settings().worker_id,
             state_enabled=e.get("DUPLEXBOT_STATE", "1") not in ("0", "false", "off"),
+            data_dir=default_data_dir(e),
             webrtc=WebRTCSettings.from_env(e),
             supervisor=SupervisorSettings.from_env(e),
             admission=admission,
             env=e,
         )
 
+    @property
+    def state_data_dir(self) -> Path | None:
+        """The embedded store's data dir for this bot: `<data_dir>/port-<HTTP port>`."""
+        return Path(self.data_dir) / f"port-{self.http.port}" if self.data_dir else None
+
     @classmethod
     def for_tests(cls, **overrides) -> "Settings":
-        """Settings for tests: a free HTTP port on 127.0.0.1, everything else default."""
+        """Settings for tests: a free HTTP port on 127.0.0.1, the embedded store in a temp dir
+        (never the user's data dir; pass data_dir= to persist), everything else default."""
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         base = cls.from_env()
         base = replace(base, http=HttpSettings(host="127.0.0.1", port=port),
-                       public_base_url=f"http://127.0.0.1:{port}")
+                       public_base_url=f"http://127.0.0.1:{port}", data_dir=None)
         return replace(base, **overrides)

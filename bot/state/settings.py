@@ -45,8 +45,15 @@ class StateSettings:
     heartbeat_interval: float = 2.0  # seconds between heartbeats of this worker's live calls
     heartbeat_ttl: float = 10.0  # a live call with no heartbeat for this long is reaped
     reaper_interval: float = 5.0
-    buffer_max: int = 20000  # events held in memory while Redis is away; beyond: dropped, counted
+    # Events held in memory while Redis is away (about 770 B each: 100k is ~75 MB); beyond it new
+    # events are dropped and counted. Call records, audit and recording ops are never dropped.
+    buffer_max: int = 100_000
     batch_max: int = 256  # events per write
+    retry_max: float = 1.0  # the writer's backoff between retries grows to this (s)
+    health_interval: float = 1.0  # the store is PINGed this often for /healthz (s)
+    supervise_interval: float = 0.5  # the embedded server's process is probed this often (s)
+    supervise_hang_after: float = 15.0  # a server that exists but does not answer this long is restarted
+    supervise_backoff_max: float = 30.0  # failed restarts are retried with backoff up to this (s)
     # Approximate cap on the global stream (all calls' events, for live consumers); per-call streams
     # keep each call's full history for retention.events.
     global_maxlen: int = 200_000
@@ -54,7 +61,7 @@ class StateSettings:
     socket_timeout: float = 2.0
     recording_enabled: bool = False  # recordings still need the caller's consent on each call
     embedded_dir: str | None = None  # data dir of the embedded server (None: a temp dir)
-    embedded_persist: bool = False  # embedded server: append-only file, survives restarts
+    embedded_persist: bool = False  # embedded server: append-only file and a stable port, survives restarts
     runtime_file: str | None = None  # where `serve` publishes the embedded server URL for the CLI
 
     def __post_init__(self) -> None:
@@ -62,6 +69,10 @@ class StateSettings:
             raise ValueError("heartbeat_ttl must exceed heartbeat_interval")
         if self.buffer_max < 1 or self.batch_max < 1:
             raise ValueError("buffer_max and batch_max must be positive")
+        for name in ("retry_max", "health_interval", "supervise_interval", "supervise_hang_after",
+                     "supervise_backoff_max"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if not self.prefix or ":" in self.prefix:
             raise ValueError(f"prefix must be non-empty and without ':', got {self.prefix!r}")
 
@@ -70,10 +81,15 @@ class StateSettings:
         return Path(self.runtime_file) if self.runtime_file else default_runtime_dir() / "redis.json"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, worker_id: str | None = None) -> "StateSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None, worker_id: str | None = None,
+                 data_dir: str | Path | None = None) -> "StateSettings":
         """REDIS_URL (unset: embedded Valkey), DUPLEXBOT_WORKER_ID, DUPLEXBOT_REDIS_PREFIX,
         DUPLEXBOT_RETENTION_{EVENTS,TRANSCRIPTS,RECORDINGS,AUDIT} (seconds),
-        DUPLEXBOT_RECORDING (1 to allow recording after consent), DUPLEXBOT_VALKEY_DIR."""
+        DUPLEXBOT_RECORDING (1 to allow recording after consent), DUPLEXBOT_STATE_BUFFER_MAX (events),
+        DUPLEXBOT_VALKEY_DIR (the embedded server's own dir; wins over `data_dir`).
+
+        `data_dir`: where the embedded server keeps its data (`Settings.state_data_dir`, from
+        DUPLEXBOT_DATA_DIR); None keeps it in a temp dir that dies with the process."""
         env = os.environ if env is None else env
         kw: dict = {}
         if env.get("REDIS_URL"):
@@ -94,9 +110,15 @@ class StateSettings:
             kw["retention"] = Retention(**ret)
         if env.get("DUPLEXBOT_RECORDING"):
             kw["recording_enabled"] = env["DUPLEXBOT_RECORDING"].lower() in ("1", "true", "yes", "on")
-        if env.get("DUPLEXBOT_VALKEY_DIR"):
-            kw["embedded_dir"] = env["DUPLEXBOT_VALKEY_DIR"]
+        if env.get("DUPLEXBOT_VALKEY_DIR") or data_dir is not None:
+            kw["embedded_dir"] = env.get("DUPLEXBOT_VALKEY_DIR") or str(data_dir)
             kw["embedded_persist"] = True
+        if env.get("DUPLEXBOT_STATE_BUFFER_MAX"):
+            try:
+                kw["buffer_max"] = int(env["DUPLEXBOT_STATE_BUFFER_MAX"])
+            except ValueError:
+                raise ValueError("DUPLEXBOT_STATE_BUFFER_MAX must be a number of events, "
+                                 f"got {env['DUPLEXBOT_STATE_BUFFER_MAX']!r}") from None
         if env.get("DUPLEXBOT_GLOBAL_STREAM_MAXLEN"):
             kw["global_maxlen"] = int(env["DUPLEXBOT_GLOBAL_STREAM_MAXLEN"])
         if env.get("DUPLEXBOT_RUNTIME_FILE"):
