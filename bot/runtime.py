@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .engine.admission import AdmissionController
 from .engine.events import Event
@@ -24,6 +24,9 @@ from .services.asr import WhisperAsr
 from .services.responder import AgentScript, OpenAIChatResponder, Responder, ScriptedAgent
 from .services.tts import make_tts
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .state.health import StoreWatch
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,7 @@ class Runtime:
         self.services = services
         self.script = script
         self.state = state
+        self.store_watch: StoreWatch | None = None  # the store's health monitor and supervisor
         self.calls = CallManager(self)
         self.admission = AdmissionController(settings.admission)   # every transport asks it first
         self.lag_monitor = LoopLagMonitor(self.admission.record_lag)
@@ -174,12 +178,19 @@ class Runtime:
         if settings.state_enabled:
             from .state.store import CallStore, StateSettings  # type: ignore
 
-            state = await CallStore.open(StateSettings.from_env(settings.env or None, worker_id=settings.worker_id),
-                                         base_settings=settings.policy)
+            state_settings = StateSettings.from_env(settings.env or None, worker_id=settings.worker_id,
+                                                    data_dir=settings.state_data_dir)
+            state = await CallStore.open(state_settings,
+                                         base_settings=settings.policy, http_port=settings.http.port)
         services = Services(scheduler, asr, tts, duplex)
         if state is not None:
             services.set_secure = state.set_secure_input
         rt = cls(settings, services, script, state)
+        if state is not None:
+            from .state.health import StoreWatch
+
+            rt.store_watch = StoreWatch(state)
+            rt.store_watch.start()
         rt.lag_monitor.start()
         prewarm = getattr(tts, "prewarm", None)
         if prewarm is not None and not settings.responder.chat.base_url:
@@ -225,6 +236,8 @@ class Runtime:
             close = getattr(svc, "close", None)
             if close:
                 close()
+        if self.store_watch is not None:
+            await self.store_watch.stop()
         if self.state is not None:
             await self.state.close()
 

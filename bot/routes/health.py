@@ -35,6 +35,13 @@ class _EngineCollector:
         asr = rt.services.asr
         yield CounterMetricFamily("duplexbot_asr_calls", "ASR transcriptions", value=getattr(asr, "calls", 0))
         yield CounterMetricFamily("duplexbot_asr_seconds", "time in ASR", value=getattr(asr, "seconds", 0.0))
+        watch = rt.store_watch
+        if watch is not None:
+            yield GaugeMetricFamily("duplexbot_state_store_up", "1 while the call store answers",
+                                    value=1 if watch.health.status.ok else 0)
+            if watch.supervisor is not None:
+                yield CounterMetricFamily("duplexbot_state_store_restarts", "restarts of the embedded store",
+                                          value=watch.supervisor.restarts)
 
 
 _COLLECTOR = _EngineCollector()
@@ -45,9 +52,19 @@ def setup(app: web.Application, runtime) -> None:
     _COLLECTOR.runtime = runtime
 
     async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "policy": runtime.policy_name, "live_calls": len(runtime.calls.live()),
-                                  "uptime_s": round(time.time() - _STARTED, 1),
-                                  "state": "redis" if runtime.state is not None else "off"})
+        """200 `"status": "ok"`, or 503 `"status": "degraded"` while the call store is unreachable
+        (calls go on, their records wait in memory; `store` says why, since when, and how much is
+        held). `state` stays the backend kind ("redis" or "off")."""
+        body = {"status": "ok", "policy": runtime.policy_name, "live_calls": len(runtime.calls.live()),
+                "uptime_s": round(time.time() - _STARTED, 1),
+                "state": "redis" if runtime.state is not None else "off"}
+        watch = runtime.store_watch
+        if watch is not None:
+            body["store"] = store = watch.report()
+            if not store["ok"]:
+                body["status"] = "degraded"
+                return web.json_response(body, status=503)
+        return web.json_response(body)
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -52,6 +52,7 @@ class RedisWriter:
         self.outage_since: float | None = None  # wall clock of the first failed write of this outage
         self._buffered_mark = 0  # `log.accepted` up to which events are counted as buffered
         self._dropped_seen = 0  # `log.dropped` already counted
+        self._outage_buffered = 0  # events held in memory during this outage
 
     def start(self) -> None:
         if self._task is None:
@@ -131,14 +132,16 @@ class RedisWriter:
             log.error("state: the store is unreachable (%r); holding writes in memory (up to %d events)",
                       e, self.log.buffer_max)
         counters.EVENTS_BUFFERED.inc(self.log.accepted - self._buffered_mark)
+        self._outage_buffered += self.log.accepted - self._buffered_mark
         self._buffered_mark = self.log.accepted
         self._count_dropped()
 
     def _back(self) -> None:
         if self.outage_since is not None:
-            log.warning("state: the store is back after %.1f s; writing the %d op(s) held meanwhile",
-                        time.time() - self.outage_since, len(self.log))
+            log.warning("state: the store is back after %.1f s; writing the %d event(s) held meanwhile",
+                        time.time() - self.outage_since, self._outage_buffered)
             self.outage_since = None
+            self._outage_buffered = 0
         self._count_dropped()
 
     def _count_dropped(self) -> None:
