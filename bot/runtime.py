@@ -208,7 +208,7 @@ class Runtime:
             from .policy.duplex import DuplexPolicy, DuplexTuning  # type: ignore
 
             rec = getattr(getattr(self.services.duplex_model, "manifest", None), "raw", {}).get("recommended", {})
-            return DuplexPolicy(s, DuplexTuning.from_manifest(rec))
+            return DuplexPolicy(s, DuplexTuning.from_manifest(rec), self.settings.fusion)
         return VadTimeoutPolicy(s)
 
     def make_responder(self) -> Responder:

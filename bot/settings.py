@@ -13,6 +13,7 @@ from .engine.events import Event  # noqa: F401  (re-exported for type hints in c
 from .engine.scheduler import SchedulerSettings
 from .engine.session import EngineSettings
 from .policy.base import PolicySettings
+from .policy.fusion import FusionSettings
 from .services.asr import AsrSettings
 from .services.responder import ChatSettings, ConfigError, ResponderSettings
 from .services.tts import TtsSettings
@@ -40,6 +41,8 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     policy_name: str = "auto"  # "auto" (duplex when the shipped model loads, else baseline) | "baseline" | "duplex"
     policy: PolicySettings = field(default_factory=PolicySettings)
+    # the duplex policy fuses the words at each pause with the model (None: model heads only)
+    fusion: FusionSettings | None = field(default_factory=FusionSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     asr: AsrSettings = field(default_factory=AsrSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
@@ -71,6 +74,14 @@ class Settings:
                 raise ConfigError(f"{name}={raw!r} is out of range [{lo}, {hi}]")
             return v
 
+        def flag(name: str, default: bool) -> bool:
+            raw = e.get(name, "").strip().lower()
+            if not raw:
+                return default
+            if raw not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ConfigError(f"{name}={e[name]!r}: use 1 or 0")
+            return raw in ("1", "true", "yes", "on")
+
         policy_name = e.get("DUPLEXBOT_POLICY", "auto")
         if policy_name not in ("auto", "baseline", "duplex"):
             raise ConfigError(f"DUPLEXBOT_POLICY={policy_name!r}: choose auto, baseline or duplex")
@@ -97,6 +108,7 @@ class Settings:
             http=HttpSettings(host=e.get("DUPLEXBOT_HOST", "0.0.0.0"),
                               port=num("DUPLEXBOT_PORT", 8080, int, 0, 65535)),
             policy_name=policy_name,
+            fusion=FusionSettings() if flag("DUPLEXBOT_TURN_WORDS", True) else None,
             policy=replace(PolicySettings(),
                            end_of_turn_silence=num("DUPLEXBOT_EOT_SILENCE", 0.5, float, 0.05, 5.0)),
             tts=TtsSettings(engine=tts_engine),

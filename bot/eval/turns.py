@@ -8,7 +8,10 @@ through the same `Observation`s the engine feeds it. Policies:
   interruption speech; no ASR here, so barge-in is by duration only).
 - vad-timeout-pipecat: the baseline with Pipecat's 0.8 s silence and VAD-start (0.2 s) barge-in.
 - smart-turn: Pipecat Smart Turn v3.2 (see bot/policy/smart_turn.py).
-- duplex: the shipped duplex model with the DuplexPolicy.
+- duplex: the shipped duplex model with the DuplexPolicy (its heads and silence fallback only).
+- duplex-words: the same model fused with the words at each pause (bot/policy/fusion.py): at every
+  speech end the caller's turn so far is transcribed by the engine's Whisper tiny.en, and the
+  evidence reaches the policy `WORDS_DELAY` later, as the engine's speculative ASR does.
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from ..policy.base import CHUNK_SAMPLES, CHUNK_SECONDS, Observation, PolicySetti
 from .dataset import Sample
 from .metrics import Scores, score, summary
 
-POLICIES = ("vad-timeout", "vad-timeout-pipecat", "smart-turn", "duplex")
+POLICIES = ("vad-timeout", "vad-timeout-pipecat", "smart-turn", "duplex", "duplex-words")
+WORDS_DELAY = 0.1  # seconds from a speech end to its transcript (ASR time on two cores, measured 40-100 ms)
+PRE_ROLL, POST_ROLL = 0.15, 0.1  # as the engine hands audio to ASR (bot/engine/session.py)
 BOT_ACTIVE_RMS = 10 ** (-50 / 20)
 BOT_HANGOVER = 0.4  # seconds: the bot's pauses between sentences still count as bot speech
 
@@ -91,25 +96,70 @@ def compute_streams(samples: list[Sample], duplex: bool = True, duplex_path: str
                    time.perf_counter() - t0)
 
 
-def replay(policy, sample: Sample, st: Streams, i: int) -> tuple[list[float], list[float]]:
-    """Feed one sample's observations to a policy -> (end_of_turn times, interrupt times)."""
+class MemoWords:
+    """Transcripts (text, decoder end-of-sentence probability) of caller audio spans, cached by
+    (sample, span): threshold sweeps replay the same pauses without new ASR calls."""
+
+    def __init__(self):
+        from ..services.asr import WhisperAsr
+        self.asr = WhisperAsr()
+        self.cache: dict[tuple[str, int, int], tuple[str, float]] = {}
+        self.seconds = 0.0
+
+    def __call__(self, sample: Sample, t0: float, t1: float) -> tuple[str, float]:
+        a, b = max(0, int(t0 * 16000)), int(t1 * 16000)
+        k = (sample.name, a, b)
+        if k not in self.cache:
+            start = time.perf_counter()
+            tr = self.asr.transcribe_detailed_sync(sample.audio[0, a:b])
+            self.seconds += time.perf_counter() - start
+            self.cache[k] = (tr.text, tr.p_final)
+        return self.cache[k]
+
+    def close(self) -> None:
+        self.asr.close()
+
+
+def replay(policy, sample: Sample, st: Streams, i: int, words: MemoWords | None = None
+           ) -> tuple[list[float], list[float]]:
+    """Feed one sample's observations to a policy -> (end_of_turn times, interrupt times). With
+    `words`, every speech end over a silent bot is transcribed (the caller's turn so far) and the
+    evidence handed to the policy WORDS_DELAY later, as the engine does."""
+    from ..policy.completeness import evidence
     from ..policy.duplex import model_output
     policy.reset()
     feed = getattr(policy, "feed_audio", None)
     eots, stops = [], []
     vad, bot, rms = st.vad[i], st.bot_speaking[i], st.rms[i]
     heads = st.duplex[i] if (policy.needs_model and st.duplex is not None) else None
+    utt_start: float | None = None
+    due: list[tuple[float, float, float]] = []  # (when, pause time, utterance start)
+
+    def take(ds) -> None:
+        nonlocal utt_start
+        for d in ds:
+            if d.kind == "end_of_turn":
+                eots.append(d.t)
+                utt_start = None
+            elif d.kind == "interrupt":
+                stops.append(d.t)
+                utt_start = d.onset
+            elif d.kind == "speech_start" and utt_start is None:
+                utt_start = d.onset
+            elif d.kind == "speech_end" and words is not None and utt_start is not None and not bot[t]:
+                due.append((d.t + WORDS_DELAY, d.t, utt_start))
+
     for t in range(vad.size):
         now = (t + 1) * CHUNK_SECONDS
+        while due and due[0][0] <= now + 1e-9:
+            when, end, start = due.pop(0)
+            text, p_final = words(sample, start - PRE_ROLL, end + POST_ROLL)
+            take(policy.on_words(evidence(text, p_final, end, when)))
         if feed is not None:
             feed(now, sample.audio[0, t * CHUNK_SAMPLES:(t + 1) * CHUNK_SAMPLES])
         obs = Observation(t=now, vad=float(vad[t]), bot_speaking=bool(bot[t]), rms=float(rms[t]),
                           model=model_output(heads[t]) if heads is not None else None)
-        for d in policy.step(obs):
-            if d.kind == "end_of_turn":
-                eots.append(d.t)
-            elif d.kind == "interrupt":
-                stops.append(d.t)
+        take(policy.step(obs))
     return eots, stops
 
 
@@ -152,23 +202,27 @@ def make_policy(name: str, knob: float | None, base: PolicySettings, memo: MemoA
         if knob is not None:
             st = replace(st, threshold=0.05 + 0.9 * knob, vad_start_secs=0.064 + 0.64 * knob)
         return SmartTurnPolicy(memo, st, base)
-    if name == "duplex":
+    if name in ("duplex", "duplex-words"):
+        from ..policy.fusion import FusionSettings
         s = base
+        fusion = FusionSettings() if name == "duplex-words" else None
         if knob is not None:
             s = replace(s, eot_threshold=0.05 + 0.9 * knob, interrupt_threshold=0.05 + 0.9 * knob)
-        return DuplexPolicy(s, tuning or DuplexTuning())
+            if fusion is not None:  # the words' side of the trade: how complete is complete
+                fusion = replace(fusion, complete=0.3 + 0.65 * knob, incomplete=0.05 + 0.4 * knob)
+        return DuplexPolicy(s, tuning or DuplexTuning(), fusion)
     raise ValueError(f"unknown policy {name!r} (choose from {', '.join(POLICIES)})")
 
 
 def run_policy(name: str, samples: list[Sample], st: Streams, base: PolicySettings, memo, knob=None,
-               keep_times: bool = False, tuning=None) -> dict:
+               keep_times: bool = False, tuning=None, words: MemoWords | None = None) -> dict:
     total = Scores()
     times = {}
     for i, s in enumerate(samples):
         if memo is not None:
             memo.key = s.name
         pol = make_policy(name, knob, base, memo, tuning)
-        eots, stops = replay(pol, s, st, i)
+        eots, stops = replay(pol, s, st, i, words if name == "duplex-words" else None)
         total.add(score(s.labels, eots, stops, s.duration))
         if keep_times:
             times[s.name] = {"eot": eots, "interrupt": stops}
@@ -183,24 +237,29 @@ def run_policy(name: str, samples: list[Sample], st: Streams, base: PolicySettin
 def evaluate(samples: list[Sample], policies: list[str], base: PolicySettings, curves: bool = True,
              duplex_path: str | None = None, progress: bool = True, tuning=None) -> dict:
     from tqdm import tqdm
-    st = compute_streams(samples, "duplex" in policies, duplex_path, progress)
+    st = compute_streams(samples, any(p.startswith("duplex") for p in policies), duplex_path, progress)
     memo = MemoAnalyzer() if "smart-turn" in policies else None
+    words = MemoWords() if "duplex-words" in policies else None
     results = {"policies": {}, "providers": st.providers, "stream_seconds": round(st.seconds, 2)}
     knobs = np.linspace(0.0, 1.0, 11) if curves else []
     for name in policies:
         t0 = time.perf_counter()
-        r = run_policy(name, samples, st, base, memo, tuning=tuning)
+        r = run_policy(name, samples, st, base, memo, tuning=tuning, words=words)
         if len(knobs):
             r["curve"] = []
             # each Smart Turn threshold changes later segments (fresh model calls): a coarser sweep
             ks = knobs[::2] if name == "smart-turn" else knobs
             for k in tqdm(ks, desc=f"{name} sweep", disable=not progress):
-                c = run_policy(name, samples, st, base, memo, knob=float(k), tuning=tuning)
+                c = run_policy(name, samples, st, base, memo, knob=float(k), tuning=tuning, words=words)
                 r["curve"].append({"knob": round(float(k), 3), **{m: c[m] for m in (
                     "eot_recall", "eot_fp_rate", "eot_latency_p50", "interruption_recall", "false_stop_rate",
                     "stop_latency_p50")}})
         r["seconds"] = round(time.perf_counter() - t0, 2)
         results["policies"][name] = r
+    if words is not None:
+        results["asr_calls"] = len(words.cache)
+        results["asr_seconds"] = round(words.seconds, 2)
+        words.close()
     if memo is not None:
         results["smart_turn_calls"] = len(memo.cache)
         results["smart_turn_seconds"] = round(memo.seconds, 2)
