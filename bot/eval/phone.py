@@ -17,6 +17,8 @@ Per sample, with times relative to the sample's first media frame:
 Server CPU (utime + stime of its /proc/PID/stat) is read around each kind's run and divided by the
 32 ms chunks of caller audio the server was sent (greeting wait and trailing silence included);
 cores = CPU seconds / wall seconds. Samples run one kind at a time, so each kind's CPU is its own.
+The callers' own event-loop lag (p99) is reported beside it: the playout model stamps arrivals
+with the callers' clock, so a starved caller process inflates the latencies it measures.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import aiohttp
 import numpy as np
 
 from ..audio.resample import resample
-from ..transports.twilio.bench import ServerProcess
+from ..transports.twilio.bench import LoopLag, ServerProcess
 from ..transports.twilio.peer import FRAME_S, TwilioPeer
 from .phone_data import PhoneSample, PhoneSet, load_set
 
@@ -274,6 +276,7 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
     rows: list[dict] = []
     by_kind: dict[str, dict] = {}
     totals = [0.0, 0.0, 0.0]  # cpu, wall, chunks
+    lags: list[float] = []
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             await srv.ready(http)
@@ -282,18 +285,27 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
             for kind in kinds:
                 items = [(s, audio[s.id]) for s in phone_set.samples if s.kind == kind]
                 log(f"{kind}: {len(items)} samples")
-                cpu0, wall0 = process_cpu_seconds(srv.proc.pid), time.monotonic()
-                done = await run_pool(http, srv, items, bs, log)
+                lag = LoopLag()
+                lag.start()
+                cpu0, wall0, own0 = process_cpu_seconds(srv.proc.pid), time.monotonic(), time.process_time()
+                try:
+                    done = await run_pool(http, srv, items, bs, log)
+                finally:
+                    client_lag = await lag.stop()
                 cpu, wall = process_cpu_seconds(srv.proc.pid) - cpu0, time.monotonic() - wall0
+                lags += lag.samples
                 chunks = sum(r.caller_frames for _, r in done) * FRAME_S / CHUNK_S
                 kind_rows = [_row(s, r) for s, r in sorted(done, key=lambda d: d[0].id)]
                 rows += kind_rows
                 by_kind[kind] = summarise(kind_rows, cpu, wall, chunks)
+                by_kind[kind]["client_loop_lag_p99_ms"] = client_lag
+                by_kind[kind]["client_cpu_cores"] = round((time.process_time() - own0) / wall, 3)
                 totals = [totals[0] + cpu, totals[1] + wall, totals[2] + chunks]
     finally:
         srv.stop()
     report["by_kind"] = by_kind
     report["overall"] = summarise(rows, *totals)
+    report["overall"]["client_loop_lag_p99_ms"] = _pct(lags, 99) or 0.0
     report["samples"] = rows
     report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
     (out / "results.json").write_text(json.dumps(report, indent=2))
@@ -310,7 +322,7 @@ def _free_port() -> int:
 
 def format_table(report: dict) -> str:
     head = (f"{'kind':<8}{'n':>4}{'p50 ms':>9}{'p90 ms':>9}{'<=500ms':>9}{'hold t-o':>10}{'any t-o':>9}"
-            f"{'unans.':>8}{'err':>5}{'CPU ms/call/chunk':>19}{'cores':>7}")
+            f"{'unans.':>8}{'err':>5}{'CPU ms/call/chunk':>19}{'cores':>7}{'lag p99':>9}")
     lines = [f"Phone-path bench: {report['dataset']} (policy {report['policy']}, {report['parallel']} calls at once, "
              f"{report['transport']})", head]
 
@@ -321,9 +333,11 @@ def format_table(report: dict) -> str:
         hold = f"{s['takeovers_in_holds']}/{s['holds']}" if s["holds"] else "-"
         lines.append(f"{name:<8}{s['samples']:>4}{s['latency_ms']['p50']!s:>9}{s['latency_ms']['p90']!s:>9}"
                      f"{pct(s['within_500ms']):>9}{hold:>10}{pct(s['takeover_rate']):>9}{pct(s['unanswered_rate']):>8}"
-                     f"{s['errors']:>5}{s['cpu_ms_per_call_chunk']!s:>19}{s['cpu_cores']!s:>7}")
+                     f"{s['errors']:>5}{s['cpu_ms_per_call_chunk']!s:>19}{s['cpu_cores']!s:>7}"
+                     f"{s['client_loop_lag_p99_ms']!s:>9}")
     lines.append("latency: labelled end of caller speech -> first audible (>= "
                  f"{report['settings']['audible_dbfs']:.0f} dBFS) bot audio the caller hears, over answered samples "
                  "without a take-over; <=500ms and rates over all samples of the kind; hold t-o: first audible "
-                 "bot audio inside a labelled pause")
+                 "bot audio inside a labelled pause; CPU and cores: the server process; lag p99: the callers' own "
+                 "event loop (ms late), high when the callers, not the server, are short of CPU")
     return "\n".join(lines)
