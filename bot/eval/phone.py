@@ -17,8 +17,9 @@ Per sample, with times relative to the sample's first media frame:
 Server CPU (utime + stime of its /proc/PID/stat) is read around each kind's run and divided by the
 32 ms chunks of caller audio the server was sent (greeting wait and trailing silence included);
 cores = CPU seconds / wall seconds. Samples run one kind at a time, so each kind's CPU is its own.
-The callers' own event-loop lag (p99) is reported beside it: the playout model stamps arrivals
-with the callers' clock, so a starved caller process inflates the latencies it measures.
+The server's pacer underruns (Prometheus) and the callers' own event-loop lag (p99) are reported
+beside it: the playout model stamps arrivals with the callers' clock, so a starved caller process
+inflates the latencies it measures.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from .phone_data import PhoneSample, PhoneSet, load_set
 
 CHUNK_S = 0.032  # the duplex model's step: CPU is reported per call per chunk of caller audio
 TICK = os.sysconf("SC_CLK_TCK")
+UNDERRUNS = "duplexbot_twilio_underruns_total"  # the server's pacer fell behind real time mid-speech
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,7 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
                 log(f"{kind}: {len(items)} samples")
                 lag = LoopLag()
                 lag.start()
+                under0 = await srv.metric(http, UNDERRUNS)
                 cpu0, wall0, own0 = process_cpu_seconds(srv.proc.pid), time.monotonic(), time.process_time()
                 try:
                     done = await run_pool(http, srv, items, bs, log)
@@ -300,12 +303,14 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
                 by_kind[kind] = summarise(kind_rows, cpu, wall, chunks)
                 by_kind[kind]["client_loop_lag_p99_ms"] = client_lag
                 by_kind[kind]["client_cpu_cores"] = round((time.process_time() - own0) / wall, 3)
+                by_kind[kind]["server_underruns"] = int(await srv.metric(http, UNDERRUNS) - under0)
                 totals = [totals[0] + cpu, totals[1] + wall, totals[2] + chunks]
     finally:
         srv.stop()
     report["by_kind"] = by_kind
     report["overall"] = summarise(rows, *totals)
     report["overall"]["client_loop_lag_p99_ms"] = _pct(lags, 99) or 0.0
+    report["overall"]["server_underruns"] = sum(k["server_underruns"] for k in by_kind.values())
     report["samples"] = rows
     report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
     (out / "results.json").write_text(json.dumps(report, indent=2))
@@ -322,7 +327,7 @@ def _free_port() -> int:
 
 def format_table(report: dict) -> str:
     head = (f"{'kind':<8}{'n':>4}{'p50 ms':>9}{'p90 ms':>9}{'<=500ms':>9}{'hold t-o':>10}{'any t-o':>9}"
-            f"{'unans.':>8}{'err':>5}{'CPU ms/call/chunk':>19}{'cores':>7}{'lag p99':>9}")
+            f"{'unans.':>8}{'err':>5}{'CPU ms/call/chunk':>19}{'cores':>7}{'lag p99':>9}{'undrn':>7}")
     lines = [f"Phone-path bench: {report['dataset']} (policy {report['policy']}, {report['parallel']} calls at once, "
              f"{report['transport']})", head]
 
@@ -334,10 +339,11 @@ def format_table(report: dict) -> str:
         lines.append(f"{name:<8}{s['samples']:>4}{s['latency_ms']['p50']!s:>9}{s['latency_ms']['p90']!s:>9}"
                      f"{pct(s['within_500ms']):>9}{hold:>10}{pct(s['takeover_rate']):>9}{pct(s['unanswered_rate']):>8}"
                      f"{s['errors']:>5}{s['cpu_ms_per_call_chunk']!s:>19}{s['cpu_cores']!s:>7}"
-                     f"{s['client_loop_lag_p99_ms']!s:>9}")
+                     f"{s['client_loop_lag_p99_ms']!s:>9}{s['server_underruns']:>7}")
     lines.append("latency: labelled end of caller speech -> first audible (>= "
                  f"{report['settings']['audible_dbfs']:.0f} dBFS) bot audio the caller hears, over answered samples "
                  "without a take-over; <=500ms and rates over all samples of the kind; hold t-o: first audible "
                  "bot audio inside a labelled pause; CPU and cores: the server process; lag p99: the callers' own "
-                 "event loop (ms late), high when the callers, not the server, are short of CPU")
+                 "event loop (ms late), high when the callers, not the server, are short of CPU; undrn: times the "
+                 "server's pacer fell behind real time mid-speech")
     return "\n".join(lines)
