@@ -58,3 +58,32 @@ class CallRate:
 
     def took(self) -> None:
         self._tokens -= 1.0
+
+
+class HeldWhileHandled:
+    """Wraps a `CallAdmission` so that a call's slot is freed only once both its signalling has
+    ended (the core's `release`) and the application is done with it (`handler_done`): a call the
+    engine is still winding down is still using the process."""
+
+    def __init__(self, inner: CallAdmission) -> None:
+        self.inner = inner
+        self._handling: set[str] = set()
+        self._released: set[str] = set()
+
+    def admit(self, call_id: str, now: float) -> int | None:
+        return self.inner.admit(call_id, now)
+
+    def release(self, call_id: str) -> None:
+        if call_id in self._handling:
+            self._released.add(call_id)
+        else:
+            self.inner.release(call_id)
+
+    def handler_started(self, call_id: str) -> None:
+        self._handling.add(call_id)
+
+    def handler_done(self, call_id: str) -> None:
+        self._handling.discard(call_id)
+        if call_id in self._released:
+            self._released.discard(call_id)
+            self.inner.release(call_id)

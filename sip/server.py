@@ -16,10 +16,10 @@ from .events import (CallAnswered, CallConfirmed, CallEnded, CallProgress, DtmfI
                      RegistrationChanged, TransferResult)
 from .media import FRAME, DtmfDigit, MediaSettings, RtpSession
 from .message import SipParseError, frame_stream, parse_name_addr
-from .ratelimit import CallAdmission
+from .ratelimit import CallAdmission, HeldWhileHandled, LocalCap
 from .registration import RegistrationSettings
 from .ua import UaSettings, UserAgent
-from .udp import Datagram, UdpListener, split_batch
+from .udp import Datagram, UdpListener
 
 log = logging.getLogger("sip")
 CallHandler = Callable[[SipCall], Awaitable[None]]
@@ -119,6 +119,7 @@ class SipServer:
         self.calls: dict[str, SipCall] = {}
         self.stats: Counter[str] = Counter()
         self._udp: UdpListener | None = None
+        self._slots: HeldWhileHandled | None = None
         self._tcp: dict[tuple[str, int], _Tcp] = {}
         self._tcp_server: asyncio.AbstractServer | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -157,7 +158,8 @@ class SipServer:
         if ua_settings.port != self.port or ua_settings.host != s.advertise:
             from dataclasses import replace
             ua_settings = replace(ua_settings, port=self.port, host=s.advertise)
-        self.ua = UserAgent(ua_settings, self.admission)
+        self._slots = HeldWhileHandled(self.admission or LocalCap(ua_settings.max_calls, ua_settings.retry_after))
+        self.ua = UserAgent(ua_settings, self._slots)
         self._udp = UdpListener(udp_sock, self._receive_udp)
         self._udp.start()
         if s.tick > 0:
@@ -231,13 +233,11 @@ class SipServer:
         self._pump()
 
     def _receive_udp(self, batch: list[Datagram]) -> None:
-        """One read of the UDP socket: what keeps calls alive first (and its answers sent), then
-        call set-up (see sip/udp.py)."""
+        """Datagrams from the UDP listener (which puts what keeps calls alive before call set-up)."""
         now = self._now()
-        for group in split_batch(batch):
-            for data, addr in group:
-                self._feed(data, addr, now, "udp")
-            self._pump()
+        for data, addr in batch:
+            self._feed(data, addr, now, "udp")
+        self._pump()
 
     def _feed(self, data: bytes, addr: tuple[str, int], now: float, transport: str) -> None:
         try:
@@ -251,7 +251,10 @@ class SipServer:
         return self._udp.kernel_drops() if self._udp is not None else None
 
     def udp_stats(self) -> dict[str, int]:
-        return dict(self._udp.stats) if self._udp is not None else {}
+        """The UDP listener's counters (sip/udp.py) and its current backlog."""
+        if self._udp is None:
+            return {}
+        return {**self._udp.stats, "backlog": self._udp.backlog}
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -403,6 +406,7 @@ class SipServer:
         self._pump()
         if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state == "ended":
             return
+        self._slots.handler_started(ev.call_id)   # the call's admission slot lasts as long as the handler
         try:
             await self.on_call(call)
         except asyncio.CancelledError:
@@ -413,6 +417,7 @@ class SipServer:
         finally:
             if not call.ended.is_set():
                 self.hangup(call)
+            self._slots.handler_done(ev.call_id)
 
     def hangup(self, call: SipCall) -> None:
         if not call.ended.is_set():

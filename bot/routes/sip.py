@@ -1,8 +1,12 @@
 """Starts the SIP listener with the HTTP server when DUPLEXBOT_SIP=1 (see sip/config.py for the
 variables). Every answered call runs through `runtime.calls.run(SipTransport(call))`.
 
+Inbound INVITEs are admitted by the process's admission controller (`runtime.admission`, through
+`SipAdmission`) before anything is set up for them; beyond it they get 503 + Retry-After.
+
 `POST /sip/calls` {"to": "sip:user@host[:port]", "via": "host:port" (optional)} places an outbound
-call (UAC INVITE) and runs the bot on it once answered. Allowed with `Authorization: Bearer
+call (UAC INVITE) and runs the bot on it once answered (it holds an admission slot too: JSON 503
+beyond capacity). Allowed with `Authorization: Bearer
 $DUPLEXBOT_SIP_CALL_TOKEN` when that is set, else only from loopback."""
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import secrets
 from typing import Any
 
 from aiohttp import web
@@ -53,12 +58,16 @@ class _SipCollector:
         if drops is not None:
             yield CounterMetricFamily("duplexbot_sip_udp_kernel_drops", "datagrams the kernel dropped on the SIP "
                                       "UDP socket (receive buffer full)", value=drops)
-        udp = CounterMetricFamily("duplexbot_sip_udp_reads", "SIP UDP listener: datagrams read, batches, "
-                                  "replies dropped on a full send buffer", labels=["what"])
-        for k, v in sorted(srv.udp_stats().items()):
-            if k != "largest_batch":
+        udp_stats = srv.udp_stats()
+        udp = CounterMetricFamily("duplexbot_sip_udp", "SIP UDP listener: datagrams received, reads, queued behind "
+                                  "probes and in-dialog requests, dropped from a full queue or stale, replies "
+                                  "dropped on a full send buffer", labels=["what"])
+        for k, v in sorted(udp_stats.items()):
+            if k not in ("largest_read", "backlog"):
                 udp.add_metric([k], v)
         yield udp
+        yield GaugeMetricFamily("duplexbot_sip_udp_backlog", "datagrams queued for call set-up on the SIP UDP "
+                                "listener", value=udp_stats.get("backlog", 0))
         reg = GaugeMetricFamily("duplexbot_sip_registered", "registration with the trunk", labels=["aor"])
         for aor, ok in srv.registrations.items():
             reg.add_metric([aor], 1.0 if ok else 0.0)
@@ -140,13 +149,31 @@ def setup(app: web.Application, runtime: Any) -> None:
                                      status=400)
         if uri.scheme not in ("sip", "sips"):
             return web.json_response({"error": "'to' must be a sip: URI"}, status=400)
+        # an outbound call needs the engine as much as an inbound one: it holds an admission slot too
+        controller = getattr(runtime, "admission", None)
+        slot = "out-" + secrets.token_hex(8)
+        if controller is not None:
+            decision = controller.admit(slot, "sip", asyncio.get_running_loop().time())
+            if not decision.admitted:
+                return web.json_response({"error": f"this worker cannot take another call ({decision.reason})",
+                                          "retry_after": decision.retry_after}, status=503,
+                                         headers={"Retry-After": str(decision.retry_after)})
+
+        def release(_task: asyncio.Task | None = None) -> None:
+            if controller is not None:
+                controller.release(slot, "sip")
         try:
             call = await app[SIP_SERVER_KEY].call(to, dest, timeout=min(timeout, 120))
         except ConnectionError as e:
+            release()
             return web.json_response({"error": str(e), "retryable": True}, status=502)
+        except BaseException:
+            release()
+            raise
         task = asyncio.create_task(run_call(call))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        task.add_done_callback(release)
         return web.json_response({"call_id": call.call_id, "to": to})
 
     app.router.add_post("/sip/calls", place_call)
