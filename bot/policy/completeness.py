@@ -28,6 +28,8 @@ WEAK_ENDINGS = frozenset("""on in at for with from about into onto by is are was
 should will shall do does did have has had i we they he she you're i'm it's there's that's so that when
 where while although though until unless since after before""".split())
 TRAILING_OPEN = ("...", "\u2026", ",", "-", "\u2014", ":", ";")
+# a turn that ends on a filler is a caller thinking aloud, not done ("the reason I'm calling is, you know")
+FILLER_ENDINGS = ("you know", "let me see", "let me think", "i mean", "well", "like", "kind of", "sort of")
 _WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -36,7 +38,7 @@ class WordEvidence:
     """What the words say about a pause: the transcript of the caller's turn up to the pause at
     stream time `end`, and its completeness (0 = clearly unfinished, 1 = clearly finished)."""
     text: str
-    p_final: float  # the ASR decoder's end-of-sentence probability
+    p_final: float | None  # the ASR decoder's end-of-sentence probability (None: it gave none)
     complete: float  # `text_completeness(text, p_final)`
     end: float  # stream time the caller's speech paused (the speech_end this transcript covers)
     t: float = 0.0  # stream time the evidence became available
@@ -47,15 +49,19 @@ def last_word(text: str) -> str:
     return words[-1] if words else ""
 
 
-def text_completeness(text: str, p_final: float) -> float:
+def text_completeness(text: str, p_final: float | None) -> float:
     """Probability that `text` is a complete turn, from the decoder's end-of-sentence probability
-    and the shape of the ending. Empty text (no words heard) is 0.5: no evidence either way."""
+    and the shape of the ending. Empty text (no words heard) is 0.5: no evidence either way, and so
+    is a decoder that gave no probability (only the ending's shape counts then)."""
     stripped = text.strip()
     word = last_word(stripped)
     if not word:
         return 0.5
-    p = min(1.0, max(0.0, float(p_final)))
+    p = 0.5 if p_final is None else min(1.0, max(0.0, float(p_final)))
     if stripped.endswith(TRAILING_OPEN):
+        p = min(p, 0.15)
+    tail = " ".join(_WORD.findall(stripped.lower())[-3:])
+    if any(tail == f or tail.endswith(" " + f) for f in FILLER_ENDINGS):
         p = min(p, 0.15)
     if word in DANGLING:
         p *= 0.2
@@ -64,5 +70,5 @@ def text_completeness(text: str, p_final: float) -> float:
     return p
 
 
-def evidence(text: str, p_final: float, end: float, t: float = 0.0) -> WordEvidence:
+def evidence(text: str, p_final: float | None, end: float, t: float = 0.0) -> WordEvidence:
     return WordEvidence(text, p_final, text_completeness(text, p_final), end, t)

@@ -9,9 +9,9 @@ every silent chunk and ends the turn when the silence reaches it.
   `complete_silence`; the model being sure of an end (p(eot) over its threshold) ends the turn at
   once unless the words say it is unfinished.
 - Unclear evidence, patient: unfinished words ("So do you play basketball on the") wait up to
-  `incomplete_silence`; in between, patience falls from that to `complete_silence` as the words
-  look more complete. While the pause's transcript is still being computed the model alone decides
-  only when it is sure (`sure_eot`) or after `text_wait`.
+  `incomplete_silence`; words in between leave the decision to the model and its own hold-aware
+  fallback. While the pause's transcript is still being computed the model alone decides only
+  when it is sure (`sure_eot`) or after `text_wait`.
 - Prosody can veto haste: when the model hears the caller going on (p(hold) >= `hold_veto`), even a
   complete-looking phrase waits `contested_silence` ("Do you live by yourself ... or with family?").
 - No words at all (no transcript for this pause: secure input, ASR failure): the model's own
@@ -21,7 +21,6 @@ Pure functions of their inputs: unit-tested on hand-made cases (tests/models/tes
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .completeness import WordEvidence
@@ -33,7 +32,7 @@ class FusionSettings:
     incomplete: float = 0.25  # at or below this: the words say the caller is mid-phrase
     complete_silence: float = 0.1  # seconds: shortest pause taken on complete words
     incomplete_silence: float = 1.6  # seconds: longest pause waited out on unfinished words
-    contested_silence: float = 0.5  # complete words, but the model hears the caller going on
+    contested_silence: float = 1.2  # complete words, but the model hears the caller going on
     hold_veto: float = 0.8  # p(hold) at which prosody contests complete-looking words
     text_wait: float = 0.45  # seconds of silence the model waits for a pending transcript
     sure_eot: float = 0.98  # p(eot) at which the model needs no words
@@ -45,12 +44,6 @@ class Patience:
     silence: float
     reason: str
     source: str  # "words" | "model" | "fallback"
-
-
-def _lerp_log(a: float, b: float, x: float) -> float:
-    """Geometric interpolation from a (x=0) to b (x=1): patience halves evenly as evidence grows."""
-    x = min(1.0, max(0.0, x))
-    return math.exp(math.log(a) + (math.log(b) - math.log(a)) * x)
 
 
 def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_hold: float, model_end: bool,
@@ -76,11 +69,7 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
         if p_hold >= fs.hold_veto:
             return Patience(fs.contested_silence, f"{tag}, but p(hold)={p_hold:.2f}", "words")
         return Patience(fs.complete_silence, f"{tag}: complete", "words")
-    x = (c - fs.incomplete) / max(fs.complete - fs.incomplete, 1e-6)
-    limit = _lerp_log(fs.incomplete_silence, fs.complete_silence, x)
-    if p_hold >= fs.hold_veto:
-        limit = max(limit, fs.contested_silence)
-    return Patience(limit, f"{tag}: unsure", "words")
+    return Patience(fallback, f"{tag}: unsure, silence fallback (p(eot)={p_eot:.2f})", "fallback")
 
 
 def _tail(text: str, words: int = 4) -> str:

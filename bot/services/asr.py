@@ -31,8 +31,9 @@ class Transcript:
     score: float  # mean token log-probability (higher is surer)
     no_speech: float  # Whisper's probability that there was no speech
     # the decoder's probability that the utterance ends a sentence right after its last word
-    # (evidence for end of turn that comes from 680k hours of real speech, not from our voices)
-    p_final: float = 0.0
+    # (evidence for end of turn that comes from 680k hours of real speech, not from our voices);
+    # None when the decoder gave none (it ran into its length cap)
+    p_final: float | None = None
 
 
 class Asr(Protocol):
@@ -79,6 +80,12 @@ def clean_transcript(text: str) -> str:
             break
         # a finished sentence followed by a loose restart of itself ("Take? How long does the...")
         if words[i - 1][-1:] in ".?!" and len(tail) >= 3 and tail[:3] == key[:3]:
+            words = words[:i]
+            break
+        # a loop that started later: from here on the words repeat the `p` words before them
+        # ("That's not what I said. Sorry, that is not what I said. Sorry, that")
+        if words[i - 1][-1:] in ".?!," and len(tail) >= 2 and any(
+                all(key[j] == key[j - p] for j in range(i, n)) for p in range(2, i + 1)):
             words = words[:i]
             break
     return " ".join(words).strip()
@@ -137,7 +144,7 @@ class WhisperAsr:
         for i, a in enumerate(audios):
             a = np.asarray(a, np.float32).reshape(-1)
             if a.size < RATE // 10:
-                out[i] = Transcript("", 0.0, 1.0, 0.0)
+                out[i] = Transcript("", 0.0, 1.0)
                 continue
             x, max_len = self._features(a)
             feats.append(x)
@@ -157,25 +164,25 @@ class WhisperAsr:
             self.batches += 1
         self.calls += len(audios)
         self.seconds += time.perf_counter() - t0
-        return [o if o is not None else Transcript("", 0.0, 1.0, 0.0) for o in out]
+        return [o if o is not None else Transcript("", 0.0, 1.0) for o in out]
 
     def _result(self, r, max_len: int) -> Transcript:
         score = float(r.scores[0]) if r.scores else 0.0
         no_speech = float(r.no_speech_prob)
         if no_speech > self.settings.no_speech_threshold:
-            return Transcript("", score, no_speech, 0.0)
+            return Transcript("", score, no_speech)
         ids = [t for t in r.sequences_ids[0] if t < self._tok.eot][:max_len]
         text = clean_transcript(self._tok.decode(ids))
         return Transcript(text, score, no_speech, self._p_final(ids, r.logits[0] if r.logits else [], text))
 
-    def _p_final(self, ids: list[int], steps, text: str) -> float:
+    def _p_final(self, ids: list[int], steps, text: str) -> float | None:
         """The decoder's own end-of-sentence evidence: the probability it gives, right after the last
         word of `text` (the transcript once Whisper's loops are cut), to a sentence-final mark
         ('.', '?', '!'); ending with no mark counts half (tiny.en often leaves a finished short
         reply bare, rarely a finished question)."""
         want = _letters(text)
         if not want:
-            return 0.0
+            return None
         last, got = -1, ""
         for k, t in enumerate(ids):
             if self._word_ids.is_word(t):
@@ -184,7 +191,7 @@ class WhisperAsr:
                 if len(got) >= len(want):
                     break
         if last < 0 or last + 1 >= len(steps):
-            return 0.0
+            return None  # the decoder stopped at its length cap right after the last word
         lp = np.asarray(steps[last + 1], np.float32).reshape(-1)
         p = np.exp(lp - lp.max())
         p /= p.sum()

@@ -52,9 +52,16 @@ def test_pending_words_hold_back_an_unsure_model():
     assert no_words.silence == 0.75 and no_words.source == "fallback"
 
 
-def test_unsure_words_interpolate_between_patient_and_fast():
+def test_unsure_words_leave_it_to_the_model_and_its_fallback():
     mid = patience(evidence("Where are you going with", 0.9, 1.0), False, 0.3, 0.0, False, 0.75)
-    assert FS.complete_silence < mid.silence < FS.incomplete_silence
+    assert mid.silence == 0.75 and mid.source == "fallback"
+    sure = patience(evidence("Where are you going with", 0.9, 1.0), False, 0.96, 0.0, True, 0.75)
+    assert sure.silence == 0.0 and sure.source == "model"
+
+
+def test_a_turn_ending_on_a_filler_is_unfinished():
+    assert text_completeness("The reason I'm calling is, you know.", 0.9) <= FS.incomplete
+    assert text_completeness("I'd like to, let me see.", 0.8) <= FS.incomplete
 
 
 # -- the policy ------------------------------------------------------------------------------------
