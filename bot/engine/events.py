@@ -72,6 +72,7 @@ class EndOfTurn(Event):
     confidence: float
     silence: float  # seconds of caller silence when the decision was taken
     policy: str
+    reason: str = ""  # what decided it ("words 0.92 “… the store?”: complete", "p(eot)=0.97", a fallback)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -253,7 +253,8 @@ class CallSession:
         elif k == "hold":
             self.emit(ev.Hold(call_id=cid, t=d.t, confidence=d.confidence, policy=pol))
         elif k == "end_of_turn":
-            self.emit(ev.EndOfTurn(call_id=cid, t=d.t, confidence=d.confidence, silence=d.silence, policy=pol))
+            self.emit(ev.EndOfTurn(call_id=cid, t=d.t, confidence=d.confidence, silence=d.silence, policy=pol,
+                                   reason=d.reason))
             if self._utt_start is not None and not self.secure_input:
                 start, self._utt_start = self._utt_start, None
                 # a model may call the turn before the VAD has closed the segment

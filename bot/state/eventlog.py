@@ -28,7 +28,7 @@ DECISIONS: dict[str, str] = {
     "backchannel_opportunity": "backchannel",
 }
 _TOP_FIELDS = frozenset({"call_id", "type", "t", "confidence", "policy"})
-_TEXT_FIELDS = ("text", "heard", "unheard", "resumed_text", "message", "detail")
+_TEXT_FIELDS = ("text", "heard", "unheard", "resumed_text", "message", "detail", "reason")
 
 
 @dataclass(frozen=True)
