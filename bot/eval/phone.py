@@ -3,7 +3,9 @@ played as a Twilio Media Streams call into a real `duplexbot serve` process on 1
 
 The server and Twilio's side of each call are the ones `duplexbot bench twilio` uses
 (`ServerProcess`, `TwilioPeer`). A pool of `--parallel` callers works through the samples, one call
-per sample: dial, wait for the greeting to finish (audible bot audio, then 0.5 s without), stream
+per sample (the first calls ring in over 8 s, about one call, so turns end at scattered times:
+started together, 20 callers finished their questions within 2 s of each other and the answers
+queued behind one another, p50 1.1-1.3 s against 0.42 s for 2 callers). Each call: dial, wait for the greeting to finish (audible bot audio, then 0.5 s without), stream
 the sample in real time as 20 ms mu-law media (then silence, as a phone line does) and stop once the
 answer has played for a second, or 3 s after the labelled end if none comes. What the caller hears
 is the peer's playout model: a bot frame is heard when it would play (after the frames queued
@@ -29,7 +31,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -56,7 +58,11 @@ class PhoneBenchSettings:
     greeting_quiet: float = 0.5  # the greeting is over after this long without audible bot audio
     window: float = 3.0  # no audible answer within this of the labelled end: unanswered
     listen: float = 1.0  # seconds of the answer heard before hanging up
-    stagger: float = 0.1  # seconds between the pool's first calls ringing in
+    # the pool's first calls ring in spread over this (about one call: greeting, question, answer), so
+    # the callers' turns end at scattered times as on a live line, not all within one ASR burst
+    ramp: float = 8.0
+    redial_after: float = 1.0  # a call the server refuses (busy) is dialled again after this ...
+    redial_for: float = 30.0  # ... for up to this long; then the sample counts as an error
     port: int = 0
 
 
@@ -107,7 +113,7 @@ def summarise(rows: list[dict], cpu_s: float, wall_s: float, chunks: float) -> d
     with_holds = [r for r in scored if r["holds"]]
     n = len(scored)
     return {
-        "samples": len(rows), "errors": len(rows) - n,
+        "samples": len(rows), "errors": len(rows) - n, "redials": sum(r.get("redials", 0) for r in rows),
         "latency_ms": {"p50": _pct(lat, 50), "p90": _pct(lat, 90), "max": _pct(lat, 100), "n": len(lat)},
         "within_500ms": round(sum(0 <= x <= 0.5 for x in lat) / n, 3) if n else None,
         "takeovers": sum(r["takeover"] for r in scored),
@@ -139,6 +145,8 @@ class CallRecord:
     bot_frames: int
     late_frames: int
     bursts: tuple[tuple[float, float], ...]  # audible bot audio heard, (start, end) from the sample's start
+    refused: bool = False  # the server answered <Reject reason="busy"> (admission control): redialling can help
+    redials: int = 0  # refusals before this call went through (or was given up)
 
 
 def _bursts(timeline: list[tuple[float, float]], threshold: float, gap: float = 0.1) -> tuple[tuple[float, float], ...]:
@@ -194,7 +202,12 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
         return last is not None and p.clock() - last >= bs.greeting_quiet
 
     try:
-        await p.dial(http)
+        r = await p.webhook(http)
+        if not p.stream_url:
+            if "<Reject" in p.twiml:
+                return CallRecord(None, f"refused: {p.twiml[p.twiml.find('<Reject'):][:60]}", 0, 0, 0, (), True)
+            raise RuntimeError(f"voice webhook answered {r.status}: {p.twiml}")
+        await p.open(http)
         if not await p.wait_for(lambda: heard.last_audible_end() is not None, 20):
             raise RuntimeError("no greeting")
         if not await p.wait_for(quiet, 40):
@@ -231,11 +244,17 @@ async def run_pool(http: aiohttp.ClientSession, srv: ServerProcess, items: list[
     done: list[tuple[PhoneSample, CallRecord]] = []
 
     async def caller(k: int) -> None:
-        await asyncio.sleep(k * bs.stagger)  # the first calls ring in spread out, not all in one tick
+        await asyncio.sleep(k * bs.ramp / max(bs.parallel, 1))
         while not queue.empty():
             sample, pcm = queue.get_nowait()
-            rec = await call_sample(http, srv, sample, pcm, bs)
-            done.append((sample, rec))
+            refusals, give_up = 0, time.monotonic() + bs.redial_for
+            while True:
+                rec = await call_sample(http, srv, sample, pcm, bs)
+                if not rec.refused or time.monotonic() > give_up:
+                    break
+                refusals += 1
+                await asyncio.sleep(bs.redial_after)  # a refused caller rings again a little later
+            done.append((sample, replace(rec, redials=refusals)))
             o = rec.outcome
             log(f"  {sample.id:<10} {sample.speaker:<30} " + (f"error {rec.error}" if o is None else
                 "unanswered" if o.unanswered else f"{o.latency * 1000:+7.0f} ms"
@@ -259,7 +278,7 @@ def _row(s: PhoneSample, rec: CallRecord) -> dict:
     for k in ("first_audible", "latency"):
         r[k] = round(r[k], 3) if r[k] is not None else None
     r.update(caller_frames=rec.caller_frames, bot_frames=rec.bot_frames, late_frames=rec.late_frames,
-             audible=[list(b) for b in rec.bursts])
+             redials=rec.redials, audible=[list(b) for b in rec.bursts])
     return r
 
 
@@ -346,4 +365,7 @@ def format_table(report: dict) -> str:
                  "bot audio inside a labelled pause; CPU and cores: the server process; lag p99: the callers' own "
                  "event loop (ms late), high when the callers, not the server, are short of CPU; undrn: times the "
                  "server's pacer fell behind real time mid-speech")
+    if report["overall"]["redials"]:
+        lines.append(f"the server refused {report['overall']['redials']} call(s) as busy (admission control); each "
+                     f"was dialled again after {report['settings']['redial_after']} s")
     return "\n".join(lines)

@@ -57,11 +57,11 @@ def test_frame_level_and_summary():
     row = dict(error="", takeover=False, takeover_in_hold=False, unanswered=False, holds=[])
     rows = [dict(row, latency=0.3), dict(row, latency=0.7), dict(row, latency=None, unanswered=True),
             dict(row, latency=-0.4, takeover=True, takeover_in_hold=True, holds=[[1.0, 1.6]]),
-            dict(row, latency=None, error="RuntimeError: no greeting")]
+            dict(row, latency=None, error="RuntimeError: no greeting", redials=2)]
     s = summarise(rows, cpu_s=2.0, wall_s=4.0, chunks=1000)
     assert s["latency_ms"]["n"] == 2 and s["latency_ms"]["p50"] == pytest.approx(500.0)
     assert (s["within_500ms"], s["unanswered_rate"], s["takeover_rate"]) == (0.25, 0.25, 0.25)
-    assert (s["holds"], s["takeovers_in_holds"], s["errors"]) == (1, 1, 1)
+    assert (s["holds"], s["takeovers_in_holds"], s["errors"], s["redials"]) == (1, 1, 1, 2)
     assert (s["cpu_ms_per_call_chunk"], s["cpu_cores"]) == (2.0, 0.5)
 
 
