@@ -65,7 +65,8 @@ class SipSettings:
         codecs = tuple(c.strip().upper() for c in get("CODECS", "PCMU,PCMA").split(",") if c.strip())
         if not codecs or any(c not in ("PCMU", "PCMA", "OPUS") for c in codecs):
             raise ValueError(f"DUPLEXBOT_SIP_CODECS={get('CODECS')!r}: choose from PCMU, PCMA, OPUS")
-        ua = replace(UaSettings(), allow=allow, codecs=codecs, max_cps=num("MAX_CPS", 100.0, float, 0.1, 10000), retry_after=num("RETRY_AFTER", 5, int, 1, 3600),
+        ua = replace(UaSettings(), allow=allow, codecs=codecs, max_cps=num("MAX_CPS", 100.0, float, 0.1, 10000),
+                     retry_after=num("RETRY_AFTER", 5, int, 1, 3600),
                      session_expires=num("SESSION_EXPIRES", 1800, int, 90, 86400))
         media = replace(MediaSettings(), rtp_timeout=num("RTP_TIMEOUT", 30.0, float, 0, 3600))
         server = ServerSettings(bind=bind, port=port, advertise=advertise, rtp_ports=(lo, hi), ua=ua, media=media)

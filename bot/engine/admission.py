@@ -4,11 +4,12 @@ A new call is taken only while both hold:
 
 * fewer than `max_calls` calls hold a slot. The default follows what one process can carry with the
   whole call path (VAD, turn-taking, ASR, TTS): the product requirement is 40 full calls on two
-  cores (the engine once fell behind real time at ~12 calls on a loaded box; batching VAD and the
-  duplex model across calls is what brought 40 within reach), so `CALLS_PER_2_CORES * cores / 2`;
-  `DUPLEXBOT_MAX_CALLS` overrides it. Every call's media still goes through one event loop, so
-  the default stops at `LOOP_CEILING` however many cores there are. (docs/sip.md measures ~250 media-only SIP calls per process:
-  that is RTP without the engine, not a capacity to admit calls at.)
+  cores, so `CALLS_PER_2_CORES * cores / 2` (measured: the engine once fell behind real time at
+  ~12 calls on a loaded box; `bench twilio` on the shared 2-core box held 20, not 40, see
+  docs/sip.md "Floods and admission", where the loop-lag rule below is the backstop);
+  `DUPLEXBOT_MAX_CALLS` overrides it. Every call's media still goes through one event loop, so the
+  default stops at `LOOP_CEILING` however many cores there are. (docs/sip.md measures ~250
+  media-only SIP calls per process: RTP without the engine, not a capacity to admit calls at.)
 * the event loop keeps up: the p90 of the loop delay measured every ~100 ms over the last
   `lag_window` seconds stays under `lag_bound`. A process that is already late refuses new calls
   even below the cap, so calls it has stay on time instead of all of them degrading.

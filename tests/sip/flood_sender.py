@@ -53,7 +53,8 @@ def cancel(inv: bytes) -> bytes:
     unfolded = head.replace("\r\n  ", " ").split("\r\n")[1:]
     keep = [ln for ln in unfolded if ln.split(":", 1)[0].strip().lower() in
             ("via", "v", "from", "f", "to", "t", "call-id", "i", "max-forwards")]
-    return (f"CANCEL {uri} SIP/2.0\r\n" + "\r\n".join(keep) + "\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n").encode()
+    head = f"CANCEL {uri} SIP/2.0\r\n" + "\r\n".join(keep)
+    return (head + "\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n").encode()
 
 
 def malformed(rng: random.Random, port: int, local: tuple[str, int]) -> bytes:

@@ -25,7 +25,7 @@ from bot.routes import sip as sip_route
 from .conftest import REPO, TORTURE, in_thread, need
 from .test_sipp import free_udp_port, run_sipp
 
-pytestmark = [pytest.mark.peer, pytest.mark.slow, need("sipp"), pytest.mark.timeout(150)]
+pytestmark = pytest.mark.timeout(150)
 
 CAP = 5
 RATE, SECONDS, PROBE_EVERY, HOLD = 100, 30, 0.5, 2.0
@@ -42,6 +42,9 @@ def flood(port: int) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.peer
+@pytest.mark.slow
+@need("sipp")
 async def test_flood_is_shed_and_probes_and_a_later_call_are_answered(tmp_path):
     from bot.runtime import Runtime
     from bot.settings import Settings
