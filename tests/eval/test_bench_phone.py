@@ -70,9 +70,11 @@ def test_frame_level_and_summary():
 def test_pause_goes_in_the_word_gap_not_a_closure_inside_the_last_word():
     rng = np.random.default_rng(0)
     x = (0.1 * rng.standard_normal(P.RATE * 2)).astype(np.float32)
-    x[int(0.88 * P.RATE):int(0.92 * P.RATE)] = 0  # a stop closure, 120 ms before the estimate
+    x[int(0.88 * P.RATE):int(0.92 * P.RATE)] = 0  # a stop closure, 0.1 s before the estimates
     x[int(1.02 * P.RATE):int(1.06 * P.RATE)] = 1e-4  # the word gap, a little noisier
-    assert 1.02 <= P.pause_point(x, 1.0) / P.RATE <= 1.06
+    assert 1.02 <= P.pause_point(x, 0.98, 1.03) / P.RATE <= 1.06
+    x[int(1.02 * P.RATE):int(1.06 * P.RATE)] = x[:int(0.04 * P.RATE)]  # no gap at all: cut at the estimates
+    assert 0.96 <= P.pause_point(x, 0.98, 1.03) / P.RATE <= 1.05
 
 
 def test_question_texts_are_not_training_texts():
