@@ -298,7 +298,7 @@ class CallSession:
             if tr.text:
                 self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text,
                                                complete=round(text_completeness(tr.text, tr.p_final), 3)))
-            for d in self.policy.on_words(evidence(tr.text, tr.p_final, end, self.now)):
+            for d in self.policy.on_words(evidence(tr.text, tr.p_final, end, self.now, tr.p_continue)):
                 self._on_decision(d)
             return tr.text
 

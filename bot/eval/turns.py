@@ -97,23 +97,24 @@ def compute_streams(samples: list[Sample], duplex: bool = True, duplex_path: str
 
 
 class MemoWords:
-    """Transcripts (text, decoder end-of-sentence probability) of caller audio spans, cached by
-    (sample, span): threshold sweeps replay the same pauses without new ASR calls."""
+    """Transcripts (text, decoder end-of-sentence probability, the voice's p(continue)) of caller
+    audio spans, cached by (sample, span): threshold sweeps replay the same pauses without new ASR
+    calls."""
 
     def __init__(self):
         from ..services.asr import WhisperAsr
         self.asr = WhisperAsr()
-        self.cache: dict[tuple[str, int, int], tuple[str, float]] = {}
+        self.cache: dict[tuple[str, int, int], tuple[str, float | None, float | None]] = {}
         self.seconds = 0.0
 
-    def __call__(self, sample: Sample, t0: float, t1: float) -> tuple[str, float]:
+    def __call__(self, sample: Sample, t0: float, t1: float) -> tuple[str, float | None, float | None]:
         a, b = max(0, int(t0 * 16000)), int(t1 * 16000)
         k = (sample.name, a, b)
         if k not in self.cache:
             start = time.perf_counter()
             tr = self.asr.transcribe_detailed_sync(sample.audio[0, a:b])
             self.seconds += time.perf_counter() - start
-            self.cache[k] = (tr.text, tr.p_final)
+            self.cache[k] = (tr.text, tr.p_final, tr.p_continue)
         return self.cache[k]
 
     def close(self) -> None:
@@ -153,8 +154,8 @@ def replay(policy, sample: Sample, st: Streams, i: int, words: MemoWords | None 
         now = (t + 1) * CHUNK_SECONDS
         while due and due[0][0] <= now + 1e-9:
             when, end, start = due.pop(0)
-            text, p_final = words(sample, start - PRE_ROLL, end + POST_ROLL)
-            take(policy.on_words(evidence(text, p_final, end, when)))
+            text, p_final, p_continue = words(sample, start - PRE_ROLL, end + POST_ROLL)
+            take(policy.on_words(evidence(text, p_final, end, when, p_continue)))
         if feed is not None:
             feed(now, sample.audio[0, t * CHUNK_SAMPLES:(t + 1) * CHUNK_SAMPLES])
         obs = Observation(t=now, vad=float(vad[t]), bot_speaking=bool(bot[t]), rms=float(rms[t]),

@@ -42,6 +42,8 @@ class WordEvidence:
     complete: float  # `text_completeness(text, p_final)`
     end: float  # stream time the caller's speech paused (the speech_end this transcript covers)
     t: float = 0.0  # stream time the evidence became available
+    # the voice's evidence that the caller goes on (bot/services/prosody.py); None without a probe
+    p_continue: float | None = None
 
 
 def last_word(text: str) -> str:
@@ -70,5 +72,6 @@ def text_completeness(text: str, p_final: float | None) -> float:
     return p
 
 
-def evidence(text: str, p_final: float | None, end: float, t: float = 0.0) -> WordEvidence:
-    return WordEvidence(text, p_final, text_completeness(text, p_final), end, t)
+def evidence(text: str, p_final: float | None, end: float, t: float = 0.0,
+             p_continue: float | None = None) -> WordEvidence:
+    return WordEvidence(text, p_final, text_completeness(text, p_final), end, t, p_continue)

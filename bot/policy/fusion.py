@@ -12,8 +12,11 @@ every silent chunk and ends the turn when the silence reaches it.
   `incomplete_silence`; words in between leave the decision to the model and its own hold-aware
   fallback. While the pause's transcript is still being computed the model alone decides only
   when it is sure (`sure_eot`) or after `text_wait`.
-- Prosody can veto haste: when the model hears the caller going on (p(hold) >= `hold_veto`), even a
-  complete-looking phrase waits `contested_silence` ("Do you live by yourself ... or with family?").
+- The voice can veto haste: when the prosody probe on Whisper's encoder (bot/services/prosody.py)
+  hears the phrase going on (p(continue) >= `continue_veto`), or the model does (p(hold) >=
+  `hold_veto`), even a complete-looking phrase waits `contested_silence` ("Do you live by yourself
+  ... or with your family?"). When the voice is sure the phrase is done (p(continue) <=
+  `voice_done`), words that are merely unsure are taken after `unsure_done_silence`.
 - No words at all (no transcript for this pause: secure input, ASR failure): the model's own
   hold-aware fallback, as before (`max_end_of_turn_silence`, or `max_hold_silence` in a hold).
 
@@ -34,8 +37,12 @@ class FusionSettings:
     incomplete_silence: float = 1.6  # seconds: longest pause waited out on unfinished words
     contested_silence: float = 1.2  # complete words, but the model hears the caller going on
     hold_veto: float = 0.8  # p(hold) at which prosody contests complete-looking words
+    continue_veto: float = 0.5  # p(continue) from the prosody probe that contests them
+    voice_done: float = 0.15  # p(continue) at or below which the voice says the phrase is done
+    unsure_done_silence: float = 0.25  # unsure words, a voice that is done
     text_wait: float = 0.45  # seconds of silence the model waits for a pending transcript
-    sure_eot: float = 0.98  # p(eot) at which the model needs no words
+    sure_eot: float = 0.999  # p(eot) at which the model needs no words (on unseen voices it is often
+    # 0.9+ inside pauses: it waits for the words unless it is all but certain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +70,18 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
     tag = f"words {c:.2f} \u201c{_tail(words.text)}\u201d"
     if c <= fs.incomplete:
         return Patience(fs.incomplete_silence, f"{tag}: unfinished", "words")
-    if model_end and p_hold < fs.hold_veto:
-        return Patience(0.0, f"{tag}, p(eot)={p_eot:.2f}", "model")
+    pc = words.p_continue
+    voice = "" if pc is None else f", p(continue)={pc:.2f}"
+    if pc is not None and pc >= fs.continue_veto:
+        return Patience(fs.contested_silence, f"{tag}{voice}: the voice goes on", "words")
+    if p_hold >= fs.hold_veto:
+        return Patience(fs.contested_silence, f"{tag}, but p(hold)={p_hold:.2f}", "words")
+    if model_end:
+        return Patience(0.0, f"{tag}{voice}, p(eot)={p_eot:.2f}", "model")
     if c >= fs.complete:
-        if p_hold >= fs.hold_veto:
-            return Patience(fs.contested_silence, f"{tag}, but p(hold)={p_hold:.2f}", "words")
-        return Patience(fs.complete_silence, f"{tag}: complete", "words")
+        return Patience(fs.complete_silence, f"{tag}{voice}: complete", "words")
+    if pc is not None and pc <= fs.voice_done:
+        return Patience(fs.unsure_done_silence, f"{tag}{voice}: unsure words, the voice is done", "words")
     return Patience(fallback, f"{tag}: unsure, silence fallback (p(eot)={p_eot:.2f})", "fallback")
 
 

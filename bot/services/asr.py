@@ -14,11 +14,13 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from .prosody import load_probe, pause_features
 
 RATE = 16000
 _FINAL_PUNCT = (".", "?", "!")
@@ -34,6 +36,9 @@ class Transcript:
     # (evidence for end of turn that comes from 680k hours of real speech, not from our voices);
     # None when the decoder gave none (it ran into its length cap)
     p_final: float | None = None
+    # the voice's evidence that the caller goes on after this phrase (bot/services/prosody.py);
+    # None without a prosody probe
+    p_continue: float | None = None
 
 
 class Asr(Protocol):
@@ -55,6 +60,7 @@ class AsrSettings:
     # previous-text prompt: biases tiny.en towards spelling backchannels the way the engine expects
     context_prompt: str = ""
     max_batch: int = 16  # utterances per generate call when several calls pause at once
+    prosody_path: str = ""  # the prosody probe on the encoder ("" = shipped models/prosody.npz, "none" = off)
 
 
 def bundled_model_path() -> Path:
@@ -115,6 +121,7 @@ class WhisperAsr:
         self._final_ids = sorted({i for p in _FINAL_PUNCT for i in self._tok.encode(p)[:1]})
         self._word_ids = _WordTokens(self._tok)
         self._fe = FeatureExtractor(feature_size=self._model.n_mels)
+        self.prosody = load_probe(settings.prosody_path)
         self._queue: queue.SimpleQueue[tuple[np.ndarray, concurrent.futures.Future] | None] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._serve, name="asr", daemon=True)
         self._worker.start()
@@ -156,15 +163,31 @@ class WhisperAsr:
             batch = np.stack([np.pad(x, ((0, 0), (0, frames - x.shape[1])), constant_values=float(x.min()))
                               for x in feats])
             sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(batch, np.float32))
-            res = self._model.generate(sv, [self._prompt] * len(feats), beam_size=1, max_length=max(lens),
+            enc = self._model.encode(sv, to_cpu=True)  # once, for the decoder and the prosody probe
+            res = self._model.generate(enc, [self._prompt] * len(feats), beam_size=1, max_length=max(lens),
                                        no_repeat_ngram_size=4, return_no_speech_prob=True, return_scores=True,
                                        return_logits_vocab=True, suppress_blank=True)
+            cont = self._continue(np.asarray(enc), [audios[i] for i in idx]) if self.prosody is not None else None
             for k, (i, r) in enumerate(zip(idx, res)):
-                out[i] = self._result(r, lens[k])
+                tr = self._result(r, lens[k])
+                out[i] = replace(tr, p_continue=float(cont[k])) if cont is not None and tr.text else tr
             self.batches += 1
         self.calls += len(audios)
         self.seconds += time.perf_counter() - t0
         return [o if o is not None else Transcript("", 0.0, 1.0) for o in out]
+
+    def encode_sync(self, audio: np.ndarray) -> np.ndarray:
+        """Whisper's encoder output [T, D] for one utterance (padded as for transcription)."""
+        import ctranslate2
+
+        x, _ = self._features(np.asarray(audio, np.float32).reshape(-1))
+        sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(x[None], np.float32))
+        return np.asarray(self._model.encode(sv, to_cpu=True))[0]
+
+    def _continue(self, enc: np.ndarray, audios: list[np.ndarray]) -> np.ndarray:
+        assert self.prosody is not None
+        feats = np.stack([pause_features(enc[k], np.asarray(a).size) for k, a in enumerate(audios)])
+        return self.prosody(feats)
 
     def _result(self, r, max_len: int) -> Transcript:
         score = float(r.scores[0]) if r.scores else 0.0

@@ -37,6 +37,22 @@ def test_prosody_contests_complete_looking_words():
     assert p.silence == FS.contested_silence
 
 
+def test_the_voice_going_on_contests_complete_words_and_a_sure_model():
+    words = evidence("Do you live by yourself?", 0.9, 1.0, p_continue=0.8)
+    p = patience(words, False, p_eot=0.95, p_hold=0.0, model_end=True, fallback=0.75)
+    assert p.silence == FS.contested_silence and "goes on" in p.reason
+    done = evidence("Do you live by yourself?", 0.9, 1.0, p_continue=0.05)
+    assert patience(done, False, 0.3, 0.0, False, 0.75).silence == FS.complete_silence
+
+
+def test_a_voice_that_is_done_settles_unsure_words():
+    words = evidence("Who is teaching the class", 0.5, 1.0, p_continue=0.05)
+    assert FS.incomplete < words.complete < FS.complete
+    assert patience(words, False, 0.3, 0.0, False, 0.75).silence == FS.unsure_done_silence
+    unsure_voice = evidence("Who is teaching the class", 0.5, 1.0, p_continue=0.3)
+    assert patience(unsure_voice, False, 0.3, 0.0, False, 0.75).silence == 0.75
+
+
 def test_model_sure_ends_at_once_unless_words_disagree():
     sure = patience(evidence("Yes, that's right.", 0.8, 1.0), False, p_eot=0.97, p_hold=0.0, model_end=True,
                     fallback=0.75)
@@ -46,7 +62,7 @@ def test_model_sure_ends_at_once_unless_words_disagree():
 def test_pending_words_hold_back_an_unsure_model():
     waiting = patience(None, True, p_eot=0.8, p_hold=0.0, model_end=True, fallback=0.75)
     assert waiting.silence == FS.text_wait
-    certain = patience(None, True, p_eot=0.99, p_hold=0.0, model_end=True, fallback=0.75)
+    certain = patience(None, True, p_eot=0.9995, p_hold=0.0, model_end=True, fallback=0.75)
     assert certain.silence == 0.0
     no_words = patience(None, False, p_eot=0.3, p_hold=0.0, model_end=False, fallback=0.75)
     assert no_words.silence == 0.75 and no_words.source == "fallback"

@@ -1,0 +1,226 @@
+"""Train the prosody probe (bot/services/prosody.py): does the voice go on after this phrase?
+
+    python -m bot.eval.prosody_train [--out models/prosody.npz] [--pairs 600] [--check out/phone-set]
+
+Data, made here and never committed: for each training voice and sentence pair, the whole sentence
+"PREFIX REST" is synthesised once and a pause is opened where PREFIX ends (bot/eval/phone_data.py's
+`build_pause`: the prefix keeps its mid-sentence prosody), so the phrase before the pause is a
+complete question by its words but not by its voice (label: goes on); the sentence's end and
+PREFIX said alone as a whole question are ends (label: done). Half the samples go through a
+telephone leg (8 kHz, band-pass, mu-law). Features are Whisper tiny.en encoder frames at the
+pause, exactly as the engine computes them for its speculative transcript.
+
+Held apart from the phone benchmark: the voices (espeak-ng variants in the duplex model's training
+split, not phone_data.ESPEAK_HELD_OUT; hibari "heart" with random vocoder settings, not
+phone_data.HIBARI_STYLES) and the sentences (checked disjoint from phone_data's). Voices are split
+train/dev by name; the L2 strength is chosen on dev. `--check` reports how well the probe
+separates pauses from ends on a phone set (our held-out voices), for the record only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .phone_data import (ESPEAK_HELD_OUT, HIBARI_STYLES, LEAD_S, PAUSE_QUESTIONS, SHORT_QUESTIONS, EspeakVoice,
+                         HibariModel, HibariStyleVoice, build_pause, build_short)
+
+RATE = 16000
+PRE_ROLL = 0.15  # as the engine hands audio to ASR
+# (a phrase that is a whole turn by its words, the rest of a longer sentence)
+PAIRS = [
+    ("Can I change my booking", "to the later flight?"), ("Is my order ready", "for collection today?"),
+    ("Do you have it in blue", "or only in black?"), ("Could you send me the invoice", "by email instead?"),
+    ("I'd like to cancel my subscription", "at the end of the month."), ("Is the pharmacy open", "after six tonight?"),
+    ("Can I pay by card", "when the driver arrives?"), ("Where is the nearest branch", "to the train station?"),
+    ("I need a new password", "for the online account."), ("Has my refund gone through", "to my bank yet?"),
+    ("Do you deliver on weekends", "to the north side of town?"), ("Can I speak to someone", "about my last bill?"),
+    ("I want to book a table", "for six people on Friday."), ("Is the warranty still valid", "after I moved house?"),
+    ("How much is the upgrade", "for a family plan?"), ("Can you check my balance", "on the savings account?"),
+    ("I lost my card", "somewhere at the shopping centre."), ("Is parking included", "in the monthly price?"),
+    ("Could I get a window seat", "on the return journey?"), ("Is the doctor in today", "or only on Tuesdays?"),
+    ("Can I return the shoes", "without the original box?"), ("My internet is down", "since early this morning."),
+    ("Do I need an appointment", "for the blood test?"), ("Is breakfast included", "with the standard room?"),
+    ("Can you move my delivery", "to next Wednesday afternoon?"), ("I'd like a quote", "for the kitchen repairs."),
+    ("Is there a student discount", "on the annual pass?"), ("Can I add my husband", "to the insurance policy?"),
+    ("The heating is broken", "in the upstairs flat."), ("Do you open early", "on bank holidays?"),
+    ("Can I bring my dog", "into the cafe area?"), ("Is the package insured", "against damage in transit?"),
+    ("I'd like to report a leak", "under the kitchen sink."), ("Are you hiring", "for the summer season?"),
+    ("Can I get a receipt", "for the cash payment?"), ("Is the course online", "or in the classroom?"),
+    ("Could you spell that", "for me once more?"), ("Is my car ready", "to pick up after lunch?"),
+    ("I want to upgrade my phone", "before the contract ends."), ("Do you take cash", "at the front desk?"),
+    ("Can I swap shifts", "with a colleague next week?"), ("Is the road open", "past the old quarry?"),
+    ("I'd like to speak to a manager", "about the service today."), ("Can you hold the room", "until tomorrow morning?"),
+    ("Is the meeting still on", "for three o'clock?"), ("Do you fix laptops", "with water damage?"),
+    ("Can I renew my licence", "over the phone with you?"), ("Is the gate code the same", "as last month?"),
+]
+SHORT_ONLY = ["Is it raining there?", "Can you help me?", "What's the total?", "Is that everything?",
+              "How long will it take?", "Are you still there?", "Can I pay now?", "What happens next?",
+              "That's all, thanks.", "I'll wait for the email.", "Yes, that's correct.", "No, that's fine."]
+
+
+def _disjoint_from_phone_set() -> None:
+    theirs = {q.lower().rstrip("?") for q in SHORT_QUESTIONS} | {p.lower() for p, _ in PAUSE_QUESTIONS}
+    ours = {p.lower() for p, _ in PAIRS} | {q.lower().rstrip("?.") for q in SHORT_ONLY}
+    clash = theirs & ours
+    if clash:
+        raise SystemExit(f"training sentences overlap the phone set: {sorted(clash)}")
+
+
+def split_of(name: str) -> str:
+    return "dev" if zlib.crc32(("prosody:" + name).encode()) % 10 < 2 else "train"
+
+
+def training_voices(rng: np.random.Generator, n_hibari: int = 12) -> list:
+    from models.data import ESPEAK_LANGS, ESPEAK_VARIANTS, voice_split
+    held = {v for _, v, _, _ in ESPEAK_HELD_OUT}
+    voices: list = []
+    for variant in ESPEAK_VARIANTS:
+        if voice_split(variant) != "train" or variant in held:
+            continue
+        voices.append(EspeakVoice(str(rng.choice(ESPEAK_LANGS)), variant, int(rng.integers(140, 190)),
+                                  int(rng.integers(30, 70))))
+    model = HibariModel()
+    styles = {(p, f) for _, p, f, _, _ in HIBARI_STYLES}
+    while len([v for v in voices if v.family == "hibari"]) < n_hibari:
+        pitch, formant = round(float(rng.uniform(0.72, 1.3)), 2), round(float(rng.uniform(0.86, 1.12)), 2)
+        if any(abs(pitch - p) < 0.04 and abs(formant - f) < 0.03 for p, f in styles):
+            continue  # too close to a held-out style
+        voices.append(HibariStyleVoice(f"train-{pitch}-{formant}", pitch, formant, float(rng.uniform(0, 5)),
+                                       round(float(rng.uniform(0.88, 1.18)), 2), model=model))
+    return voices
+
+
+def _clip(y: np.ndarray, t: float, after: float) -> np.ndarray:
+    """The audio the engine hands to ASR for a phrase ending at t: from just before the caller's
+    onset to t plus the VAD hangover and post-roll."""
+    a = max(0, int((LEAD_S - PRE_ROLL) * RATE))
+    return y[a: int((t + after) * RATE)]
+
+
+def make_examples(voices: list, n_pairs: int, rng: np.random.Generator, asr, progress: bool = True):
+    from models.audio import telephony
+
+    from ..services.prosody import pause_features
+    X, Y, G = [], [], []
+    t0 = time.perf_counter()
+    for k in range(n_pairs):
+        voice = voices[int(rng.integers(len(voices)))]
+        prefix, rest = PAIRS[int(rng.integers(len(PAIRS)))]
+        tel = rng.random() < 0.5
+        clips: list[tuple[np.ndarray, int]] = []
+        try:
+            y, end, holds = build_pause(voice, prefix, rest, float(rng.uniform(0.5, 1.2)))
+            clips.append((_clip(y, holds[0][0], float(rng.uniform(0.1, 0.26))), 1))
+            clips.append((_clip(y, end, float(rng.uniform(0.1, 0.26))), 0))
+            text = prefix + "?" if rng.random() < 0.75 else str(rng.choice(SHORT_ONLY))
+            ys, ends, _ = build_short(voice, text)
+            clips.append((_clip(ys, ends, float(rng.uniform(0.1, 0.26))), 0))
+        except Exception as e:  # a voice that fails on a sentence is skipped, not fatal
+            print(f"skip {voice.name}: {e!r}", file=sys.stderr)
+            continue
+        for x, label in clips:
+            if tel:
+                x = telephony(x, RATE, rng).astype(np.float32)
+            X.append(pause_features(asr.encode_sync(x), x.size))
+            Y.append(label)
+            G.append(split_of(voice.name))
+        if progress and (k + 1) % 50 == 0:
+            print(f"  {k + 1}/{n_pairs} pairs, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return np.stack(X), np.asarray(Y, np.float32), np.asarray(G)
+
+
+def fit(X: np.ndarray, Y: np.ndarray, l2: float, steps: int = 600, lr: float = 0.05):
+    """L2-regularised logistic regression by full-batch Adam on standardised features."""
+    mean, std = X.mean(0), X.std(0) + 1e-4
+    Z = (X - mean) / std
+    w, b = np.zeros(Z.shape[1], np.float32), 0.0
+    m = v = np.zeros_like(w)
+    mb = vb = 0.0
+    for t in range(1, steps + 1):
+        p = 1 / (1 + np.exp(-(Z @ w + b)))
+        gw = Z.T @ (p - Y) / len(Y) + l2 * w
+        gb = float(np.mean(p - Y))
+        m, v = 0.9 * m + 0.1 * gw, 0.999 * v + 0.001 * gw * gw
+        mb, vb = 0.9 * mb + 0.1 * gb, 0.999 * vb + 0.001 * gb * gb
+        w = w - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        b = b - lr * (mb / (1 - 0.9 ** t)) / (np.sqrt(vb / (1 - 0.999 ** t)) + 1e-8)
+    return w.astype(np.float32), float(b), mean.astype(np.float32), std.astype(np.float32)
+
+
+def auc(p: np.ndarray, y: np.ndarray) -> float:
+    pos, neg = p[y == 1], p[y == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
+def check_phone_set(probe, asr, folder: str) -> dict:
+    """How the probe scores the pauses and the ends of a phone set (bot/eval/phone_data.py)."""
+    from models.audio import read_wav, resample
+
+    from ..services.prosody import pause_features
+    m = json.loads((Path(folder) / "manifest.json").read_text())
+    ps, ys = [], []
+    for s in m["samples"]:
+        a, sr = read_wav(Path(folder) / s["wav"])
+        a = resample(a.reshape(-1).astype(np.float32), sr, RATE)
+        for t, label in [(h[0], 1) for h in s["holds"]] + [(s["end"], 0)]:
+            x = a[: int((t + 0.16) * RATE)]
+            ps.append(float(probe(pause_features(asr.encode_sync(x), x.size))[0]))
+            ys.append(label)
+    p, y = np.asarray(ps), np.asarray(ys)
+    return {"auc": round(auc(p, y), 3), "pauses": int((y == 1).sum()), "ends": int((y == 0).sum()),
+            "pauses_over_0.5": round(float((p[y == 1] >= 0.5).mean()), 3),
+            "ends_over_0.5": round(float((p[y == 0] >= 0.5).mean()), 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bot.eval.prosody_train", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="models/prosody.npz")
+    ap.add_argument("--pairs", type=int, default=600, help="sentence pairs (3 examples each)")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--check", default=None, help="a phone set to report the probe's separation on")
+    args = ap.parse_args(argv)
+    _disjoint_from_phone_set()
+    from ..services.asr import AsrSettings, WhisperAsr
+    from ..services.prosody import ProsodyProbe
+    rng = np.random.default_rng(args.seed)
+    asr = WhisperAsr(AsrSettings(prosody_path="none"))
+    voices = training_voices(rng)
+    t0 = time.perf_counter()
+    X, Y, G = make_examples(voices, args.pairs, rng, asr)
+    made = time.perf_counter() - t0
+    tr, dv = G == "train", G == "dev"
+    best = None
+    for l2 in (1e-3, 1e-2, 3e-2, 1e-1):
+        w, b, mean, std = fit(X[tr], Y[tr], l2)
+        p = 1 / (1 + np.exp(-(((X[dv] - mean) / std) @ w + b)))
+        score = auc(p, Y[dv])
+        print(f"l2={l2:g}: dev AUC {score:.3f} ({int(dv.sum())} dev examples)")
+        if best is None or score > best[0]:
+            best = (score, l2)
+    assert best is not None
+    w, b, mean, std = fit(X, Y, best[1])
+    meta = {"examples": int(len(Y)), "dev_auc": round(best[0], 3), "l2": best[1], "pairs": args.pairs,
+            "seed": args.seed, "voices": sorted({v.name for v in voices}), "seconds_to_make": round(made, 1),
+            "features": "whisper tiny.en encoder, last 4 x 0.2 s mean-pooled",
+            "licences": {"espeak": "GPL-3.0-or-later (espeak-ng; audio rendered locally, not shipped)",
+                         "hibari": "Apache-2.0 (hibari-tts; audio rendered locally, not shipped)"}}
+    probe = ProsodyProbe(w, b, mean, std, meta)
+    if args.check:
+        meta["phone_set_check"] = check_phone_set(probe, asr, args.check)
+        print(f"phone set {args.check}: {meta['phone_set_check']}")
+    probe.save(args.out)
+    print(f"wrote {args.out}: {len(Y)} examples, dev AUC {best[0]:.3f}")
+    asr.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
