@@ -291,7 +291,7 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
     srv = ServerProcess(bs.port or _free_port(), bs.policy, out / "server.log")
     report: dict = {"bench": "phone", "dataset": str(dataset), "policy": bs.policy, "parallel": bs.parallel,
                     "transport": "twilio media streams over ws://127.0.0.1", "settings": asdict(bs),
-                    "licences": phone_set.licences,
+                    "licences": phone_set.licences, "code": _code_state(),
                     "machine": {"cpu_count": os.cpu_count(), "machine": platform.machine(),
                                 "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0]}}
     rows: list[dict] = []
@@ -334,6 +334,19 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
     report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
     (out / "results.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def _code_state() -> dict:
+    """The commit the server ran and the files changed on top of it (other work in the same tree
+    moves the results: the policy files especially)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    return {"commit": git("rev-parse", "HEAD"), "changed": git("status", "--porcelain", "--untracked-files=no").splitlines()}
 
 
 def _free_port() -> int:
