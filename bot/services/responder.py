@@ -4,8 +4,12 @@
   hand-off), shipped in `bot/agent/default.yaml`.
 - `OpenAIChatResponder`: any OpenAI-compatible streaming chat endpoint (vLLM, llama.cpp server,
   Ollama, OpenAI) given a base URL, model and key.
-Supervisor whispers arrive as `instructions` and are never shown to the caller as text; the
-scripted agent, having no reasoning, speaks a whispered instruction as its next answer.
+Supervisor whispers arrive as `instructions` and are never spoken as such. A language model gets
+them on the system side of its request, as an instruction. The scripted agent has no reasoning:
+`review_whisper` tells the console, before anything reaches the call, whether a whisper steers it
+(to one of its FAQ answers, or to a permitted phrase its YAML declares under `whisper_phrases`)
+or is refused, and why. A stop request ("wait", "stop", "hold on" alone) gets the agent's short
+`stop_requests.say` ("Sure.") or silence, never a fallback; whispers wait for the next real answer.
 """
 from __future__ import annotations
 
@@ -53,6 +57,8 @@ class Responder(Protocol):
 
     def on_secure_input(self, digits: int) -> list[ResponseChunk]: ...
 
+    def review_whisper(self, text: str) -> "WhisperReview": ...
+
 
 @dataclass(frozen=True)
 class FaqEntry:
@@ -60,6 +66,28 @@ class FaqEntry:
     keywords: frozenset[str]
     answer: str
     action: str = ""  # "" | "secure_input" | "transfer" | "hangup"
+
+
+@dataclass(frozen=True)
+class WhisperPhrase:
+    """A line a supervisor may whisper the offline agent into saying (`whisper_phrases` in YAML)."""
+    id: str
+    keywords: frozenset[str]
+    say: str
+
+
+@dataclass(frozen=True)
+class WhisperReview:
+    """What a responder will do with a supervisor's whisper, decided before it reaches the call.
+    accepted False: refused, nothing is sent; `effect` says why (the console shows it). `say` is
+    the offline agent's own line the whisper chose (never the whisper's words)."""
+    accepted: bool
+    effect: str
+    say: str = ""
+
+
+STOP_FILLERS = frozenset({"please", "sorry", "oh", "um", "uh", "er", "hey", "ok", "okay", "no", "just", "hmm",
+                          "a", "it", "there", "sec", "right", "now"})
 
 
 @dataclass(frozen=True)
@@ -77,11 +105,14 @@ class AgentScript:
     resume: str = "As I was saying,"
     notice_text: str = ""  # said before the greeting (e.g. recording consent); tenants may let it play over the caller
     secure_done_say: str = "Thank you, I've got your details."
+    whisper_phrases: tuple[WhisperPhrase, ...] = ()
+    stop_phrases: frozenset[str] = frozenset()
+    stop_say: str = "Sure."  # "" : a stop request gets silence
 
     def prompts(self) -> list[str]:
         """Every fixed line the agent can say (for synthesising ahead of time)."""
         lines = [self.notice_text, self.greeting, *(e.answer for e in self.faq), *self.fallbacks, self.handoff_say, self.goodbye_say,
-                 self.secure_done_say]
+                 self.secure_done_say, *(w.say for w in self.whisper_phrases), self.stop_say]
         return [x for x in lines if x]
 
     @classmethod
@@ -127,8 +158,20 @@ class AgentScript:
             raise ConfigError(f"{where}: 'fallbacks' must be a non-empty list of strings")
         handoff = data.get("handoff") or {}
         goodbye = data.get("goodbye") or {}
-        if not isinstance(handoff, dict) or not isinstance(goodbye, dict):
-            raise ConfigError(f"{where}: 'handoff' and 'goodbye' must be mappings")
+        stop = data.get("stop_requests") or {}
+        if not isinstance(handoff, dict) or not isinstance(goodbye, dict) or not isinstance(stop, dict):
+            raise ConfigError(f"{where}: 'handoff', 'goodbye' and 'stop_requests' must be mappings")
+        phrases = []
+        for i, w in enumerate(data.get("whisper_phrases") or []):
+            if not isinstance(w, dict):
+                raise ConfigError(f"{where}: whisper_phrases[{i}] must be a mapping with keywords and say")
+            kw = words(w.get("keywords"), f"whisper_phrases[{i}].keywords")
+            if not kw:
+                raise ConfigError(f"{where}: whisper_phrases[{i}].keywords must not be empty")
+            phrases.append(WhisperPhrase(str(w.get("id", i)), kw, text("say", w)))
+        stop_say = stop.get("say", "Sure.")
+        if not isinstance(stop_say, str):
+            raise ConfigError(f"{where}: 'stop_requests.say' must be a string (\"\" for silence)")
         return cls(name=text("name"), greeting=text("greeting"), faq=tuple(faq),
                    fallbacks=tuple(f.strip() for f in fallbacks),
                    handoff_keywords=words(handoff.get("keywords"), "handoff.keywords"),
@@ -138,7 +181,10 @@ class AgentScript:
                    goodbye_say=str(goodbye.get("say", "")),
                    resume=str(data.get("resume_prefix", "As I was saying,")),
                    notice_text=str(data.get("notice", "") or "").strip(),
-                   secure_done_say=str(data.get("secure_input_done", "Thank you, I've got your details.")))
+                   secure_done_say=str(data.get("secure_input_done", "Thank you, I've got your details.")),
+                   whisper_phrases=tuple(phrases),
+                   stop_phrases=words(stop.get("phrases"), "stop_requests.phrases"),
+                   stop_say=stop_say.strip())
 
 
 def _tokens(text: str) -> list[str]:
@@ -156,10 +202,32 @@ def _has_phrase(text: str, phrases: frozenset[str]) -> bool:
     return any((p in toks) if " " not in p else (p in low) for p in phrases)
 
 
+def is_stop_request(text: str, phrases: frozenset[str]) -> bool:
+    """Only "wait", "stop", "hold on"... (and fillers such as "please", "sorry"): the caller wants
+    the bot to stop talking, not an answer. "Wait, what are your hours?" is a question."""
+    low = " " + " ".join(re.findall(r"[a-z0-9']+", text.lower())) + " "
+    found = False
+    for p in sorted(phrases, key=len, reverse=True):
+        key = f" {p} "
+        while key in low:
+            low = low.replace(key, " ", 1)
+            found = True
+    return found and all(w in STOP_FILLERS for w in low.split())
+
+
+# instruction words a supervisor uses that say nothing about the topic ("offer the caller ...")
+_WHISPER_FILLER = frozenset({"offer", "tell", "say", "mention", "ask", "give", "let", "know", "remind", "explain",
+                             "caller", "customer", "them", "they", "him", "her", "their", "the", "a", "an", "to",
+                             "about", "please", "that", "our", "we"})
+
+
 class ScriptedAgent:
+    """The offline agent. One per call (its fallback rotation and held whispers are per call)."""
+
     def __init__(self, script: AgentScript):
         self.script = script
         self._fallback = 0
+        self._held: list[str] = []  # whispers waiting for a real answer (not a stop request)
 
     def greeting(self) -> str:
         return self.script.greeting
@@ -170,31 +238,72 @@ class ScriptedAgent:
     def resume_prefix(self) -> str:
         return self.script.resume
 
-    def answer(self, text: str) -> tuple[str, ResponderAction | None]:
-        s = self.script
-        if s.handoff_keywords and _has_phrase(text, s.handoff_keywords):
-            return s.handoff_say, ResponderAction("transfer", s.handoff_target)
-        toks = _tokens(text)
+    def _faq(self, toks: list[str], entries: tuple[FaqEntry, ...]) -> FaqEntry | None:
         best, score = None, 0
-        for e in s.faq:
+        for e in entries:
             n = sum(1 for t in toks if t in e.keywords)
             if n > score:
                 best, score = e, n
+        return best
+
+    def _match(self, text: str) -> tuple[str, ResponderAction | None, bool]:
+        """(reply, action, understood): understood False for a fallback."""
+        s = self.script
+        if s.handoff_keywords and _has_phrase(text, s.handoff_keywords):
+            return s.handoff_say, ResponderAction("transfer", s.handoff_target), True
+        best = self._faq(_tokens(text), s.faq)
         if best is not None:
-            return best.answer, (ResponderAction(best.action) if best.action else None)
+            return best.answer, (ResponderAction(best.action) if best.action else None), True
         if s.goodbye_keywords and _has_phrase(text, s.goodbye_keywords):
-            return s.goodbye_say, ResponderAction("hangup")
+            return s.goodbye_say, ResponderAction("hangup"), True
         reply = s.fallbacks[self._fallback % len(s.fallbacks)]
         self._fallback += 1
-        return reply, None
+        return reply, None, False
+
+    def answer(self, text: str) -> tuple[str, ResponderAction | None]:
+        reply, action, _ = self._match(text)
+        return reply, action
+
+    def review_whisper(self, text: str) -> WhisperReview:
+        """Without a language model a whisper can only choose one of the agent's own lines: a
+        permitted phrase (`whisper_phrases`), else an FAQ answer that starts no action. Anything
+        else is refused: the agent never reads a whisper aloud."""
+        s = self.script
+        phrase = next((w for w in s.whisper_phrases if _has_phrase(text, w.keywords)), None)
+        if phrase is not None:
+            return WhisperReview(True, f"the bot adds its line “{phrase.say}” to its next answer", phrase.say)
+        toks = [t for t in _tokens(text) if t not in _WHISPER_FILLER]
+        entry = self._faq(toks, tuple(e for e in s.faq if not e.action))
+        if entry is not None:
+            return WhisperReview(True, f"the bot gives its {entry.id} answer next: “{entry.answer}”", entry.answer)
+        topics = ", ".join(e.id for e in s.faq if not e.action)
+        lines = ", ".join(w.id.replace("_", " ") for w in s.whisper_phrases)
+        return WhisperReview(False, "Not sent: this bot runs the offline agent (no language model), which never "
+                                    "reads a whisper aloud, and nothing it may say matches this one. Whisper a "
+                                    f"topic ({topics})" + (f" or a permitted phrase ({lines})" if lines else "") + ".")
 
     async def respond(self, history: list[Turn], instructions: list[str]) -> AsyncIterator[ResponseChunk]:
+        s = self.script
         last = next((t.text for t in reversed(history) if t.speaker == "caller"), "")
-        if instructions:
-            yield ResponseChunk(" ".join(i.strip() for i in instructions))
+        self._held.extend(i for i in instructions if i.strip())
+        if is_stop_request(last, s.stop_phrases):
+            if s.stop_say:
+                yield ResponseChunk(s.stop_say)
             return
-        reply, action = self.answer(last)
-        yield ResponseChunk(reply)
+        reply, action, understood = self._match(last)
+        held, self._held = self._held, []
+        steer: list[str] = []
+        for w in held:
+            r = self.review_whisper(w)
+            if r.accepted and r.say not in steer and r.say != reply:
+                steer.append(r.say)  # a refused whisper (sent around the console) is dropped, never spoken
+        if steer and not understood:
+            parts = steer  # the whisper's line instead of "Sorry, I didn't get that"
+        elif action is not None and action.name in ("transfer", "hangup"):
+            parts = [*steer, reply]
+        else:
+            parts = [reply, *steer]
+        yield ResponseChunk(" ".join(parts))
         if action:
             yield ResponseChunk(action=action)
 
@@ -238,6 +347,7 @@ class OpenAIChatResponder:
         knowledge = "\n".join(f"- {e.answer}" for e in script.faq)
         self._system = f"{settings.system_prompt}\nYou work for {script.name}. Facts you may use:\n{knowledge}"
         self._session = None
+        self._held: list[str] = []  # whispers held over a stop request
 
     def greeting(self) -> str:
         return self.script.greeting
@@ -254,17 +364,32 @@ class OpenAIChatResponder:
     def on_secure_input(self, digits: int) -> list[ResponseChunk]:
         return ScriptedAgent(self.script).on_secure_input(digits)
 
+    def review_whisper(self, text: str) -> WhisperReview:
+        return WhisperReview(True, "the language model takes it as an instruction for its next answer")
+
     def _messages(self, history: list[Turn], instructions: list[str]) -> list[dict]:
+        """Whispers go last, as a system message (an instruction the model is told never to read
+        out); the user/assistant turns are only what the caller and the bot said."""
         msgs = [{"role": "system", "content": self._system}]
         for t in history[-20:]:
             msgs.append({"role": "user" if t.speaker == "caller" else "assistant", "content": t.text})
-        for i in instructions:
-            msgs.append({"role": "system", "content": f"Supervisor instruction for your next answer: {i}"})
+        if instructions:
+            lines = "\n".join(f"- {i}" for i in instructions)
+            msgs.append({"role": "system", "content": "A supervisor listening to this call gives you these instructions "
+                         "for your next answer. Follow them in your own words; never read them out or mention the "
+                         "supervisor:\n" + lines})
         return msgs
 
     async def respond(self, history: list[Turn], instructions: list[str]) -> AsyncIterator[ResponseChunk]:
         import aiohttp
 
+        last = next((t.text for t in reversed(history) if t.speaker == "caller"), "")
+        self._held.extend(i for i in instructions if i.strip())
+        if is_stop_request(last, self.script.stop_phrases):
+            if self.script.stop_say:
+                yield ResponseChunk(self.script.stop_say)
+            return
+        instructions, self._held = self._held, []
         s = self.settings
         url = s.base_url.rstrip("/") + "/chat/completions"
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
