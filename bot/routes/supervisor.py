@@ -11,13 +11,15 @@
     GET    /supervisor/ws                           live call list and the watched call's events
 
 REST calls carry `Authorization: Bearer <token>` (and `X-Supervisor-Name`); the WebSocket's first
-message is {"type": "auth", "token", "name"} (browsers cannot set headers on WebSockets).
+message is {"type": "auth", "token", "name"} (browsers cannot set headers on WebSockets). Every
+error answers JSON `{"error": "..."}`, a wrong token included.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 CONSOLE_KEY = web.AppKey("duplexbot_supervisor_console", SupervisorConsole)
 MAX_SDP = 64 * 1024
 AUTH_TIMEOUT = 10.0
+
+
+def json_error(cls: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
+    """An HTTP error whose body is `{"error": message}` like every other answer of the API."""
+    return cls(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
 
 
 def _component(runtime: Any, name: str, cls):
@@ -49,24 +56,24 @@ def setup(app: web.Application, runtime: Any) -> None:
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         sup = console.auth.login(token, request.headers.get("X-Supervisor-Name"))
         if sup is None:
-            raise web.HTTPUnauthorized(text="a valid supervisor token is required",
-                                       headers={"WWW-Authenticate": "Bearer"})
+            raise json_error(web.HTTPUnauthorized, "a valid supervisor token is required",
+                             **{"WWW-Authenticate": "Bearer"})
         return sup
 
     async def body(request: web.Request) -> dict:
         try:
             b = await request.json()
         except ValueError:
-            raise web.HTTPBadRequest(text="the body must be JSON")
+            raise json_error(web.HTTPBadRequest, "the body must be JSON")
         if not isinstance(b, dict):
-            raise web.HTTPBadRequest(text="the body must be a JSON object")
+            raise json_error(web.HTTPBadRequest, "the body must be a JSON object")
         return b
 
     async def offer_sdp(request: web.Request) -> str:
         b = await body(request)
         sdp = b.get("sdp")
         if b.get("type") != "offer" or not isinstance(sdp, str) or not sdp or len(sdp) > MAX_SDP:
-            raise web.HTTPBadRequest(text="expected {\"type\": \"offer\", \"sdp\": \"...\"}")
+            raise json_error(web.HTTPBadRequest, 'expected {"type": "offer", "sdp": "..."}')
         return sdp
 
     def fail(e: ConsoleError) -> web.Response:
@@ -76,7 +83,7 @@ def setup(app: web.Application, runtime: Any) -> None:
         b = await body(request)
         sup = console.auth.login(str(b.get("token", "")), str(b.get("name", "")))
         if sup is None:
-            raise web.HTTPUnauthorized(text="unknown token")
+            raise json_error(web.HTTPUnauthorized, "unknown token")
         return web.json_response({"tenant": sup.tenant, "actor": sup.actor, "name": sup.name})
 
     async def calls(request: web.Request) -> web.Response:
@@ -100,10 +107,10 @@ def setup(app: web.Application, runtime: Any) -> None:
         sup = who(request)
         b = await body(request)
         try:
-            await console.whisper(sup, request.match_info["call_id"], str(b.get("text", "")))
+            review = await console.whisper(sup, request.match_info["call_id"], str(b.get("text", "")))
         except ConsoleError as e:
             return fail(e)
-        return web.json_response({"ok": True})
+        return web.json_response({"ok": True, "effect": review.effect})
 
     async def takeover(request: web.Request) -> web.Response:
         sup = who(request)
@@ -192,8 +199,8 @@ class ConsoleFeed:
         while not self.sock.closed:
             try:
                 calls = await self.console.live_calls(self.sup)
-                if calls != last:
-                    await self.sock.send_json({"type": "calls", "calls": calls})
+                if calls != last:  # `now` (ms) lets the page tick call ages on the server's clock
+                    await self.sock.send_json({"type": "calls", "calls": calls, "now": int(time.time() * 1000)})
                     last = calls
             except (ConnectionError, RuntimeError):
                 return

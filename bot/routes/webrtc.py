@@ -1,5 +1,9 @@
 """Browser calls: `GET /` (the call page), `POST /webrtc/offer` (SDP offer in, answer out) and
-`GET /webrtc/config` (ICE servers and codecs for the page).
+`GET /webrtc/config` (ICE servers, codecs and the tenants a call may belong to, for the page).
+
+The offer's JSON may name the call's tenant (`{"type": "offer", "sdp": ..., "tenant": "acme"}`,
+the page's `?tenant=acme`); it must be a configured tenant (`WebRTCSettings.choose_tenant`), so a
+browser call reaches the supervisors who can see it. Every error answers JSON `{"error": ...}`.
 
 One `WebRTCCall` per peer connection: the call starts when ICE+DTLS connect (so the greeting is
 not played into the void), runs through `runtime.calls.run(transport)`, and its engine events go
@@ -20,7 +24,8 @@ from aiortc import RTCSessionDescription
 
 from ..engine.admission import AdmissionController
 from ..engine.port import CallInfo
-from ..transports.webrtc import WebRTCSettings, WebRTCTransport, new_peer_connection
+from ..supervisor.auth import SupervisorSettings
+from ..transports.webrtc import WebRTCSettings, WebRTCTransport, new_peer_connection, offer_problem
 from ..web import page, setup_static
 
 log = logging.getLogger(__name__)
@@ -230,6 +235,17 @@ def _settings(runtime: Any) -> WebRTCSettings:
     return s if isinstance(s, WebRTCSettings) else WebRTCSettings.from_env()
 
 
+def _token_tenants(runtime: Any) -> tuple[str, ...]:
+    """Tenants with supervisor tokens: a browser call may belong to any of them."""
+    s = getattr(getattr(runtime, "settings", None), "supervisor", None)
+    sup = s if isinstance(s, SupervisorSettings) else SupervisorSettings.from_env()
+    return tuple(dict.fromkeys(tenant for tenant, _ in sup.tokens))
+
+
+def bad_request(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=400)
+
+
 CALLS_KEY = web.AppKey("duplexbot_webrtc_calls", WebRTCCalls)
 
 
@@ -237,21 +253,29 @@ def setup(app: web.Application, runtime: Any) -> None:
     registry = WebRTCCalls(runtime, _settings(runtime))
     app[CALLS_KEY] = registry
     setup_static(app)
+    configured = _token_tenants(runtime)
 
     async def offer(request: web.Request) -> web.Response:
         try:
             body = await request.json()
         except ValueError:
-            raise web.HTTPBadRequest(text="the body must be JSON {sdp, type}")
+            return bad_request("the body must be JSON {type, sdp, tenant}")
         sdp = body.get("sdp") if isinstance(body, dict) else None
         if not isinstance(sdp, str) or body.get("type") != "offer" or not sdp or len(sdp) > MAX_SDP:
-            raise web.HTTPBadRequest(text="expected {\"type\": \"offer\", \"sdp\": \"...\"}")
+            return bad_request('expected {"type": "offer", "sdp": "...", "tenant": "..."}')
+        problem = offer_problem(sdp)
+        if problem is not None:
+            return bad_request(problem)
+        try:
+            tenant = registry.settings.choose_tenant(str(body.get("tenant") or ""), configured)
+        except ValueError as e:
+            return bad_request(str(e))
         call_id = "webrtc-" + secrets.token_hex(8)
         refused = registry.refusal() or registry.admit(call_id)   # before any peer connection or media
         if refused is not None:
             return refused
         info = CallInfo(call_id=call_id, transport="webrtc", caller=f"browser:{request.remote or ''}",
-                        callee="web", tenant=registry.settings.tenant)
+                        callee="web", tenant=tenant)
         pc = new_peer_connection(registry.settings)
         transport = WebRTCTransport(pc, info, registry.settings)
         call = WebRTCCall(registry, transport)
@@ -262,17 +286,25 @@ def setup(app: web.Application, runtime: Any) -> None:
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)  # aiortc gathers every candidate here
             transport.attach_rate(pc.localDescription.sdp)
-        except Exception as e:  # malformed or unsupported offer: the peer's fault
+        except Exception:  # malformed or unsupported offer: the peer's fault; aiortc's words stay in the log
+            log.info("webrtc %s: cannot answer the offer", call_id, exc_info=True)
             registry.forget(call_id)
             await transport.close("bad offer")
-            raise web.HTTPBadRequest(text=f"cannot answer this offer: {e}")
+            return bad_request("cannot answer this offer: it offers no audio this bot can send and receive "
+                               "(Opus or PCMU, sendrecv)")
         registry.started += 1
         call.start()
-        return web.json_response({"type": "answer", "sdp": pc.localDescription.sdp, "call_id": call_id})
+        return web.json_response({"type": "answer", "sdp": pc.localDescription.sdp, "call_id": call_id,
+                                  "tenant": tenant})
 
     async def config(request: web.Request) -> web.Response:
         s = registry.settings
-        return web.json_response({"iceServers": s.browser_ice_servers(), "codecs": list(s.codecs)})
+        try:
+            default = s.choose_tenant("", configured)
+        except ValueError:
+            default = ""  # several tenants and none set: the page must name one
+        return web.json_response({"iceServers": s.browser_ice_servers(), "codecs": list(s.codecs),
+                                  "tenants": list(s.known_tenants(configured)), "tenant": default})
 
     async def on_shutdown(app: web.Application) -> None:
         await registry.close_all()

@@ -20,7 +20,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from ..audio.frame import AudioFrame
 from ..engine.events import CallEnded
-from ..transports.webrtc import WebRTCSettings, av_frame_to_mono, new_peer_connection, prefer_codecs
+from ..services.responder import WhisperReview
+from ..transports.webrtc import WebRTCSettings, av_frame_to_mono, new_peer_connection, offer_problem, prefer_codecs
 from .auth import Authenticator, Supervisor, SupervisorSettings
 from .listen import ListenFeed, ListenTrack
 
@@ -163,6 +164,9 @@ class SupervisorConsole:
     # ---- listen -------------------------------------------------------------------------------
     async def listen(self, sup: Supervisor, call_id: str, offer_sdp: str) -> dict:
         session = await self.session_for(sup, call_id, "listen")
+        problem = offer_problem(offer_sdp)
+        if problem is not None:
+            raise ConsoleError(400, problem)
         if sum(1 for lst in self.listeners.values() if lst.call_id == call_id) >= self.settings.max_listeners_per_call:
             raise ConsoleError(429, "too many listeners on this call")
         feed = ListenFeed(self.settings.listen_buffer)
@@ -172,10 +176,11 @@ class SupervisorConsole:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as e:
+        except Exception:
+            log.info("supervisor: cannot answer a listen offer for %s", call_id, exc_info=True)
             track.stop()
             await pc.close()
-            raise ConsoleError(400, f"cannot answer this offer: {e}")
+            raise ConsoleError(400, "cannot answer this offer: it must receive audio (Opus or PCMU)")
         lid = secrets.token_hex(8)
         listener = Listener(lid, sup, call_id, pc, feed, session.add_audio_tap(feed))
         self.listeners[lid] = listener
@@ -205,17 +210,27 @@ class SupervisorConsole:
         return True
 
     # ---- whisper ------------------------------------------------------------------------------
-    async def whisper(self, sup: Supervisor, call_id: str, text: str) -> None:
+    async def whisper(self, sup: Supervisor, call_id: str, text: str) -> WhisperReview:
+        """The call's responder reviews the whisper first: the offline agent refuses one it cannot
+        follow (422, with the reason, audited as whisper_refused) rather than read it aloud."""
         text = (text or "").strip()
         if not text or len(text) > MAX_WHISPER:
             raise ConsoleError(400, f"a whisper is 1 to {MAX_WHISPER} characters")
         session = await self.session_for(sup, call_id, "whisper")
+        review = session.responder.review_whisper(text)
+        if not review.accepted:
+            self.audit(sup, "whisper_refused", call_id, text)
+            raise ConsoleError(422, review.effect)
         session.whisper(text, sup.actor)
         self.audit(sup, "whisper", call_id, text)
+        return review
 
     # ---- take over ----------------------------------------------------------------------------
     async def take_over(self, sup: Supervisor, call_id: str, offer_sdp: str) -> dict:
         session = await self.session_for(sup, call_id, "take_over")
+        problem = offer_problem(offer_sdp)
+        if problem is not None:
+            raise ConsoleError(400, problem)
         if call_id in self.takeovers:
             raise ConsoleError(409, f"already taken over by {self.takeovers[call_id].supervisor.actor}")
         pc = new_peer_connection(self.webrtc)
@@ -233,10 +248,11 @@ class SupervisorConsole:
                 if tr.kind == "audio":
                     prefer_codecs(tr, ("opus", "PCMU"))
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as e:
+        except Exception:
+            log.info("supervisor: cannot answer a take-over offer for %s", call_id, exc_info=True)
             self.takeovers.pop(call_id, None)
             await pc.close()
-            raise ConsoleError(400, f"cannot answer this offer: {e}")
+            raise ConsoleError(400, "cannot answer this offer: it must send audio (Opus or PCMU)")
         tk.port = session.take_over(sup.actor)
         self.audit(sup, "takeover_start", call_id)
 

@@ -22,7 +22,7 @@ import os
 from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import av
 import numpy as np
@@ -43,15 +43,17 @@ DTMF_DIGITS = frozenset("0123456789*#ABCD")
 class WebRTCSettings:
     """ice_servers: URLs ("stun:host:port", "turn:host:port?transport=udp"); empty = host candidates
     only. turn_username/turn_credential apply to every turn: URL. codecs: preference order, a
-    subset of SUPPORTED_CODECS. tenant: the tenant browser calls belong to. connect_timeout: a peer
-    that has not connected this long after the answer is closed. inbound_queue: caller frames held
-    for the engine before the oldest is dropped."""
+    subset of SUPPORTED_CODECS. tenant: the tenant a browser call belongs to when the page names
+    none ("" : see `choose_tenant`). tenants: tenants a page may name besides those with supervisor
+    tokens. connect_timeout: a peer that has not connected this long after the answer is closed.
+    inbound_queue: caller frames held for the engine before the oldest is dropped."""
 
     ice_servers: tuple[str, ...] = ()
     turn_username: str = ""
     turn_credential: str = ""
     codecs: tuple[str, ...] = SUPPORTED_CODECS
-    tenant: str = "default"
+    tenant: str = ""
+    tenants: tuple[str, ...] = ()
     connect_timeout: float = 15.0
     max_peers: int = 100
     inbound_queue: int = 250
@@ -70,7 +72,7 @@ class WebRTCSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "WebRTCSettings":
         """DUPLEXBOT_WEBRTC_ICE_SERVERS (comma-separated URLs), DUPLEXBOT_WEBRTC_TURN_USERNAME,
         DUPLEXBOT_WEBRTC_TURN_CREDENTIAL, DUPLEXBOT_WEBRTC_CODECS ("opus,PCMU"),
-        DUPLEXBOT_WEBRTC_TENANT, DUPLEXBOT_WEBRTC_CONNECT_TIMEOUT."""
+        DUPLEXBOT_WEBRTC_TENANT, DUPLEXBOT_WEBRTC_TENANTS (comma-separated), DUPLEXBOT_WEBRTC_CONNECT_TIMEOUT."""
         env = os.environ if env is None else env
         kw: dict = {}
 
@@ -86,10 +88,37 @@ class WebRTCSettings:
         if "DUPLEXBOT_WEBRTC_CODECS" in env:
             kw["codecs"] = split(env["DUPLEXBOT_WEBRTC_CODECS"])
         if "DUPLEXBOT_WEBRTC_TENANT" in env:
-            kw["tenant"] = env["DUPLEXBOT_WEBRTC_TENANT"].strip() or "default"
+            kw["tenant"] = env["DUPLEXBOT_WEBRTC_TENANT"].strip()
+        if "DUPLEXBOT_WEBRTC_TENANTS" in env:
+            kw["tenants"] = split(env["DUPLEXBOT_WEBRTC_TENANTS"])
         if "DUPLEXBOT_WEBRTC_CONNECT_TIMEOUT" in env:
             kw["connect_timeout"] = float(env["DUPLEXBOT_WEBRTC_CONNECT_TIMEOUT"])
         return cls(**kw)
+
+    def known_tenants(self, configured: Iterable[str] = ()) -> tuple[str, ...]:
+        """The tenants a browser call may belong to: `configured` (those with supervisor tokens),
+        `tenants` and `tenant`, in that order without repeats; ("default",) when there are none."""
+        out: list[str] = []
+        for t in (*configured, *self.tenants, self.tenant):
+            if t and t not in out:
+                out.append(t)
+        return tuple(out) or ("default",)
+
+    def choose_tenant(self, requested: str, configured: Iterable[str] = ()) -> str:
+        """The tenant of a browser call whose page asked for `requested` ("" : none). A named tenant
+        must be known; none named: `tenant` if set, else the only known tenant. ValueError (the
+        caller's fault, the message says what to do) otherwise."""
+        known = self.known_tenants(configured)
+        requested = requested.strip()
+        if requested:
+            if requested not in known:
+                raise ValueError(f"unknown tenant {requested!r}; this bot serves {', '.join(known)}")
+            return requested
+        if self.tenant:
+            return self.tenant
+        if len(known) == 1:
+            return known[0]
+        raise ValueError(f"choose a tenant ({', '.join(known)}): add ?tenant=NAME to the call page's address")
 
     def rtc_configuration(self) -> RTCConfiguration:
         servers = []
@@ -125,6 +154,23 @@ def prefer_codecs(transceiver, names: tuple[str, ...]) -> None:
     chosen.sort(key=lambda c: order[c.mimeType.split("/", 1)[1].lower()])
     if chosen:
         transceiver.setCodecPreferences(chosen)
+
+
+def offer_problem(sdp: str) -> str | None:
+    """Why an SDP offer cannot be answered with audio (None: it can). Said in the peer's terms,
+    never as an internal error."""
+    from aiortc.sdp import SessionDescription
+
+    try:
+        desc = SessionDescription.parse(sdp)
+    except (ValueError, IndexError, KeyError, TypeError):
+        return "the offer is not valid SDP"
+    audio = [m for m in desc.media if m.kind == "audio"]
+    if not audio:
+        return "the offer has no audio m-line"
+    if not any(c.mimeType.split("/", 1)[1].lower() in ("opus", "pcmu") for m in audio for c in m.rtp.codecs):
+        return "the offer's audio offers neither Opus nor PCMU"
+    return None
 
 
 def negotiated_audio_rate(sdp: str) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 from bot.audio import AudioFrame, Resampler
 from bot.engine import events as ev
 from bot.engine.port import Hangup
+from bot.services.responder import AgentScript, ScriptedAgent
 
 
 class FakeBotSource:
@@ -67,6 +68,7 @@ class FakeSession:
         self.transport = transport
         self.info = transport.info
         self.manager = manager
+        self.responder = ScriptedAgent(AgentScript.load())  # reviews whispers, as the real session's does
         self.source = FakeBotSource()
         self.subscribers: list[asyncio.Queue] = []
         self.taps: list = []

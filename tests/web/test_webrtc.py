@@ -98,7 +98,8 @@ async def test_bad_offers_are_rejected():
         async with http.post(srv.url + "/webrtc/offer", json={"type": "offer", "sdp": "v=0\r\nbogus\r\n"}) as r:
             assert r.status == 400
         async with http.get(srv.url + "/webrtc/config") as r:
-            assert (await r.json()) == {"iceServers": [], "codecs": ["opus", "PCMU"]}
+            assert (await r.json()) == {"iceServers": [], "codecs": ["opus", "PCMU"], "tenants": ["default"],
+                                        "tenant": "default"}
         assert not registry(app).calls
 
 
