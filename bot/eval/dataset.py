@@ -3,6 +3,11 @@ plus `NAME.json` with event times in seconds:
 
     {"eot": [t, ...], "hold": [[t0, t1], ...], "interruption": [t, ...], "backchannel": [t, ...]}
 
+A phone-benchmark set (`manifest.json` with mono caller samples, bot/eval/phone_data.py) loads too:
+each sample becomes a call with a silent bot channel, its end as the end of turn and its pauses as
+holds, followed by `PHONE_TAIL` seconds of silence, so `eval turns` and `bench phone` score the
+same audio.
+
 Loading validates everything and raises ValueError naming the file and what is wrong with it.
 """
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 from models.audio import read_wav, resample, telephony
 
 RATE = 16000
+PHONE_TAIL = 3.5  # seconds of silence after a phone-set sample: room for a late end of turn
 KEYS = ("eot", "hold", "interruption", "backchannel")
 
 
@@ -91,10 +97,34 @@ def load_sample(wav: Path, telephone: bool = False) -> Sample:
     return Sample(wav.stem, audio.astype(np.float32), Labels.parse(d, str(js), audio.shape[1] / RATE))
 
 
+def load_phone_set(folder: Path, telephone: bool = False, limit: int | None = None) -> list[Sample]:
+    try:
+        m = json.loads((folder / "manifest.json").read_text())
+        entries = list(m["samples"])[:limit]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{folder / 'manifest.json'}: not a phone set ({e!r})") from None
+    out = []
+    for k, e in enumerate(entries):
+        where = f"{folder / 'manifest.json'} sample {k}"
+        if not isinstance(e, dict) or not isinstance(e.get("wav"), str):
+            raise ValueError(f"{where}: needs a \"wav\" path")
+        audio, sr = read_wav(folder / e["wav"])
+        caller = resample(audio[0], sr, RATE)
+        caller = np.concatenate([caller, np.zeros(int(PHONE_TAIL * RATE), np.float32)])
+        both = np.stack([caller, np.zeros_like(caller)])
+        if telephone:
+            both = telephony(both, RATE)
+        labels = Labels.parse({"eot": [e.get("end")], "hold": e.get("holds", [])}, where, both.shape[1] / RATE)
+        out.append(Sample(str(e.get("id", k)), both.astype(np.float32), labels))
+    return out
+
+
 def load_dataset(folder: str | Path, telephone: bool = False, limit: int | None = None) -> list[Sample]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: not a directory")
+    if (folder / "manifest.json").is_file():
+        return load_phone_set(folder, telephone, limit)
     wavs = sorted(folder.glob("*.wav"))
     if not wavs:
         raise ValueError(f"{folder}: no .wav samples")

@@ -63,3 +63,17 @@ def _empty(tmp_path):
     d = tmp_path / "empty"
     d.mkdir()
     return d
+
+
+def test_a_phone_set_loads_as_calls_with_a_silent_bot(tmp_path):
+    from bot.eval.dataset import PHONE_TAIL
+    (tmp_path / "wav").mkdir()
+    write_wav(tmp_path / "wav" / "a.wav", np.full((1, 8000), 0.1, np.float32), 8000)
+    (tmp_path / "manifest.json").write_text(json.dumps({"samples": [
+        {"id": "a", "wav": "wav/a.wav", "kind": "pause", "end": 0.9, "holds": [[0.3, 0.6]]}]}))
+    [s] = load_dataset(tmp_path)
+    assert s.name == "a" and s.labels.eot == (0.9,) and s.labels.hold == ((0.3, 0.6),)
+    assert s.audio.shape == (2, 16000 + int(PHONE_TAIL * 16000)) and not s.audio[1].any()
+    (tmp_path / "manifest.json").write_text(json.dumps({"samples": [{"id": "b"}]}))
+    with pytest.raises(ValueError, match="wav"):
+        load_dataset(tmp_path)
