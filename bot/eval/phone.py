@@ -5,9 +5,11 @@ The server and Twilio's side of each call are the ones `duplexbot bench twilio` 
 (`ServerProcess`, `TwilioPeer`). A pool of `--parallel` callers works through the samples, one call
 per sample (the first calls ring in over 8 s, about one call, so turns end at scattered times:
 started together, 20 callers finished their questions within 2 s of each other and the answers
-queued behind one another, p50 1.1-1.3 s against 0.42 s for 2 callers). Each call: dial, wait for the greeting to finish (audible bot audio, then 0.5 s without), stream
-the sample in real time as 20 ms mu-law media (then silence, as a phone line does) and stop once the
-answer has played for a second, or 3 s after the labelled end if none comes. What the caller hears
+queued behind one another, p50 1.1-1.3 s against 0.42 s for 2 callers). Each call: dial, wait
+for the greeting to finish (audible bot audio, then 0.5 s without), stream the sample in real
+time as 20 ms mu-law media (then silence, as a phone line does) and stop once the answer has
+played for a second, or 3 s after the labelled end if none comes; a call refused as busy
+(admission control) is dialled again. What the caller hears
 is the peer's playout model: a bot frame is heard when it would play (after the frames queued
 before it), not when it arrives.
 
@@ -346,7 +348,8 @@ def _code_state() -> dict:
             return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
-    return {"commit": git("rev-parse", "HEAD"), "changed": git("status", "--porcelain", "--untracked-files=no").splitlines()}
+    changed = git("status", "--porcelain", "--untracked-files=no").splitlines()
+    return {"commit": git("rev-parse", "HEAD"), "changed": changed}
 
 
 def _free_port() -> int:

