@@ -6,8 +6,9 @@ Data, made here and never committed: for each training voice and sentence pair, 
 "PREFIX REST" is synthesised once and a pause is opened where PREFIX ends (bot/eval/phone_data.py's
 `build_pause`: the prefix keeps its mid-sentence prosody), so the phrase before the pause is a
 complete question by its words but not by its voice (label: goes on); the sentence's end and
-PREFIX said alone as a whole question are ends (label: done). Half the samples go through a
-telephone leg (8 kHz, band-pass, mu-law). Features are Whisper tiny.en encoder frames at the
+PREFIX said alone as a whole question are ends (label: done). Every example has the same made-up
+silence after its phrase (0.10-0.26 s, as the engine's VAD hangover and post-roll give), half a
+noise floor, and half go through a telephone leg (8 kHz, band-pass, mu-law). Features are Whisper tiny.en encoder frames at the
 pause, exactly as the engine computes them for its speculative transcript.
 
 Held apart from the phone benchmark: the voices (espeak-ng variants in the duplex model's training
@@ -98,9 +99,12 @@ def training_voices(rng: np.random.Generator, n_hibari: int = 12) -> list:
 
 def _clip(y: np.ndarray, t: float, after: float) -> np.ndarray:
     """The audio the engine hands to ASR for a phrase ending at t: from just before the caller's
-    onset to t plus the VAD hangover and post-roll."""
+    onset to t plus the VAD hangover and post-roll. The silence after t is made here, the same for
+    pauses and ends (a sample's own tail is shorter than a pause: left as it is, the probe learns
+    the length of the trailing silence instead of the voice)."""
     a = max(0, int((LEAD_S - PRE_ROLL) * RATE))
-    return y[a: int((t + after) * RATE)]
+    x = y[a: int(t * RATE)]
+    return np.concatenate([x, np.zeros(int(after * RATE), np.float32)])
 
 
 def make_examples(voices: list, n_pairs: int, rng: np.random.Generator, asr, progress: bool = True):
@@ -125,6 +129,8 @@ def make_examples(voices: list, n_pairs: int, rng: np.random.Generator, asr, pro
             print(f"skip {voice.name}: {e!r}", file=sys.stderr)
             continue
         for x, label in clips:
+            if rng.random() < 0.5:  # a line's noise floor, -65 to -45 dBFS, under speech and silence alike
+                x = x + rng.standard_normal(x.size).astype(np.float32) * np.float32(10 ** (rng.uniform(-65, -45) / 20))
             if tel:
                 x = telephony(x, RATE, rng).astype(np.float32)
             X.append(pause_features(asr.encode_sync(x), x.size))
@@ -171,7 +177,7 @@ def check_phone_set(probe, asr, folder: str) -> dict:
         a, sr = read_wav(Path(folder) / s["wav"])
         a = resample(a.reshape(-1).astype(np.float32), sr, RATE)
         for t, label in [(h[0], 1) for h in s["holds"]] + [(s["end"], 0)]:
-            x = a[: int((t + 0.16) * RATE)]
+            x = np.concatenate([a[: int(t * RATE)], np.zeros(int(0.2 * RATE), np.float32)])
             ps.append(float(probe(pause_features(asr.encode_sync(x), x.size))[0]))
             ys.append(label)
     p, y = np.asarray(ps), np.asarray(ys)

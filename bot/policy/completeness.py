@@ -21,12 +21,13 @@ from dataclasses import dataclass
 
 # a turn practically never ends on these: the caller is mid-phrase
 DANGLING = frozenset("""a an the my your our their his her its and or but nor because if whether than to of
-um uh er erm uhm like every each some any no very really just quite also then as whose which""".split())
-# these end turns now and then ("what is it for?", "who are you with?", "I think so") but mostly
-# mean more is coming
+um uh er erm uhm every each very""".split())
+# these end turns now and then ("what is it for?", "who are you with?", "should I buy some?", "I think
+# so") but mostly mean more is coming
 WEAK_ENDINGS = frozenset("""on in at for with from about into onto by is are was were be been am can could would
 should will shall do does did have has had i we they he she you're i'm it's there's that's so that when
-where while although though until unless since after before""".split())
+where while although though until unless since after before some any no just quite also like then as which
+whose""".split())
 TRAILING_OPEN = ("...", "\u2026", ",", "-", "\u2014", ":", ";")
 # a turn that ends on a filler is a caller thinking aloud, not done ("the reason I'm calling is, you know")
 FILLER_ENDINGS = ("you know", "let me see", "let me think", "i mean", "well", "like", "kind of", "sort of")

@@ -88,6 +88,10 @@ def clean_transcript(text: str) -> str:
         if words[i - 1][-1:] in ".?!" and len(tail) >= 3 and tail[:3] == key[:3]:
             words = words[:i]
             break
+        # a finished sentence followed by a restart cut off mid-word ("Did the plumber come yet? Did the pl")
+        if words[i - 1][-1:] in ".?!" and len(tail) >= 2 and " ".join(key).startswith(" ".join(tail)):
+            words = words[:i]
+            break
         # a loop that started later: from here on the words repeat the `p` words before them
         # ("That's not what I said. Sorry, that is not what I said. Sorry, that")
         if words[i - 1][-1:] in ".?!," and len(tail) >= 2 and any(
@@ -267,6 +271,8 @@ class WhisperAsr:
 
     def close(self) -> None:
         self._queue.put(None)
+        if self._worker is not threading.current_thread():
+            self._worker.join(timeout=5)
 
 
 class _WordTokens:

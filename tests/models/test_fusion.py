@@ -41,15 +41,15 @@ def test_the_voice_going_on_contests_complete_words_and_a_sure_model():
     words = evidence("Do you live by yourself?", 0.9, 1.0, p_continue=0.8)
     p = patience(words, False, p_eot=0.95, p_hold=0.0, model_end=True, fallback=0.75)
     assert p.silence == FS.contested_silence and "goes on" in p.reason
-    done = evidence("Do you live by yourself?", 0.9, 1.0, p_continue=0.05)
+    done = evidence("Do you live by yourself?", 0.9, 1.0, p_continue=0.02)
     assert patience(done, False, 0.3, 0.0, False, 0.75).silence == FS.complete_silence
 
 
 def test_a_voice_that_is_done_settles_unsure_words():
-    words = evidence("Who is teaching the class", 0.5, 1.0, p_continue=0.05)
+    words = evidence("Who is teaching the class", 0.5, 1.0, p_continue=0.02)
     assert FS.incomplete < words.complete < FS.complete
     assert patience(words, False, 0.3, 0.0, False, 0.75).silence == FS.unsure_done_silence
-    unsure_voice = evidence("Who is teaching the class", 0.5, 1.0, p_continue=0.3)
+    unsure_voice = evidence("Who is teaching the class", 0.5, 1.0, p_continue=0.1)
     assert patience(unsure_voice, False, 0.3, 0.0, False, 0.75).silence == 0.75
 
 
@@ -73,6 +73,14 @@ def test_unsure_words_leave_it_to_the_model_and_its_fallback():
     assert mid.silence == 0.75 and mid.source == "fallback"
     sure = patience(evidence("Where are you going with", 0.9, 1.0), False, 0.96, 0.0, True, 0.75)
     assert sure.silence == 0.0 and sure.source == "model"
+
+
+def test_unfinished_words_from_a_voice_that_is_done_wait_less():
+    misheard = evidence("Is the soup vegetarian", 0.19, 1.0, p_continue=0.01)  # no '?' heard
+    assert misheard.complete <= FS.incomplete
+    assert patience(misheard, False, 0.3, 0.0, False, 0.75).silence == FS.unfinished_done_silence
+    unsure = evidence("Is the soup vegetarian", 0.19, 1.0, p_continue=0.4)
+    assert patience(unsure, False, 0.3, 0.0, False, 0.75).silence == FS.incomplete_silence
 
 
 def test_a_turn_ending_on_a_filler_is_unfinished():
