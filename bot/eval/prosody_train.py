@@ -97,7 +97,7 @@ def training_voices(rng: np.random.Generator, n_hibari: int = 12) -> list:
     return voices
 
 
-def _clip(y: np.ndarray, t: float, after: float) -> np.ndarray:
+def clip_for_asr(y: np.ndarray, t: float, after: float) -> np.ndarray:
     """The audio the engine hands to ASR for a phrase ending at t: from just before the caller's
     onset to t plus the VAD hangover and post-roll. The silence after t is made here, the same for
     pauses and ends (a sample's own tail is shorter than a pause: left as it is, the probe learns
@@ -120,11 +120,11 @@ def make_examples(voices: list, n_pairs: int, rng: np.random.Generator, asr, pro
         clips: list[tuple[np.ndarray, int]] = []
         try:
             y, end, holds = build_pause(voice, prefix, rest, float(rng.uniform(0.5, 1.2)))
-            clips.append((_clip(y, holds[0][0], float(rng.uniform(0.1, 0.26))), 1))
-            clips.append((_clip(y, end, float(rng.uniform(0.1, 0.26))), 0))
+            clips.append((clip_for_asr(y, holds[0][0], float(rng.uniform(0.1, 0.26))), 1))
+            clips.append((clip_for_asr(y, end, float(rng.uniform(0.1, 0.26))), 0))
             text = prefix + "?" if rng.random() < 0.75 else str(rng.choice(SHORT_ONLY))
             ys, ends, _ = build_short(voice, text)
-            clips.append((_clip(ys, ends, float(rng.uniform(0.1, 0.26))), 0))
+            clips.append((clip_for_asr(ys, ends, float(rng.uniform(0.1, 0.26))), 0))
         except Exception as e:  # a voice that fails on a sentence is skipped, not fatal
             print(f"skip {voice.name}: {e!r}", file=sys.stderr)
             continue

