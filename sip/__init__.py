@@ -1,5 +1,6 @@
 """duplexbot's SIP trunk bridge: sans-IO cores (message, transaction, dialog, sdp, digest, rtp,
-jitter, dtmf, media, ua) and a thin asyncio edge (server). Never imports `bot`."""
+jitter, dtmf, media, and the user agent: ua (server side), uac (client side), ua_state, timer_heap)
+and a thin asyncio edge (server, with udp, tcp and media_clock). Never imports `bot`."""
 from .call import AudioChunk, CallHangup, SipCall
 from .media import DtmfDigit, MediaSettings, RtpSession
 from .message import Request, Response, SipParseError, parse_message

@@ -1,16 +1,19 @@
-"""One live call as the application sees it: caller audio and DTMF in, bot audio pulled out."""
+"""One live call as the application sees it: caller audio and DTMF in, bot audio pulled out.
+
+The call reaches its owner (`SipServer`) only through `CallOwner`; the owner and its media clock
+drive the call through the methods under "owner side"."""
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
 from .media import FRAME, DtmfDigit, RtpSession
 
 if TYPE_CHECKING:
-    from .server import SipServer
+    from .media_clock import RtpPair
 
 MAX_QUEUED_FRAMES = 250   # 5 s of caller audio: beyond that the application is stuck; drop oldest
 
@@ -26,15 +29,23 @@ class CallHangup:
     reason: str
 
 
+class CallOwner(Protocol):
+    """What a call asks of whoever owns its signalling."""
+
+    def hangup(self, call: "SipCall") -> None: ...
+
+    def transfer(self, call: "SipCall", target: str) -> None: ...
+
+
 class SipCall:
-    def __init__(self, server: "SipServer", call_id: str, caller: str, callee: str,
-                 remote_addr: tuple[str, int], rtp: tuple, inbound: bool):
-        self.server = server
+    def __init__(self, owner: CallOwner, call_id: str, caller: str, callee: str,
+                 remote_addr: tuple[str, int], rtp: tuple["RtpPair", int], inbound: bool):
+        self.owner = owner
         self.call_id = call_id
         self.caller = caller
         self.callee = callee
         self.remote_addr = remote_addr
-        self.rtp_sock, self.rtp_port = rtp
+        self.rtp, self.rtp_port = rtp
         self.inbound = inbound
         self.session: RtpSession | None = None
         self.ended = asyncio.Event()
@@ -62,7 +73,7 @@ class SipCall:
         self.session.send_dtmf(digit, duration_ms)
 
     def hangup(self) -> None:
-        self.server.hangup(self)
+        self.owner.hangup(self)
 
     async def transfer(self, target: str, timeout: float = 15.0) -> bool:
         """Blind transfer with REFER; True when the transferee reports success (NOTIFY 2xx)."""
@@ -70,7 +81,7 @@ class SipCall:
             return False
         loop = asyncio.get_running_loop()
         self._transfer = loop.create_future()
-        self.server.transfer(self, target)
+        self.owner.transfer(self, target)
         try:
             return await asyncio.wait_for(asyncio.shield(self._transfer), timeout)
         except asyncio.TimeoutError:
@@ -78,12 +89,15 @@ class SipCall:
         finally:
             self._transfer = None
 
-    # -- server side -------------------------------------------------------------------------------
-    def _deliver_audio(self, pcm: np.ndarray) -> None:
+    # -- owner side (SipServer and its media clock) ------------------------------------------------
+    def deliver_audio(self, pcm: np.ndarray) -> None:
         self._deliver(AudioChunk(pcm, self._frames * FRAME / 8000))
         self._frames += 1
 
-    def _deliver(self, item) -> None:
+    def deliver_dtmf(self, digit: DtmfDigit) -> None:
+        self._deliver(digit)
+
+    def _deliver(self, item: AudioChunk | DtmfDigit) -> None:
         if self._queue.qsize() >= MAX_QUEUED_FRAMES:
             try:
                 self._queue.get_nowait()
@@ -92,7 +106,8 @@ class SipCall:
                 pass
         self._queue.put_nowait(item)
 
-    def _next_output(self) -> np.ndarray | None:
+    def next_output(self) -> np.ndarray | None:
+        """The next 20 ms of bot audio, or None for silence."""
         if self._output is None:
             return None
         pcm = self._output(FRAME)
@@ -100,7 +115,8 @@ class SipCall:
             return None
         return pcm
 
-    def _end(self, reason: str) -> None:
+    def mark_ended(self, reason: str) -> None:
+        """Signalling is over: the application gets `CallHangup(reason)`."""
         self.end_reason = reason
         self.ended.set()
         self._queue.put_nowait(CallHangup(reason))
@@ -108,6 +124,7 @@ class SipCall:
             # the peer hung up on us after a REFER: most transferees do that once the transfer worked
             self._transfer.set_result(reason == "remote_bye")
 
-    def _transfer_done(self, ok: bool, detail: str) -> None:
+    def transfer_done(self, ok: bool, detail: str) -> None:
+        """The transferee's verdict on our REFER."""
         if self._transfer is not None and not self._transfer.done():
             self._transfer.set_result(ok)

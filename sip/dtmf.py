@@ -1,9 +1,12 @@
 """RFC 4733 telephone events (DTMF): payload parse/write, a receiver that reports each key press
-once (end packets are sent three times), and a sender that yields the packets of one key press."""
+once (end packets are sent three times), and a sender that yields the packets of one key press;
+and the same key presses signalled in SIP INFO (`dtmf_from_info`)."""
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+
+from .message import Request
 
 DIGITS = "0123456789*#ABCD"
 
@@ -75,3 +78,20 @@ def event_packets(digit: str, duration_ms: int = 160, volume: int = 10, clock: i
     end = bytes(TelephoneEvent(code, True, volume, min(steps * step_ms * clock // 1000, 0xFFFF)))
     out += [(end, False)] * 3
     return out
+
+
+def dtmf_from_info(req: Request) -> tuple[str, int] | None:
+    """(digit, duration ms) from an INFO body: application/dtmf-relay ("Signal=5\r\nDuration=160")
+    or application/dtmf ("5")."""
+    kind = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    text = req.body.decode("ascii", "replace")
+    if kind == "application/dtmf-relay":
+        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition("=") for line in text.splitlines())}
+        digit, dur = fields.get("signal", ""), fields.get("duration", "")
+    elif kind == "application/dtmf":
+        digit, dur = text.strip(), ""
+    else:
+        return None
+    if len(digit) != 1 or digit.upper() not in DIGITS:
+        return None
+    return digit.upper(), int(dur) if dur.isdigit() else 0

@@ -1,29 +1,30 @@
-"""The asyncio edge of the SIP stack: UDP and TCP listeners, the UA core's timer, RTP sockets and
-one 20 ms media clock for every call. All protocol decisions live in the sans-IO cores."""
+"""The asyncio edge of the SIP stack: UDP (sip/udp.py) and TCP (sip/tcp.py) listeners feeding the
+UA core, the core's timer, and the calls it sets up (their RTP sockets and the 20 ms media clock
+live in sip/media_clock.py). All protocol decisions live in the sans-IO cores."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable
-
-import numpy as np
 
 from .call import CallHangup, SipCall
 from .events import (CallAnswered, CallConfirmed, CallEnded, CallProgress, DtmfInfo, IncomingCall, MediaChanged,
-                     RegistrationChanged, TransferResult)
-from .media import FRAME, DtmfDigit, MediaSettings, RtpSession
-from .message import SipParseError, frame_stream, parse_name_addr
+                     RegistrationChanged, TransferResult, UaEvent)
+from .media import DtmfDigit, MediaSettings, RtpSession
+from .media_clock import MediaClock, RtpPair, RtpPorts
+from .message import parse_name_addr
 from .ratelimit import CallAdmission, HeldWhileHandled, LocalCap
 from .registration import RegistrationSettings
+from .tcp import Peer, TcpConnection
 from .ua import UaSettings, UserAgent
+from .ua_state import CallState
 from .udp import Datagram, UdpListener
 
 log = logging.getLogger("sip")
 CallHandler = Callable[[SipCall], Awaitable[None]]
-_SILENCE = np.zeros(FRAME, np.int16)
 
 
 @dataclass(frozen=True)
@@ -40,72 +41,6 @@ class ServerSettings:
     tick: float = 0.020              # media clock period; 0 disables media (signalling benchmarks)
 
 
-class _Tcp(asyncio.Protocol):
-    def __init__(self, server: "SipServer"):
-        self.server = server
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-        self.peer: tuple[str, int] = ("", 0)
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self.peer = transport.get_extra_info("peername")[:2]
-        self.server._tcp[self.peer] = self
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            try:
-                msg, self.buffer = frame_stream(self.buffer)
-            except SipParseError as e:
-                self.server.stats["tcp_framing_error"] += 1
-                log.info("closing TCP connection from %s: %s", self.peer, e)
-                self.transport.close()
-                return
-            if msg is None:
-                return
-            self.server._receive(msg, self.peer, "tcp")
-
-    def connection_lost(self, exc) -> None:
-        if self.server._tcp.get(self.peer) is self:
-            del self.server._tcp[self.peer]
-
-
-class _RtpPair:
-    """One call's RTP and RTCP sockets (RTP even, RTCP + 1). They are not registered with the event
-    loop: the media clock drains them once per 20 ms tick, which saves a loop callback per packet
-    (the jitter buffer is there to absorb that much delay anyway). RTCP goes out from its own port."""
-
-    MAX_PER_TICK = 64      # a flood beyond this stays in the kernel (and is dropped there)
-
-    def __init__(self, rtp: socket.socket, rtcp: socket.socket) -> None:
-        self.rtp = rtp
-        self.rtcp = rtcp
-        self.holder: dict = {}
-
-    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
-        sock = self.rtcp if len(data) > 1 and 192 <= data[1] <= 223 else self.rtp
-        sock.sendto(data, addr)
-
-    def drain(self, receive: Callable[[bytes, tuple[str, int]], None]) -> int:
-        n = 0
-        for sock in (self.rtp, self.rtcp):
-            while n < self.MAX_PER_TICK:
-                try:
-                    data, addr = sock.recvfrom(4096)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:        # ICMP errors surface here on Linux; nothing to read
-                    break
-                receive(data, addr[:2])
-                n += 1
-        return n
-
-    def close(self) -> None:
-        self.rtp.close()
-        self.rtcp.close()
-
-
 class SipServer:
     def __init__(self, settings: ServerSettings, on_call: CallHandler | None = None,
                  admission: CallAdmission | None = None):
@@ -120,18 +55,25 @@ class SipServer:
         self.stats: Counter[str] = Counter()
         self._udp: UdpListener | None = None
         self._slots: HeldWhileHandled | None = None
-        self._tcp: dict[tuple[str, int], _Tcp] = {}
+        self._tcp: dict[Peer, TcpConnection] = {}
         self._tcp_server: asyncio.AbstractServer | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ticker: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._pending: dict[str, asyncio.Future] = {}
-        self._next_rtp = settings.rtp_ports[0]
+        self._rtp_ports = RtpPorts(settings.bind, settings.rtp_ports)
         self.registrations: dict[str, bool] = {}
-        self._rtp_for: dict[str, tuple[_RtpPair, int]] = {}
-        self.tick_lateness: deque[float] = deque(maxlen=3000)   # media clock health (bench, metrics)
-        self.tick_work: deque[float] = deque(maxlen=3000)
+        self._rtp_for: dict[str, tuple[RtpPair, int]] = {}
+        self.media_clock = MediaClock(settings.tick, self.calls, self.stats, self._rtp_timed_out)
+
+    @property
+    def tick_lateness(self) -> deque[float]:
+        return self.media_clock.tick_lateness
+
+    @property
+    def tick_work(self) -> deque[float]:
+        return self.media_clock.tick_work
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> "SipServer":
@@ -145,7 +87,7 @@ class SipServer:
             tcp_server = None
             if s.tcp:
                 try:
-                    tcp_server = await loop.create_server(lambda: _Tcp(self), s.bind, port, reuse_address=True)
+                    tcp_server = await loop.create_server(self._tcp_connection, s.bind, port, reuse_address=True)
                 except OSError:
                     udp_sock.close()
                     if s.port == 0 and attempt < 19:   # a free UDP port whose TCP twin is taken: try another
@@ -156,21 +98,20 @@ class SipServer:
         self._tcp_server = tcp_server
         ua_settings = s.ua
         if ua_settings.port != self.port or ua_settings.host != s.advertise:
-            from dataclasses import replace
             ua_settings = replace(ua_settings, port=self.port, host=s.advertise)
         self._slots = HeldWhileHandled(self.admission or LocalCap(ua_settings.max_calls, ua_settings.retry_after))
         self.ua = UserAgent(ua_settings, self._slots)
         self._udp = UdpListener(udp_sock, self._receive_udp)
         self._udp.start()
         if s.tick > 0:
-            self._ticker = asyncio.create_task(self._media_clock(), name="sip-media-clock")
+            self._ticker = asyncio.create_task(self.media_clock.run(), name="sip-media-clock")
         log.info("SIP listening on %s:%d (udp%s)", s.bind, self.port, "+tcp" if s.tcp else "")
         return self
 
     async def close(self) -> None:
         if self.ua is not None:
             for cid, c in list(self.ua.calls.items()):
-                if c.state == "incoming":       # still ringing: tell the caller to try elsewhere
+                if c.state == CallState.INCOMING:       # still ringing: tell the caller to try elsewhere
                     self.ua.reject(cid, 503, self._now(), (("Retry-After", "5"),))
         for call in list(self.calls.values()):
             if not call.ended.is_set():
@@ -199,12 +140,11 @@ class SipServer:
     async def call(self, target: str, dest: tuple[str, int], timeout: float = 30.0, transport: str = "udp",
                    credentials: tuple[str, str] | None = None) -> SipCall:
         """Place a call; returns the answered call (raises ConnectionError when it fails)."""
-        rtp = await self._open_rtp()
+        rtp = self._rtp_ports.open()
         call_id = self.ua.invite(target, dest, rtp[1], self._now(), transport, credentials=credentials)
         fut = asyncio.get_running_loop().create_future()
         self._pending[call_id] = fut
         self._rtp_for[call_id] = rtp
-        rtp[0].holder["cid"] = call_id
         self._pump()
         try:
             return await asyncio.wait_for(fut, timeout)
@@ -231,6 +171,9 @@ class SipServer:
     def _receive(self, data: bytes, addr: tuple[str, int], transport: str) -> None:
         self._feed(data, addr, self._now(), transport)
         self._pump()
+
+    def _tcp_connection(self) -> TcpConnection:
+        return TcpConnection(self._tcp, self._receive, self.stats)
 
     def _receive_udp(self, batch: list[Datagram]) -> None:
         """Datagrams from the UDP listener (which puts what keeps calls alive before call set-up)."""
@@ -306,7 +249,7 @@ class SipServer:
     async def _tcp_connect_send(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
             loop = asyncio.get_running_loop()
-            _, proto = await asyncio.wait_for(loop.create_connection(lambda: _Tcp(self), addr[0], addr[1]), 5)
+            _, proto = await asyncio.wait_for(loop.create_connection(self._tcp_connection, addr[0], addr[1]), 5)
             proto.transport.write(data)
         except (OSError, asyncio.TimeoutError) as e:
             self.stats["send_error"] += 1
@@ -319,7 +262,7 @@ class SipServer:
         return task
 
     # -- events ------------------------------------------------------------------------------------
-    def _on_event(self, ev) -> None:
+    def _on_event(self, ev: UaEvent) -> None:
         now = self._now()
         if isinstance(ev, IncomingCall):
             self._spawn(self._incoming(ev))
@@ -358,11 +301,11 @@ class SipServer:
         elif isinstance(ev, DtmfInfo):
             call = self.calls.get(ev.call_id)
             if call is not None:
-                call._deliver(DtmfDigit(ev.digit, ev.duration_ms))
+                call.deliver_dtmf(DtmfDigit(ev.digit, ev.duration_ms))
         elif isinstance(ev, TransferResult):
             call = self.calls.get(ev.call_id)
             if call is not None:
-                call._transfer_done(ev.ok, ev.detail)
+                call.transfer_done(ev.ok, ev.detail)
         elif isinstance(ev, RegistrationChanged):
             self.registrations[ev.aor] = ev.registered
             log.info("registration %s: %s (%s)", ev.aor, ev.registered, ev.status)
@@ -381,20 +324,19 @@ class SipServer:
             self._pump()
             return
         try:
-            rtp = await self._open_rtp()
+            rtp = self._rtp_ports.open()
         except OSError:
             self.ua.reject(ev.call_id, 503, self._now(), (("Retry-After", "5"),))
             self._pump()
             return
-        if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state != "incoming":
+        if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state != CallState.INCOMING:
             rtp[0].close()      # cancelled while we opened the socket
             return
-        rtp[0].holder["cid"] = ev.call_id
         if self.settings.answer_delay:
             self.ua.ring(ev.call_id, self._now())
             self._pump()
             await asyncio.sleep(self.settings.answer_delay)
-            if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state != "incoming":
+            if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state != CallState.INCOMING:
                 rtp[0].close()
                 return
         now = self._now()
@@ -404,7 +346,7 @@ class SipServer:
             call.attach(RtpSession(media, now, self.settings.media))
         self.calls[ev.call_id] = call
         self._pump()
-        if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state == "ended":
+        if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state == CallState.ENDED:
             return
         self._slots.handler_started(ev.call_id)   # the call's admission slot lasts as long as the handler
         try:
@@ -432,97 +374,20 @@ class SipServer:
     def _finish(self, call: SipCall, reason: str) -> None:
         if call.ended.is_set():
             return
-        call._end(reason)
-        call.rtp_sock.close()
+        call.mark_ended(reason)
+        call.rtp.close()
         self.calls.pop(call.call_id, None)
         self.stats[f"ended_{reason.split(':')[0]}"] += 1
 
     # -- media -------------------------------------------------------------------------------------
-    async def _open_rtp(self) -> tuple[_RtpPair, int]:
-        """An even RTP port and its RTCP twin (port + 1), both bound and non-blocking, or OSError."""
-        lo, hi = self.settings.rtp_ports
-        for _ in range(200):
-            port = self._next_rtp
-            self._next_rtp = lo if self._next_rtp + 2 >= hi else self._next_rtp + 2
-            socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
-            try:
-                socks[0].bind((self.settings.bind, port))
-                socks[1].bind((self.settings.bind, port + 1))
-            except OSError:
-                for x in socks:
-                    x.close()
-                continue
-            for x in socks:
-                x.setblocking(False)
-            return _RtpPair(socks[0], socks[1]), port
-        raise OSError("no free RTP port")
-
     def media_summary(self) -> dict:
         """Media clock health and stream counters over the live calls (for benches and metrics)."""
-        late = sorted(self.tick_lateness)
-        work = sorted(self.tick_work)
+        return self.media_clock.summary()
 
-        def pct(xs, q):
-            return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 2) if xs else 0.0
-        agg: Counter[str] = Counter()
-        for c in self.calls.values():
-            if c.session is not None:
-                agg.update(c.session.stats)
-                agg.update({f"jitter_{k}": v for k, v in c.session.jitter.stats.items()})
-                agg["sent"] += c.session.sent_packets
-        return {"calls": len(self.calls), "tick_late_p50_ms": pct(late, 0.5), "tick_late_p99_ms": pct(late, 0.99),
-                "tick_work_p50_ms": pct(work, 0.5), "tick_work_p99_ms": pct(work, 0.99),
-                "clock_skips": self.stats["media_clock_skips"], **dict(agg)}
-
-    async def _media_clock(self) -> None:
-        loop = asyncio.get_running_loop()
-        tick = self.settings.tick
-        next_at = loop.time()
-        while True:
-            next_at += tick
-            delay = next_at - loop.time()
-            if delay < -0.2:
-                # the loop stalled: do not burst the missed ticks out. Our RTP clock jumps, so the
-                # peer hears a short gap rather than us running late from now on; the caller's audio
-                # that piled up meanwhile is delivered a little faster than real time (pull_frames).
-                missed = int(-delay / tick)
-                self.stats["media_clock_skips"] += 1
-                next_at += missed * tick
-                delay = next_at - loop.time()
-                for call in list(self.calls.values()):
-                    if call.session is not None:
-                        call.session.skip_output(missed)
-            await asyncio.sleep(max(0.0, delay))
-            now = loop.time()
-            self.tick_lateness.append(now - next_at)
-            for call in list(self.calls.values()):
-                try:
-                    self._tick_call(call, now)
-                except Exception:
-                    self.stats["internal_error"] += 1
-                    log.exception("media tick failed for %s", call.call_id)
-            self.tick_work.append(loop.time() - now)
-
-    def _tick_call(self, call: SipCall, now: float) -> None:
-        s = call.session
-        if s is None or call.ended.is_set():
-            return
-        call.rtp_sock.drain(lambda data, addr: s.receive(data, addr, now))
-        for frame in s.pull_frames():
-            call._deliver_audio(frame)
-        for d in s.events():
-            call._deliver(d)
-        pcm = call._next_output()
-        for data, addr in s.send_audio(pcm if pcm is not None else _SILENCE, now):
-            try:
-                call.rtp_sock.sendto(data, addr)
-            except (OSError, ValueError):
-                self.stats["rtp_send_error"] += 1
-        if s.timed_out(now):
-            self.stats["rtp_timeout"] += 1
-            self.ua.hangup(call.call_id, now)
-            self._finish(call, "rtp_timeout")
-            self._pump()
+    def _rtp_timed_out(self, call: SipCall, now: float) -> None:
+        self.ua.hangup(call.call_id, now)
+        self._finish(call, "rtp_timeout")
+        self._pump()
 
 
 __all__ = ["SipServer", "ServerSettings", "CallHandler", "CallHangup"]

@@ -15,6 +15,7 @@ Over reliable transports (TCP) the retransmission timers are off and the linger 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .message import Headers, Request, Response, parse_name_addr, parse_via
 
@@ -36,6 +37,18 @@ def server_key(req: Request, transport: str = "udp", method: str | None = None) 
     return (transport, "2543", req.uri, req.call_id, frm.tag, req.cseq[0], str(via), m)
 
 
+class TxnState(StrEnum):
+    """RFC 3261 17 transaction states (with RFC 6026's Accepted); equal to their lower-case names."""
+    INITIAL = ""
+    CALLING = "calling"
+    TRYING = "trying"
+    PROCEEDING = "proceeding"
+    COMPLETED = "completed"
+    CONFIRMED = "confirmed"
+    ACCEPTED = "accepted"
+    TERMINATED = "terminated"
+
+
 @dataclass(frozen=True)
 class Timers:
     t1: float = T1
@@ -49,7 +62,7 @@ class _Base:
         self.addr = addr
         self.reliable = reliable
         self.timers = timers
-        self.state = ""
+        self.state = TxnState.INITIAL
         self.timed_out = False
         self._deadlines: dict[str, float] = {}
         self._interval = timers.t1
@@ -60,13 +73,13 @@ class _Base:
 
     @property
     def terminated(self) -> bool:
-        return self.state == "terminated"
+        return self.state == TxnState.TERMINATED
 
     def _arm(self, name: str, at: float) -> None:
         self._deadlines[name] = at
 
     def _terminate(self) -> None:
-        self.state = "terminated"
+        self.state = TxnState.TERMINATED
         self._deadlines.clear()
 
     def handle_timer(self, now: float) -> list[bytes]:
@@ -84,13 +97,13 @@ class ServerInviteTransaction(_Base):
     def __init__(self, request: Request, addr: tuple[str, int], reliable: bool, now: float,
                  timers: Timers = Timers()):
         super().__init__(request, addr, reliable, now, timers)
-        self.state = "proceeding"
+        self.state = TxnState.PROCEEDING
         self.last_response: bytes | None = None
         self.final_status: int | None = None
         self.acked = False
 
     def respond(self, response: Response, now: float) -> list[bytes]:
-        if self.state not in ("proceeding",):
+        if self.state not in (TxnState.PROCEEDING,):
             return []
         data = bytes(response)
         self.last_response = data
@@ -98,13 +111,13 @@ class ServerInviteTransaction(_Base):
             return [data]
         self.final_status = response.status
         if response.status < 300:
-            self.state = "accepted"
+            self.state = TxnState.ACCEPTED
             self._interval = self.timers.t1
             if not self.reliable:
                 self._arm("g2xx", now + self._interval)
             self._arm("l", now + 64 * self.timers.t1)
         else:
-            self.state = "completed"
+            self.state = TxnState.COMPLETED
             self._interval = self.timers.t1
             if not self.reliable:
                 self._arm("g", now + self._interval)
@@ -113,18 +126,18 @@ class ServerInviteTransaction(_Base):
 
     def on_request_retransmission(self, now: float) -> list[bytes]:
         """The same INVITE arrived again: answer with the last response, never start a second call."""
-        if self.state in ("proceeding", "completed", "accepted") and self.last_response:
+        if self.state in (TxnState.PROCEEDING, TxnState.COMPLETED, TxnState.ACCEPTED) and self.last_response:
             return [self.last_response]
         return []
 
     def on_ack(self, now: float) -> None:
         """ACK for a non-2xx final response (same branch), or the core saw the ACK for our 2xx."""
-        if self.state == "completed":
-            self.state = "confirmed"
+        if self.state == TxnState.COMPLETED:
+            self.state = TxnState.CONFIRMED
             self._deadlines.pop("g", None)
             self._deadlines.pop("h", None)
             self._arm("i", now + (0 if self.reliable else self.timers.t4))
-        elif self.state == "accepted":
+        elif self.state == TxnState.ACCEPTED:
             self.acked = True
             self._deadlines.pop("g2xx", None)
             self._deadlines.pop("l", None)
@@ -161,23 +174,23 @@ class ServerTransaction(_Base):
     def __init__(self, request: Request, addr: tuple[str, int], reliable: bool, now: float,
                  timers: Timers = Timers()):
         super().__init__(request, addr, reliable, now, timers)
-        self.state = "trying"
+        self.state = TxnState.TRYING
         self.last_response: bytes | None = None
 
     def respond(self, response: Response, now: float) -> list[bytes]:
-        if self.state not in ("trying", "proceeding"):
+        if self.state not in (TxnState.TRYING, TxnState.PROCEEDING):
             return []
         data = bytes(response)
         self.last_response = data
         if response.status < 200:
-            self.state = "proceeding"
+            self.state = TxnState.PROCEEDING
         else:
-            self.state = "completed"
+            self.state = TxnState.COMPLETED
             self._arm("j", now + (0 if self.reliable else 64 * self.timers.t1))
         return [data]
 
     def on_request_retransmission(self, now: float) -> list[bytes]:
-        if self.state in ("proceeding", "completed") and self.last_response:
+        if self.state in (TxnState.PROCEEDING, TxnState.COMPLETED) and self.last_response:
             return [self.last_response]
         return []
 
@@ -193,7 +206,7 @@ class ClientTransaction(_Base):
                  timers: Timers = Timers()):
         super().__init__(request, addr, reliable, now, timers)
         self.invite = request.method == "INVITE"
-        self.state = "calling" if self.invite else "trying"
+        self.state = TxnState.CALLING if self.invite else TxnState.TRYING
         self.data = bytes(request)
         self.final: Response | None = None
         if not reliable:
@@ -205,11 +218,11 @@ class ClientTransaction(_Base):
 
     def receive_response(self, response: Response, now: float) -> tuple[bool, list[bytes]]:
         """Returns (pass the response to the core?, bytes to send)."""
-        if self.state in ("terminated",):
+        if self.state in (TxnState.TERMINATED,):
             return False, []
         if response.status < 200:
-            if self.state in ("calling", "trying", "proceeding"):
-                self.state = "proceeding"
+            if self.state in (TxnState.CALLING, TxnState.TRYING, TxnState.PROCEEDING):
+                self.state = TxnState.PROCEEDING
                 self._deadlines.pop("a", None)
                 self._deadlines.pop("b", None)
                 if not self.invite and "e" in self._deadlines:
@@ -220,22 +233,22 @@ class ClientTransaction(_Base):
             if response.status < 300:
                 # 2xx: the core ACKs it (end to end); RFC 6026 keeps us around to absorb retransmissions
                 self.final = response
-                self.state = "accepted"
+                self.state = TxnState.ACCEPTED
                 self._deadlines.clear()
                 self._arm("m", now + 64 * self.timers.t1)
                 return True, []
             ack = self._ack_for(response)
-            if self.state == "completed":
+            if self.state == TxnState.COMPLETED:
                 return False, [ack]
             self.final = response
-            self.state = "completed"
+            self.state = TxnState.COMPLETED
             self._deadlines.clear()
             self._arm("d", now + (0 if self.reliable else 32.0))
             return True, [ack]
-        if self.state == "completed":
+        if self.state == TxnState.COMPLETED:
             return False, []
         self.final = response
-        self.state = "completed"
+        self.state = TxnState.COMPLETED
         self._deadlines.clear()
         self._arm("k", now + (0 if self.reliable else self.timers.t4))
         return True, []
@@ -249,21 +262,21 @@ class ClientTransaction(_Base):
         return bytes(Request("ACK", self.request.uri, Headers.of(*items)))
 
     def _timer_a(self, now: float) -> list[bytes]:
-        if self.state != "calling":
+        if self.state != TxnState.CALLING:
             return []
         self._interval *= 2
         self._arm("a", now + self._interval)
         return [self.data]
 
     def _timer_e(self, now: float) -> list[bytes]:
-        if self.state not in ("trying", "proceeding"):
+        if self.state not in (TxnState.TRYING, TxnState.PROCEEDING):
             return []
-        self._interval = min(2 * self._interval, self.timers.t2) if self.state == "trying" else self.timers.t2
+        self._interval = min(2 * self._interval, self.timers.t2) if self.state == TxnState.TRYING else self.timers.t2
         self._arm("e", now + self._interval)
         return [self.data]
 
     def _timer_b(self, now: float) -> list[bytes]:
-        self.timed_out = self.state in ("calling", "trying", "proceeding")
+        self.timed_out = self.state in (TxnState.CALLING, TxnState.TRYING, TxnState.PROCEEDING)
         self._terminate()
         return []
 

@@ -11,48 +11,23 @@ absorbed by their server transaction, so one INVITE never makes two calls.
 """
 from __future__ import annotations
 
-import heapq
-import itertools
-import random
-from collections import Counter, deque
 from dataclasses import replace
 
-from . import sdp, session_timer, uac
+from . import sdp, session_timer
 from .dialog import make_response, uas_dialog
-from .events import (CallConfirmed, CallEnded, DtmfInfo, IncomingCall, MediaChanged, RegistrationChanged,
-                     TransferResult, UaEvent)
-from .message import Request, Response, SipParseError, parse_message, parse_name_addr, parse_via, split_list
+from .dtmf import dtmf_from_info
+from .events import CallConfirmed, DtmfInfo, IncomingCall, MediaChanged, TransferResult, UaEvent
+from .message import Request, Response, SipParseError, parse_message, parse_name_addr, split_list
 from .ratelimit import CallAdmission, CallRate, LocalCap
-from .registration import Registration, RegistrationSettings
-from .transaction import MAGIC, ClientTransaction, ServerInviteTransaction, ServerTransaction, server_key
-from .ua_state import Call, UaSettings
+from .registration import RegistrationSettings
+from .transaction import MAGIC, ServerInviteTransaction, ServerTransaction, TxnState, server_key
+from .ua_state import ALLOW, Call, CallState, UaContext, UaSettings
+from .uac import UserAgentClient
 from .validate import check_invite_body, check_request, malformed_answer, sdp_body
 
-__all__ = ["UserAgent", "UaSettings", "Call", "ALLOW", "SUPPORTED"]
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, UPDATE, INFO"
+__all__ = ["UserAgent", "UaSettings", "Call", "CallState", "ALLOW", "SUPPORTED"]
 SUPPORTED = frozenset({"timer", "replaces", "norefersub"})
 KNOWN_NOT_ALLOWED = {"REGISTER", "MESSAGE", "SUBSCRIBE", "PUBLISH", "PRACK"}
-
-
-def txn_transport(txn) -> str:
-    return "tcp" if txn.reliable else "udp"
-
-
-def dtmf_from_info(req: Request) -> tuple[str, int] | None:
-    """(digit, duration ms) from an INFO body: application/dtmf-relay ("Signal=5\r\nDuration=160")
-    or application/dtmf ("5")."""
-    kind = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    text = req.body.decode("ascii", "replace")
-    if kind == "application/dtmf-relay":
-        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition("=") for line in text.splitlines())}
-        digit, dur = fields.get("signal", ""), fields.get("duration", "")
-    elif kind == "application/dtmf":
-        digit, dur = text.strip(), ""
-    else:
-        return None
-    if len(digit) != 1 or digit.upper() not in "0123456789*#ABCD":
-        return None
-    return digit.upper(), int(dur) if dur.isdigit() else 0
 
 
 class UserAgent:
@@ -60,146 +35,86 @@ class UserAgent:
         """`admission` decides whether a new inbound call is taken (default: `LocalCap` of
         `settings.max_calls`); the calls/s bucket (`settings.max_cps`) applies on top."""
         self.settings = settings
-        self._rand = random.Random(settings.seed)
-        self._out: list[tuple[bytes, tuple[str, int], str]] = []
-        self._events: deque[UaEvent] = deque()
-        self._server: dict[tuple, ServerInviteTransaction | ServerTransaction] = {}
-        self._client: dict[tuple[str, str], tuple[ClientTransaction, str, str]] = {}  # txn, purpose, call
-        self.calls: dict[str, Call] = {}
-        self._registrations: dict[str, Registration] = {}
-        self._reg_dest: dict[str, tuple[str, int]] = {}
         self.limiter: CallAdmission = admission or LocalCap(settings.max_calls, settings.retry_after)
+        self.ctx = ctx = UaContext(settings, self.limiter)
+        self.calls: dict[str, Call] = ctx.calls
+        self.stats = ctx.stats
+        self.timers = ctx.timers
         self.rate = CallRate(settings.max_cps)
-        self.stats: Counter[str] = Counter()
-        self._now = 0.0
-        self._heap: list = []
-        self._seq = itertools.count()
-        self._ended_at: dict[str, float] = {}
-        self._keepalives: dict[tuple[str, int], float] = {}
+        self.transactions: dict[tuple, ServerInviteTransaction | ServerTransaction] = {}   # server side
+        self.client = UserAgentClient(ctx, self.hangup, self._dialog_response, self._dialog_timeout)
+        ctx.timers.on("server", self._txn_deadline, self._txn_fire)
+        ctx.timers.on("call", self._call_deadline, self._call_fire)
 
     # -- the sans-IO surface ---------------------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float, transport: str = "udp") -> None:
         self.stats["received"] += 1
-        self._now = now
+        self.ctx.now = now
         try:
             msg = parse_message(data, stream=transport != "udp")
         except SipParseError as e:
             self.stats["malformed"] += 1
-            answer = malformed_answer(data, e, self._token(8))
+            answer = malformed_answer(data, e, self.ctx.token(8))
             if answer is not None:
-                self._send(answer, addr, transport)
+                self.ctx.send(answer, addr, transport)
             return
         try:
             if isinstance(msg, Request):
                 self._on_request(msg, addr, now, transport)
             else:
-                self._on_response(msg, addr, now)
+                self.client.receive_response(msg, now)
         except (ValueError, KeyError, IndexError) as e:   # bad input deeper than validation saw
             self.stats["rejected_late"] += 1
             if isinstance(msg, Request) and msg.method != "ACK":
-                self._send(bytes(make_response(msg, 400, f"Bad Request: {str(e)[:60]}")), addr, transport)
+                self.ctx.send(bytes(make_response(msg, 400, f"Bad Request: {str(e)[:60]}")), addr, transport)
 
     def datagrams_to_send(self) -> list[tuple[bytes, tuple[str, int], str]]:
-        out, self._out = self._out, []
+        ctx = self.ctx
+        out, ctx.outbox = ctx.outbox, []
         return out
 
     def next_event(self) -> UaEvent | None:
-        return self._events.popleft() if self._events else None
+        events = self.ctx.events
+        return events.popleft() if events else None
 
     def get_timer(self) -> float | None:
-        heap = self._heap
-        while heap:
-            t, _, kind, key, obj = heap[0]
-            if self._deadline(kind, key, obj) == t:
-                return t
-            heapq.heappop(heap)       # stale: the object moved on or is gone
-        return None
+        return self.ctx.timers.next_deadline()
 
     def handle_timer(self, now: float) -> None:
-        self._now = now
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            t, _, kind, key, obj = heapq.heappop(heap)
-            if self._deadline(kind, key, obj) != t:
-                continue
-            if kind == "ended":
-                self._ended_at.pop(key, None)
-                if obj.state == "ended":
-                    del self.calls[key]
-            elif kind == "server":
-                for data in obj.handle_timer(now):
-                    self.stats["retransmitted"] += 1
-                    self._send(data, obj.addr, "tcp" if obj.reliable else "udp")
-                self._touch_server(obj, now)
-            elif kind == "client":
-                txn, purpose, cid = obj
-                for data in txn.handle_timer(now):
-                    self.stats["retransmitted"] += 1
-                    self._send(data, txn.addr, "tcp" if txn.reliable else "udp")
-                self._touch_client(key, now)
-            elif kind == "call":
-                obj.timer.deadline = None
-                self._session_timer_fired(obj, now)
-                self._touch_call(obj)
-            elif kind == "ping":
-                self._keepalives[key] = now + obj
-                uac.send_options(self, key, now)
-                self._push("ping", key, obj)
-            elif kind == "reg":
-                obj.refresh_at = None
-                uac.send_register(self, key, now)
+        self.ctx.now = now
+        self.ctx.timers.fire_due(now)
 
-    # -- timer bookkeeping: every object whose deadline may have changed is (re)pushed -----------
-    def _deadline(self, kind: str, key, obj) -> float | None:
-        if kind == "ended":
-            return self._ended_at.get(key) if self.calls.get(key) is obj else None
-        if kind == "server":
-            return obj.timer() if self._server.get(key) is obj else None
-        if kind == "client":
-            return obj[0].timer() if self._client.get(key) is obj else None
-        if kind == "call":
-            return obj.timer.deadline if self.calls.get(key) is obj else None
-        if kind == "ping":
-            return self._keepalives.get(key)
-        if kind == "reg":
-            return obj.refresh_at if self._registrations.get(key) is obj else None
-        return None
+    # -- timers of the server side: every object whose deadline may have changed is (re)pushed ---
+    def _txn_deadline(self, key: tuple, txn: ServerInviteTransaction | ServerTransaction) -> float | None:
+        return txn.timer() if self.transactions.get(key) is txn else None
 
-    def _push(self, kind: str, key, obj) -> None:
-        t = self._deadline(kind, key, obj)
-        if t is not None:
-            heapq.heappush(self._heap, (t, next(self._seq), kind, key, obj))
+    def _txn_fire(self, key: tuple, txn: ServerInviteTransaction | ServerTransaction, now: float) -> None:
+        for data in txn.handle_timer(now):
+            self.stats["retransmitted"] += 1
+            self.ctx.send(data, txn.addr, "tcp" if txn.reliable else "udp")
+        self._touch_server(txn, now)
+
+    def _call_deadline(self, call_id: str, call: Call) -> float | None:
+        return call.timer.deadline if self.calls.get(call_id) is call else None
+
+    def _call_fire(self, call_id: str, call: Call, now: float) -> None:
+        call.timer.deadline = None
+        self._session_timer_fired(call, now)
+        self._touch_call(call)
 
     def _touch_server(self, txn, now: float) -> None:
         key = txn.key
         if txn.terminated:
-            if self._server.get(key) is txn:
-                del self._server[key]
+            if self.transactions.get(key) is txn:
+                del self.transactions[key]
             if isinstance(txn, ServerInviteTransaction) and txn.timed_out and txn.final_status \
                     and txn.final_status < 300:
                 self._no_ack(txn, now)
             return
-        self._push("server", key, txn)
-
-    def _touch_client(self, key, now: float) -> None:
-        entry = self._client.get(key)
-        if entry is None:
-            return
-        txn, purpose, cid = entry
-        if txn.terminated:
-            del self._client[key]
-            if txn.timed_out:
-                self._client_timeout(purpose, cid, now)
-            return
-        self._push("client", key, entry)
+        self.ctx.timers.push("server", key, txn)
 
     def _touch_call(self, call: Call) -> None:
-        self._push("call", call.call_id, call)
-
-    def _touch_reg(self, aor: str) -> None:
-        reg = self._registrations.get(aor)
-        if reg is not None:
-            self._push("reg", aor, reg)
+        self.ctx.timers.push("call", call.call_id, call)
 
     # -- owner actions ---------------------------------------------------------------------------
     def answer(self, call_id: str, rtp_port: int, now: float, extra: tuple[tuple[str, str], ...] = ()
@@ -207,10 +122,10 @@ class UserAgent:
         """Answer an incoming call with 200 OK and our SDP; returns the agreed media (None if the
         INVITE had no offer: then the answer comes in the ACK)."""
         call = self.calls[call_id]
-        if call.state != "incoming" or call.invite_txn is None:
+        if call.state != CallState.INCOMING or call.invite_txn is None:
             return call.media
         call.rtp_port = rtp_port
-        call.session_id = self._rand.randrange(1, 2**31)
+        call.session_id = self.ctx.rand.randrange(1, 2**31)
         body = sdp_body(call.invite)
         offer = sdp.parse_sdp(body) if body else None
         if offer is not None:
@@ -223,82 +138,78 @@ class UserAgent:
         else:
             call.local_sdp = sdp.offer(self.settings.host, rtp_port, call.session_id, codecs=self.settings.codecs)
         call.dialog = uas_dialog(call.invite, call.local_tag, call.peer, call.transport)
-        hdrs = (self._record_route(call.invite) + self._contact_headers()
+        hdrs = (self._record_route(call.invite) + self.ctx.contact_headers()
                 + self._session_timer_headers(call, call.invite, now) + list(extra))
         hdrs.append(("Content-Type", "application/sdp"))
         resp = make_response(call.invite, 200, to_tag=call.local_tag, extra=tuple(hdrs),
                              body=bytes(call.local_sdp), received=call.peer)
         self._respond(call.invite_txn, resp, now)
-        call.state = "answered"
+        call.state = CallState.ANSWERED
         return call.media
 
     def ring(self, call_id: str, now: float) -> None:
         call = self.calls.get(call_id)
-        if call and call.state == "incoming" and call.invite_txn:
+        if call and call.state == CallState.INCOMING and call.invite_txn:
             self._respond(call.invite_txn, make_response(
                 call.invite, 180, to_tag=call.local_tag,
-                extra=tuple(self._record_route(call.invite) + self._contact_headers())), now)
+                extra=tuple(self._record_route(call.invite) + self.ctx.contact_headers())), now)
 
     def reject(self, call_id: str, status: int, now: float, extra: tuple[tuple[str, str], ...] = ()) -> None:
         call = self.calls.get(call_id)
-        if call and call.state == "incoming" and call.invite_txn:
+        if call and call.state == CallState.INCOMING and call.invite_txn:
             self._respond(call.invite_txn, make_response(call.invite, status, to_tag=call.local_tag, extra=extra),
                           now)
-            self._end(call, f"rejected:{status}")
+            self.ctx.end(call, f"rejected:{status}")
 
     def hangup(self, call_id: str, now: float) -> None:
         call = self.calls.get(call_id)
-        if call is None or call.state == "ended":
+        if call is None or call.state == CallState.ENDED:
             return
-        if call.inbound and call.state == "incoming":
+        if call.inbound and call.state == CallState.INCOMING:
             self.reject(call_id, 480, now)
             return
-        if call.state in ("calling", "early") and not call.inbound:
+        if call.state in (CallState.CALLING, CallState.EARLY) and not call.inbound:
             if not call.cancel_sent:
                 call.cancel_sent = True
-                uac.send_cancel(self, call, now)
+                self.client.cancel(call, now)
             return
-        if call.inbound and call.state == "answered" and call.invite_txn is not None \
-                and call.invite_txn.state == "accepted":
+        if call.inbound and call.state == CallState.ANSWERED and call.invite_txn is not None \
+                and call.invite_txn.state == TxnState.ACCEPTED:
             # RFC 3261 15: no BYE before the ACK for our 2xx (or its timeout); the owner is done now
             call.bye_after_ack = True
-            self._end(call, "local_bye")
+            self.ctx.end(call, "local_bye")
             return
         self._send_in_dialog(call, "BYE", now, purpose="bye")
-        self._end(call, "local_bye")
+        self.ctx.end(call, "local_bye")
 
     def refer(self, call_id: str, target: str, now: float) -> None:
         call = self.calls.get(call_id)
-        if call is None or call.dialog is None or call.state not in ("answered", "confirmed"):
-            self._events.append(TransferResult(call_id, False, "no established dialog"))
+        if call is None or call.dialog is None or call.state not in (CallState.ANSWERED, CallState.CONFIRMED):
+            self.ctx.emit(TransferResult(call_id, False, "no established dialog"))
             return
         local = f"<sip:{self.settings.user}@{self.settings.host}:{self.settings.port}>"
         self._send_in_dialog(call, "REFER", now, purpose="refer",
                              extra=(("Refer-To", f"<{target}>"), ("Referred-By", local)) +
-                             tuple(self._contact_headers()))
+                             tuple(self.ctx.contact_headers()))
 
     def invite(self, target: str, dest: tuple[str, int], rtp_port: int, now: float, transport: str = "udp",
                from_user: str | None = None, credentials: tuple[str, str] | None = None) -> str:
         """Place a call to `target` (a SIP URI) via `dest`; returns the Call-ID."""
-        return uac.invite(self, target, dest, rtp_port, now, transport, from_user, credentials)
+        return self.client.invite(target, dest, rtp_port, now, transport, from_user, credentials)
 
     def register(self, settings: RegistrationSettings, dest: tuple[str, int], now: float) -> None:
-        uac.register(self, settings, dest, now)
+        self.client.register(settings, dest, now)
 
     def keepalive(self, dest: tuple[str, int], interval: float, now: float) -> None:
         """Send OPTIONS to `dest` every `interval` seconds (NAT bindings, trunk health); 0 stops.
         Answers are counted in `stats` as keepalive_ok / keepalive_failed / timeout_keepalive."""
-        if interval <= 0:
-            self._keepalives.pop(dest, None)
-            return
-        self._keepalives[dest] = now
-        self._push("ping", dest, interval)
+        self.client.keepalive(dest, interval, now)
 
     def unregister(self, aor: str, now: float) -> None:
-        uac.unregister(self, aor, now)
+        self.client.unregister(aor, now)
 
     def registered(self, aor: str) -> bool:
-        return uac.registered(self, aor)
+        return self.client.registered(aor)
 
     # -- requests --------------------------------------------------------------------------------
     def _on_request(self, req: Request, addr: tuple[str, int], now: float, transport: str) -> None:
@@ -306,25 +217,25 @@ class UserAgent:
         if rej is not None:
             self.stats[f"rejected_{rej.status}"] += 1
             if req.method != "ACK":
-                self._send(bytes(make_response(req, rej.status, rej.reason, to_tag=self._token(8),
+                self.ctx.send(bytes(make_response(req, rej.status, rej.reason, to_tag=self.ctx.token(8),
                                                extra=rej.headers, received=addr)), addr, transport)
             return
         self.stats[f"request_{req.method}" if req.method in ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "NOTIFY",
                                                                "REFER", "UPDATE") else "request_other"] += 1
         key = server_key(req, transport)
         if req.method == "ACK":
-            txn = self._server.get(key)
-            if isinstance(txn, ServerInviteTransaction) and txn.state in ("completed", "confirmed"):
+            txn = self.transactions.get(key)
+            if isinstance(txn, ServerInviteTransaction) and txn.state in (TxnState.COMPLETED, TxnState.CONFIRMED):
                 txn.on_ack(now)
                 self._touch_server(txn, now)
                 return
             self._on_ack(req, now)
             return
-        existing = self._server.get(key)
+        existing = self.transactions.get(key)
         if existing is not None:
             self.stats["retransmission_absorbed"] += 1
             for data in existing.on_request_retransmission(now):
-                self._send(data, existing.addr, transport)
+                self.ctx.send(data, existing.addr, transport)
             return
         reliable = transport != "udp"
         txn: ServerInviteTransaction | ServerTransaction
@@ -333,7 +244,7 @@ class UserAgent:
         else:
             txn = ServerTransaction(req, addr, reliable, now, self.settings.timers)
         txn.key = key
-        self._server[key] = txn
+        self.transactions[key] = txn
         to_tag = parse_name_addr(req.headers.get("To") or "").tag
         if req.method == "CANCEL":
             self._on_cancel(req, txn, now)
@@ -343,19 +254,19 @@ class UserAgent:
             # an INVITE naming a dialog we never had (RFC 3261 8.2.2.2 lets us take it as new)
             self._new_call(req, txn, addr, now, transport, to_tag)
         elif req.method == "OPTIONS":
-            self._respond(txn, make_response(req, 200, to_tag=self._token(8), received=addr, extra=(
+            self._respond(txn, make_response(req, 200, to_tag=self.ctx.token(8), received=addr, extra=(
                 ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", ", ".join(sorted(SUPPORTED))),
                 ("User-Agent", self.settings.user_agent))), now)
         elif req.method in ("BYE", "NOTIFY", "INFO", "UPDATE", "REFER"):
-            self._respond(txn, make_response(req, 481, to_tag=self._token(8), received=addr), now)
+            self._respond(txn, make_response(req, 481, to_tag=self.ctx.token(8), received=addr), now)
         else:
             status = 405 if req.method in KNOWN_NOT_ALLOWED else 501
-            self._respond(txn, make_response(req, status, to_tag=self._token(8), received=addr,
+            self._respond(txn, make_response(req, status, to_tag=self.ctx.token(8), received=addr,
                                              extra=(("Allow", ALLOW),)), now)
 
     def _new_call(self, req: Request, txn: ServerInviteTransaction, addr, now: float, transport: str,
                   tag: str = "") -> None:
-        tag = tag or self._token(8)
+        tag = tag or self.ctx.token(8)
 
         def refuse(status: int, extra: tuple = ()) -> None:
             self.stats[f"invite_{status}"] += 1
@@ -382,7 +293,7 @@ class UserAgent:
             return
         call_id = req.call_id
         if call_id in self.calls:   # same Call-ID, new transaction (a loop or a fork): not a second call
-            refuse(482 if self.calls[call_id].state != "ended" else 481)
+            refuse(482 if self.calls[call_id].state != CallState.ENDED else 481)
             return
         # admission last: only a call we could otherwise take may hold a slot
         retry = self.settings.retry_after if not self.rate.allow(now) else self.limiter.admit(call_id, now)
@@ -390,7 +301,7 @@ class UserAgent:
             self._shed(req, txn, addr, transport, tag, retry)
             return
         self.rate.took()
-        call = Call(call_id, tag, True, "incoming", req, addr, transport, invite_txn=txn)
+        call = Call(call_id, tag, True, CallState.INCOMING, req, addr, transport, invite_txn=txn)
         self.calls[call_id] = call
         self._respond(txn, make_response(req, 100, received=addr), now)
         # the caller as the trunk asserts it (RFC 3325) when it does, else the From
@@ -400,7 +311,7 @@ class UserAgent:
         except ValueError:
             caller = parse_name_addr(req.headers.get("From") or "").uri
         to = req.headers.get("To") or ""
-        self._events.append(IncomingCall(call_id, caller, parse_name_addr(to).uri, offer, addr,
+        self.ctx.emit(IncomingCall(call_id, caller, parse_name_addr(to).uri, offer, addr,
                                          transport, req.headers.items))
 
     def _shed(self, req: Request, txn: ServerInviteTransaction, addr, transport: str, tag: str, retry: int) -> None:
@@ -408,26 +319,26 @@ class UserAgent:
         INVITE leaves no transaction and no retransmission timer behind. A retransmission of it is
         asked again, and its ACK is absorbed as a stray."""
         self.stats["invite_503"] += 1
-        if self._server.get(txn.key) is txn:
-            del self._server[txn.key]
-        self._send(bytes(make_response(req, 503, to_tag=tag, extra=(("Retry-After", str(retry)),), received=addr)),
+        if self.transactions.get(txn.key) is txn:
+            del self.transactions[txn.key]
+        self.ctx.send(bytes(make_response(req, 503, to_tag=tag, extra=(("Retry-After", str(retry)),), received=addr)),
                    addr, transport)
 
     def _on_cancel(self, req: Request, txn: ServerTransaction, now: float) -> None:
-        invite_key = server_key(req, txn_transport(txn), "INVITE")
-        inv = self._server.get(invite_key)
+        invite_key = server_key(req, "tcp" if txn.reliable else "udp", "INVITE")
+        inv = self.transactions.get(invite_key)
         if not isinstance(inv, ServerInviteTransaction):
-            self._respond(txn, make_response(req, 481, to_tag=self._token(8)), now)
+            self._respond(txn, make_response(req, 481, to_tag=self.ctx.token(8)), now)
             return
         call = self.calls.get(inv.request.call_id)
         self._respond(txn, make_response(req, 200, to_tag=call.local_tag if call else ""), now)
-        if inv.state == "proceeding" and call is not None and call.state == "incoming":
+        if inv.state == TxnState.PROCEEDING and call is not None and call.state == CallState.INCOMING:
             self._respond(inv, make_response(inv.request, 487, to_tag=call.local_tag), now)
-            self._end(call, "cancelled")
+            self.ctx.end(call, "cancelled")
 
     def _in_dialog(self, req: Request, txn, to_tag: str, now: float, addr, transport: str) -> None:
         call = self.calls.get(req.call_id)
-        if call is None or call.local_tag != to_tag or call.dialog is None or call.state == "ended":
+        if call is None or call.local_tag != to_tag or call.dialog is None or call.state == CallState.ENDED:
             self._respond(txn, make_response(req, 481), now)
             return
         seq = req.cseq[0]
@@ -438,7 +349,7 @@ class UserAgent:
         m = req.method
         if m == "BYE":
             self._respond(txn, make_response(req, 200), now)
-            self._end(call, "remote_bye")
+            self.ctx.end(call, "remote_bye")
         elif m in ("INVITE", "UPDATE"):
             self._reinvite(call, req, txn, now)
         elif m == "NOTIFY":
@@ -448,7 +359,7 @@ class UserAgent:
             self._respond(txn, make_response(req, 200), now)
             dtmf = dtmf_from_info(req)
             if dtmf is not None:
-                self._events.append(DtmfInfo(call.call_id, *dtmf))
+                self.ctx.emit(DtmfInfo(call.call_id, *dtmf))
         elif m == "OPTIONS":
             self._respond(txn, make_response(req, 200, extra=(("Allow", ALLOW),)), now)
         elif m == "REFER":
@@ -464,7 +375,7 @@ class UserAgent:
         contacts = req.headers.get_all("Contact")
         if contacts:
             call.dialog = replace(call.dialog, remote_target=parse_name_addr(contacts[0]).uri)
-        hdrs = self._record_route(req) + self._contact_headers() + self._session_timer_headers(call, req, now)
+        hdrs = self._record_route(req) + self.ctx.contact_headers() + self._session_timer_headers(call, req, now)
         body = b""
         body = sdp_body(req)
         if body:
@@ -481,7 +392,7 @@ class UserAgent:
             changed = media != call.media
             call.media = media
             if changed:
-                self._events.append(MediaChanged(call.call_id, media))
+                self.ctx.emit(MediaChanged(call.call_id, media))
         elif req.method == "INVITE" and call.local_sdp is not None:
             body = bytes(call.local_sdp)   # offerless re-INVITE: we offer what we have
             hdrs.append(("Content-Type", "application/sdp"))
@@ -498,7 +409,7 @@ class UserAgent:
             self.stats["stray_ack"] += 1
             return
         txn = call.invite_txn
-        if txn.state != "accepted" or txn.request.cseq[0] != req.cseq[0]:
+        if txn.state != TxnState.ACCEPTED or txn.request.cseq[0] != req.cseq[0]:
             self.stats["ack_absorbed"] += 1
             return
         txn.on_ack(now)
@@ -511,9 +422,9 @@ class UserAgent:
         if call.bye_after_ack:
             call.bye_after_ack = False
             self._send_in_dialog(call, "BYE", now, purpose="bye")
-        elif call.state == "answered":
-            call.state = "confirmed"
-            self._events.append(CallConfirmed(call.call_id, call.media))
+        elif call.state == CallState.ANSWERED:
+            call.state = CallState.CONFIRMED
+            self.ctx.emit(CallConfirmed(call.call_id, call.media))
 
     def _on_notify(self, call: Call, req: Request) -> None:
         if not (req.headers.get("Event") or "").lower().startswith("refer"):
@@ -523,89 +434,41 @@ class UserAgent:
         if len(parts) >= 2 and parts[1].isdigit():
             code = int(parts[1])
             if code >= 200:
-                self._events.append(TransferResult(call.call_id, code < 300, line))
+                self.ctx.emit(TransferResult(call.call_id, code < 300, line))
 
     def _no_ack(self, txn: ServerInviteTransaction, now: float) -> None:
         call = self.calls.get(txn.request.call_id)
-        if call is not None and (call.state != "ended" or call.bye_after_ack) and call.invite_txn is txn:
+        if call is not None and (call.state != CallState.ENDED or call.bye_after_ack) and call.invite_txn is txn:
             if call.bye_after_ack:
                 call.bye_after_ack = False
                 self._send_in_dialog(call, "BYE", now, purpose="bye")
                 return
             self.stats["no_ack"] += 1
             self._send_in_dialog(call, "BYE", now, purpose="bye")
-            self._end(call, "no_ack")
+            self.ctx.end(call, "no_ack")
 
-    # -- responses -------------------------------------------------------------------------------
-    def _on_response(self, resp: Response, addr, now: float) -> None:
-        vias = resp.headers.get_all("Via")
-        if not vias:
-            self.stats["stray_response"] += 1
-            return
-        try:
-            branch = parse_via(vias[0]).branch
-            method = resp.cseq[1]
-        except ValueError:
-            self.stats["malformed_response"] += 1
-            return
-        entry = self._client.get((branch, method))
-        if entry is None:
-            self.stats["stray_response"] += 1
-            return
-        txn, purpose, cid = entry
-        deliver, out = txn.receive_response(resp, now)
-        for data in out:
-            self._send(data, txn.addr, "tcp" if txn.reliable else "udp")
-        self._touch_client((branch, method), now)
-        if not deliver:
-            self.stats["response_absorbed"] += 1
-            return
-        if purpose == "register":
-            uac.register_response(self, cid, resp, now)
-            return
-        if purpose == "keepalive":
-            self.stats["keepalive_ok" if resp.status < 300 or resp.status in (405, 501) else "keepalive_failed"] += 1
-            return
-        call = self.calls.get(cid)
-        if call is None:
-            return
-        if purpose == "invite":
-            uac.invite_response(self, call, txn, resp, now)
-        elif purpose == "reinvite":
+    # -- answers to our in-dialog requests (the client side hands them back) --------------------
+    def _dialog_response(self, purpose: str, call: Call, resp: Response, now: float) -> None:
+        if purpose == "reinvite":
             if 200 <= resp.status < 300:
-                uac.ack_2xx(self, call, resp, now)
+                self.client.ack_2xx(call, resp, now)
             if resp.status >= 200:
                 call.reinvite_pending = False
             if resp.status in (408, 481):
                 self.hangup(call.call_id, now)
-            elif resp.status == 491 and call.timer.we_refresh and call.state != "ended":
+            elif resp.status == 491 and call.timer.we_refresh and call.state != CallState.ENDED:
                 # glare with the peer's own re-INVITE: try our refresh again shortly (RFC 3261 14.1)
-                call.timer.deadline = now + self._rand.uniform(2.1, 4.0)
+                call.timer.deadline = now + self.ctx.rand.uniform(2.1, 4.0)
                 self._touch_call(call)
         elif purpose == "refer" and resp.status >= 300:
-            self._events.append(TransferResult(call.call_id, False, f"REFER answered {resp.status}"))
-        elif purpose == "bye":
-            pass
+            self.ctx.emit(TransferResult(call.call_id, False, f"REFER answered {resp.status}"))
 
-    def _client_timeout(self, purpose: str, cid: str, now: float) -> None:
-        self.stats[f"timeout_{purpose}"] += 1
-        if purpose == "register":
-            reg = self._registrations.get(cid)
-            if reg is not None:
-                reg.on_timeout(now)
-                self._touch_reg(cid)
-                self._events.append(RegistrationChanged(cid, False, 0, 408))
-            return
-        call = self.calls.get(cid)
-        if call is None:
-            return
-        if purpose == "invite" and call.state in ("calling", "early"):
-            self._end(call, "timeout")
-        elif purpose == "refer":
-            self._events.append(TransferResult(cid, False, "REFER timed out"))
+    def _dialog_timeout(self, purpose: str, call: Call, now: float) -> None:
+        if purpose == "refer":
+            self.ctx.emit(TransferResult(call.call_id, False, "REFER timed out"))
         elif purpose == "reinvite":
             call.reinvite_pending = False
-            self.hangup(cid, now)
+            self.hangup(call.call_id, now)
 
     # -- session timers (RFC 4028) ---------------------------------------------------------------
     def _session_timer_headers(self, call: Call, req: Request, now: float) -> list[tuple[str, str]]:
@@ -614,15 +477,8 @@ class UserAgent:
         self._touch_call(call)
         return headers
 
-    def _arm_uac_session_timer(self, call: Call, resp: Response, now: float) -> None:
-        timer = session_timer.from_answer(resp)
-        if timer is not None:
-            call.timer = timer
-            call.timer.arm(now)
-            self._touch_call(call)
-
     def _session_timer_fired(self, call: Call, now: float) -> None:
-        if call.state not in ("answered", "confirmed"):
+        if call.state not in (CallState.ANSWERED, CallState.CONFIRMED):
             call.timer.deadline = None
             return
         if call.timer.we_refresh:
@@ -634,69 +490,36 @@ class UserAgent:
             self._send_in_dialog(call, "INVITE", now, purpose="reinvite",
                                  extra=(("Session-Expires", f"{call.timer.interval};refresher={role}"),
                                         ("Supported", "timer"), ("Content-Type", "application/sdp"))
-                                 + tuple(self._contact_headers()),
+                                 + tuple(self.ctx.contact_headers()),
                                  body=bytes(call.local_sdp) if call.local_sdp else b"")
             call.timer.arm(now)
         else:
             self.stats["session_expired"] += 1
             self._send_in_dialog(call, "BYE", now, purpose="bye")
-            self._end(call, "session_expired")
+            self.ctx.end(call, "session_expired")
 
     # -- helpers ---------------------------------------------------------------------------------
     def _send_in_dialog(self, call: Call, method: str, now: float, purpose: str,
                         extra: tuple[tuple[str, str], ...] = (), body: bytes = b"") -> None:
         if call.dialog is None:
             return
-        branch = MAGIC + self._token(12)
+        branch = MAGIC + self.ctx.token(12)
         call.dialog, req = call.dialog.next_request(method, self.settings.host, self.settings.port, branch,
                                                     extra=extra, body=body)
-        self._start_client(req, call.dialog.destination(), call.dialog.transport, purpose, call.call_id, now)
-
-    def _start_client(self, req: Request, dest, transport: str, purpose: str, cid: str, now: float) -> None:
-        txn = ClientTransaction(req, dest, transport != "udp", now, self.settings.timers)
-        branch = parse_via(req.headers.get_all("Via")[0]).branch
-        self._client[(branch, req.method)] = (txn, purpose, cid)
-        for data in txn.start():
-            self._send(data, dest, transport)
-        self._touch_client((branch, req.method), now)
+        self.client.start(req, call.dialog.destination(), call.dialog.transport, purpose, call.call_id, now)
 
     def _respond(self, txn, resp: Response, now: float) -> None:
         for data in txn.respond(resp, now):
-            self._send(data, txn.addr, "tcp" if txn.reliable else "udp")
+            self.ctx.send(data, txn.addr, "tcp" if txn.reliable else "udp")
         self._touch_server(txn, now)
-
-    def _send(self, data: bytes, addr: tuple[str, int], transport: str) -> None:
-        self._out.append((data, addr, transport))
-
-    def _end(self, call: Call, reason: str) -> None:
-        if call.state == "ended":
-            return
-        call.state = "ended"
-        call.timer.deadline = None
-        if call.inbound:
-            self.limiter.release(call.call_id)
-        self._events.append(CallEnded(call.call_id, reason))
-        # the record stays a while for late retransmissions, then handle_timer drops it
-        self._ended_at[call.call_id] = self._now + 64 * self.settings.timers.t1
-        self._push("ended", call.call_id, call)
 
     def forget(self, call_id: str) -> None:
         """Drop an ended call's record (the owner calls this once media is torn down)."""
         call = self.calls.get(call_id)
-        if call is not None and call.state == "ended":
+        if call is not None and call.state == CallState.ENDED:
             del self.calls[call_id]
 
     @staticmethod
     def _record_route(req: Request) -> list[tuple[str, str]]:
         """Dialog-creating responses echo the Record-Route (RFC 3261 12.1.1)."""
         return [("Record-Route", rr) for rr in req.headers.get_all("Record-Route")]
-
-    def _contact_headers(self) -> list[tuple[str, str]]:
-        return [("Contact", f"<sip:{self.settings.user}@{self.settings.host}:{self.settings.port}>"),
-                ("Allow", ALLOW), ("User-Agent", self.settings.user_agent)]
-
-    def _via(self, branch: str, transport: str) -> str:
-        return f"SIP/2.0/{transport.upper()} {self.settings.host}:{self.settings.port};branch={branch};rport"
-
-    def _token(self, n: int) -> str:
-        return "%0*x" % (n, self._rand.getrandbits(4 * n))

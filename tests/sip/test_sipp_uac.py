@@ -57,4 +57,4 @@ async def test_register_with_digest_against_sipp(sip_server, tmp_path):
         rc, out = await finish(proc)
     assert rc == 0, out
     assert srv.registrations.get(aor) is True, srv.ua.stats
-    assert srv.ua._registrations[aor].expires == 120
+    assert srv.ua.client.registrations[aor].expires == 120

@@ -156,8 +156,8 @@ def test_session_timer_refresher_uas_refreshes_and_peer_silence_ends_call():
                                       .add("Supported", "timer"), inv.body)
     # resend the modified INVITE as the first one
     p.uac.datagrams_to_send()
-    p.uac._client.clear()
-    p.uac._start_client(p.uac.calls[cid].invite, A, "udp", "invite", cid, p.now)
+    p.uac.client.transactions.clear()
+    p.uac.client.start(p.uac.calls[cid].invite, A, "udp", "invite", cid, p.now)
     p.transfer()
     inc = p.ev("uas", IncomingCall)[0]
     p.uas.answer(inc.call_id, 20000, p.now)
@@ -344,8 +344,8 @@ def test_nothing_is_left_behind_after_many_calls():
         p.advance(p.now + 0.5)
     p.advance(p.now + 40.0)          # past 64*T1: transactions and ended calls are purged
     for ua in (p.uas, p.uac):
-        assert ua.calls == {} and ua._server == {} and ua._client == {} and ua._ended_at == {}
-        assert ua.get_timer() is None and ua._heap == []
+        assert ua.calls == {} and ua.transactions == {} and ua.client.transactions == {} and ua.ctx.ended_at == {}
+        assert ua.get_timer() is None and ua.timers.heap == []
     assert p.uas.limiter.active == 0
 
 
