@@ -1,13 +1,50 @@
 // The call page: a WebRTC call to the bot, its transcript, decisions and latency.
 "use strict";
 (function () {
-  const { $, el, waitIce, preferCodec, meter, postJSON, CallView } = window.DB;
+  const { $, el, waitIce, preferCodec, meter, postJSON, CallView, StopWatch } = window.DB;
   const view = new CallView($("#view"));
-  const ui = { call: $("#call"), hangup: $("#hangup"), status: $("#status"), error: $("#error"), codec: $("#codec"), callId: $("#call-id") };
+  const ui = { call: $("#call"), hangup: $("#hangup"), status: $("#status"), error: $("#error"), codec: $("#codec"),
+               callId: $("#call-id"), tenant: $("#tenant") };
+  const params = new URLSearchParams(location.search);
   // Read by the browser tests: audio levels measured in the page, and the call's state.
-  const state = window.duplexbot = { callId: null, connected: false, ended: false, bot: { peak: 0, loud: 0 }, mic: { peak: 0, loud: 0 }, events: [] };
+  const state = window.duplexbot = { callId: null, connected: false, ended: false, bot: { peak: 0, loud: 0 }, mic: { peak: 0, loud: 0 },
+                                     events: [], stops: [], measurements: [], tenant: null, capture: null };
   Object.defineProperty(state, "latency", { get: () => view.lat });
-  let pc = null, channel = null, mic = null, stops = [];
+  let pc = null, channel = null, mic = null, stops = [], watch = null, bargeAt = [];
+
+  // Capture, chosen deliberately: echo cancellation on, so a caller on laptop speakers does not
+  // feed the bot's own voice back to it (it would interrupt itself); noise suppression and
+  // automatic gain control off: both act hardest exactly when the caller talks over the bot
+  // (double talk), gating the onset of a short "wait" and pulling the level down under the bot's
+  // echo. The echo canceller itself still suppresses the caller's first words over the bot until
+  // it has converged on an echo path, and on a headset (no echo path at all) it never does:
+  // ?echo=off turns it off there (measured in tests/web/test_bargein.py and docs/web.md).
+  const CAPTURE = { echoCancellation: params.get("echo") !== "off", noiseSuppression: false, autoGainControl: false, channelCount: 1 };
+
+  // Which tenant the call belongs to (its supervisors see it): ?tenant=NAME, else the bot's default.
+  async function loadConfig() {
+    const config = await (await fetch("/webrtc/config")).json();
+    const want = params.get("tenant");
+    const tenants = config.tenants || [];
+    ui.tenant.replaceChildren(...tenants.map((t) => el("option", { value: t, text: t })));
+    if (!config.tenant && !want) ui.tenant.prepend(el("option", { value: "", text: "Choose…" }));
+    ui.tenant.value = want || config.tenant || "";
+    if (want && !tenants.includes(want)) fail(`Unknown tenant “${want}”: this bot serves ${tenants.join(", ")}.`);
+    ui.tenant.disabled = tenants.length < 2 && !!ui.tenant.value;
+    return config;
+  }
+  const configReady = loadConfig().catch((e) => { fail(`Could not load the call settings: ${e.message}`); return { iceServers: [] }; });
+
+  function pairStops() {
+    for (const r of state.measurements) {
+      if (r.paired || !r.stopped) continue;
+      if (bargeAt.some((t) => t >= r.onset - 500 && t <= r.onset + 2500)) {
+        r.paired = true;
+        state.stops.push({ drop: r.drop, silent: r.silent });
+        view.heardStop(r);
+      }
+    }
+  }
 
   function status(text, cls) { ui.status.textContent = text; ui.status.className = `pill ${cls || ""}`; }
   function fail(msg) { ui.error.textContent = msg; }
@@ -23,12 +60,17 @@
     ui.call.disabled = true;
     status("Connecting…", "wait");
     view.reset();
-    Object.assign(state, { callId: null, connected: false, ended: false, events: [] });
+    Object.assign(state, { callId: null, connected: false, ended: false, events: [], stops: [], measurements: [] });
+    bargeAt = [];
     const t0 = performance.now();
     try {
-      const config = await (await fetch("/webrtc/config")).json();
-      mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
+      const config = await configReady;
+      if (!ui.tenant.value) throw new Error("choose a tenant first");
+      mic = await navigator.mediaDevices.getUserMedia({ audio: CAPTURE });
+      state.capture = mic.getAudioTracks()[0].getSettings();
       stops.push(meter(mic, $("#mic-bar"), state.mic));
+      watch = new StopWatch((r) => { state.measurements.push(r); pairStops(); });
+      watch.setMic(mic);
       pc = new RTCPeerConnection({ iceServers: config.iceServers || [] });
       const tr = pc.addTransceiver(mic.getAudioTracks()[0], { direction: "sendrecv", streams: [mic] });
       preferCodec(tr, ui.codec.value);
@@ -39,6 +81,7 @@
         const stream = ev.streams[0] || new MediaStream([ev.track]);
         $("#remote").srcObject = stream;
         stops.push(meter(stream, $("#bot-bar"), state.bot));
+        if (watch) watch.setBot(stream);
       };
       pc.onconnectionstatechange = () => {
         if (pc && pc.connectionState === "connected") {
@@ -52,12 +95,14 @@
       };
       await pc.setLocalDescription(await pc.createOffer());
       await waitIce(pc);
-      const answer = await postJSON("/webrtc/offer", { type: "offer", sdp: pc.localDescription.sdp });
+      const answer = await postJSON("/webrtc/offer", { type: "offer", sdp: pc.localDescription.sdp, tenant: ui.tenant.value });
       state.callId = answer.call_id;
-      ui.callId.textContent = answer.call_id;
+      state.tenant = answer.tenant;
+      ui.callId.textContent = `${answer.tenant} · ${answer.call_id}`;
       await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
       ui.hangup.disabled = false;
       ui.codec.disabled = true;
+      ui.tenant.disabled = true;
     } catch (e) {
       fail(e.name === "NotAllowedError" ? "Microphone access was refused: allow it to call the bot." : `Could not call: ${e.message}`);
       teardown("Idle", "");
@@ -65,7 +110,11 @@
   }
 
   function onMessage(m) {
-    if (m.type === "event") { state.events.push(m.event); view.handle(m.event); }
+    if (m.type === "event") {
+      state.events.push(m.event);
+      view.handle(m.event);
+      if (m.event.type === "barge_in") { bargeAt.push(performance.now()); pairStops(); }
+    }
     else if (m.type === "ended") teardown("Call ended", "");
   }
 
@@ -73,11 +122,13 @@
     state.ended = true;
     for (const s of stops) s();
     stops = [];
+    if (watch) { watch.stop(); watch = null; }
     if (channel) { try { channel.close(); } catch (e) { /* closed */ } }
     if (pc) pc.close();
     if (mic) mic.getTracks().forEach((t) => t.stop());
     pc = channel = mic = null;
     ui.call.disabled = false; ui.hangup.disabled = true; ui.codec.disabled = false;
+    ui.tenant.disabled = ui.tenant.options.length < 2 && !!ui.tenant.value;
     status(text, cls);
   }
 

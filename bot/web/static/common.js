@@ -15,6 +15,32 @@ window.DB = (function () {
   const ms = (s) => Math.round(s * 1000);
   const median = (xs) => { if (!xs.length) return null; const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
   const clock = (t) => { const m = Math.floor(t / 60), s = t - 60 * m; return `${m}:${s.toFixed(1).padStart(4, "0")}`; };
+  const pct = (c) => (c != null ? `confidence ${Math.round(c * 100)} %` : "");
+  const join = (...parts) => parts.filter((x) => x).join(" · ");
+
+  // The policy's reason for a decision, in words. Probability labels ("p(interrupt)=0.94") repeat the
+  // confidence shown beside them and are dropped; anything else that is not a known label is words
+  // the caller said (an older policy put its transcript there).
+  const REASONS = [
+    [/^p\((\w+)\)=[\d.]+$/, () => ""],
+    [/^smart turn p=[\d.]+$/, () => "turn model"],
+    [/^silence ([\d.]+)s$/, (m) => `after ${Math.round(Number(m[1]) * 1000)} ms of silence`],
+    [/^pause ([\d.]+)s$/, (m) => `a ${Math.round(Number(m[1]) * 1000)} ms pause`],
+    [/^short overlap$/, () => "too short to be an interruption"],
+    [/^VAD speech over bot$/, () => "speech over the bot"],
+    [/^notice: (.*)$/, (m) => m[1]],
+  ];
+  function reasonText(reason) {
+    const r = (reason || "").trim();
+    if (!r) return "";
+    for (const [re, f] of REASONS) { const m = r.match(re); if (m) return f(m); }
+    if (/[=<>()]|\d\.\d/.test(r)) return r.replace(/_/g, " ");  // some other label: say it, never quote it
+    return `heard “${r}”`;
+  }
+  const STOPS = { barge_in: "the caller interrupted", takeover: "a supervisor took over", hangup: "the call ended",
+                  dtmf: "a key was pressed", done: "finished" };
+  const ENDS = { remote: "the caller hung up", "caller hung up": "the caller hung up", bot: "the bot hung up",
+                 network: "the connection was lost", shutdown: "the server shut down", local: "ended by the bot" };
 
   // Wait for ICE gathering to complete: the server takes one offer with every candidate in it.
   function waitIce(pc, timeoutMs = 3000) {
@@ -39,8 +65,7 @@ window.DB = (function () {
   // peak and the number of loud frames (the browser tests read them).
   let audioCtx = null;
   function meter(stream, bar, stats) {
-    audioCtx = audioCtx || new (window.AudioContext || window.webkitAudioContext)();
-    if (audioCtx.state === "suspended") audioCtx.resume();
+    audio();
     const src = audioCtx.createMediaStreamSource(stream);
     const an = audioCtx.createAnalyser();
     an.fftSize = 1024;
@@ -85,9 +110,10 @@ window.DB = (function () {
       this.turnLines = new Map();
       this.lastBot = null;
       this.lastT = null;
+      this.lastAt = null;
       this.partial = null;
       this.eot = null;
-      this.lat = { response: [], detect: [], reply: [], barge: [] };
+      this.lat = { response: [], detect: [], reply: [], barge: [], heard: [], silent: [] };
       this.seen = new Set();
       this.counts = {};
       this.transcript.replaceChildren(el("li", { class: "empty", text: "Nothing said yet." }));
@@ -107,8 +133,15 @@ window.DB = (function () {
       return li;
     }
 
+    // The call time now: the last event's stream time plus the wall time since it arrived (for
+    // actions taken here, which have no engine event of their own).
+    callTime() {
+      if (this.lastT == null) return null;
+      return this.lastT + (performance.now() - this.lastAt) / 1000;
+    }
+
     mark(t, tag, label, detail) {
-      if (t == null) t = this.lastT;  // a local action: at the call time last heard of
+      if (t == null) t = this.callTime();
       this._clearEmpty(this.timeline);
       this.timeline.append(el("li", {}, el("span", { class: "t", text: t != null ? clock(t) : "" }),
         el("span", {}, el("span", { class: `tag ${tag}`, text: label })), el("span", { text: detail || "" })));
@@ -119,12 +152,11 @@ window.DB = (function () {
       const key = `${e.type}|${e.t}|${e.mono}`;
       if (this.seen.has(key)) return;  // backlog and live stream may overlap
       this.seen.add(key);
-      if (typeof e.t === "number") this.lastT = e.t;
+      if (typeof e.t === "number" && (this.lastT == null || e.t >= this.lastT)) { this.lastT = e.t; this.lastAt = performance.now(); }
       this.counts[e.type] = (this.counts[e.type] || 0) + 1;
-      const conf = (c) => (c != null ? ` · p=${c.toFixed(2)}` : "");
       switch (e.type) {
-        case "call_started": this.mark(e.t, "other", "Call started", `${e.transport}${e.caller ? " · " + e.caller : ""}`); break;
-        case "call_ended": this.mark(e.t, "other", "Call ended", e.reason); break;
+        case "call_started": this.mark(e.t, "other", "Call started", join(e.transport, e.caller, e.tenant && `tenant ${e.tenant}`)); break;
+        case "call_ended": this.mark(e.t, "other", "Call ended", ENDS[e.reason] || (e.reason || "").replace(/_/g, " ")); break;
         case "caller_speech_start": this.mark(e.t, "speech", e.during_bot_speech ? "Overlap" : "Caller speaks", e.during_bot_speech ? "caller started over the bot" : ""); break;
         case "transcript_partial":
           if (!this.partial) this.partial = this.say("caller", e.text, e.t, "partial");
@@ -145,14 +177,20 @@ window.DB = (function () {
         case "end_of_turn":
           this.eot = e;
           this.lat.detect.push(e.silence);
-          this.mark(e.t, "end_of_turn", "End of turn", `after ${ms(e.silence)} ms of silence${conf(e.confidence)} · ${e.policy}`);
+          this.mark(e.t, "end_of_turn", "End of turn", join(`after ${ms(e.silence)} ms of silence`, pct(e.confidence)));
           break;
-        case "hold": this.mark(e.t, "hold", "Hold", `pause, caller expected to go on${conf(e.confidence)}`); break;
+        case "hold": this.mark(e.t, "hold", "Hold", join("a pause; the caller is expected to go on", pct(e.confidence))); break;
         case "barge_in":
           this.lat.barge.push(Math.max(0, e.t - e.onset));
-          this.mark(e.t, "barge_in", "Barge-in", `bot stopped ${ms(Math.max(0, e.t - e.onset))} ms after the caller started · ${e.reason}${conf(e.confidence)}`);
+          this.mark(e.t, "barge_in", "Barge-in", join(`the bot decided to stop ${ms(Math.max(0, e.t - e.onset))} ms after the caller started`,
+            reasonText(e.reason), pct(e.confidence)));
           break;
-        case "backchannel": this.mark(e.t, "backchannel", "Backchannel", `${e.text ? "“" + e.text + "” · " : ""}bot kept talking${conf(e.confidence)}`); break;
+        case "backchannel": {
+          // `text` has held the policy's reason, not the caller's words; `reason` beside it means words
+          const said = e.reason !== undefined && e.text ? `heard “${e.text}”` : "";
+          this.mark(e.t, "backchannel", "Backchannel", join("the bot kept talking", said, reasonText(e.reason !== undefined ? e.reason : e.text), pct(e.confidence)));
+          break;
+        }
         case "false_barge_in": this.mark(e.t, "false_barge_in", "False barge-in", `no words followed; resuming: ${e.resumed_text}`); break;
         case "bot_speech_start": {
           let detail = `turn ${e.turn}`;
@@ -167,7 +205,7 @@ window.DB = (function () {
           this.turnLines.set(e.turn, this.lastBot);
           break;
         }
-        case "bot_speech_stop": if (e.reason !== "done") this.mark(e.t, "bot", "Bot stops", e.reason); break;
+        case "bot_speech_stop": if (e.reason !== "done") this.mark(e.t, "bot", "Bot stopped", STOPS[e.reason] || e.reason.replace(/_/g, " ")); break;
         case "bot_truncated": {
           const li = this.turnLines.get(e.turn);
           if (li) {
@@ -177,10 +215,20 @@ window.DB = (function () {
           break;
         }
         case "dtmf": this.mark(e.t, "other", "DTMF", e.digit); break;
-        case "action": this.mark(e.t, "other", `Action: ${e.name}`, `${e.target || ""} ${e.ok ? "" : "(failed)"}`); break;
+        case "action": this.mark(e.t, "other", { transfer: "Transfer", hangup: "Hang-up", secure_input: "Secure input" }[e.name] || e.name,
+          join(e.target, e.ok ? "" : "failed")); break;
         case "error": this.mark(e.t, "barge_in", "Error", `${e.where}: ${e.message}`); break;
         default: break;
       }
+      this.renderStats();
+    }
+
+    // The bot's stop as the caller heard it, measured in the browser (bot/web/static/stopwatch.js).
+    heardStop(m) {
+      this.lat.heard.push(m.drop);
+      if (m.silent != null) this.lat.silent.push(m.silent);
+      this.mark(null, "barge_in", "Stop heard", join(`the bot's audio fell below 10 % ${ms(m.drop)} ms after you started`,
+        m.silent != null ? `silent after ${ms(m.silent)} ms` : "", "measured in this browser"));
       this.renderStats();
     }
 
@@ -197,9 +245,16 @@ window.DB = (function () {
         card("Response", this.lat.response, 0.8, 1.5, "caller stops → bot audio"),
         card("Turn detection", this.lat.detect, 0.4, 0.8, "silence before end of turn"),
         card("Reply", this.lat.reply, 0.5, 1.0, "end of turn → first audio"),
-        card("Barge-in stop", this.lat.barge, 0.3, 0.6, "caller starts → bot stops"));
+        card("Barge-in decision", this.lat.barge, 0.3, 0.6, "caller starts → engine stops the bot"),
+        card("Stop heard", this.lat.heard, 0.4, 0.8, "caller starts → bot audio below 10 % (this browser)"));
     }
   }
 
-  return { $, el, ms, clock, waitIce, preferCodec, meter, postJSON, CallView };
+  const audio = () => {
+    audioCtx = audioCtx || new (window.AudioContext || window.webkitAudioContext)();
+    if (audioCtx.state === "suspended") audioCtx.resume();
+    return audioCtx;
+  };
+
+  return { $, el, ms, clock, pct, reasonText, waitIce, preferCodec, meter, audio, postJSON, CallView };
 })();

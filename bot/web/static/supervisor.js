@@ -6,6 +6,7 @@
   // Read by the browser tests.
   const state = window.supervisor = { tenant: null, calls: [], watching: null, listening: false, takenOver: false, listen: { peak: 0, loud: 0 }, events: [], errors: [] };
   let auth = null, ws = null, listenPc = null, listenId = null, stopMeter = null, takePc = null, takeMic = null, retry = null;
+  let clockSkew = 0;  // the browser's clock minus the server's (ms), from each call list
 
   const headers = () => ({ Authorization: `Bearer ${auth.token}`, "X-Supervisor-Name": auth.name });
   function error(msg) { $("#error").textContent = msg || ""; if (msg) state.errors.push(msg); }
@@ -54,7 +55,7 @@
   function onMessage(m) {
     switch (m.type) {
       case "hello": link("Live", "live"); if (state.watching) watch(state.watching); break;
-      case "calls": renderCalls(m.calls); break;
+      case "calls": if (typeof m.now === "number") clockSkew = Date.now() - m.now; renderCalls(m.calls); break;
       case "watching": view.reset(); for (const e of m.backlog || []) { state.events.push(e); view.handle(e); } break;
       case "watch_error": error(m.status === 403 ? "You cannot open this call: it belongs to another tenant." : m.error); break;
       case "event":
@@ -71,9 +72,7 @@
     body.replaceChildren();
     $("#no-calls").classList.toggle("hidden", calls.length > 0);
     $("#count").textContent = `${calls.length} live`;
-    const now = Date.now();
     for (const c of calls) {
-      const age = c.started ? clock(Math.max(0, (now - Number(c.started)) / 1000)) : "";
       const badges = [];
       if (c.listeners > 0) badges.push(el("span", { class: "tag speech", text: `${c.listeners} listening` }));
       if (c.taken_over_by) badges.push(el("span", { class: "tag sup", text: `taken over by ${c.taken_over_by}` }));
@@ -82,11 +81,17 @@
       const tr = el("tr", { class: c.call_id === state.watching ? "selected" : "", "data-call": c.call_id },
         el("td", {}, el("div", { text: c.caller || "unknown caller" }), el("div", { class: "mono muted", text: c.call_id }),
           el("div", { class: "muted", text: `${c.transport}${c.worker ? " · " + c.worker : ""}` }), el("div", {}, ...badges)),
-        el("td", { class: "mono", text: age }),
+        el("td", { class: "mono age", "data-started": String(c.started || ""), text: age(c.started) }),
         el("td", {}, open));
       body.append(tr);
     }
   }
+
+  // the Time column ticks between call list updates (they come only when the list changes)
+  function age(started) {
+    return started ? clock(Math.max(0, (Date.now() - clockSkew - Number(started)) / 1000)).replace(/\.\d$/, "") : "";
+  }
+  setInterval(() => { for (const td of document.querySelectorAll("#calls td.age")) td.textContent = age(td.dataset.started); }, 1000);
 
   // ---- one call ----------------------------------------------------------------------------------
   function watch(callId) {
@@ -104,6 +109,7 @@
 
   function callEnded() {
     notice("The call has ended.");
+    $("#d-meta").textContent = `${$("#d-meta").textContent} · ended`;
     stopListening(true);
     endTakeover(true);
   }
@@ -147,13 +153,17 @@
     ev.preventDefault();
     const text = $("#whisper").value.trim();
     if (!text || !state.watching) return;
+    error(""); notice("");
     try {
-      await postJSON(`/supervisor/api/calls/${encodeURIComponent(state.watching)}/whisper`, { text }, headers());
-      view.say("supervisor", `(whisper) ${text}`, null);
+      const r = await postJSON(`/supervisor/api/calls/${encodeURIComponent(state.watching)}/whisper`, { text }, headers());
+      view.say("supervisor", `(whisper) ${text}`, view.callTime());
       view.mark(null, "sup", "Whisper", `${auth.actor}: ${text}`);
       $("#whisper").value = "";
-      notice("Whisper sent: the bot will use it in its next answer.");
-    } catch (e) { error(`Whisper failed: ${e.message}`); }
+      notice(`Whisper sent: ${r.effect || "the bot takes it into its next answer"}. The caller does not hear the whisper itself.`);
+    } catch (e) {
+      if (e.status === 422) { error(e.message); view.mark(null, "sup", "Whisper refused", `${auth.actor}: ${text}`); }
+      else error(`Whisper failed: ${e.message}`);
+    }
   });
 
   async function takeOver(callId) {
