@@ -37,7 +37,7 @@ _LIST_HEADERS = frozenset(h.lower() for h in (
     "Via", "Contact", "Route", "Record-Route", "Allow", "Supported", "Require", "Proxy-Require",
     "Unsupported", "Accept", "Accept-Encoding", "Accept-Language", "Allow-Events", "Content-Encoding",
     "In-Reply-To", "Warning", "Reason"))
-# Header fields that must appear at most once (checked by `validate_request`).
+# Header fields that must appear at most once (checked by `sip.validate.check_request`).
 SINGLE_HEADERS = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type")
 
 _TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")

@@ -4,7 +4,7 @@ form used for events.jsonl, Redis streams and the web console."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 
@@ -159,21 +159,3 @@ class ErrorEvent(Event):
     where: str
     message: str
     retryable: bool = False
-
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    c.type: c
-    for c in (CallStarted, CallEnded, CallerSpeechStart, CallerSpeechEnd, TranscriptPartial, TranscriptFinal,
-              EndOfTurn, Hold, BargeIn, Backchannel, BackchannelOpportunity, FalseBargeIn, BotSpeechStart,
-              BotSpeechStop, BotTruncated, DtmfReceived, Action, ErrorEvent)
-}
-
-
-def event_from_dict(d: dict[str, Any]) -> Event:
-    """Inverse of `Event.to_dict`; raises ValueError on unknown types or fields."""
-    cls = EVENT_TYPES.get(d.get("type", ""))
-    if cls is None:
-        raise ValueError(f"unknown event type {d.get('type')!r}")
-    names = {f.name for f in fields(cls)}
-    kwargs = {k: v for k, v in d.items() if k in names}
-    return cls(**kwargs)

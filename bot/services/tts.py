@@ -41,10 +41,6 @@ def trim_silence(audio: np.ndarray, rate: int, threshold: float = 0.01, keep: fl
     return audio[max(0, loud[0] - k): min(len(audio), loud[-1] + 1 + 4 * k)]
 
 
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
-
-
 class SentenceBuffer:
     """Accumulates streamed text and releases whole sentences (the first one early, at a clause
     break, once it has a few words, so speech can start before a long sentence is complete)."""

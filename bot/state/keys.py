@@ -133,6 +133,3 @@ class Keys:
     @property
     def policy_channel(self) -> str:
         return f"{self.prefix}:policy:changed"
-
-    def policy_pattern(self) -> str:
-        return f"{self.prefix}:policy:*"

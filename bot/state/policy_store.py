@@ -67,9 +67,6 @@ class PolicyStore:
         self.redis = redis
         self.keys = keys
 
-    async def get_overrides(self, scope: Scope) -> dict[str, Any]:
-        return decode_overrides(await self.redis.get(scope.key(self.keys)))
-
     async def set(self, scope: Scope, overrides: Mapping[str, Any], replace: bool = False) -> dict[str, Any]:
         """Merge (or replace with) `overrides` at `scope`; validated before anything is written.
         Publishes the change. Returns the scope's stored overrides."""

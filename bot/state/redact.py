@@ -39,11 +39,6 @@ def _count_spoken(run: str) -> int:
     return n
 
 
-def digit_count(text: str) -> int:
-    """Digits (numerals and spoken digit words) in `text`."""
-    return _count_spoken(text)
-
-
 def redact(text: str, min_digits: int = MIN_CARD_DIGITS) -> str:
     """`text` with every card-number-like run of `min_digits`+ digits replaced by `[redacted]`."""
     if not text:
@@ -55,6 +50,3 @@ def redact(text: str, min_digits: int = MIN_CARD_DIGITS) -> str:
 
     return _MIXED_RUN.sub(sub, text)
 
-
-def has_card_number(text: str, min_digits: int = MIN_CARD_DIGITS) -> bool:
-    return redact(text, min_digits) != text

@@ -73,6 +73,3 @@ class SipTransport:
         if not target.startswith(("sip:", "sips:", "tel:")):
             target = f"sip:{target}@{self.call.remote_addr[0]}"
         return await self.call.transfer(target)
-
-    def send_dtmf(self, digit: str) -> None:
-        self.call.send_dtmf(digit)

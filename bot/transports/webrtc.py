@@ -20,7 +20,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterable, Mapping
 
@@ -276,7 +276,6 @@ class TransportStats:
     dropped_in: int = 0
     bad_frames: int = 0
     dtmf: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class WebRTCTransport:

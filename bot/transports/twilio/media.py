@@ -71,7 +71,6 @@ class TwilioMediaTransport:
     """One call over a bidirectional Media Stream. Implements `bot.engine.port.Transport`."""
 
     reports_playback = True
-    input_rate = 8000
 
     def __init__(self, ws: web.WebSocketResponse, core: MediaStream, info: CallInfo, settings: TwilioSettings,
                  rest: TwilioRest | None = None, clock: Callable[[], float] = time.monotonic):
