@@ -297,12 +297,9 @@ class ScriptedAgent:
             r = self.review_whisper(w)
             if r.accepted and r.say not in steer and r.say != reply:
                 steer.append(r.say)  # a refused whisper (sent around the console) is dropped, never spoken
-        if steer and not understood:
-            parts = steer  # the whisper's line instead of "Sorry, I didn't get that"
-        elif action is not None and action.name in ("transfer", "hangup"):
-            parts = [*steer, reply]
-        else:
-            parts = [reply, *steer]
+        # the supervisor's line first: heard even if the caller cuts the answer short; alone in
+        # place of "Sorry, I didn't get that"
+        parts = [*steer, reply] if understood or not steer else steer
         yield ResponseChunk(" ".join(parts))
         if action:
             yield ResponseChunk(action=action)

@@ -30,7 +30,7 @@ async def test_a_whisper_steers_the_offline_agent_and_is_never_read_aloud():
     r = agent.review_whisper(whisper)
     assert r.accepted and r.say == "Good news: delivery is free on your order today." and r.say in r.effect
     text = await said(agent, "When are you open on Saturday?", [whisper])
-    assert text.startswith("We're open") and text.endswith(r.say) and whisper.lower() not in text.lower()
+    assert text.startswith(r.say) and "We're open" in text and whisper.lower() not in text.lower()
     assert "free" not in await said(agent, "When are you open on Saturday?")  # used once
     # a question the agent cannot answer: the whisper's line instead of a fallback
     assert await said(agent, "And what about tomorrow?", [whisper]) == r.say
@@ -60,7 +60,7 @@ def test_not_stop_requests(text):
 async def test_a_stop_request_gets_sure_and_keeps_the_whisper_for_the_next_answer():
     agent = ScriptedAgent(AgentScript.load())
     assert await said(agent, "Wait, stop.", ["Offer the caller free delivery"]) == "Sure."
-    assert (await said(agent, "Where is the store?")).endswith("delivery is free on your order today.")
+    assert (await said(agent, "Where is the store?")).startswith("Good news: delivery is free")
     silent = ScriptedAgent(AgentScript.from_dict({"name": "x", "greeting": "hi", "fallbacks": ["what?"],
                                                   "stop_requests": {"phrases": ["stop"], "say": ""}}))
     assert [c async for c in silent.respond([Turn("caller", "stop")], [])] == []
