@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import g711
-from .call import AudioChunk, CallHangup
-from .server import ServerSettings, SipServer
-from .ua import UaSettings
+import sip
+from sip import g711
+from sip.call import AudioChunk, CallHangup
+from sip.server import ServerSettings, SipServer
+from sip.ua import UaSettings
 
-SCENARIOS = Path(__file__).parent / "deploy" / "sipp"
+SCENARIOS = Path(sip.__file__).parent / "deploy" / "sipp"
 _TONE = (np.sin(2 * np.pi * 440 * np.arange(8000 + 160) / 8000) * 3000).astype(np.int16)   # 1 s loop
 
 

@@ -71,8 +71,8 @@ async def _used_memory(redis: Any) -> int:
 
 
 async def run_case(url: str, calls: int, events_per_call: int, batch_max: int = 256) -> tuple[BenchRow, dict[str, int]]:
-    from .settings import StateSettings
-    from .store import CallStore
+    from ..state.settings import StateSettings
+    from ..state.store import CallStore
 
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     settings = StateSettings(redis_url=url, prefix=prefix, worker_id="bench", batch_max=batch_max,
@@ -127,7 +127,7 @@ async def run_case(url: str, calls: int, events_per_call: int, batch_max: int = 
 
 
 async def run_bench(calls: list[int], events_per_call: int, url: str | None = None) -> dict[str, Any]:
-    from .embedded import EmbeddedValkey
+    from ..state.embedded import EmbeddedValkey
 
     server = None
     if url is None:

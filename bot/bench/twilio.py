@@ -31,8 +31,8 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from ...audio.resample import resample
-from .peer import TwilioPeer
+from ..audio.resample import resample
+from .twilio_peer import TwilioPeer
 
 QUESTIONS = ["What are your opening hours on Saturday?", "Where is the store?", "How long does delivery take?",
              "Can I return a broken kettle?", "How much does the garden chair cost?", "Are you open on Sunday?",

@@ -25,9 +25,9 @@ from typing import Callable
 import aiohttp
 import numpy as np
 
-from ...audio.g711 import ulaw_decode, ulaw_encode
-from . import codec
-from .signature import sign_request
+from ..audio.g711 import ulaw_decode, ulaw_encode
+from ..transports.twilio import codec
+from ..transports.twilio.signature import sign_request
 
 FRAME = 160
 FRAME_S = 0.02

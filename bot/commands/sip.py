@@ -27,7 +27,7 @@ def bench_sip(args) -> int:
     import logging
     from pathlib import Path
 
-    from sip.bench import BenchSettings, run, summary, to_json
+    from bot.bench.sip import BenchSettings, run, summary, to_json
 
     logging.getLogger("sip").setLevel(logging.WARNING)
     settings = BenchSettings(rates=_floats(args.rates), seconds=args.seconds, hold_ms=args.hold_ms,

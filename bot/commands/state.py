@@ -256,7 +256,7 @@ def trace_cmd(args) -> int:
 
 
 def bench_redis(args) -> int:
-    from bot.state.bench import format_table, run_bench
+    from bot.bench.state import format_table, run_bench
 
     try:
         calls = [int(x) for x in args.calls.split(",") if x.strip()]

@@ -45,7 +45,7 @@ def cmd_bench(args) -> int:
     import asyncio
     import json
 
-    from ..transports.twilio.bench import BenchSettings, format_table, run_bench
+    from ..bench.twilio import BenchSettings, format_table, run_bench
 
     levels = tuple(int(x) for x in args.levels.split(",") if x.strip())
     bs = BenchSettings(turns=args.turns, latency_calls=args.latency_calls, levels=levels, listen=args.listen,

@@ -41,8 +41,8 @@ import aiohttp
 import numpy as np
 
 from ..audio.resample import resample
-from ..transports.twilio.bench import LoopLag, ServerProcess
-from ..transports.twilio.peer import FRAME_S, TwilioPeer
+from ..bench.twilio import LoopLag, ServerProcess
+from ..bench.twilio_peer import FRAME_S, TwilioPeer
 from .phone_data import PhoneSample, PhoneSet, load_set
 
 CHUNK_S = 0.032  # the duplex model's step: CPU is reported per call per chunk of caller audio

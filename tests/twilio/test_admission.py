@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.engine.admission import AdmissionController, AdmissionSettings
 from bot.engine.port import Hangup
 from bot.routes.twilio import install
-from bot.transports.twilio.peer import TwilioPeer
+from bot.bench.twilio_peer import TwilioPeer
 from bot.transports.twilio.settings import TwilioSettings
 
 from .conftest import ACCOUNT, AUTH, FakeEngine, _serve

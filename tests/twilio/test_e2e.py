@@ -20,7 +20,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from bot.audio.resample import resample
-from bot.transports.twilio.peer import TwilioPeer
+from bot.bench.twilio_peer import TwilioPeer
 
 from .conftest import ACCOUNT, AUTH, FakeTwilioApi, _serve
 

@@ -13,7 +13,7 @@ import numpy as np
 from prometheus_client import REGISTRY
 
 from bot.engine.port import Dtmf, Hangup
-from bot.transports.twilio.peer import TwilioPeer
+from bot.bench.twilio_peer import TwilioPeer
 from bot.transports.twilio.signature import sign_request
 
 from .conftest import ACCOUNT, AUTH

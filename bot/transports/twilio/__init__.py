@@ -17,7 +17,6 @@ Public names:
 - `validate_signature`, `sign_request`, `StreamTokens`: webhook signatures and one-time stream tokens.
 - `TwilioMediaTransport`, `StreamRegistry`, `serve_media_socket` (media.py): the asyncio edge, a `Transport`.
 - `TwilioRest` (rest.py): redirect a live call, start an outbound call.
-- `TwilioPeer` (peer.py, import it from there): Twilio's side of a call over real sockets, for tests and the bench.
 """
 from . import codec
 from .settings import TwilioSettings
