@@ -5,7 +5,8 @@
 Each conversation alternates bot turns (channel 1, hibari-tts "heart" or espeak-ng) and caller turns
 (channel 0: espeak-ng voices with varied speed/pitch, or, for a share of calls, hibari "heart" made
 into several voices by a pitch/formant shift, so a neural voice's prosody is not only the bot's)
-with: pauses inside caller turns after open clauses and fillers (holds), completed turns (end of turn), backchannels, coughs and interruptions
+with: pauses inside caller turns after open clauses and fillers (holds), completed turns (end of turn),
+backchannels, coughs and interruptions
 over bot speech, bot echo leaking into the caller channel, background noise and talk, and (train
 only, baked in) telephony degradation. Voices and texts are split train/dev/test.
 

@@ -18,7 +18,7 @@ class OpusCodec:
     clock = CLOCK
 
     def __init__(self) -> None:
-        import av   # heavy: imported only when a call actually negotiates Opus
+        import av  # heavy: imported only when a call actually negotiates Opus
 
         self._av = av
         self._enc = av.CodecContext.create("libopus", "w")

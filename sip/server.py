@@ -11,8 +11,18 @@ from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable
 
 from .call import CallHangup, SipCall
-from .events import (CallAnswered, CallConfirmed, CallEnded, CallProgress, DtmfInfo, IncomingCall, MediaChanged,
-                     RegistrationChanged, TransferResult, UaEvent)
+from .events import (
+    CallAnswered,
+    CallConfirmed,
+    CallEnded,
+    CallProgress,
+    DtmfInfo,
+    IncomingCall,
+    MediaChanged,
+    RegistrationChanged,
+    TransferResult,
+    UaEvent,
+)
 from .media import DtmfDigit, MediaSettings, RtpSession
 from .media_clock import MediaClock, RtpPair, RtpPorts
 from .message import parse_name_addr

@@ -7,8 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .message import (SINGLE_HEADERS, Request, SipParseError, parse_cseq, parse_name_addr, parse_params,
-                      parse_uri, parse_via)
+from .message import (
+    SINGLE_HEADERS,
+    Request,
+    SipParseError,
+    parse_cseq,
+    parse_name_addr,
+    parse_params,
+    parse_uri,
+    parse_via,
+)
 
 REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
 _MAX_SCALAR = 2**32 - 1

@@ -14,8 +14,19 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..engine.events import (BargeIn, BotSpeechStart, BotSpeechStop, BotTruncated, CallerSpeechEnd,
-                             CallerSpeechStart, EndOfTurn, Event, Hold, TranscriptFinal, TranscriptPartial)
+from ..engine.events import (
+    BargeIn,
+    BotSpeechStart,
+    BotSpeechStop,
+    BotTruncated,
+    CallerSpeechEnd,
+    CallerSpeechStart,
+    EndOfTurn,
+    Event,
+    Hold,
+    TranscriptFinal,
+    TranscriptPartial,
+)
 from ..engine.port import CallInfo
 
 

@@ -1,7 +1,6 @@
 """duplexbot serve | simulate | bench turns."""
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys

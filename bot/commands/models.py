@@ -11,7 +11,8 @@ from pathlib import Path
 def register(sub, groups) -> None:
     ev = groups["eval"].add_parser("turns", help="turn-taking metrics of policies over a labelled dataset")
     ev.add_argument("dataset", help="folder of NAME.wav (stereo: caller, bot) + NAME.json labels")
-    ev.add_argument("--policy", action="append", choices=["vad-timeout", "vad-timeout-pipecat", "smart-turn", "duplex", "duplex-words"],
+    ev.add_argument("--policy", action="append",
+                    choices=["vad-timeout", "vad-timeout-pipecat", "smart-turn", "duplex", "duplex-words"],
                     help="policy to run (repeatable); default: all side by side")
     ev.add_argument("--telephony", action="store_true", help="degrade both channels to 8 kHz mu-law first")
     ev.add_argument("--out", default=None, help="folder for results.json and PNG plots (default out/eval-turns)")

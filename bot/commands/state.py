@@ -151,7 +151,8 @@ def policy_get(args) -> int:
             print(json.dumps({"tenant": args.tenant, "number": args.number, **resolved.to_dict(),
                               "settings": _settings_dict(resolved.policy)}, indent=2))
         else:
-            print(f"effective barge-in policy for tenant {args.tenant!r}" + (f", number {args.number}" if args.number else ""))
+            print(f"effective barge-in policy for tenant {args.tenant!r}"
+                  + (f", number {args.number}" if args.number else ""))
             _print_policy(resolved.policy.to_dict(), resolved.sources)
         return 0
     return _run(go, args)
@@ -211,10 +212,9 @@ def policy_list(args) -> int:
 
 def calls_list(args) -> int:
     async def go(store, args) -> int:
+        from bot.state.keys import for_display
         from bot.state.liveness import Liveness
         from bot.state.settings import StateSettings
-
-        from bot.state.keys import for_display
 
         live = await Liveness(store.redis, StateSettings.from_env(), list).live_calls(args.tenant)
         if args.json:

@@ -20,7 +20,8 @@ def cmd_call(args) -> int:
         if not from_:
             raise ValueError("no caller ID: pass --from or set TWILIO_CALLER_ID")
         if not settings.public_base_url:
-            raise ValueError("DUPLEXBOT_PUBLIC_URL is not set: Twilio needs it to reach /twilio/voice when the call answers")
+            raise ValueError("DUPLEXBOT_PUBLIC_URL is not set: Twilio needs it to reach /twilio/voice "
+                             "when the call answers")
         rest = TwilioRest(settings)
     except ValueError as e:
         print(f"duplexbot: error: {e}", file=sys.stderr)

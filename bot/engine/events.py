@@ -98,8 +98,9 @@ class Backchannel(Event):
     """Caller sound over bot speech judged a backchannel or noise: the bot keeps talking."""
     type: ClassVar[str] = "backchannel"
     confidence: float
-    text: str
+    text: str  # what the caller said, when known (never a probability label)
     policy: str
+    reason: str = ""  # why the policy judged it so ("p(backchannel)=0.70", a notice the tenant protects)
 
 
 @dataclass(frozen=True, kw_only=True)

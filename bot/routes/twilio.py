@@ -28,8 +28,7 @@ from aiohttp import web
 from ..audio.frame import SUPPORTED_RATES
 from ..engine.admission import AdmissionController
 from ..transports.twilio import metrics
-from ..transports.twilio.media import (CLOSE_TRY_AGAIN, RunCall, StreamRegistry, TwilioMediaTransport,
-                                       serve_media_socket)
+from ..transports.twilio.media import CLOSE_TRY_AGAIN, RunCall, StreamRegistry, TwilioMediaTransport, serve_media_socket
 from ..transports.twilio.rest import TwilioApiError, TwilioRest
 from ..transports.twilio.settings import TwilioSettings
 from ..transports.twilio.signature import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, StreamTokens
@@ -118,10 +117,12 @@ class TwilioService:
         if not self._authorised(request):
             return web.json_response({"error": "not allowed"}, status=403)
         if self.rest is None:
-            return web.json_response({"error": "Twilio REST API not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)"},
+            return web.json_response({"error": "Twilio REST API not configured "
+                                               "(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)"},
                                      status=503)
         try:
-            body: Any = await request.json() if request.content_type == "application/json" else dict(await request.post())
+            body: Any = (await request.json() if request.content_type == "application/json"
+                         else dict(await request.post()))
         except ValueError:
             return web.json_response({"error": "body must be JSON or a form"}, status=400)
         to = str(body.get("to", "")) if isinstance(body, dict) else ""

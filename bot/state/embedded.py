@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import fcntl
-import json
 import logging
 import os
 import socket

@@ -96,7 +96,8 @@ class Liveness:
                     except Exception as e1:
                         self.skipped += 1
                         counters.HEARTBEAT_ERRORS.inc()
-                        log.error("state: heartbeat of call %r failed: %s: %s", as_text(cid)[:200], type(e1).__name__, e1)
+                        log.error("state: heartbeat of call %r failed: %s: %s", as_text(cid)[:200],
+                                  type(e1).__name__, e1)
         async with self.redis.pipeline(transaction=False) as p:
             p.hset(wkey, mapping={"worker": self.settings.worker_id, "calls": len(records), "ts": int(now * 1000)})
             p.expire(wkey, ttl)

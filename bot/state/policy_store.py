@@ -14,8 +14,8 @@ from typing import Any, Callable, Mapping
 from ..engine.port import CallInfo
 from ..policy.base import PolicySettings
 from .keys import Keys, as_text, is_hashed, key_part
-from .tasks import stop_task, stopping
 from .policy import DEFAULT_POLICY, BargeInPolicy, PolicyError, decode_overrides, encode_overrides, validate_overrides
+from .tasks import stop_task, stopping
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ class PolicyStore:
         else:
             unknown = [n for n in names if n not in BargeInPolicy.field_names()]
             if unknown:
-                raise PolicyError(f"unknown policy field(s) {', '.join(unknown)}; known: {', '.join(BargeInPolicy.field_names())}")
+                raise PolicyError(f"unknown policy field(s) {', '.join(unknown)}; "
+                                  f"known: {', '.join(BargeInPolicy.field_names())}")
             for n in names:
                 current.pop(n, None)
         return await self.set(scope, current, replace=True)

@@ -136,7 +136,8 @@ class CallStore:
         for info in (*self._calls.values(), *self._ending.values()):
             rec = self._record(info)
             rec["secure_input"] = self.is_secure_input(info.call_id)
-            out[info.call_id] = {k: ("1" if v is True else "0" if v is False else as_text(str(v))) for k, v in rec.items()}
+            out[info.call_id] = {k: ("1" if v is True else "0" if v is False else as_text(str(v)))
+                                 for k, v in rec.items()}
         return out
 
     async def call_ended(self, call_id: str, reason: str) -> None:

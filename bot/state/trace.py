@@ -150,7 +150,8 @@ def format_trace(trace: Trace) -> str:
         seq = "" if line.seq is None else str(line.seq)
         what = ("audit " if line.kind == "audit" else "") + line.what
         out.append(f"  {rel:>10}  {seq:>4}  {for_display(what):<34} {for_display(line.decision):<12} "
-                   f"{for_display(line.confidence):<6} {for_display(line.policy):<12} {for_display(line.text)}".rstrip())
+                   f"{for_display(line.confidence):<6} {for_display(line.policy):<12} "
+                   f"{for_display(line.text)}".rstrip())
     return "\n".join(out)
 
 
@@ -168,7 +169,8 @@ def format_recent(calls: list[dict[str, str]]) -> str:
 
 # ---- Redis readers -------------------------------------------------------------------------------
 def _decode_entries(entries: Any) -> list[StreamEntry]:
-    return [(as_text(eid), {as_text(k): as_text(v) for k, v in (fields or {}).items()}) for eid, fields in entries or []]
+    return [(as_text(eid), {as_text(k): as_text(v) for k, v in (fields or {}).items()})
+            for eid, fields in entries or []]
 
 
 async def _stream(redis: Any, key: str, start: str = "-", count: int | None = None) -> list[StreamEntry]:

@@ -199,7 +199,8 @@ class RedisWriter:
             i = index.get(op.call_id)
             if i is None:
                 i = index[op.call_id] = len(index)
-                keys += [self.keys.call_events(op.call_id), self.keys.call(op.call_id), self.keys.transcript(op.call_id)]
+                keys += [self.keys.call_events(op.call_id), self.keys.call(op.call_id),
+                         self.keys.transcript(op.call_id)]
             payload.append([i, op.seq, [x for kv in op.fields.items() for x in kv],
                             [x for kv in (op.transcript or {}).items() for x in kv]])
         args = [ret.events, ret.transcripts, f"{minid}-0", json.dumps(payload, separators=(",", ":")),

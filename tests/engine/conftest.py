@@ -1,5 +1,6 @@
-import pytest_asyncio
 from dataclasses import replace
+
+import pytest_asyncio
 
 from bot.runtime import Runtime
 from bot.settings import Settings

@@ -4,8 +4,13 @@ import asyncio
 
 import pytest
 
-from bot.engine.admission import (CALLS_PER_2_CORES, LOOP_CEILING, AdmissionController, AdmissionSettings,
-                                  default_max_calls)
+from bot.engine.admission import (
+    CALLS_PER_2_CORES,
+    LOOP_CEILING,
+    AdmissionController,
+    AdmissionSettings,
+    default_max_calls,
+)
 from bot.engine.looplag import LoopLagMonitor
 from bot.services.responder import ConfigError
 from bot.settings import Settings

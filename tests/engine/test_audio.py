@@ -1,8 +1,18 @@
 import numpy as np
 import pytest
 
-from bot.audio import (AudioFileError, AudioFrame, Resampler, alaw_decode, alaw_encode, read_wav, resample,
-                       ulaw_decode, ulaw_encode, write_wav)
+from bot.audio import (
+    AudioFileError,
+    AudioFrame,
+    Resampler,
+    alaw_decode,
+    alaw_encode,
+    read_wav,
+    resample,
+    ulaw_decode,
+    ulaw_encode,
+    write_wav,
+)
 
 
 def tone(freq, rate, seconds=1.0, amp=0.5):

@@ -61,7 +61,8 @@ async def test_three_turn_call_answers_every_turn(runtime, tmp_path):
 async def test_fast_mode_is_deterministic(runtime):
     a = await simulate(runtime, parse_script(THREE_TURNS), fast=True)
     b = await simulate(runtime, parse_script(THREE_TURNS), fast=True)
-    key = lambda r: [(e.type, round(e.t, 3)) for e in r.events if e.type not in ("transcript_partial",)]
+    def key(r):
+        return [(e.type, round(e.t, 3)) for e in r.events if e.type not in ("transcript_partial",)]
     assert key(a) == key(b)
 
 

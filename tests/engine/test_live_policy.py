@@ -3,8 +3,6 @@ import asyncio
 import time
 from dataclasses import replace
 
-import pytest
-
 from bot.engine import events as ev
 from bot.runtime import Runtime
 from bot.settings import Settings

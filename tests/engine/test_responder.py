@@ -5,8 +5,15 @@ import json
 import pytest
 from aiohttp import web
 
-from bot.services.responder import (AgentScript, ChatSettings, ConfigError, OpenAIChatResponder, ResponderError,
-                                    ScriptedAgent, Turn)
+from bot.services.responder import (
+    AgentScript,
+    ChatSettings,
+    ConfigError,
+    OpenAIChatResponder,
+    ResponderError,
+    ScriptedAgent,
+    Turn,
+)
 from bot.services.tts import SentenceBuffer
 
 

@@ -18,7 +18,8 @@ SDP = ("v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0
 def invite(port: int, local: tuple[str, int], transport: str = "UDP", call_id: str | None = None,
            rtp_port: int = 40000, extra: str = "") -> tuple[bytes, dict]:
     n = next(_n)
-    d = dict(call_id=call_id or f"t{uuid.uuid4().hex[:12]}@127.0.0.1", tag=f"ft{n}", branch=f"z9hG4bKt{uuid.uuid4().hex[:10]}",
+    d = dict(call_id=call_id or f"t{uuid.uuid4().hex[:12]}@127.0.0.1", tag=f"ft{n}",
+             branch=f"z9hG4bKt{uuid.uuid4().hex[:10]}",
              local=local, port=port, transport=transport, cseq=1)
     body = SDP.format(port=rtp_port)
     msg = (f"INVITE sip:bot@127.0.0.1:{port} SIP/2.0\r\n"

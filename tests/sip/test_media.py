@@ -131,7 +131,9 @@ PEER = ("127.0.0.1", 40000)
 
 
 def rtp(seq, ts, ssrc=99, pt=0, payload=None):
-    return bytes(RtpPacket(pt, seq, ts, ssrc, payload if payload is not None else g711.encode(np.full(160, 1000, np.int16), "PCMU")))
+    if payload is None:
+        payload = g711.encode(np.full(160, 1000, np.int16), "PCMU")
+    return bytes(RtpPacket(pt, seq, ts, ssrc, payload))
 
 
 def test_session_rejects_strangers_and_learns_after_signalling():

@@ -1,8 +1,20 @@
 """sip.message: parsing, serialization, header helpers."""
 import pytest
 
-from sip.message import (Headers, Request, Response, SipParseError, frame_stream, parse_message, parse_name_addr,
-                         parse_one, parse_uri, parse_via, split_list, unescape)
+from sip.message import (
+    Headers,
+    Request,
+    Response,
+    SipParseError,
+    frame_stream,
+    parse_message,
+    parse_name_addr,
+    parse_one,
+    parse_uri,
+    parse_via,
+    split_list,
+    unescape,
+)
 
 INVITE = (b"INVITE sip:bot@127.0.0.1:5060 SIP/2.0\r\n"
           b"v: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1;rport\r\n"
@@ -77,11 +89,13 @@ def test_stream_framing():
 
 def test_via_uri_helpers():
     v = parse_via("SIP  /  2.0 / UDP  host.example.com:5070 ; branch = z9hG4bKx ; rport")
-    assert (v.transport, v.host, v.port, v.branch, v.params["rport"]) == ("UDP", "host.example.com", 5070, "z9hG4bKx", "")
+    assert (v.transport, v.host, v.port, v.branch, v.params["rport"]) == \
+        ("UDP", "host.example.com", 5070, "z9hG4bKx", "")
     with pytest.raises(ValueError):
         parse_via("SIP/2.0/UDP 192.0.2.15;;,;,,")
     u = parse_uri("sip:user;x=1@example.com:5080;transport=tcp?Subject=hi")
-    assert (u.user, u.host, u.port, u.params["transport"], u.headers) == ("user;x=1", "example.com", 5080, "tcp", "Subject=hi")
+    assert (u.user, u.host, u.port, u.params["transport"], u.headers) == \
+        ("user;x=1", "example.com", 5080, "tcp", "Subject=hi")
     assert str(parse_uri("sip:[::1]:5060")) == "sip:[::1]:5060"
     assert unescape("sip:%75se%72@x%zz") == "sip:user@x%zz"
     assert split_list('a, "b,c" <sip:x>, <sip:y,z>') == ['a', '"b,c" <sip:x>', '<sip:y,z>']

@@ -1,10 +1,7 @@
 """Optional Opus (sip/opus.py): codec round trip, SDP choice, an RTP session at the 48 kHz clock,
 and a real baresip call that negotiates Opus and hears the bot's tone."""
-import asyncio
-import shutil
 import subprocess
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest

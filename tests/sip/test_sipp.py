@@ -31,7 +31,8 @@ def run_sipp(tmp: Path, name: str, port: int, subs: dict | None = None, transpor
         text = text.replace(f"@{k}@", str(v))
     scen = tmp / name
     scen.write_text(text)
-    cmd = ["sipp", "-sf", str(scen), f"127.0.0.1:{port}", "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1",
+    cmd = ["sipp", "-sf", str(scen), f"127.0.0.1:{port}", "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+           "-mi", "127.0.0.1",
            "-mp", str(free_udp_port()), "-t", transport, "-nostdin", "-timeout", f"{int(timeout)}s",
            "-timeout_error", "-trace_err", "-error_file", str(tmp / f"{name}.err")]
     proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout + 10)

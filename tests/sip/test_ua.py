@@ -1,8 +1,15 @@
 """sip.ua: two user agent cores wired to each other in memory, with a fake clock."""
 from sip import sdp
 from sip.dialog import make_response
-from sip.events import (CallAnswered, CallConfirmed, CallEnded, IncomingCall, MediaChanged, RegistrationChanged,
-                        TransferResult)
+from sip.events import (
+    CallAnswered,
+    CallConfirmed,
+    CallEnded,
+    IncomingCall,
+    MediaChanged,
+    RegistrationChanged,
+    TransferResult,
+)
 from sip.message import Request, parse_message
 from sip.registration import RegistrationSettings
 from sip.ua import UaSettings, UserAgent
@@ -113,7 +120,7 @@ def test_no_ack_at_all_gives_up_after_64_t1_with_bye():
 
 def test_retransmitted_invite_never_makes_a_second_call():
     p = Pair()
-    cid = p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
+    p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
     data = p.uac.datagrams_to_send()[0][0]
     for _ in range(3):
         p.uas.receive_datagram(data, B, 0.0)
@@ -171,7 +178,7 @@ def test_session_timer_refresher_uas_refreshes_and_peer_silence_ends_call():
 
 def test_session_interval_too_small_gets_422():
     p = Pair()
-    cid = p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
+    p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
     data = p.uac.datagrams_to_send()[0][0].replace(b"Supported: timer", b"Supported: timer\r\nSession-Expires: 30")
     p.uas.receive_datagram(data, B, 0.0)
     out = parse_message(p.uas.datagrams_to_send()[0][0])
@@ -386,7 +393,8 @@ def test_settings_from_env():
     import pytest
 
     from sip.config import SipSettings
-    s = SipSettings.from_env({"DUPLEXBOT_SIP": "1", "DUPLEXBOT_SIP_PORT": "0", "DUPLEXBOT_SIP_ALLOW": "10.1.0.0/16, 127.0.0.1",
+    s = SipSettings.from_env({"DUPLEXBOT_SIP": "1", "DUPLEXBOT_SIP_PORT": "0",
+                              "DUPLEXBOT_SIP_ALLOW": "10.1.0.0/16, 127.0.0.1",
                               "DUPLEXBOT_SIP_MAX_CPS": "30", "DUPLEXBOT_SIP_REGISTRAR": "trunk.example:5080",
                               "DUPLEXBOT_SIP_USER": "bot", "DUPLEXBOT_SIP_PASSWORD": "pw"})
     assert s.enabled and s.server.port == 5060 and s.server.ua.allow == ("10.1.0.0/16", "127.0.0.1")
@@ -453,7 +461,8 @@ def test_dtmf_in_sip_info_and_asserted_caller():
     p = Pair()
     cid = p.uac.invite("sip:bot@127.0.0.1", A, 30000, p.now)
     data = p.uac.datagrams_to_send()[0][0].replace(
-        b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nP-Asserted-Identity: \"Ann\" <sip:+15551234567@carrier.example>\r\n", 1)
+        b"Max-Forwards: 70\r\n",
+        b"Max-Forwards: 70\r\nP-Asserted-Identity: \"Ann\" <sip:+15551234567@carrier.example>\r\n", 1)
     p.uas.receive_datagram(data, B, 0.0)
     inc = next(e for e in iter(p.uas.next_event, None) if isinstance(e, IncomingCall))
     assert inc.caller == "sip:+15551234567@carrier.example"

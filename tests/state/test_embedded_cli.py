@@ -64,7 +64,8 @@ async def test_embedded_server_runtime_file_and_cli(tmp_path, monkeypatch):
             {"tenant": "acme", "overrides": {"end_of_turn": "fast", "interruption_sensitivity": 0.9}}]
         calls = await cli("calls", "--json", env=env)
         assert [c["call_id"] for c in json.loads(calls.stdout)] == ["c1"]
-        assert (await store.policy_for(CallInfo(call_id="c1", transport="sim", tenant="acme"))).end_of_turn_silence == 0.3
+        policy = await store.policy_for(CallInfo(call_id="c1", transport="sim", tenant="acme"))
+        assert policy.end_of_turn_silence == 0.3
     finally:
         await store.close()
     assert not rt.exists()

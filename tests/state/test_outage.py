@@ -179,7 +179,8 @@ async def test_embedded_killed_mid_call_restarted_and_nothing_lost(env, tmp_path
     report: dict = {}
     async with Bot(settings) as bot:
         store = bot.rt.state
-        assert store.embedded is not None and store.embedded.data_dir == tmp_path / "data" / f"port-{settings.http.port}"
+        assert store.embedded is not None
+        assert store.embedded.data_dir == tmp_path / "data" / f"port-{settings.http.port}"
         port, pid = store.embedded.port, int((await store.redis.info("server"))["process_id"])
 
         async def kill() -> None:

@@ -5,8 +5,16 @@ import json
 
 import pytest
 
-from bot.engine.events import (BargeIn, BotSpeechStart, BotSpeechStop, BotTruncated, DtmfReceived, EndOfTurn,
-                               TranscriptFinal, TranscriptPartial)
+from bot.engine.events import (
+    BargeIn,
+    BotSpeechStart,
+    BotSpeechStop,
+    BotTruncated,
+    DtmfReceived,
+    EndOfTurn,
+    TranscriptFinal,
+    TranscriptPartial,
+)
 from bot.policy.base import PolicySettings
 from bot.state.eventlog import CallOp, EventLog, EventOp
 from bot.state.policy import BargeInPolicy, PolicyError, decode_overrides, parse_assignment, validate_overrides
@@ -135,7 +143,7 @@ def test_eventlog_transcript_keeps_only_what_was_heard():
         log.add(TranscriptFinal(call_id="c", t=3.9, text="wait, what?")),
     ]
     lines = [op.transcript for op in ops if op.transcript]
-    assert [(l["speaker"], l["text"], l.get("interrupted")) for l in lines] == [
+    assert [(ln["speaker"], ln["text"], ln.get("interrupted")) for ln in lines] == [
         ("caller", "hi, my card is [redacted]", None),
         ("bot", "Thanks. Let me read the terms to you now.", None),
         ("bot", "Your balance", "1"),

@@ -7,8 +7,16 @@ import random
 
 import pytest
 
-from bot.engine.events import (BargeIn, BotSpeechStart, BotTruncated, CallerSpeechStart, DtmfReceived, EndOfTurn,
-                               TranscriptFinal, TranscriptPartial)
+from bot.engine.events import (
+    BargeIn,
+    BotSpeechStart,
+    BotTruncated,
+    CallerSpeechStart,
+    DtmfReceived,
+    EndOfTurn,
+    TranscriptFinal,
+    TranscriptPartial,
+)
 from bot.engine.port import CallInfo
 from bot.state.consumer import StreamConsumer
 from bot.state.policy import PolicyError
@@ -179,7 +187,8 @@ async def test_secure_input_leaves_no_digits_in_redis(store):
         store.emit(TranscriptPartial(call_id="c1", t=1 + i * 0.2, text=" ".join(card[: i + 1])))
     store.emit(TranscriptFinal(call_id="c1", t=5.0, text=" ".join(card)))
     store.set_secure_input("c1", False)
-    store.emit(TranscriptFinal(call_id="c1", t=6.0, text=f"oops I said it again {card[:4]} {card[4:8]} {card[8:12]} {card[12:]}"))
+    store.emit(TranscriptFinal(call_id="c1", t=6.0,
+                               text=f"oops I said it again {card[:4]} {card[4:8]} {card[8:12]} {card[12:]}"))
     store.audit("acme", "sup1", "listen", "c1", f"note {card}")
     await store.call_ended("c1", "hangup")
     assert await store.flush(5)
@@ -253,7 +262,8 @@ async def test_audit_stream(store):
     ids = [store.audit("acme", "sup1", a, "c1", "x") for a in ("listen", "whisper", "take_over")]
     assert await store.flush(5)
     entries = await store.redis.xrange(store.keys.audit)
-    assert [(_s(f[b"action"]), _s(f[b"audit_id"])) for _, f in entries] == list(zip(("listen", "whisper", "take_over"), ids))
+    assert [(_s(f[b"action"]), _s(f[b"audit_id"])) for _, f in entries] == \
+        list(zip(("listen", "whisper", "take_over"), ids))
 
 
 async def test_consumer_group_ack_and_reclaim(store):

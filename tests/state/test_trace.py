@@ -55,7 +55,8 @@ async def test_trace_cli_prints_decisions_in_order(store, monkeypatch):
     assert got.returncode == 0, got.stderr
     data = json.loads(got.stdout)
     assert data["call_id"] == cid and data["record"]["end_reason"] == "transferred"
-    decisions = [(x["what"], x["decision"], x["confidence"], x["policy"]) for x in data["lines"] if x["kind"] == "decision"]
+    decisions = [(x["what"], x["decision"], x["confidence"], x["policy"])
+                 for x in data["lines"] if x["kind"] == "decision"]
     assert decisions == [("hold", "wait", "0.35", "duplex"), ("end_of_turn", "take_turn", "0.93", "duplex"),
                          ("barge_in", "stop", "0.88", "duplex")]
     said = [(x["what"], x["text"]) for x in data["lines"] if x["kind"] == "transcript"]

@@ -138,7 +138,8 @@ class FakeTwilioApi:
             return bad
         form = dict(await request.post())
         if not {"To", "From", "Url"} <= form.keys():
-            return web.json_response({"code": 21205, "message": "Url parameter is required.", "status": 400}, status=400)
+            return web.json_response({"code": 21205, "message": "Url parameter is required.", "status": 400},
+                                     status=400)
         self.requests.append({"op": "create", "path": request.path, **form})
         return web.json_response({"sid": "CA" + "e" * 32, "status": "queued", "to": form["To"], "from": form["From"]},
                                  status=201)

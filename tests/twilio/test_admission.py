@@ -9,10 +9,10 @@ import xml.etree.ElementTree as ET
 import pytest
 from aiohttp import web
 
+from bot.bench.twilio_peer import TwilioPeer
 from bot.engine.admission import AdmissionController, AdmissionSettings
 from bot.engine.port import Hangup
 from bot.routes.twilio import install
-from bot.bench.twilio_peer import TwilioPeer
 from bot.transports.twilio.settings import TwilioSettings
 
 from .conftest import ACCOUNT, AUTH, FakeEngine, _serve

@@ -12,8 +12,8 @@ from dataclasses import replace
 import numpy as np
 from prometheus_client import REGISTRY
 
-from bot.engine.port import Dtmf, Hangup
 from bot.bench.twilio_peer import TwilioPeer
+from bot.engine.port import Dtmf, Hangup
 from bot.transports.twilio.signature import sign_request
 
 from .conftest import ACCOUNT, AUTH

@@ -4,8 +4,15 @@ import json
 import numpy as np
 
 from bot.transports.twilio import codec
-from bot.transports.twilio.stream import (FRAME_SAMPLES, CallerAudio, DtmfDigit, MediaStream, PlaybackConfirmed,
-                                          StreamStarted, StreamStopped)
+from bot.transports.twilio.stream import (
+    FRAME_SAMPLES,
+    CallerAudio,
+    DtmfDigit,
+    MediaStream,
+    PlaybackConfirmed,
+    StreamStarted,
+    StreamStopped,
+)
 
 SID = "MZ" + "1" * 32
 CALL = "CA" + "2" * 32

@@ -19,12 +19,12 @@ Public names:
 - `TwilioRest` (rest.py): redirect a live call, start an outbound call.
 """
 from . import codec
+from .media import StreamRegistry, TwilioMediaTransport, serve_media_socket
+from .rest import CallResource, TwilioApiError, TwilioRest
 from .settings import TwilioSettings
 from .signature import StreamTokens, TokenError, sign_request, validate_signature
 from .stream import MediaStream, StreamStats
 from .webhook import answer_call, dial_twiml, stream_twiml, validate_target
-from .rest import CallResource, TwilioApiError, TwilioRest
-from .media import StreamRegistry, TwilioMediaTransport, serve_media_socket
 
 __all__ = ["codec", "TwilioSettings", "StreamTokens", "TokenError", "sign_request", "validate_signature",
            "MediaStream", "StreamStats", "answer_call", "dial_twiml", "stream_twiml", "validate_target",

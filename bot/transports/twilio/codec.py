@@ -216,7 +216,8 @@ def parse_inbound(frame: str | bytes) -> InboundMessage:
         mf = MediaFormat(_str(fmt, "encoding", required=False) or MULAW_ENCODING,
                          _int(fmt, "sampleRate", required=False) or 8000, _int(fmt, "channels", required=False) or 1)
         params = s.get("customParameters") or {}
-        if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in params.items()):
+        if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in params.items()):
             raise CodecError("bad_field", "customParameters must map strings to strings")
         tracks = s.get("tracks") or ["inbound"]
         if not isinstance(tracks, list) or not all(isinstance(t, str) for t in tracks):

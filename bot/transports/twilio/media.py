@@ -29,8 +29,7 @@ from .decimate import Decimator
 from .rest import TwilioApiError, TwilioRest
 from .settings import TwilioSettings
 from .signature import StreamTokens, TokenError
-from .stream import (FRAME_SAMPLES, CallerAudio, DtmfDigit, MediaStream, PlaybackConfirmed, StreamStarted,
-                     StreamStopped)
+from .stream import FRAME_SAMPLES, CallerAudio, DtmfDigit, MediaStream, PlaybackConfirmed, StreamStarted, StreamStopped
 from .webhook import CALLEE_PARAM, CALLER_PARAM, TOKEN_PARAM, dial_twiml
 
 log = logging.getLogger(__name__)

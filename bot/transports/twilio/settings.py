@@ -24,7 +24,7 @@ class TwilioSettings:
     # the rate bot audio is pulled from the engine at; decimated to 8 kHz here, 20 ms at a time. 24 kHz
     # is the TTS's own rate, so the engine never resamples whole sentences on the event loop
     read_rate: int = 24000
-    lead: float = 0.1  # seconds of bot audio sent ahead of real time (a clear throws it away, so it costs no barge-in time)
+    lead: float = 0.1  # seconds of bot audio sent ahead of real time (a clear throws it away: no barge-in cost)
     mark_every: int = 5  # outbound frames (20 ms each) between playback marks
     inbound_queue: int = 500  # caller frames buffered for the engine (10 s); beyond: oldest dropped, counted
     rest_timeout: float = 10.0

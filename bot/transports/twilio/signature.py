@@ -110,7 +110,8 @@ class StreamTokens:
         return f"{expires}.{nonce}.{self._mac(call_sid, caller, callee, expires, nonce)}"
 
     def redeem(self, token: str, call_sid: str, now: float, caller: str = "", callee: str = "") -> StreamClaims:
-        """Check and consume `token` for `call_sid`. Raises TokenError (reason: missing/malformed/bad/expired/reused)."""
+        """Check and consume `token` for `call_sid`.
+        Raises TokenError (reason: missing/malformed/bad/expired/reused)."""
         if not token:
             raise TokenError("missing")
         parts = token.split(".")
