@@ -18,9 +18,9 @@ import numpy as np
 
 from ..audio.frame import AudioFrame
 from ..audio.resample import Resampler, resample
-from ..policy.baseline import is_backchannel_text
 from ..policy.base import CHUNK_RATE, CHUNK_SAMPLES, Decision, ModelOutput, Observation, PolicySettings, TurnPolicy
 from ..policy.completeness import evidence, text_completeness
+from ..policy.words import is_backchannel_text
 from ..services.responder import Responder, ResponderAction, ResponderError, ResponseChunk, Turn
 from ..services.tts import SentenceBuffer
 from . import events as ev
@@ -272,7 +272,8 @@ class CallSession:
                 # the onset a model reports can predate this overlap (VAD not yet triggered)
                 self._utt_start = d.onset if d.onset >= spoke_since else max(0.0, d.t - 0.5)
         elif k == "backchannel":
-            self.emit(ev.Backchannel(call_id=cid, t=d.t, confidence=d.confidence, text=d.reason, policy=pol))
+            self.emit(ev.Backchannel(call_id=cid, t=d.t, confidence=d.confidence, text="", reason=d.reason,
+                                     policy=pol))
             if self.playout.is_speaking():
                 self._utt_start = None
         elif k == "backchannel_opportunity":

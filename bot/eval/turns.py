@@ -125,7 +125,8 @@ def replay(policy, sample: Sample, st: Streams, i: int, words: MemoWords | None 
            ) -> tuple[list[float], list[float]]:
     """Feed one sample's observations to a policy -> (end_of_turn times, interrupt times). With
     `words`, every speech end over a silent bot is transcribed (the caller's turn so far) and the
-    evidence handed to the policy WORDS_DELAY later, as the engine does."""
+    evidence handed to the policy WORDS_DELAY later, as the engine does; so is caller speech over
+    the bot when the policy asks for it (`transcribe_overlap`)."""
     from ..policy.completeness import evidence
     from ..policy.duplex import model_output
     policy.reset()
@@ -134,7 +135,7 @@ def replay(policy, sample: Sample, st: Streams, i: int, words: MemoWords | None 
     vad, bot, rms = st.vad[i], st.bot_speaking[i], st.rms[i]
     heads = st.duplex[i] if (policy.needs_model and st.duplex is not None) else None
     utt_start: float | None = None
-    due: list[tuple[float, float, float]] = []  # (when, pause time, utterance start)
+    due: list[tuple[float, str, float, float]] = []  # (when, "pause" | "overlap", end, start)
 
     def take(ds) -> None:
         nonlocal utt_start
@@ -148,14 +149,20 @@ def replay(policy, sample: Sample, st: Streams, i: int, words: MemoWords | None 
             elif d.kind == "speech_start" and utt_start is None:
                 utt_start = d.onset
             elif d.kind == "speech_end" and words is not None and utt_start is not None and not bot[t]:
-                due.append((d.t + WORDS_DELAY, d.t, utt_start))
+                due.append((d.t + WORDS_DELAY, "pause", d.t, utt_start))
+            elif d.kind == "transcribe_overlap" and words is not None:
+                due.append((d.t + WORDS_DELAY, "overlap", d.t, d.onset))
 
     for t in range(vad.size):
         now = (t + 1) * CHUNK_SECONDS
         while due and due[0][0] <= now + 1e-9:
-            when, end, start = due.pop(0)
-            text, p_final, p_continue = words(sample, start - PRE_ROLL, end + POST_ROLL)
-            take(policy.on_words(evidence(text, p_final, end, when, p_continue)))
+            when, what, end, start = due.pop(0)
+            if what == "pause":
+                text, p_final, p_continue = words(sample, start - PRE_ROLL, end + POST_ROLL)
+                take(policy.on_words(evidence(text, p_final, end, when, p_continue)))
+            else:  # words over the bot, as the engine transcribes them (no post-roll: it is live)
+                text, _, _ = words(sample, start - PRE_ROLL, end)
+                take(policy.on_transcript(text, start, when))
         if feed is not None:
             feed(now, sample.audio[0, t * CHUNK_SAMPLES:(t + 1) * CHUNK_SAMPLES])
         obs = Observation(t=now, vad=float(vad[t]), bot_speaking=bool(bot[t]), rms=float(rms[t]),

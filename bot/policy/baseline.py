@@ -10,34 +10,12 @@ barge-in, the way Pipecat and LiveKit ship it.
 """
 from __future__ import annotations
 
-import re
-
 from .base import CHUNK_SECONDS, Decision, Observation, PolicySettings
 from .completeness import WordEvidence
-
-BACKCHANNEL_WORDS = frozenset("""mm mhm hmm mmhmm mm-hmm uh-huh uhhuh huh yeah yes yep yup yea right okay ok
-sure alright aha ah oh uh um hm mmm great cool nice good fine see got it i""".split())
-# words that stop the bot on their own, and words that only do with company ("no" alone is also what
-# tiny.en makes of a murmured "mm-hmm"; "no, wait" still stops at "wait")
-INTERRUPT_WORDS = frozenset("wait stop hold hang excuse sorry pardon listen cancel hey".split())
-WEAK_INTERRUPT_WORDS = frozenset("no nope but actually what".split())
+from .words import has_interrupt_word, is_backchannel_text, words_of
 
 HANGOVER = 2 * CHUNK_SECONDS  # silence before a speech segment is declared over
 RECHECK = 0.1
-
-
-def words_of(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9'\-]+", text.lower())
-
-
-def is_backchannel_text(text: str) -> bool:
-    ws = words_of(text)
-    return all(w in BACKCHANNEL_WORDS for w in ws) and len(ws) <= 4
-
-
-def has_interrupt_word(text: str) -> bool:
-    ws = words_of(text)
-    return any(w in INTERRUPT_WORDS for w in ws) or (len(ws) >= 2 and any(w in WEAK_INTERRUPT_WORDS for w in ws))
 
 
 class VadTimeoutPolicy:

@@ -75,7 +75,7 @@ def test_duplex_thresholds_are_relative_to_the_models_operating_point():
 
 
 def test_a_lone_no_is_not_an_interruption_but_no_wait_is():
-    from bot.policy.baseline import has_interrupt_word
+    from bot.policy.words import has_interrupt_word
 
     assert not has_interrupt_word("No...") and not has_interrupt_word("Mama")
     assert has_interrupt_word("No, wait") and has_interrupt_word("no that's wrong") and has_interrupt_word("Stop.")

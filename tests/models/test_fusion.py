@@ -75,12 +75,9 @@ def test_unsure_words_leave_it_to_the_model_and_its_fallback():
     assert sure.silence == 0.0 and sure.source == "model"
 
 
-def test_unfinished_words_from_a_voice_that_is_done_wait_less():
-    misheard = evidence("Is the soup vegetarian", 0.19, 1.0, p_continue=0.01)  # no '?' heard
-    assert misheard.complete <= FS.incomplete
-    assert patience(misheard, False, 0.3, 0.0, False, 0.75).silence == FS.unfinished_done_silence
-    unsure = evidence("Is the soup vegetarian", 0.19, 1.0, p_continue=0.4)
-    assert patience(unsure, False, 0.3, 0.0, False, 0.75).silence == FS.incomplete_silence
+def test_unfinished_words_win_over_a_voice_that_sounds_done():
+    fragment = evidence("I'm calling about,", 0.3, 1.0, p_continue=0.01)  # a fragment said like a sentence
+    assert patience(fragment, False, 0.3, 0.0, False, 0.75).silence == FS.incomplete_silence
 
 
 def test_a_turn_ending_on_a_filler_is_unfinished():
@@ -136,3 +133,40 @@ def test_without_fusion_the_policy_is_the_model_alone():
     p = DuplexPolicy(PolicySettings())
     pause_t, t = speech_then_pause(p, 3)
     assert p.on_words(evidence("Where is the store?", 0.92, pause_t, t)) == []
+
+
+# -- barge-in words backstop -----------------------------------------------------------------------
+UNSURE = ModelOutput(0.0, 0.0, 0.3, 0.2, 0)  # the model neither stops nor calls it a backchannel
+
+
+def overlap(p: DuplexPolicy, chunks: int, t0: float = 0.0):
+    out = []
+    for i in range(chunks):
+        t = t0 + (i + 1) * 0.032
+        out += p.step(Observation(t=t, vad=0.9, bot_speaking=True, model=UNSURE))
+    return out, t0 + chunks * 0.032
+
+
+def test_words_over_the_bot_stop_it_when_the_model_does_not():
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    out, t = overlap(p, 6)  # 0.19 s of caller speech over the bot
+    asks = [d for d in out if d.kind == "transcribe_overlap"]
+    assert asks and not [d for d in out if d.kind == "interrupt"]
+    stop = p.on_transcript("wait", asks[0].onset, t)
+    assert [d.kind for d in stop] == ["interrupt"] and "wait" in stop[0].reason
+
+
+def test_other_words_over_the_bot_leave_it_to_the_model():
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    out, t = overlap(p, 6)
+    onset = [d for d in out if d.kind == "transcribe_overlap"][0].onset
+    assert p.on_transcript("yeah, right, I see", onset, t) == []
+    assert p.on_transcript("my address is", onset, t) == []
+    out, t = overlap(p, 20, t)
+    assert "interrupt" not in [d.kind for d in out]
+
+
+def test_without_fusion_no_words_are_asked_for_over_the_bot():
+    p = DuplexPolicy(PolicySettings())
+    out, _ = overlap(p, 30)
+    assert not [d for d in out if d.kind in ("transcribe_overlap", "interrupt")]
