@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -204,7 +203,8 @@ class CallSession:
             self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="inference", message=str(e),
                                     retryable=True))
             return
-        if self._speaking_since is not None and self.now - self._speaking_since > self.policy.settings.max_bot_monologue:
+        limit = self.policy.settings.max_bot_monologue
+        if self._speaking_since is not None and self.now - self._speaking_since > limit:
             self._cut_bot("max_monologue")
         obs = Observation(t=self.now, vad=vad, bot_speaking=self.playout.is_speaking(),
                           rms=float(np.sqrt(np.mean(x * x))), model=model)

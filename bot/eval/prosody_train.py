@@ -8,8 +8,9 @@ Data, made here and never committed: for each training voice and sentence pair, 
 complete question by its words but not by its voice (label: goes on); the sentence's end and
 PREFIX said alone as a whole question are ends (label: done). Every example has the same made-up
 silence after its phrase (0.10-0.26 s, as the engine's VAD hangover and post-roll give), half a
-noise floor, and half go through a telephone leg (8 kHz, band-pass, mu-law). Features are Whisper tiny.en encoder frames at the
-pause, exactly as the engine computes them for its speculative transcript.
+noise floor, and half go through a telephone leg (8 kHz, band-pass, mu-law). Features are Whisper
+tiny.en encoder frames at the pause, exactly as the engine computes them for its speculative
+transcript.
 
 Held apart from the phone benchmark: the voices (espeak-ng variants in the duplex model's training
 split, not phone_data.ESPEAK_HELD_OUT; hibari "heart" with random vocoder settings, not
@@ -28,8 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .phone_data import (ESPEAK_HELD_OUT, HIBARI_STYLES, LEAD_S, PAUSE_QUESTIONS, SHORT_QUESTIONS, EspeakVoice,
-                         HibariModel, HibariStyleVoice, build_pause, build_short)
+from .phone_data import (
+    ESPEAK_HELD_OUT,
+    HIBARI_STYLES,
+    LEAD_S,
+    PAUSE_QUESTIONS,
+    SHORT_QUESTIONS,
+    EspeakVoice,
+    HibariModel,
+    HibariStyleVoice,
+    build_pause,
+    build_short,
+)
 
 RATE = 16000
 PRE_ROLL = 0.15  # as the engine hands audio to ASR
@@ -56,7 +67,8 @@ PAIRS = [
     ("Could you spell that", "for me once more?"), ("Is my car ready", "to pick up after lunch?"),
     ("I want to upgrade my phone", "before the contract ends."), ("Do you take cash", "at the front desk?"),
     ("Can I swap shifts", "with a colleague next week?"), ("Is the road open", "past the old quarry?"),
-    ("I'd like to speak to a manager", "about the service today."), ("Can you hold the room", "until tomorrow morning?"),
+    ("I'd like to speak to a manager", "about the service today."),
+    ("Can you hold the room", "until tomorrow morning?"),
     ("Is the meeting still on", "for three o'clock?"), ("Do you fix laptops", "with water damage?"),
     ("Can I renew my licence", "over the phone with you?"), ("Is the gate code the same", "as last month?"),
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+
 import numpy as np
 
 from ..policy.base import CHUNK_SAMPLES, CHUNK_SECONDS, Observation, PolicySettings

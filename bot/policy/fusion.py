@@ -10,9 +10,9 @@ every silent chunk and ends the turn when the silence reaches it.
   once unless the words say it is unfinished.
 - Unclear evidence, patient: unfinished words ("So do you play basketball on the") wait up to
   `incomplete_silence` whatever the voice says (on the synthetic test split, trusting a voice that
-  sounded done over unfinished words took over in 74 pauses); words in between leave the decision to the model and its own hold-aware
-  fallback. While the pause's transcript is still being computed the model alone decides only
-  when it is sure (`sure_eot`) or after `text_wait`.
+  sounded done over unfinished words took over in 74 pauses); words in between leave the decision
+  to the model and its own hold-aware fallback. While the pause's transcript is still being
+  computed the model alone decides only when it is sure (`sure_eot`) or after `text_wait`.
 - The voice can veto haste: when the prosody probe on Whisper's encoder (bot/services/prosody.py)
   hears the phrase going on (p(continue) >= `continue_veto`), or the model does (p(hold) >=
   `hold_veto`), even a complete-looking phrase waits `contested_silence` ("Do you live by yourself

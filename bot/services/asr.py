@@ -3,13 +3,15 @@
 Low latency by construction: the encoder runs on the utterance plus a short pad instead of
 Whisper's fixed 30 s window (CTranslate2 accepts shorter mel inputs), which cuts a 2-3 s utterance
 from ~400 ms to ~40-80 ms on two CPU cores, greedy decoding without timestamps, and one dedicated
-worker thread that batches the requests of all calls (transcription never runs on the event loop). The engine transcribes speculatively
-when the caller pauses and reuses the result when the turn ends on the same audio.
+worker thread that batches the requests of all calls (transcription never runs on the event loop).
+The engine transcribes speculatively when the caller pauses and reuses the result when the turn
+ends on the same audio.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import queue
 import re
 import threading
@@ -17,8 +19,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
-
-import logging
 
 import numpy as np
 

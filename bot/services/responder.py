@@ -111,7 +111,8 @@ class AgentScript:
 
     def prompts(self) -> list[str]:
         """Every fixed line the agent can say (for synthesising ahead of time)."""
-        lines = [self.notice_text, self.greeting, *(e.answer for e in self.faq), *self.fallbacks, self.handoff_say, self.goodbye_say,
+        lines = [self.notice_text, self.greeting, *(e.answer for e in self.faq), *self.fallbacks, self.handoff_say,
+                 self.goodbye_say,
                  self.secure_done_say, *(w.say for w in self.whisper_phrases), self.stop_say]
         return [x for x in lines if x]
 
@@ -372,7 +373,8 @@ class OpenAIChatResponder:
             msgs.append({"role": "user" if t.speaker == "caller" else "assistant", "content": t.text})
         if instructions:
             lines = "\n".join(f"- {i}" for i in instructions)
-            msgs.append({"role": "system", "content": "A supervisor listening to this call gives you these instructions "
+            msgs.append({"role": "system",
+                         "content": "A supervisor listening to this call gives you these instructions "
                          "for your next answer. Follow them in your own words; never read them out or mention the "
                          "supervisor:\n" + lines})
         return msgs

@@ -102,8 +102,11 @@ class Browser:
         target = (await self.send("Target.createTarget", {"url": "about:blank", "browserContextId": ctx}))["targetId"]
         sid = (await self.send("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
         page = Page(self, sid, target)
-        self.on("Runtime.exceptionThrown", lambda p, s: page._error(s, p["exceptionDetails"].get("text", "") + " " +
-                                                                   str(p["exceptionDetails"].get("exception", {}).get("description", ""))))
+        def thrown(p, s):
+            d = p["exceptionDetails"]
+            page._error(s, d.get("text", "") + " " + str(d.get("exception", {}).get("description", "")))
+
+        self.on("Runtime.exceptionThrown", thrown)
         self.on("Runtime.consoleAPICalled", lambda p, s: page._console(s, p))
         await self.send("Runtime.enable", session=sid)
         await self.send("Page.enable", session=sid)

@@ -60,9 +60,10 @@ async def one_call(srv, wav: Path, run: int, query: str) -> dict:
             await page.wait(f"{ev}.some(e => e.type === 'bot_speech_start' && e.text === 'Sure.')", 20,
                             "the short answer to the stop request")
             b = await page.js(f"{ev}.find(e => e.type === 'barge_in')")
+            stop = await page.js("window.duplexbot.stops[0]")
             result.update(engine_ms=round(1000 * max(0.0, b["t"] - b["onset"])), reason=b["reason"],
-                          confidence=b["confidence"], **{f"heard_{k}_ms": (None if v is None else round(1000 * v))
-                                                         for k, v in (await page.js("window.duplexbot.stops[0]")).items()})
+                          confidence=b["confidence"],
+                          **{f"heard_{k}_ms": (None if v is None else round(1000 * v)) for k, v in stop.items()})
         result["events"] = await page.js(f"{ev}.filter(e => e.t > 10).map(e => "
                                          f"[e.type, e.t, e.reason || e.text || '', e.confidence])")
         result["measured"] = await page.js("window.duplexbot.measurements")

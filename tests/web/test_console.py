@@ -97,8 +97,10 @@ async def test_console_and_call_page(tmp_path: Path, monkeypatch):
             await sup.wait("/Good news: delivery is free/.test(document.querySelector('#notice').textContent)", 10,
                            "the whisper's effect")
             try:
-                await sup.wait("window.supervisor.events.some(e => e.type === 'transcript_final' && e.speaker === 'bot' "
-                               "&& /^Good news: delivery is free.*Harbour Street/.test(e.text))", 50, "the steered answer")
+                await sup.wait("window.supervisor.events.some(e => e.type === 'transcript_final' "
+                               "&& e.speaker === 'bot' "
+                               "&& /^Good news: delivery is free.*Harbour Street/.test(e.text))", 50,
+                               "the steered answer")
             except AssertionError as e:  # say what the bot heard and said instead
                 raise AssertionError(await sup.js("JSON.stringify(window.supervisor.events.filter(e => e.t > 20)"
                                                   ".map(e => [e.type, e.t, e.text || e.reason || '']))")) from e

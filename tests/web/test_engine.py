@@ -115,7 +115,8 @@ async def test_real_engine_connect_close_cycles_leak_nothing(monkeypatch):
                 return [t for t in asyncio.all_tasks() - baseline if t is not asyncio.current_task() and not t.done()]
             await peer.changes.wait(lambda: not leftovers(), 10, "tasks to finish")
             gc.collect()
-            assert [o for o in gc.get_objects() if isinstance(o, RTCPeerConnection) and o.connectionState != "closed"] == []
+            live = [o for o in gc.get_objects() if isinstance(o, RTCPeerConnection) and o.connectionState != "closed"]
+            assert live == []
             assert registry.started == 20
     finally:
         await close_runtime(rt)

@@ -9,8 +9,15 @@ from aiohttp import ClientSession, web
 
 from bot.engine.port import CallInfo
 from bot.routes import supervisor as supervisor_routes
-from bot.services.responder import (AgentScript, ChatSettings, ConfigError, OpenAIChatResponder, ScriptedAgent, Turn,
-                                    is_stop_request)
+from bot.services.responder import (
+    AgentScript,
+    ChatSettings,
+    ConfigError,
+    OpenAIChatResponder,
+    ScriptedAgent,
+    Turn,
+    is_stop_request,
+)
 from bot.supervisor import SupervisorSettings
 from bot.transports.webrtc import WebRTCSettings
 
