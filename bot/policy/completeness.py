@@ -45,6 +45,19 @@ class WordEvidence:
     t: float = 0.0  # stream time the evidence became available
     # the voice's evidence that the caller goes on (bot/services/prosody.py); None without a probe
     p_continue: float | None = None
+    open_ending: bool = False  # the phrase ends on a dangling or weak word, a filler or an open mark
+
+
+def open_ending(text: str) -> bool:
+    """Whether the phrase's own shape says it may be unfinished: it ends on a dangling or weak word
+    ("to", "the", "about", "is"), a filler ("you know") or an open mark (",", "...")."""
+    stripped = text.strip()
+    words = _WORD.findall(stripped.lower())
+    if not words:
+        return False
+    tail = " ".join(words[-3:])
+    return (stripped.endswith(TRAILING_OPEN) or words[-1] in DANGLING or words[-1] in WEAK_ENDINGS
+            or any(tail == f or tail.endswith(" " + f) for f in FILLER_ENDINGS))
 
 
 def last_word(text: str) -> str:
@@ -75,4 +88,4 @@ def text_completeness(text: str, p_final: float | None) -> float:
 
 def evidence(text: str, p_final: float | None, end: float, t: float = 0.0,
              p_continue: float | None = None) -> WordEvidence:
-    return WordEvidence(text, p_final, text_completeness(text, p_final), end, t, p_continue)
+    return WordEvidence(text, p_final, text_completeness(text, p_final), end, t, p_continue, open_ending(text))

@@ -44,6 +44,7 @@ class FusionSettings:
     continue_veto: float = 0.2
     voice_done: float = 0.05
     unsure_done_silence: float = 0.4  # unsure words, a voice that is done
+    unmarked_done_silence: float = 0.6  # unfinished by the decoder alone (nothing dangles), a voice that is done
     text_wait: float = 0.45  # seconds of silence the model waits for a pending transcript
     sure_eot: float = 0.999  # p(eot) at which the model needs no words (on unseen voices it is often
     # 0.9+ inside pauses: it waits for the words unless it is all but certain)
@@ -74,7 +75,12 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
     tag = f"words {c:.2f} \u201c{_tail(words.text)}\u201d"
     pc = words.p_continue
     voice = "" if pc is None else f", p(continue)={pc:.2f}"
-    if c <= fs.incomplete:  # the words win over the voice: "I'm calling about," said as if complete
+    if c <= fs.incomplete:
+        if not words.open_ending and pc is not None and pc <= fs.voice_done:
+            # no '?' heard, but nothing dangles and the voice is done: tiny.en often drops the mark
+            # of a question in a voice it finds hard ("is the soup vegetarian")
+            return Patience(fs.unmarked_done_silence, f"{tag}{voice}: unmarked words, the voice is done", "words")
+        # an open ending wins over the voice: "I'm calling about," said as if it were complete
         return Patience(fs.incomplete_silence, f"{tag}{voice}: unfinished", "words")
     if pc is not None and pc >= fs.continue_veto:
         return Patience(fs.contested_silence, f"{tag}{voice}: the voice goes on", "words")

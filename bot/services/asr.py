@@ -10,6 +10,7 @@ ends on the same audio.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
 import queue
@@ -135,6 +136,9 @@ class WhisperAsr:
         self._queue: queue.SimpleQueue[tuple[np.ndarray, concurrent.futures.Future] | None] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._serve, name="asr", daemon=True)
         self._worker.start()
+        # a process that exits with the worker inside CTranslate2 aborts ("terminate called ..."):
+        # stop it first, whoever forgot to close
+        atexit.register(self.close)
         # the first generate call builds CTranslate2's kernels (~0.9 s): pay it here, not on a caller
         self.submit(np.random.default_rng(0).standard_normal(RATE).astype(np.float32) * 0.01)
         self.calls = 0  # utterances transcribed
@@ -283,6 +287,7 @@ class WhisperAsr:
         return await asyncio.wrap_future(self.submit(audio))
 
     def close(self) -> None:
+        atexit.unregister(self.close)
         self._queue.put(None)
         if self._worker is not threading.current_thread():
             self._worker.join(timeout=5)

@@ -75,9 +75,20 @@ def test_unsure_words_leave_it_to_the_model_and_its_fallback():
     assert sure.silence == 0.0 and sure.source == "model"
 
 
-def test_unfinished_words_win_over_a_voice_that_sounds_done():
+def test_an_open_ending_wins_over_a_voice_that_sounds_done():
     fragment = evidence("I'm calling about,", 0.3, 1.0, p_continue=0.01)  # a fragment said like a sentence
+    assert fragment.open_ending
     assert patience(fragment, False, 0.3, 0.0, False, 0.75).silence == FS.incomplete_silence
+    dangling = evidence("I need to talk to", 0.4, 1.0, p_continue=0.01)
+    assert patience(dangling, False, 0.3, 0.0, False, 0.75).silence == FS.incomplete_silence
+
+
+def test_an_unmarked_question_in_a_voice_that_is_done_waits_less():
+    unmarked = evidence("is the soup vegetarian", 0.19, 1.0, p_continue=0.01)  # no '?' heard
+    assert unmarked.complete <= FS.incomplete and not unmarked.open_ending
+    assert patience(unmarked, False, 0.3, 0.0, False, 0.75).silence == FS.unmarked_done_silence
+    unsure_voice = evidence("is the soup vegetarian", 0.19, 1.0, p_continue=0.3)
+    assert patience(unsure_voice, False, 0.3, 0.0, False, 0.75).silence == FS.incomplete_silence
 
 
 def test_a_turn_ending_on_a_filler_is_unfinished():
