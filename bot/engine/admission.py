@@ -14,7 +14,8 @@ A new call is taken only while both hold:
   media-only SIP calls per process: RTP without the engine, not a capacity to admit calls at.)
 * the event loop keeps up: the p90 of the loop delay measured every ~100 ms over the last
   `lag_window` seconds stays under `lag_bound`. A process that is already late refuses new calls
-  even below the cap, so calls it has stay on time instead of all of them degrading.
+  even below the cap, so calls it has stay on time instead of all of them degrading; an idle one
+  (no call holds a slot) takes the call whatever its loop did during start-up.
 
 Sans-IO: every method is fed `now` (seconds, monotonic); `bot/engine/looplag.py` feeds the loop
 delay. A slot is held from `admit()` to `release()`. `admit(..., hold=s)` takes a slot that lapses
@@ -90,7 +91,9 @@ class AdmissionController:
             return Decision(True)
         if len(self._slots) >= self.cap:
             return self._refuse(transport, "capacity")
-        if self.lagging(now):
+        # a late loop with no call on it is not late because of calls (start-up, a neighbour's
+        # work): refusing the first call would help nobody, so the rule needs calls to protect
+        if self._slots and self.lagging(now):
             return self._refuse(transport, "loop_lag")
         self._slots[key] = None if hold is None else now + hold
         self.admitted[transport] += 1

@@ -63,10 +63,11 @@ def test_loop_lag_refuses_below_the_cap_and_recovers():
 
 
 def test_capacity_wins_over_lag_in_the_reason():
-    c = AdmissionController(AdmissionSettings(max_calls=1, lag_min_samples=1))
+    c = AdmissionController(AdmissionSettings(max_calls=2, lag_min_samples=1))
     c.record_lag(1.0, 0.0)
-    assert c.admit("a", "sip", 0.0).reason == "loop_lag"
-    c2 = AdmissionController(AdmissionSettings(max_calls=1))
+    assert c.admit("a", "sip", 0.0).admitted  # an idle process takes a call whatever its loop did
+    assert c.admit("b", "sip", 0.0).reason == "loop_lag"
+    c2 = AdmissionController(AdmissionSettings(max_calls=1, lag_min_samples=1))
     c2.admit("a", "sip", 0.0)
     c2.record_lag(1.0, 0.0)
     assert c2.admit("b", "sip", 0.0).reason == "capacity"
