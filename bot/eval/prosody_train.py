@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.session import PRE_ROLL  # the audio the engine hands to ASR starts this early
 from .phone_data import (
     ESPEAK_HELD_OUT,
     HIBARI_STYLES,
@@ -43,7 +44,6 @@ from .phone_data import (
 )
 
 RATE = 16000
-PRE_ROLL = 0.15  # as the engine hands audio to ASR
 # (a phrase that is a whole turn by its words, the rest of a longer sentence)
 PAIRS = [
     ("Can I change my booking", "to the later flight?"), ("Is my order ready", "for collection today?"),

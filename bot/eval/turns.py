@@ -20,13 +20,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..engine.session import POST_ROLL, PRE_ROLL  # the audio the engine hands to ASR around a phrase
 from ..policy.base import CHUNK_SAMPLES, CHUNK_SECONDS, Observation, PolicySettings
 from .dataset import Sample
 from .metrics import Scores, score, summary
 
 POLICIES = ("vad-timeout", "vad-timeout-pipecat", "smart-turn", "duplex", "duplex-words")
 WORDS_DELAY = 0.1  # seconds from a speech end to its transcript (ASR time on two cores, measured 40-100 ms)
-PRE_ROLL, POST_ROLL = 0.15, 0.1  # as the engine hands audio to ASR (bot/engine/session.py)
 BOT_ACTIVE_RMS = 10 ** (-50 / 20)
 BOT_HANGOVER = 0.4  # seconds: the bot's pauses between sentences still count as bot speech
 

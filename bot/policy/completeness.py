@@ -48,40 +48,35 @@ class WordEvidence:
     open_ending: bool = False  # the phrase ends on a dangling or weak word, a filler or an open mark
 
 
+def _ending(text: str) -> tuple[str, list[str], bool]:
+    """The stripped text, its words, and whether it ends on an open mark or a filler."""
+    stripped = text.strip()
+    words = _WORD.findall(stripped.lower())
+    tail = " ".join(words[-3:])
+    trailing = stripped.endswith(TRAILING_OPEN) or any(tail == f or tail.endswith(" " + f) for f in FILLER_ENDINGS)
+    return stripped, words, trailing
+
+
 def open_ending(text: str) -> bool:
     """Whether the phrase's own shape says it may be unfinished: it ends on a dangling or weak word
     ("to", "the", "about", "is"), a filler ("you know") or an open mark (",", "...")."""
-    stripped = text.strip()
-    words = _WORD.findall(stripped.lower())
-    if not words:
-        return False
-    tail = " ".join(words[-3:])
-    return (stripped.endswith(TRAILING_OPEN) or words[-1] in DANGLING or words[-1] in WEAK_ENDINGS
-            or any(tail == f or tail.endswith(" " + f) for f in FILLER_ENDINGS))
-
-
-def last_word(text: str) -> str:
-    words = _WORD.findall(text.lower())
-    return words[-1] if words else ""
+    _, words, trailing = _ending(text)
+    return bool(words) and (trailing or words[-1] in DANGLING or words[-1] in WEAK_ENDINGS)
 
 
 def text_completeness(text: str, p_final: float | None) -> float:
     """Probability that `text` is a complete turn, from the decoder's end-of-sentence probability
     and the shape of the ending. Empty text (no words heard) is 0.5: no evidence either way, and so
     is a decoder that gave no probability (only the ending's shape counts then)."""
-    stripped = text.strip()
-    word = last_word(stripped)
-    if not word:
+    _, words, trailing = _ending(text)
+    if not words:
         return 0.5
     p = 0.5 if p_final is None else min(1.0, max(0.0, float(p_final)))
-    if stripped.endswith(TRAILING_OPEN):
+    if trailing:
         p = min(p, 0.15)
-    tail = " ".join(_WORD.findall(stripped.lower())[-3:])
-    if any(tail == f or tail.endswith(" " + f) for f in FILLER_ENDINGS):
-        p = min(p, 0.15)
-    if word in DANGLING:
+    if words[-1] in DANGLING:
         p *= 0.2
-    elif word in WEAK_ENDINGS:
+    elif words[-1] in WEAK_ENDINGS:
         p *= 0.5
     return p
 

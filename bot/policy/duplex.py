@@ -101,7 +101,6 @@ class DuplexPolicy:
         self.words: WordEvidence | None = None  # what the words say about the current pause
         self.words_pending = False  # the current pause is being transcribed
         self.last_model: ModelOutput | None = None
-        self.last_patience: Patience | None = None
         self.overlap_text = ""  # words heard so far in the caller's speech over the bot
         self.overlap_check = 0.0  # overlap duration at which to transcribe it next
         self.bot_speaking = False
@@ -191,7 +190,6 @@ class DuplexPolicy:
                              "model" if model_end else "fallback")
             else:
                 p = patience(self.words, self.words_pending, m.eot, m.hold, model_end, fallback, self.fusion)
-            self.last_patience = p
             silence = t - self.last_end
             if silence < p.silence - 1e-9:
                 return False
