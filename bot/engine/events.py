@@ -160,3 +160,56 @@ class ErrorEvent(Event):
     where: str
     message: str
     retryable: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Speculation(Event):
+    """A response started on a provisional transcript at a pause, before the end of turn.
+    outcome: "started"; then "used" (the end of turn came on this transcript and its answer
+    played) or "wasted" (the caller went on, or the final words differed); `id` ties them."""
+    type: ClassVar[str] = "speculation"
+    id: int
+    outcome: str
+    text: str = ""
+    reason: str = ""  # why it was wasted ("caller went on", "transcript changed")
+    ready: float | None = None  # seconds of head start it had when used (started -> end of turn)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolStep(Event):
+    """A tool call, its result, a refusal or a spoken filler (see `ToolNote`)."""
+    type: ClassVar[str] = "tool"
+    phase: str
+    name: str
+    arguments: str = ""
+    result: str = ""
+    ok: bool = True
+    elapsed: float = 0.0
+    speculative: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntentDetected(Event):
+    """An intent the agent declares, heard in the caller's words; `partial` while they still speak."""
+    type: ClassVar[str] = "intent"
+    intent: str
+    confidence: float
+    text: str
+    partial: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnRevised(Event):
+    """The caller cut the bot to correct it: the next answer continues from what was heard."""
+    type: ClassVar[str] = "turn_revised"
+    turn: int
+    heard: str
+    correction: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputRefused(Event):
+    """Caller words kept from a tool or the model (moderation, an injection attempt, card digits)."""
+    type: ClassVar[str] = "input_refused"
+    reason: str
+    category: str

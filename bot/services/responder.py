@@ -13,6 +13,7 @@ or is refused, and why. A stop request ("wait", "stop", "hold on" alone) gets th
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -41,17 +42,66 @@ class ResponderAction:
 
 
 @dataclass(frozen=True)
+class ToolNote:
+    """A step of a tool call, for the trace (the session turns it into a `ToolStep` event).
+    phase: "call" (the model asked), "result" (the tool answered, `ok` False on failure),
+    "refused" (not run: unsafe on a partial transcript, not allowed, blocked input), "filler"
+    (a slow tool: the bot says something meanwhile)."""
+    phase: str
+    name: str
+    arguments: str = ""  # JSON as the model wrote it
+    result: str = ""  # the tool's answer (or the reason it did not run)
+    ok: bool = True
+    elapsed: float = 0.0  # seconds the tool took
+
+
+@dataclass(frozen=True)
 class ResponseChunk:
     text: str = ""
     action: ResponderAction | None = None
+    note: ToolNote | None = None
+
+
+@dataclass(frozen=True)
+class Revision:
+    """The caller cut the bot's answer to correct it: what they heard of it, what they did not,
+    and what they said. The next answer continues from there instead of starting over."""
+    heard: str
+    unheard: str
+    correction: str
+
+
+@dataclass
+class RespondContext:
+    """What a responder knows about the request it answers.
+
+    `committed` is set when the end of turn is decided on this transcript. Until then the request
+    is a speculation the session may abandon at any time (the caller went on): a responder may
+    stream text, but must not run a tool unless the tool is declared safe on partial transcripts,
+    and must not change per-call state (held whispers, counters) before `committed` is set."""
+    committed: asyncio.Event = field(default_factory=asyncio.Event)
+    revision: Revision | None = None
+
+    @classmethod
+    def final(cls, revision: Revision | None = None) -> "RespondContext":
+        ctx = cls(revision=revision)
+        ctx.committed.set()
+        return ctx
+
+    @property
+    def speculative(self) -> bool:
+        return not self.committed.is_set()
 
 
 class Responder(Protocol):
     def greeting(self) -> str: ...
 
+    def notice(self) -> str: ...
+
     def resume_prefix(self) -> str: ...
 
-    def respond(self, history: list[Turn], instructions: list[str]) -> AsyncIterator[ResponseChunk]: ...
+    def respond(self, history: list[Turn], instructions: list[str],
+                ctx: RespondContext | None = None) -> AsyncIterator[ResponseChunk]: ...
 
     def on_dtmf(self, digits: str) -> list[ResponseChunk]: ...
 
@@ -283,7 +333,8 @@ class ScriptedAgent:
                                     "reads a whisper aloud, and nothing it may say matches this one. Whisper a "
                                     f"topic ({topics})" + (f" or a permitted phrase ({lines})" if lines else "") + ".")
 
-    async def respond(self, history: list[Turn], instructions: list[str]) -> AsyncIterator[ResponseChunk]:
+    async def respond(self, history: list[Turn], instructions: list[str],
+                      ctx: RespondContext | None = None) -> AsyncIterator[ResponseChunk]:
         s = self.script
         last = next((t.text for t in reversed(history) if t.speaker == "caller"), "")
         self._held.extend(i for i in instructions if i.strip())
@@ -379,7 +430,8 @@ class OpenAIChatResponder:
                          "supervisor:\n" + lines})
         return msgs
 
-    async def respond(self, history: list[Turn], instructions: list[str]) -> AsyncIterator[ResponseChunk]:
+    async def respond(self, history: list[Turn], instructions: list[str],
+                      ctx: RespondContext | None = None) -> AsyncIterator[ResponseChunk]:
         import aiohttp
 
         last = next((t.text for t in reversed(history) if t.speaker == "caller"), "")
