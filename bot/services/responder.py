@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator, Callable, Protocol
 
 import yaml
 
@@ -81,12 +81,30 @@ class RespondContext:
     and must not change per-call state (held whispers, counters) before `committed` is set."""
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     revision: Revision | None = None
+    _hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @classmethod
     def final(cls, revision: Revision | None = None) -> "RespondContext":
         ctx = cls(revision=revision)
-        ctx.committed.set()
+        ctx.commit()
         return ctx
+
+    def commit(self) -> None:
+        """The end of turn came on this transcript: the answer is for real (called by the session)."""
+        if self.committed.is_set():
+            return
+        self.committed.set()
+        hooks, self._hooks = self._hooks, []
+        for fn in hooks:
+            fn()
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Run `fn` when the request is committed (now if it already is; never if it is abandoned):
+        the way to change per-call state without holding up the stream."""
+        if self.committed.is_set():
+            fn()
+        else:
+            self._hooks.append(fn)
 
     @property
     def speculative(self) -> bool:
@@ -297,8 +315,9 @@ class ScriptedAgent:
                 best, score = e, n
         return best
 
-    def _match(self, text: str) -> tuple[str, ResponderAction | None, bool]:
-        """(reply, action, understood): understood False for a fallback."""
+    def _match(self, text: str, advance: bool = True) -> tuple[str, ResponderAction | None, bool]:
+        """(reply, action, understood): understood False for a fallback (the rotation moves on
+        only if `advance`)."""
         s = self.script
         if s.handoff_keywords and _has_phrase(text, s.handoff_keywords):
             return s.handoff_say, ResponderAction("transfer", s.handoff_target), True
@@ -308,7 +327,8 @@ class ScriptedAgent:
         if s.goodbye_keywords and _has_phrase(text, s.goodbye_keywords):
             return s.goodbye_say, ResponderAction("hangup"), True
         reply = s.fallbacks[self._fallback % len(s.fallbacks)]
-        self._fallback += 1
+        if advance:
+            self._fallback += 1
         return reply, None, False
 
     def answer(self, text: str) -> tuple[str, ResponderAction | None]:
@@ -335,20 +355,29 @@ class ScriptedAgent:
 
     async def respond(self, history: list[Turn], instructions: list[str],
                       ctx: RespondContext | None = None) -> AsyncIterator[ResponseChunk]:
+        """Safe to run speculatively: held whispers and the fallback rotation change only once
+        the request is committed (`ctx.on_commit`), so an abandoned speculation leaves no trace."""
+        ctx = ctx or RespondContext.final()
         s = self.script
         last = next((t.text for t in reversed(history) if t.speaker == "caller"), "")
-        self._held.extend(i for i in instructions if i.strip())
+        held = [*self._held, *(i for i in instructions if i.strip())]
         if is_stop_request(last, s.stop_phrases):
+            ctx.on_commit(lambda: setattr(self, "_held", held))  # whispers wait for a real answer
             if s.stop_say:
                 yield ResponseChunk(s.stop_say)
             return
-        reply, action, understood = self._match(last)
-        held, self._held = self._held, []
+        reply, action, understood = self._match(last, advance=False)
         steer: list[str] = []
         for w in held:
             r = self.review_whisper(w)
             if r.accepted and r.say not in steer and r.say != reply:
                 steer.append(r.say)  # a refused whisper (sent around the console) is dropped, never spoken
+
+        def done() -> None:
+            self._held = []
+            if not understood:
+                self._fallback += 1
+        ctx.on_commit(done)
         # the supervisor's line first: heard even if the caller cuts the answer short; alone in
         # place of "Sorry, I didn't get that"
         parts = [*steer, reply] if understood or not steer else steer
