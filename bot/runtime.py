@@ -20,13 +20,16 @@ from .engine.session import CallSession
 from .engine.vad import SileroVad
 from .policy.base import PolicySettings, TurnPolicy
 from .policy.baseline import VadTimeoutPolicy
-from .services.asr import WhisperAsr
+from .services.asr import Asr, WhisperAsr
 from .services.responder import AgentScript, OpenAIChatResponder, Responder, ScriptedAgent
-from .services.tts import make_tts
+from .services.tts import Tts, make_tts
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from models.runtime import DuplexModel
+
     from .state.health import StoreWatch
+    from .state.store import CallStore
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +37,16 @@ log = logging.getLogger(__name__)
 @dataclass
 class Services:
     scheduler: InferenceScheduler
-    asr: object
-    tts: object
-    duplex_model: object | None = None
+    asr: Asr
+    tts: Tts
+    duplex_model: DuplexModel | None = None
     set_secure: Callable[[str, bool], None] = field(default=lambda call_id, on: None)
 
 
-def load_duplex_model():
+def load_duplex_model() -> DuplexModel | None:
     """The shipped duplex model as a streaming batch model, or None with the reason logged."""
     try:
-        from models.runtime import DuplexModel  # type: ignore
+        from models.runtime import DuplexModel
     except ImportError as e:
         log.info("duplex model runtime not available (%s); using the baseline policy", e)
         return None
@@ -64,18 +67,18 @@ def calibrate(settings: PolicySettings, eot: float, interrupt: float) -> PolicyS
                    interrupt_threshold=round(m(settings.interrupt_threshold, interrupt), 4))
 
 
-def duplex_operating_point(model) -> tuple[float, float] | None:
-    rec = getattr(getattr(model, "manifest", None), "raw", {}).get("recommended", {})
+def duplex_operating_point(model: DuplexModel) -> tuple[float, float] | None:
+    rec = model.manifest.raw.get("recommended", {})
     try:
         return float(rec["eot_threshold"]), float(rec["interrupt_threshold"])
     except (KeyError, TypeError, ValueError):
         return None
 
 
-def duplex_is_default(model) -> bool:
+def duplex_is_default(model: DuplexModel) -> bool:
     """The shipped model becomes the default policy only when its manifest records that it beat the
     baselines on the held-out test split (`duplexbot eval turns`)."""
-    return bool(getattr(getattr(model, "manifest", None), "raw", {}).get("default_policy", False))
+    return bool(model.manifest.raw.get("default_policy", False))
 
 
 class CallManager:
@@ -108,19 +111,23 @@ class CallManager:
               policy_settings: PolicySettings | None = None) -> CallSession:
         """Create the call's session now and run it in a task (`session.task`). The tenant's policy
         from Redis applies as soon as it is read, and live changes follow it."""
-        session = self.create(transport, sinks, policy_settings)
-        session.task = asyncio.create_task(self._drive(session, policy_settings is None),
-                                           name=f"call-{transport.info.call_id}")
-        return session
+        return self._launch(transport, sinks, policy_settings)[0]
 
     async def run(self, transport: Transport, sinks: list[Callable[[Event], None]] | None = None) -> CallSession:
-        session = self.start(transport, sinks)
-        await session.task
+        session, task = self._launch(transport, sinks, None)
+        await task
         return session
+
+    def _launch(self, transport: Transport, sinks: list[Callable[[Event], None]] | None,
+                policy_settings: PolicySettings | None) -> tuple[CallSession, asyncio.Task[None]]:
+        session = self.create(transport, sinks, policy_settings)
+        task = asyncio.create_task(self._drive(session, policy_settings is None), name=f"call-{transport.info.call_id}")
+        session.task = task
+        return session, task
 
     async def _drive(self, session: CallSession, use_stored_policy: bool) -> None:
         rt, info = self.runtime, session.info
-        unwatch = None
+        unwatch: Callable[[], None] | None = None
         try:
             if rt.state is not None:
                 try:
@@ -144,7 +151,8 @@ class CallManager:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, services: Services, script: AgentScript, state=None):
+    def __init__(self, settings: Settings, services: Services, script: AgentScript,
+                 state: CallStore | None = None):
         self.settings = settings
         self.services = services
         self.script = script
@@ -154,7 +162,7 @@ class Runtime:
         self.admission = AdmissionController(settings.admission)   # every transport asks it first
         self.lag_monitor = LoopLagMonitor(self.admission.record_lag)
         self.policy_name = "duplex" if services.duplex_model is not None else "baseline"
-        self._prewarm: asyncio.Task | None = None
+        self._prewarm: asyncio.Task[int] | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> "Runtime":
@@ -176,7 +184,7 @@ class Runtime:
         await scheduler.start()
         state = None
         if settings.state_enabled:
-            from .state.store import CallStore, StateSettings  # type: ignore
+            from .state.store import CallStore, StateSettings
 
             state_settings = StateSettings.from_env(settings.env or None, worker_id=settings.worker_id,
                                                     data_dir=settings.state_data_dir)
@@ -192,9 +200,8 @@ class Runtime:
             rt.store_watch = StoreWatch(state)
             rt.store_watch.start()
         rt.lag_monitor.start()
-        prewarm = getattr(tts, "prewarm", None)
-        if prewarm is not None and not settings.responder.chat.base_url:
-            rt._prewarm = asyncio.create_task(prewarm(script.prompts()), name="tts-prewarm")
+        if not settings.responder.chat.base_url:
+            rt._prewarm = asyncio.create_task(tts.prewarm(script.prompts()), name="tts-prewarm")
         log.info("runtime ready: policy=%s, vad on %s", rt.policy_name, vad.providers)
         return rt
 
@@ -205,9 +212,9 @@ class Runtime:
     def make_policy(self, settings: PolicySettings | None = None) -> TurnPolicy:
         s = self.calibrate_policy(settings or self.settings.policy)
         if self.services.duplex_model is not None:
-            from .policy.duplex import DuplexPolicy, DuplexTuning  # type: ignore
+            from .policy.duplex import DuplexPolicy, DuplexTuning
 
-            rec = getattr(getattr(self.services.duplex_model, "manifest", None), "raw", {}).get("recommended", {})
+            rec = self.services.duplex_model.manifest.raw.get("recommended", {})
             return DuplexPolicy(s, DuplexTuning.from_manifest(rec), self.settings.fusion)
         return VadTimeoutPolicy(s)
 
@@ -232,10 +239,8 @@ class Runtime:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         await self.services.scheduler.close()
-        for svc in (self.services.asr, self.services.tts):
-            close = getattr(svc, "close", None)
-            if close:
-                close()
+        self.services.asr.close()
+        self.services.tts.close()
         if self.store_watch is not None:
             await self.store_watch.stop()
         if self.state is not None:

@@ -6,16 +6,21 @@ import importlib
 import logging
 import pkgutil
 import signal
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from . import routes
 
+if TYPE_CHECKING:
+    from .runtime import Runtime
+    from .settings import Settings
+
 log = logging.getLogger(__name__)
-RUNTIME_KEY = web.AppKey("runtime", object)
+RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime")
 
 
-def build_app(runtime) -> web.Application:
+def build_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[RUNTIME_KEY] = runtime
     for mod in sorted(pkgutil.iter_modules(routes.__path__), key=lambda m: m.name):
@@ -26,7 +31,7 @@ def build_app(runtime) -> web.Application:
     return app
 
 
-async def serve(settings, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     from .runtime import Runtime
 
     runtime = await Runtime.start(settings)

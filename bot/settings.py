@@ -6,7 +6,7 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping, TypeVar
 
 from .engine.admission import AdmissionSettings
 from .engine.events import Event  # noqa: F401  (re-exported for type hints in callers)
@@ -19,6 +19,8 @@ from .services.responder import ChatSettings, ConfigError, ResponderSettings
 from .services.tts import TtsSettings
 from .supervisor.auth import SupervisorSettings
 from .transports.webrtc import WebRTCSettings
+
+_Num = TypeVar("_Num", int, float)
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         e = dict(os.environ if env is None else env)
 
-        def num(name: str, default: float, cast=float, lo: float | None = None, hi: float | None = None):
+        def num(name: str, default: _Num, cast: type[_Num], lo: float | None = None, hi: float | None = None) -> _Num:
             raw = e.get(name)
             if raw is None or raw == "":
                 return default
@@ -130,7 +132,7 @@ class Settings:
         return Path(self.data_dir) / f"port-{self.http.port}" if self.data_dir else None
 
     @classmethod
-    def for_tests(cls, **overrides) -> "Settings":
+    def for_tests(cls, **overrides: Any) -> "Settings":
         """Settings for tests: a free HTTP port on 127.0.0.1, the embedded store in a temp dir
         (never the user's data dir; pass data_dir= to persist), everything else default."""
         with socket.socket() as s:

@@ -7,6 +7,10 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,8 @@ def preferred_providers(device: str = "auto") -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available] or ["CPUExecutionProvider"]
 
 
-def make_session(path: str | Path, threads: int = 1, providers: list[str] | None = None, device: str = "auto"):
+def make_session(path: str | Path, threads: int = 1, providers: list[str] | None = None,
+                 device: str = "auto") -> InferenceSession:
     import onnxruntime as ort
 
     so = ort.SessionOptions()

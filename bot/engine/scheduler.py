@@ -35,7 +35,7 @@ class SchedulerSettings:
 class _Request:
     stream_id: str
     x: np.ndarray
-    future: asyncio.Future
+    future: asyncio.Future[np.ndarray]
 
 
 @dataclass
@@ -110,7 +110,9 @@ class InferenceScheduler:
                 except asyncio.TimeoutError:
                     break
             wake.clear()
-            batch, rest, seen = [], [], set()
+            batch: list[_Request] = []
+            rest: list[_Request] = []
+            seen: set[str] = set()
             for r in self._pending[name]:
                 if r.future.done():
                     continue

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from aiohttp import web
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ..engine.admission import AdmissionController
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 class _AdmissionCollector:
@@ -48,10 +51,8 @@ _COLLECTOR = _AdmissionCollector()
 REGISTRY.register(_COLLECTOR)
 
 
-def setup(app: web.Application, runtime: Any) -> None:
-    controller = getattr(runtime, "admission", None)
-    if isinstance(controller, AdmissionController):
-        _COLLECTOR.controller = controller
+def setup(app: web.Application, runtime: Runtime) -> None:
+    _COLLECTOR.controller = runtime.admission
 
 
 __all__ = ["setup"]

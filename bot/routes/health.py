@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any, Iterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 _STARTED = time.time()
 
@@ -13,10 +17,10 @@ _STARTED = time.time()
 class _EngineCollector:
     """Reads live engine numbers at scrape time (no bookkeeping on the audio path)."""
 
-    def __init__(self):
-        self.runtime = None
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         rt = self.runtime
         if rt is None:
             return
@@ -33,8 +37,8 @@ class _EngineCollector:
             errs.add_metric([name], st.errors)
         yield from (batches, items, secs, errs)
         asr = rt.services.asr
-        yield CounterMetricFamily("duplexbot_asr_calls", "ASR transcriptions", value=getattr(asr, "calls", 0))
-        yield CounterMetricFamily("duplexbot_asr_seconds", "time in ASR", value=getattr(asr, "seconds", 0.0))
+        yield CounterMetricFamily("duplexbot_asr_calls", "ASR transcriptions", value=asr.calls)
+        yield CounterMetricFamily("duplexbot_asr_seconds", "time in ASR", value=asr.seconds)
         watch = rt.store_watch
         if watch is not None:
             yield GaugeMetricFamily("duplexbot_state_store_up", "1 while the call store answers",
@@ -48,14 +52,14 @@ _COLLECTOR = _EngineCollector()
 REGISTRY.register(_COLLECTOR)
 
 
-def setup(app: web.Application, runtime) -> None:
+def setup(app: web.Application, runtime: Runtime) -> None:
     _COLLECTOR.runtime = runtime
 
     async def healthz(request: web.Request) -> web.Response:
         """200 `"status": "ok"`, or 503 `"status": "degraded"` while the call store is unreachable
         (calls go on, their records wait in memory; `store` says why, since when, and how much is
         held). `state` stays the backend kind ("redis" or "off")."""
-        body = {"status": "ok", "policy": runtime.policy_name, "live_calls": len(runtime.calls.live()),
+        body: dict[str, Any] = {"status": "ok", "policy": runtime.policy_name, "live_calls": len(runtime.calls.live()),
                 "uptime_s": round(time.time() - _STARTED, 1),
                 "state": "redis" if runtime.state is not None else "off"}
         watch = runtime.store_watch

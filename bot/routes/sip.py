@@ -16,21 +16,28 @@ import ipaddress
 import logging
 import os
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Iterator
 
 from aiohttp import web
 
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from sip import SipCall, SipServer
+
+    from ..runtime import Runtime
+
 log = logging.getLogger(__name__)
-SIP_SERVER_KEY = web.AppKey("sip_server", object)
+SIP_SERVER_KEY: web.AppKey[SipServer] = web.AppKey("sip_server")
 
 
 class _SipCollector:
     """Prometheus numbers of the SIP listener, read at scrape time (nothing on the media path)."""
 
     def __init__(self) -> None:
-        self.server = None
+        self.server: SipServer | None = None
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         srv = self.server
@@ -83,17 +90,18 @@ except (ImportError, ValueError):   # no prometheus_client, or registered alread
     pass
 
 
-def setup(app: web.Application, runtime: Any) -> None:
+def setup(app: web.Application, runtime: Runtime) -> None:
     from sip.config import SipSettings
 
-    env = getattr(getattr(runtime, "settings", None), "env", None) or os.environ
+    env = runtime.settings.env or os.environ
     settings = SipSettings.from_env(env)
     if not settings.enabled:
         return
     token = (env.get("DUPLEXBOT_SIP_CALL_TOKEN") or "").strip()
-    tasks: set[asyncio.Task] = set()
+    tasks: set[asyncio.Task[None]] = set()
+    controller = runtime.admission
 
-    async def run_call(call) -> None:
+    async def run_call(call: SipCall) -> None:
         from ..transports.sip import SipTransport
 
         await runtime.calls.run(SipTransport(call))
@@ -103,9 +111,7 @@ def setup(app: web.Application, runtime: Any) -> None:
 
         from ..transports.sip import SipAdmission
 
-        controller = getattr(runtime, "admission", None)
-        admission = SipAdmission(controller) if controller is not None else None
-        server = await SipServer(settings.server, run_call, admission).start()
+        server = await SipServer(settings.server, run_call, SipAdmission(controller)).start()
         app[SIP_SERVER_KEY] = server
         _COLLECTOR.server = server
         if settings.registration is not None and settings.registrar_addr is not None:
@@ -150,18 +156,15 @@ def setup(app: web.Application, runtime: Any) -> None:
         if uri.scheme not in ("sip", "sips"):
             return web.json_response({"error": "'to' must be a sip: URI"}, status=400)
         # an outbound call needs the engine as much as an inbound one: it holds an admission slot too
-        controller = getattr(runtime, "admission", None)
         slot = "out-" + secrets.token_hex(8)
-        if controller is not None:
-            decision = controller.admit(slot, "sip", asyncio.get_running_loop().time())
-            if not decision.admitted:
-                return web.json_response({"error": f"this worker cannot take another call ({decision.reason})",
-                                          "retry_after": decision.retry_after}, status=503,
-                                         headers={"Retry-After": str(decision.retry_after)})
+        decision = controller.admit(slot, "sip", asyncio.get_running_loop().time())
+        if not decision.admitted:
+            return web.json_response({"error": f"this worker cannot take another call ({decision.reason})",
+                                      "retry_after": decision.retry_after}, status=503,
+                                     headers={"Retry-After": str(decision.retry_after)})
 
-        def release(_task: asyncio.Task | None = None) -> None:
-            if controller is not None:
-                controller.release(slot, "sip")
+        def release(_task: asyncio.Task[None] | None = None) -> None:
+            controller.release(slot, "sip")
         try:
             call = await app[SIP_SERVER_KEY].call(to, dest, timeout=min(timeout, 120))
         except ConnectionError as e:

@@ -5,16 +5,19 @@ the authenticated supervisor console only."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def setup(app: web.Application, runtime: Any) -> None:
+def setup(app: web.Application, runtime: Runtime) -> None:
     async def policy(request: web.Request) -> web.Response:
-        state = getattr(runtime, "state", None)
+        state = runtime.state
         if state is None:
             return web.json_response({"error": "call state is disabled (DUPLEXBOT_STATE=0)"}, status=503)
         tenant = request.query.get("tenant", "default")
@@ -32,7 +35,7 @@ def setup(app: web.Application, runtime: Any) -> None:
                                   "settings": asdict(resolved.policy.to_settings(state.base_settings))})
 
     async def stats(request: web.Request) -> web.Response:
-        state = getattr(runtime, "state", None)
+        state = runtime.state
         if state is None:
             return web.json_response({"enabled": False})
         return web.json_response({"enabled": True, **state.stats()})

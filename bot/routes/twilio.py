@@ -21,9 +21,10 @@ import logging
 import secrets
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from multidict import MultiDict
 
 from ..audio.frame import SUPPORTED_RATES
 from ..engine.admission import AdmissionController
@@ -33,6 +34,9 @@ from ..transports.twilio.rest import TwilioApiError, TwilioRest
 from ..transports.twilio.settings import TwilioSettings
 from ..transports.twilio.signature import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, StreamTokens
 from ..transports.twilio.webhook import WebhookReply, answer_call, busy_twiml, dial_twiml
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,9 @@ class TwilioService:
         if request.content_length and request.content_length > MAX_FORM:
             metrics.WEBHOOKS.labels("too_large").inc()
             return web.Response(status=413, text="request too large")
-        form = await request.post()
+        # a webhook's form holds text fields only (Twilio never uploads files); every value of a repeated
+        # field stays, as the signature covers them all
+        form = MultiDict((k, v) for k, v in (await request.post()).items() if isinstance(v, str))
         # the URL Twilio requested, as it wrote it: the public base plus our raw (undecoded) path and query
         url = self.settings.public_base_url.rstrip("/") + request.raw_path
         reply = answer_call(self.settings, self.tokens, url, form, request.headers.get(SIGNATURE_HEADER),
@@ -156,22 +162,20 @@ def install(app: web.Application, settings: TwilioSettings, run_call: RunCall,
     return svc
 
 
-def settings_for(runtime: Any) -> TwilioSettings:
-    s = TwilioSettings.from_env(getattr(getattr(runtime, "settings", None), "env", None) or None)
-    base = getattr(getattr(runtime, "settings", None), "public_base_url", "")
+def settings_for(runtime: Runtime) -> TwilioSettings:
+    s = TwilioSettings.from_env(runtime.settings.env or None)
+    base = runtime.settings.public_base_url
     if not s.public_base_url and base:
         s = replace(s, public_base_url=base.rstrip("/"))
     # pull bot audio at the TTS's own rate: the engine then never resamples a sentence on the loop
-    tts_rate = getattr(getattr(getattr(runtime, "services", None), "tts", None), "sample_rate", None)
+    tts_rate = runtime.services.tts.sample_rate
     if tts_rate in SUPPORTED_RATES:
         s = replace(s, read_rate=tts_rate)
     return s
 
 
-def setup(app: web.Application, runtime: Any) -> None:
-    async def run_call(transport) -> None:
+def setup(app: web.Application, runtime: Runtime) -> None:
+    async def run_call(transport: TwilioMediaTransport) -> None:
         await runtime.calls.run(transport)
 
-    admission = getattr(runtime, "admission", None)
-    install(app, settings_for(runtime), run_call,
-            admission=admission if isinstance(admission, AdmissionController) else None)
+    install(app, settings_for(runtime), run_call, admission=runtime.admission)

