@@ -4,7 +4,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Mapping, TypeVar
 
 from .media import MediaSettings
 from .registration import RegistrationSettings
@@ -12,6 +12,7 @@ from .server import ServerSettings
 from .ua import UaSettings
 
 DEFAULT_PORT = 5060
+_Num = TypeVar("_Num", int, float)
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class SipSettings:
         def get(name: str, default: str = "") -> str:
             return (env.get(f"DUPLEXBOT_SIP_{name}") or default).strip()
 
-        def num(name: str, default: float, cast=int, lo: float = 0, hi: float = 1e9):
+        def num(name: str, default: _Num, cast: type[_Num], lo: float = 0, hi: float = 1e9) -> _Num:
             raw = get(name)
             if not raw:
                 return default

@@ -173,7 +173,7 @@ class JitterBuffer:
             self.started = True
         n = self.s.frame
         if self.s.drop_when_deep and depth > target + self.s.skip_above:
-            self._advance(n)
+            self._advance(self.play_ts, n)
             self.stats["skipped"] += 1
         ring, have = self._read(self.play_ts, n)
         if have.all():
@@ -187,14 +187,14 @@ class JitterBuffer:
             gain = max(0.0, 1.0 - self._concealed / (self.s.plc_frames + 1))
             fill = (self._last_good.astype(np.float32) * gain).astype(np.int16)
             out = np.where(have, ring, fill).astype(np.int16)
-        self._advance(n)
+        self._advance(self.play_ts, n)
         return out
 
     def excess(self) -> bool:
         """More than the target plus `skip_above` is buffered (after a stall or a burst)."""
         return self.started and self.depth > self.target + self.s.skip_above
 
-    def _slices(self, start: int, n: int):
+    def _slices(self, start: int, n: int) -> tuple[tuple[slice, slice], ...]:
         """(ring slice, data slice) pairs covering `n` samples from timestamp `start`."""
         i = start % self.size
         if i + n <= self.size:
@@ -210,7 +210,8 @@ class JitterBuffer:
         return (np.concatenate([self.ring[a] for a, _ in parts]),
                 np.concatenate([self.filled[a] for a, _ in parts]))
 
-    def _advance(self, n: int) -> None:
-        for sl, _ in self._slices(self.play_ts, n):
+    def _advance(self, start: int, n: int) -> None:
+        """Playout moves past the `n` samples from `start` (the current `play_ts`)."""
+        for sl, _ in self._slices(start, n):
             self.filled[sl] = False
-        self.play_ts += n
+        self.play_ts = start + n

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections import Counter, deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -37,6 +38,18 @@ class MediaSettings:
     learn_source: bool = True            # NAT: accept the first post-signalling source
 
 
+class Codec(Protocol):
+    """An RTP audio codec: PCM16 at 8 kHz in and out, `clock` Hz RTP timestamps on the wire."""
+    name: str
+    clock: int
+
+    def decode(self, payload: bytes, /) -> np.ndarray: ...
+
+    def encode(self, pcm: np.ndarray, /) -> bytes | None:
+        """One packet's payload, or None while the codec is still filling up."""
+        ...
+
+
 class _G711:
     clock = 8000
 
@@ -50,7 +63,7 @@ class _G711:
         return g711.encode(pcm, self.name)
 
 
-def make_codec(name: str):
+def make_codec(name: str) -> Codec:
     if name == "OPUS":
         from .opus import OpusCodec
         return OpusCodec()
@@ -255,13 +268,13 @@ class RtpSession:
             size = len(payload)
         else:
             # the hot path: no packet object, one struct.pack (marker on the stream's first packet)
-            payload = self.codec.encode(pcm)
-            if payload is None:          # the codec is still filling up (Opus resampler): nothing yet
+            encoded = self.codec.encode(pcm)
+            if encoded is None:          # the codec is still filling up (Opus resampler): nothing yet
                 self._ts = (self._ts + FRAME * self._ratio) & 0xFFFFFFFF
                 return out
             first = 0x80 if self.sent_packets == 0 else 0
-            data = RTP_HEADER.pack(0x80, first | self.media.payload_type, self._seq, self._ts, self.ssrc) + payload
-            size = len(payload)
+            data = RTP_HEADER.pack(0x80, first | self.media.payload_type, self._seq, self._ts, self.ssrc) + encoded
+            size = len(encoded)
         out.append((data, dest))
         self._seq = (self._seq + 1) & 0xFFFF
         self._ts = (self._ts + FRAME * self._ratio) & 0xFFFFFFFF

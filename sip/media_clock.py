@@ -141,12 +141,12 @@ class MediaClock:
             self.stats["rtp_timeout"] += 1
             self.on_rtp_timeout(call, now)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, float]:
         """Media clock health and stream counters over the live calls (for benches and metrics)."""
         late = sorted(self.tick_lateness)
         work = sorted(self.tick_work)
 
-        def pct(xs, q):
+        def pct(xs: list[float], q: float) -> float:
             return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 2) if xs else 0.0
         agg: Counter[str] = Counter()
         for c in self.calls.values():

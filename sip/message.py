@@ -10,6 +10,7 @@ caller can still answer 400 when Via/From/To/Call-ID/CSeq survived.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -120,7 +121,7 @@ class Headers:
         key = canonical_name(name)
         return Headers(tuple((n, v) for n, v in self.items if n != key))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.items)
 
 
@@ -190,7 +191,7 @@ def _parse_header_lines(head: bytes) -> tuple[str, Headers]:
     if len(lines) > MAX_HEADERS + 1:
         raise SipParseError(f"more than {MAX_HEADERS} header lines")
     start = lines[0]
-    items = []
+    items: list[tuple[str, str]] = []
     for line in lines[1:]:
         if not line:
             continue
@@ -284,7 +285,9 @@ def split_list(value: str) -> list[str]:
         return [v] if v else []
     if '"' not in value and "<" not in value:
         return [v for v in (x.strip() for x in value.split(",")) if v]
-    out, cur, quoted, angle, esc = [], [], False, False, False
+    out: list[str] = []
+    cur: list[str] = []
+    quoted, angle, esc = False, False, False
     for ch in value:
         if esc:
             esc = False
@@ -320,7 +323,9 @@ def parse_params(text: str) -> dict[str, str]:
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
     if '"' not in text:
         return text.split(sep)
-    out, cur, quoted, esc = [], [], False, False
+    out: list[str] = []
+    cur: list[str] = []
+    quoted, esc = False, False
     for ch in text:
         if esc:
             esc = False

@@ -169,6 +169,16 @@ def _remote(m: Media) -> tuple[str, int] | None:
     return (m.connection, m.port)
 
 
+def _pick_codec(m: Media, codecs: tuple[str, ...]) -> tuple[int, str] | None:
+    """The first offered format we support at its nominal clock: (payload type, upper-case codec name)."""
+    for f in m.formats:
+        if f.isdigit():
+            c = m.codec(int(f))
+            if c and c[0].upper() in codecs and CLOCKS.get(c[0].upper()) == c[1]:
+                return int(f), c[0].upper()
+    return None
+
+
 def answer(offer: SessionDescription, local_ip: str, local_port: int, session_id: int, version: int = 0,
            codecs: tuple[str, ...] = SUPPORTED) -> tuple[SessionDescription, Negotiated]:
     """Answer an offer: one audio stream accepted, every other stream rejected with port 0."""
@@ -178,16 +188,11 @@ def answer(offer: SessionDescription, local_ip: str, local_port: int, session_id
         if chosen is not None or m.kind != "audio" or m.port == 0 or "RTP/AVP" not in m.proto.upper():
             answered.append(Media(m.kind, 0, m.proto, m.formats[:1] or ("0",)))
             continue
-        pt = codec = None
-        for f in m.formats:
-            if f.isdigit():
-                c = m.codec(int(f))
-                if c and c[0].upper() in codecs and CLOCKS.get(c[0].upper()) == c[1]:
-                    pt, codec = int(f), c[0].upper()
-                    break
-        if pt is None:
+        picked = _pick_codec(m, codecs)
+        if picked is None:
             answered.append(Media(m.kind, 0, m.proto, m.formats[:1] or ("0",)))
             continue
+        pt, codec = picked
         clock = CLOCKS[codec]
         dtmf = next((p for p, (n, r) in m.rtpmap.items() if n.lower() == "telephone-event" and r == clock
                      and str(p) in m.formats), None)

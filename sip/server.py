@@ -8,7 +8,7 @@ import logging
 import socket
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Coroutine
 
 from .call import CallHangup, SipCall
 from .events import (
@@ -69,9 +69,9 @@ class SipServer:
         self._tcp_server: asyncio.AbstractServer | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._ticker: asyncio.Task | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self._pending: dict[str, asyncio.Future] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[str, asyncio.Future[SipCall]] = {}
         self._rtp_ports = RtpPorts(settings.bind, settings.rtp_ports)
         self.registrations: dict[str, bool] = {}
         self._rtp_for: dict[str, tuple[RtpPair, int]] = {}
@@ -119,14 +119,15 @@ class SipServer:
         return self
 
     async def close(self) -> None:
-        if self.ua is not None:
-            for cid, c in list(self.ua.calls.items()):
+        ua = self.ua
+        if ua is not None:                              # calls exist only once start() made the UA
+            for cid, c in list(ua.calls.items()):
                 if c.state == CallState.INCOMING:       # still ringing: tell the caller to try elsewhere
-                    self.ua.reject(cid, 503, self._now(), (("Retry-After", "5"),))
-        for call in list(self.calls.values()):
-            if not call.ended.is_set():
-                self.ua.hangup(call.call_id, self._now())
-                self._finish(call, "shutdown")
+                    ua.reject(cid, 503, self._now(), (("Retry-After", "5"),))
+            for call in list(self.calls.values()):
+                if not call.ended.is_set():
+                    ua.hangup(call.call_id, self._now())
+                    self._finish(call, "shutdown")
         self._pump()
         for pair, _ in self._rtp_for.values():     # outbound calls still ringing
             pair.close()
@@ -142,16 +143,17 @@ class SipServer:
             self._udp.close()
         if self._tcp_server:
             self._tcp_server.close()
-            for c in list(self._tcp.values()):
-                c.transport.close()
+            for conn in list(self._tcp.values()):
+                conn.close()
             await self._tcp_server.wait_closed()
 
     # -- outbound actions --------------------------------------------------------------------------
     async def call(self, target: str, dest: tuple[str, int], timeout: float = 30.0, transport: str = "udp",
                    credentials: tuple[str, str] | None = None) -> SipCall:
         """Place a call; returns the answered call (raises ConnectionError when it fails)."""
+        ua = self._started()
         rtp = self._rtp_ports.open()
-        call_id = self.ua.invite(target, dest, rtp[1], self._now(), transport, credentials=credentials)
+        call_id = ua.invite(target, dest, rtp[1], self._now(), transport, credentials=credentials)
         fut = asyncio.get_running_loop().create_future()
         self._pending[call_id] = fut
         self._rtp_for[call_id] = rtp
@@ -159,22 +161,28 @@ class SipServer:
         try:
             return await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
-            self.ua.hangup(call_id, self._now())
+            ua.hangup(call_id, self._now())
             self._pump()
             raise ConnectionError(f"call to {target} not answered in {timeout} s") from None
         finally:
             self._pending.pop(call_id, None)
 
     def register(self, settings: RegistrationSettings, dest: tuple[str, int]) -> None:
-        self.ua.register(settings, dest, self._now())
+        self._started().register(settings, dest, self._now())
         self._pump()
 
     def keepalive(self, dest: tuple[str, int], interval: float) -> None:
         """OPTIONS to `dest` every `interval` s (0 stops): keeps NAT bindings open, probes the trunk."""
-        self.ua.keepalive(dest, interval, self._now())
+        self._started().keepalive(dest, interval, self._now())
         self._pump()
 
     # -- core plumbing -----------------------------------------------------------------------------
+    def _started(self) -> UserAgent:
+        """The UA core, which exists once `start()` has run."""
+        if self.ua is None:
+            raise RuntimeError("the SIP server is not started (await SipServer.start() first)")
+        return self.ua
+
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
@@ -194,7 +202,7 @@ class SipServer:
 
     def _feed(self, data: bytes, addr: tuple[str, int], now: float, transport: str) -> None:
         try:
-            self.ua.receive_datagram(data, addr, now, transport)
+            self._started().receive_datagram(data, addr, now, transport)
         except Exception:   # a bug must not take the listener down; count it and go on
             self.stats["internal_error"] += 1
             log.exception("SIP core failed on a message from %s", addr)
@@ -213,7 +221,7 @@ class SipServer:
         self._timer = None
         self._timer_at = None
         try:
-            self.ua.handle_timer(self._now())
+            self._started().handle_timer(self._now())
         except Exception:
             self.stats["internal_error"] += 1
             log.exception("SIP core failed in a timer")
@@ -260,12 +268,12 @@ class SipServer:
         try:
             loop = asyncio.get_running_loop()
             _, proto = await asyncio.wait_for(loop.create_connection(self._tcp_connection, addr[0], addr[1]), 5)
-            proto.transport.write(data)
+            proto.send(data)
         except (OSError, asyncio.TimeoutError) as e:
             self.stats["send_error"] += 1
             log.info("cannot open TCP to %s: %s", addr, e)
 
-    def _spawn(self, coro) -> asyncio.Task:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -299,11 +307,12 @@ class SipServer:
                 rtp[0].close()
         elif isinstance(ev, CallAnswered):
             rtp = self._rtp_for.pop(ev.call_id)
-            ua_call = self.ua.calls[ev.call_id]
+            ua_call = self._started().calls[ev.call_id]
             caller = parse_name_addr(ua_call.invite.headers.get("From") or "").uri
             call = SipCall(self, ev.call_id, caller, ua_call.invite.uri, ua_call.peer, rtp, inbound=False)
-            call.attach(RtpSession(ev.media, now, self.settings.media))
-            call.session.open_learning(self._learn_ips(call))
+            session = RtpSession(ev.media, now, self.settings.media)
+            call.attach(session)
+            session.open_learning(self._learn_ips(call))
             self.calls[ev.call_id] = call
             fut = self._pending.get(ev.call_id)
             if fut is not None and not fut.done():
@@ -329,38 +338,41 @@ class SipServer:
         return frozenset(ips)
 
     async def _incoming(self, ev: IncomingCall) -> None:
-        if self.on_call is None:
-            self.ua.reject(ev.call_id, 480, self._now())
+        ua, slots, on_call = self._started(), self._slots, self.on_call
+        if slots is None:
+            raise RuntimeError("the SIP server has no admission slots (start() sets them up with the UA)")
+        if on_call is None:
+            ua.reject(ev.call_id, 480, self._now())
             self._pump()
             return
         try:
             rtp = self._rtp_ports.open()
         except OSError:
-            self.ua.reject(ev.call_id, 503, self._now(), (("Retry-After", "5"),))
+            ua.reject(ev.call_id, 503, self._now(), (("Retry-After", "5"),))
             self._pump()
             return
-        if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state != CallState.INCOMING:
+        if ua.calls.get(ev.call_id) is None or ua.calls[ev.call_id].state != CallState.INCOMING:
             rtp[0].close()      # cancelled while we opened the socket
             return
         if self.settings.answer_delay:
-            self.ua.ring(ev.call_id, self._now())
+            ua.ring(ev.call_id, self._now())
             self._pump()
             await asyncio.sleep(self.settings.answer_delay)
-            if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state != CallState.INCOMING:
+            if ua.calls.get(ev.call_id) is None or ua.calls[ev.call_id].state != CallState.INCOMING:
                 rtp[0].close()
                 return
         now = self._now()
-        media = self.ua.answer(ev.call_id, rtp[1], now)
+        media = ua.answer(ev.call_id, rtp[1], now)
         call = SipCall(self, ev.call_id, ev.caller, ev.callee, ev.remote_addr, rtp, inbound=True)
         if media is not None:
             call.attach(RtpSession(media, now, self.settings.media))
         self.calls[ev.call_id] = call
         self._pump()
-        if self.ua.calls.get(ev.call_id) is None or self.ua.calls[ev.call_id].state == CallState.ENDED:
+        if ua.calls.get(ev.call_id) is None or ua.calls[ev.call_id].state == CallState.ENDED:
             return
-        self._slots.handler_started(ev.call_id)   # the call's admission slot lasts as long as the handler
+        slots.handler_started(ev.call_id)   # the call's admission slot lasts as long as the handler
         try:
-            await self.on_call(call)
+            await on_call(call)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -369,16 +381,16 @@ class SipServer:
         finally:
             if not call.ended.is_set():
                 self.hangup(call)
-            self._slots.handler_done(ev.call_id)
+            slots.handler_done(ev.call_id)
 
     def hangup(self, call: SipCall) -> None:
         if not call.ended.is_set():
-            self.ua.hangup(call.call_id, self._now())
+            self._started().hangup(call.call_id, self._now())
             self._finish(call, "local")
             self._pump()
 
     def transfer(self, call: SipCall, target: str) -> None:
-        self.ua.refer(call.call_id, target, self._now())
+        self._started().refer(call.call_id, target, self._now())
         self._pump()
 
     def _finish(self, call: SipCall, reason: str) -> None:
@@ -390,12 +402,12 @@ class SipServer:
         self.stats[f"ended_{reason.split(':')[0]}"] += 1
 
     # -- media -------------------------------------------------------------------------------------
-    def media_summary(self) -> dict:
+    def media_summary(self) -> dict[str, float]:
         """Media clock health and stream counters over the live calls (for benches and metrics)."""
         return self.media_clock.summary()
 
     def _rtp_timed_out(self, call: SipCall, now: float) -> None:
-        self.ua.hangup(call.call_id, now)
+        self._started().hangup(call.call_id, now)
         self._finish(call, "rtp_timeout")
         self._pump()
 

@@ -25,7 +25,9 @@ class TcpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: Peer = ("", 0)
 
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not isinstance(transport, asyncio.Transport):
+            raise TypeError(f"SIP over TCP needs a stream transport, got {type(transport).__name__}")
         self.transport = transport
         self.peer = transport.get_extra_info("peername")[:2]
         self.connections[self.peer] = self
@@ -38,12 +40,21 @@ class TcpConnection(asyncio.Protocol):
             except SipParseError as e:
                 self.stats["tcp_framing_error"] += 1
                 log.info("closing TCP connection from %s: %s", self.peer, e)
-                self.transport.close()
+                self.close()
                 return
             if msg is None:
                 return
             self.on_message(msg, self.peer, "tcp")
 
-    def connection_lost(self, exc) -> None:
+    def send(self, data: bytes) -> None:
+        if self.transport is None:
+            raise ConnectionError(f"TCP connection to {self.peer} is not open")
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
         if self.connections.get(self.peer) is self:
             del self.connections[self.peer]

@@ -21,9 +21,10 @@ from .message import Headers, Request, Response, parse_name_addr, parse_via
 
 T1, T2, T4 = 0.5, 4.0, 5.0
 MAGIC = "z9hG4bK"
+ServerKey = tuple[str | int | None, ...]   # what a server transaction is filed under (server_key)
 
 
-def server_key(req: Request, transport: str = "udp", method: str | None = None) -> tuple:
+def server_key(req: Request, transport: str = "udp", method: str | None = None) -> ServerKey:
     """The server transaction a request belongs to (RFC 3261 17.2.3; ACK matches its INVITE).
 
     Branch and sent-by as the RFC says; Call-ID and CSeq are checked too, so a peer that reuses
@@ -97,6 +98,7 @@ class ServerInviteTransaction(_Base):
     def __init__(self, request: Request, addr: tuple[str, int], reliable: bool, now: float,
                  timers: Timers = Timers()):
         super().__init__(request, addr, reliable, now, timers)
+        self.key: ServerKey = ()        # the owner's key for it (server_key), set when it is filed
         self.state = TxnState.PROCEEDING
         self.last_response: bytes | None = None
         self.final_status: int | None = None
@@ -174,6 +176,7 @@ class ServerTransaction(_Base):
     def __init__(self, request: Request, addr: tuple[str, int], reliable: bool, now: float,
                  timers: Timers = Timers()):
         super().__init__(request, addr, reliable, now, timers)
+        self.key: ServerKey = ()        # the owner's key for it (server_key), set when it is filed
         self.state = TxnState.TRYING
         self.last_response: bytes | None = None
 
@@ -288,3 +291,6 @@ class ClientTransaction(_Base):
 
     _timer_k = _timer_d
     _timer_m = _timer_d
+
+
+ServerTxn = ServerInviteTransaction | ServerTransaction

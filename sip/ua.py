@@ -20,7 +20,7 @@ from .events import CallConfirmed, DtmfInfo, IncomingCall, MediaChanged, Transfe
 from .message import Request, Response, SipParseError, parse_message, parse_name_addr, split_list
 from .ratelimit import CallAdmission, CallRate, LocalCap
 from .registration import RegistrationSettings
-from .transaction import MAGIC, ServerInviteTransaction, ServerTransaction, TxnState, server_key
+from .transaction import MAGIC, ServerInviteTransaction, ServerKey, ServerTransaction, ServerTxn, TxnState, server_key
 from .ua_state import ALLOW, Call, CallState, UaContext, UaSettings
 from .uac import UserAgentClient
 from .validate import check_invite_body, check_request, malformed_answer, sdp_body
@@ -41,7 +41,7 @@ class UserAgent:
         self.stats = ctx.stats
         self.timers = ctx.timers
         self.rate = CallRate(settings.max_cps)
-        self.transactions: dict[tuple, ServerInviteTransaction | ServerTransaction] = {}   # server side
+        self.transactions: dict[ServerKey, ServerTxn] = {}   # server side
         self.client = UserAgentClient(ctx, self.hangup, self._dialog_response, self._dialog_timeout)
         ctx.timers.on("server", self._txn_deadline, self._txn_fire)
         ctx.timers.on("call", self._call_deadline, self._call_fire)
@@ -85,10 +85,10 @@ class UserAgent:
         self.ctx.timers.fire_due(now)
 
     # -- timers of the server side: every object whose deadline may have changed is (re)pushed ---
-    def _txn_deadline(self, key: tuple, txn: ServerInviteTransaction | ServerTransaction) -> float | None:
+    def _txn_deadline(self, key: ServerKey, txn: ServerTxn) -> float | None:
         return txn.timer() if self.transactions.get(key) is txn else None
 
-    def _txn_fire(self, key: tuple, txn: ServerInviteTransaction | ServerTransaction, now: float) -> None:
+    def _txn_fire(self, key: ServerKey, txn: ServerTxn, now: float) -> None:
         for data in txn.handle_timer(now):
             self.stats["retransmitted"] += 1
             self.ctx.send(data, txn.addr, "tcp" if txn.reliable else "udp")
@@ -102,7 +102,7 @@ class UserAgent:
         self._session_timer_fired(call, now)
         self._touch_call(call)
 
-    def _touch_server(self, txn, now: float) -> None:
+    def _touch_server(self, txn: ServerTxn, now: float) -> None:
         key = txn.key
         if txn.terminated:
             if self.transactions.get(key) is txn:
@@ -224,10 +224,11 @@ class UserAgent:
                                                                "REFER", "UPDATE") else "request_other"] += 1
         key = server_key(req, transport)
         if req.method == "ACK":
-            txn = self.transactions.get(key)
-            if isinstance(txn, ServerInviteTransaction) and txn.state in (TxnState.COMPLETED, TxnState.CONFIRMED):
-                txn.on_ack(now)
-                self._touch_server(txn, now)
+            invite_txn = self.transactions.get(key)
+            if isinstance(invite_txn, ServerInviteTransaction) \
+                    and invite_txn.state in (TxnState.COMPLETED, TxnState.CONFIRMED):
+                invite_txn.on_ack(now)
+                self._touch_server(invite_txn, now)
                 return
             self._on_ack(req, now)
             return
@@ -238,7 +239,7 @@ class UserAgent:
                 self.ctx.send(data, existing.addr, transport)
             return
         reliable = transport != "udp"
-        txn: ServerInviteTransaction | ServerTransaction
+        txn: ServerTxn
         if req.method == "INVITE":
             txn = ServerInviteTransaction(req, addr, reliable, now, self.settings.timers)
         else:
@@ -250,7 +251,7 @@ class UserAgent:
             self._on_cancel(req, txn, now)
         elif to_tag and (req.method != "INVITE" or req.call_id in self.calls):
             self._in_dialog(req, txn, to_tag, now, addr, transport)
-        elif req.method == "INVITE":
+        elif isinstance(txn, ServerInviteTransaction):
             # an INVITE naming a dialog we never had (RFC 3261 8.2.2.2 lets us take it as new)
             self._new_call(req, txn, addr, now, transport, to_tag)
         elif req.method == "OPTIONS":
@@ -264,11 +265,11 @@ class UserAgent:
             self._respond(txn, make_response(req, status, to_tag=self.ctx.token(8), received=addr,
                                              extra=(("Allow", ALLOW),)), now)
 
-    def _new_call(self, req: Request, txn: ServerInviteTransaction, addr, now: float, transport: str,
-                  tag: str = "") -> None:
+    def _new_call(self, req: Request, txn: ServerInviteTransaction, addr: tuple[str, int], now: float,
+                  transport: str, tag: str = "") -> None:
         tag = tag or self.ctx.token(8)
 
-        def refuse(status: int, extra: tuple = ()) -> None:
+        def refuse(status: int, extra: tuple[tuple[str, str], ...] = ()) -> None:
             self.stats[f"invite_{status}"] += 1
             self._respond(txn, make_response(req, status, to_tag=tag, extra=extra, received=addr), now)
 
@@ -314,7 +315,8 @@ class UserAgent:
         self.ctx.emit(IncomingCall(call_id, caller, parse_name_addr(to).uri, offer, addr,
                                          transport, req.headers.items))
 
-    def _shed(self, req: Request, txn: ServerInviteTransaction, addr, transport: str, tag: str, retry: int) -> None:
+    def _shed(self, req: Request, txn: ServerInviteTransaction, addr: tuple[str, int], transport: str, tag: str,
+              retry: int) -> None:
         """503 + Retry-After, sent statelessly (as a stateless proxy would): under a flood a refused
         INVITE leaves no transaction and no retransmission timer behind. A retransmission of it is
         asked again, and its ACK is absorbed as a stray."""
@@ -324,7 +326,7 @@ class UserAgent:
         self.ctx.send(bytes(make_response(req, 503, to_tag=tag, extra=(("Retry-After", str(retry)),), received=addr)),
                    addr, transport)
 
-    def _on_cancel(self, req: Request, txn: ServerTransaction, now: float) -> None:
+    def _on_cancel(self, req: Request, txn: ServerTxn, now: float) -> None:
         invite_key = server_key(req, "tcp" if txn.reliable else "udp", "INVITE")
         inv = self.transactions.get(invite_key)
         if not isinstance(inv, ServerInviteTransaction):
@@ -336,7 +338,8 @@ class UserAgent:
             self._respond(inv, make_response(inv.request, 487, to_tag=call.local_tag), now)
             self.ctx.end(call, "cancelled")
 
-    def _in_dialog(self, req: Request, txn, to_tag: str, now: float, addr, transport: str) -> None:
+    def _in_dialog(self, req: Request, txn: ServerTxn, to_tag: str, now: float, addr: tuple[str, int],
+                   transport: str) -> None:
         call = self.calls.get(req.call_id)
         if call is None or call.local_tag != to_tag or call.dialog is None or call.state == CallState.ENDED:
             self._respond(txn, make_response(req, 481), now)
@@ -368,19 +371,19 @@ class UserAgent:
             self._respond(txn, make_response(req, 405 if m in KNOWN_NOT_ALLOWED else 501,
                                              extra=(("Allow", ALLOW),)), now)
 
-    def _reinvite(self, call: Call, req: Request, txn, now: float) -> None:
+    def _reinvite(self, call: Call, req: Request, txn: ServerTxn, now: float) -> None:
         if call.reinvite_pending and req.method == "INVITE":
             self._respond(txn, make_response(req, 491), now)
             return
         contacts = req.headers.get_all("Contact")
-        if contacts:
+        if contacts and call.dialog is not None:
             call.dialog = replace(call.dialog, remote_target=parse_name_addr(contacts[0]).uri)
         hdrs = self._record_route(req) + self.ctx.contact_headers() + self._session_timer_headers(call, req, now)
         body = b""
-        body = sdp_body(req)
-        if body:
+        offered = sdp_body(req)        # None: a body without SDP, answered like an offerless request
+        if offered:
             try:
-                offer = sdp.parse_sdp(body)
+                offer = sdp.parse_sdp(offered)
                 call.sdp_version += 1
                 call.local_sdp, media = sdp.answer(offer, self.settings.host, call.rtp_port, call.session_id,
                                                    call.sdp_version, codecs=self.settings.codecs)
@@ -508,7 +511,7 @@ class UserAgent:
                                                     extra=extra, body=body)
         self.client.start(req, call.dialog.destination(), call.dialog.transport, purpose, call.call_id, now)
 
-    def _respond(self, txn, resp: Response, now: float) -> None:
+    def _respond(self, txn: ServerTxn, resp: Response, now: float) -> None:
         for data in txn.respond(resp, now):
             self.ctx.send(data, txn.addr, "tcp" if txn.reliable else "udp")
         self._touch_server(txn, now)

@@ -179,6 +179,8 @@ class UserAgentClient:
             if call.dialog is not None:       # a retransmitted 2xx: our ACK was lost
                 self.ack_2xx(call, resp, now)
                 return
+            if call.local_sdp is None:
+                raise RuntimeError(f"outbound call {call.call_id} has no offer of ours to match the answer to")
             call.dialog = uac_dialog(call.invite, resp, call.peer, call.transport)
             try:
                 call.media = sdp.accept_answer(call.local_sdp, sdp.parse_sdp(resp.body))

@@ -85,6 +85,9 @@ class UdpListener:
         self._loop.add_reader(self.sock.fileno(), self._readable)
 
     def _readable(self) -> None:
+        loop = self._loop
+        if loop is None:               # not started, or closed
+            return
         batch: list[Datagram] = []
         recv = self.sock.recvfrom
         for _ in range(READ_BATCH):
@@ -105,7 +108,7 @@ class UdpListener:
         if not self._queue and n <= REORDER_FROM:
             self.on_batch(batch)       # no backlog: arrival order
             return
-        now = self._loop.time()
+        now = loop.time()
         first: list[Datagram] = []
         for data, addr in batch:
             if urgent(data):
@@ -119,7 +122,7 @@ class UdpListener:
         if first:
             self.on_batch(first)
         if self._queue and self._working is None:
-            self._working = self._loop.call_soon(self._work)
+            self._working = loop.call_soon(self._work)
 
     def _work(self) -> None:
         """One slice of the queue per event-loop iteration (reads and other callbacks run between)."""
