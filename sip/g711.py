@@ -1,4 +1,7 @@
-"""G.711 mu-law (PCMU) and A-law (PCMA) with numpy lookup tables (ITU-T G.711)."""
+"""G.711 mu-law (PCMU) and A-law (PCMA) with numpy lookup tables (ITU-T G.711).
+
+The one G.711 of the project: SIP/RTP uses `encode`/`decode` by codec name, Twilio Media Streams
+(mu-law) and the bench peers use `ulaw_encode`/`ulaw_decode` through `bot.audio`."""
 from __future__ import annotations
 
 import numpy as np
@@ -69,6 +72,22 @@ _ALAW_BY_BITS = ALAW_ENCODE[_ORDER]
 def encode(pcm: np.ndarray, codec: str) -> bytes:
     table = _ULAW_BY_BITS if codec == "PCMU" else _ALAW_BY_BITS
     return table[np.ascontiguousarray(pcm, np.int16).view(np.uint16)].tobytes()
+
+
+def ulaw_encode(pcm: np.ndarray) -> bytes:
+    return encode(pcm, "PCMU")
+
+
+def ulaw_decode(data: bytes) -> np.ndarray:
+    return decode(data, "PCMU")
+
+
+def alaw_encode(pcm: np.ndarray) -> bytes:
+    return encode(pcm, "PCMA")
+
+
+def alaw_decode(data: bytes) -> np.ndarray:
+    return decode(data, "PCMA")
 
 
 def silence(codec: str, samples: int = 160) -> bytes:

@@ -25,7 +25,7 @@ from typing import Callable
 import aiohttp
 import numpy as np
 
-from ..audio.g711 import ulaw_decode, ulaw_encode
+from ..audio import ulaw_decode, ulaw_encode
 from ..transports.twilio import codec
 from ..transports.twilio.signature import sign_request
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.audio.g711 import ulaw_decode
+from bot.audio import ulaw_decode
 from bot.transports.twilio import codec
 
 FIX = Path(__file__).parent / "fixtures"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...audio.g711 import ulaw_decode, ulaw_encode
+from ...audio import ulaw_decode, ulaw_encode
 from . import codec
 
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
