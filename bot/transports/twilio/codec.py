@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from sip.dtmf import DIGITS as DTMF_DIGITS
+
 MAX_FRAME_BYTES = 64 * 1024  # bigger frames are dropped before parsing
 MULAW_ENCODING = "audio/x-mulaw"
 
@@ -153,8 +155,6 @@ class Stop:
 
 InboundMessage = Connected | Start | Media | Dtmf | Mark | Stop
 
-DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
-
 
 def _obj(d: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     v = d.get(key)
@@ -228,7 +228,7 @@ def parse_inbound(frame: str | bytes) -> InboundMessage:
     if event == "dtmf":
         t = _obj(d, "dtmf")
         digit = _str(t, "digit")
-        if len(digit) != 1 or digit not in DTMF_DIGITS:
+        if len(digit) != 1 or digit.upper() not in DTMF_DIGITS:
             raise CodecError("bad_field", f"not a DTMF digit: {digit!r}")
         return Dtmf(_int(d, "sequenceNumber", required=False), _str(d, "streamSid"), digit.upper(),
                     _str(t, "track", required=False) or "inbound_track")
