@@ -12,12 +12,13 @@ import numpy as np
 def read_wav(path: str | Path | bytes) -> tuple[np.ndarray, int]:
     """-> (float32 [channels, samples] in [-1, 1], sample rate). PCM 8/16/32-bit only."""
     src = io.BytesIO(path) if isinstance(path, bytes) else str(path)
+    what = f"{len(path)} bytes of audio" if isinstance(path, bytes) else str(path)
     try:
         with wave.open(src, "rb") as w:
             ch, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
             raw = w.readframes(n)
     except (wave.Error, EOFError) as e:
-        raise ValueError(f"{path}: not a PCM WAV file ({e})") from None
+        raise ValueError(f"{what}: not a PCM WAV file ({e})") from None
     if width == 2:
         x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
     elif width == 1:
@@ -25,7 +26,7 @@ def read_wav(path: str | Path | bytes) -> tuple[np.ndarray, int]:
     elif width == 4:
         x = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648.0
     else:
-        raise ValueError(f"{path}: unsupported sample width {width} bytes")
+        raise ValueError(f"{what}: unsupported sample width {width} bytes")
     return x.reshape(-1, ch).T.copy(), rate
 
 

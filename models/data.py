@@ -23,6 +23,7 @@ import zlib
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
+from typing import Protocol, TypedDict
 
 import numpy as np
 
@@ -54,10 +55,17 @@ def voice_split(variant: str) -> str:
     return "test" if h < 2 else "dev" if h == 2 else "train"
 
 
-_HIBARI = None
+class _Tts(Protocol):
+    """What we use of hibari's `Hibari` (an untyped package): text -> float32 audio at `sample_rate`."""
+    sample_rate: int
+
+    def __call__(self, text: str, speed: float = 1.0, seed: int | None = None) -> np.ndarray: ...
 
 
-def _hibari():
+_HIBARI: _Tts | None = None
+
+
+def _hibari() -> _Tts:
     global _HIBARI
     if _HIBARI is None:
         from hibari import Hibari
@@ -151,6 +159,14 @@ def noise_floor(n: int, rng: np.random.Generator, db: float) -> np.ndarray:
     return norm_rms(w, db)
 
 
+class Events(TypedDict):
+    """What a generated call's JSON holds for scoring, in seconds."""
+    eot: list[float]
+    hold: list[list[float]]          # [pause start, pause end]
+    interruption: list[float]
+    backchannel: list[float]
+
+
 class Builder:
     """Composes one conversation on two tracks and fills per-chunk labels."""
 
@@ -163,8 +179,9 @@ class Builder:
         self.bot = np.zeros(self.n, np.float32)
         self.nchunks = self.n // CHUNK
         self.y = np.zeros((self.nchunks, len(HEADS)), np.float32)
-        self.events = {"eot": [], "hold": [], "interruption": [], "backchannel": []}
+        self.events: Events = {"eot": [], "hold": [], "interruption": [], "backchannel": []}
         variants = [v for v in ESPEAK_VARIANTS if voice_split(v) == split]
+        self.voice: Voice | HibariVoice
         if bot_bank.get("hibari") and rng.random() < HIBARI_SHARE:
             self.voice = HibariVoice(float(rng.choice(HIBARI_SHIFTS[split])), float(rng.uniform(0.85, 1.25)),
                                      int(rng.integers(2**31)))
@@ -362,7 +379,7 @@ class Builder:
             self.bot *= 0.98 / peak
 
 
-def clip_events(events: dict, duration: float, margin: float = 0.5) -> dict:
+def clip_events(events: Events, duration: float, margin: float = 0.5) -> Events:
     """Drop events too close to the end of the file to be judged."""
     end = duration - margin
     return {"eot": [t for t in events["eot"] if t <= end], "hold": [h for h in events["hold"] if h[1] <= end],
@@ -373,12 +390,12 @@ def clip_events(events: dict, duration: float, margin: float = 0.5) -> dict:
 _BOT_BANK: dict = {}
 
 
-def _init(bank):
+def _init(bank: dict) -> None:
     global _BOT_BANK
     _BOT_BANK = bank
 
 
-def _make(job) -> tuple[str, np.ndarray]:
+def _make(job: tuple[str, str, int, float, int]) -> tuple[str, np.ndarray]:
     out, split, idx, seconds, seed = job
     rng = np.random.default_rng(seed)
     b = Builder(seconds, rng, split, _BOT_BANK)
@@ -401,6 +418,7 @@ def bot_bank(cache: Path) -> dict:
         return bank
     from tqdm import tqdm
     bank = {}
+    tts: _Tts | None
     try:
         tts = _hibari()
     except Exception:  # no hibari: espeak only

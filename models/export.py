@@ -20,11 +20,12 @@ from .net import CHUNK, CTX, HEADS, RATE, DuplexNet
 
 
 class _Step(torch.nn.Module):
-    def __init__(self, net: DuplexNet):
+    def __init__(self, net: DuplexNet) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, audio, ctx, h):
+    def forward(self, audio: torch.Tensor, ctx: torch.Tensor, h: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.net.step(audio, ctx, h)
 
 
@@ -44,7 +45,7 @@ def export(net: DuplexNet, out: Path) -> None:
         dynamic_axes={n: {0: "batch"} for n in ("audio", "ctx", "h", "probs", "ctx_out", "h_out")})
 
 
-def fixed_input(hidden: int, batch: int = 4, steps: int = 40, seed: int = 7):
+def fixed_input(hidden: int, batch: int = 4, steps: int = 40, seed: int = 7) -> np.ndarray:
     """A deterministic test stream: tones + noise bursts on both channels."""
     rng = np.random.default_rng(seed)
     t = np.arange(steps * CHUNK) / RATE

@@ -31,10 +31,10 @@ HEADS = ("eot", "hold", "interrupt", "backchannel", "bc_opportunity", "speech")
 
 def mel_filters(n_mels: int = NMELS, fmin: float = 80.0, fmax: float = 4000.0) -> np.ndarray:
     """HTK-scale triangular filters over the first NBINS FFT bins: [NBINS, n_mels]."""
-    def hz2mel(f):
+    def hz2mel(f: float) -> float:
         return 2595.0 * np.log10(1.0 + f / 700.0)
 
-    def mel2hz(m):
+    def mel2hz(m: np.ndarray) -> np.ndarray:
         return 700.0 * (10 ** (m / 2595.0) - 1.0)
 
     freqs = np.arange(NBINS) * RATE / NFFT
@@ -63,8 +63,10 @@ def dft_basis() -> np.ndarray:
 
 class Features(nn.Module):
     """Audio [B, C, S] (S = CTX + k*CHUNK, causal context included) -> log-mel [B, k, C, 4, NMELS]."""
+    basis: torch.Tensor   # buffers (registered in __init__)
+    mel: torch.Tensor
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.register_buffer("basis", torch.from_numpy(dft_basis()))
         self.register_buffer("mel", torch.from_numpy(mel_filters()))
@@ -81,7 +83,7 @@ class Features(nn.Module):
 
 
 class DuplexNet(nn.Module):
-    def __init__(self, hidden: int = 128, width: int = 160, dropout: float = 0.0):
+    def __init__(self, hidden: int = 128, width: int = 160, dropout: float = 0.0) -> None:
         super().__init__()
         self.hidden = hidden
         self.features = Features()
@@ -97,19 +99,20 @@ class DuplexNet(nn.Module):
         x = (feats + 9.0) / 4.0
         return self.front(x.flatten(2))
 
-    def forward_feats(self, feats: torch.Tensor, h0: torch.Tensor | None = None):
+    def forward_feats(self, feats: torch.Tensor, h0: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training path: a whole sequence of chunk features -> (logits [B, T, 6], hT)."""
         e = self.embed(feats)
         y, h = self.gru(e, h0)
         return self.head(torch.cat([y, e], dim=-1)), h
 
-    def step(self, audio: torch.Tensor, ctx: torch.Tensor, h: torch.Tensor):
+    def step(self, audio: torch.Tensor, ctx: torch.Tensor, h: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Streaming path (exported): audio [B,2,512], ctx [B,2,384], h [B,H]
         -> probs [B,6], new ctx, new h. The GRU cell is written out from nn.GRU's weights."""
         full = torch.cat([ctx, audio], dim=2)
         e = self.embed(self.features(full))[:, 0]
-        wi, wh = self.gru.weight_ih_l0, self.gru.weight_hh_l0
-        bi, bh = self.gru.bias_ih_l0, self.gru.bias_hh_l0
+        wi, wh, bi, bh = self.gru.all_weights[0]   # weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0
         gi = torch.matmul(e, wi.t()) + bi
         gh = torch.matmul(h, wh.t()) + bh
         H = self.hidden

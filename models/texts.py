@@ -5,6 +5,10 @@ flight."), so the words before a pause, not the pause, tell a hold from an end o
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 OPENINGS = [
     "I'd like to", "I want to", "I need to", "I was hoping to", "I'm calling to", "I'm trying to",
@@ -126,8 +130,8 @@ def pool(items: list[str], split: str) -> list[str]:
     return chosen or items[:2]
 
 
-def fill(template: str, rng) -> str:
-    def digits(n):
+def fill(template: str, rng: np.random.Generator) -> str:
+    def digits(n: int) -> str:
         return " ".join(rng.choice(DIGITS) for _ in range(n))
     return template.format(
         day=rng.choice(DAYS), num=rng.choice(NUMS), name=rng.choice(NAMES), city=rng.choice(CITIES),

@@ -46,6 +46,8 @@ def load_split(data: Path, split: str, cache: Path) -> tuple[np.ndarray, np.ndar
             if out is None:
                 out = np.zeros((len(names),) + f.shape, np.float16)
             out[i, : f.shape[0]] = f[: out.shape[1]]
+    if out is None:
+        raise ValueError(f"{data / 'labels' / split}.npz lists no calls: generate the data first (models.data)")
     cache.mkdir(parents=True, exist_ok=True)
     np.save(fpath, out)
     return out, ys, names
@@ -63,7 +65,8 @@ def spec_mask(x: np.ndarray, rng: np.random.Generator, width: int = 6) -> None:
                 x[i, :, ch, :, f0:f0 + w] = x[i, :, ch, :, f0:f0 + w].mean()
 
 
-def batch(feats, ys, rng, size, length, augment=True, mask=False):
+def batch(feats: np.ndarray, ys: np.ndarray, rng: np.random.Generator, size: int, length: int,
+          augment: bool = True, mask: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     n, T = feats.shape[:2]
     idx = rng.integers(0, n, size)
     starts = np.where(rng.random(size) < 0.3, 0, rng.integers(0, max(1, T - length), size))
@@ -83,7 +86,7 @@ def batch(feats, ys, rng, size, length, augment=True, mask=False):
 EOT, HOLD, INT, BC = (HEADS.index(h) for h in ("eot", "hold", "interrupt", "backchannel"))
 
 
-def loss_fn(logits, y, focus: float = 4.0):
+def loss_fn(logits: torch.Tensor, y: torch.Tensor, focus: float = 4.0) -> torch.Tensor:
     """Weighted BCE. Frames where the hard choices are made weigh `focus` times more: the eot head
     inside holds and after ends of turn, the interrupt/backchannel heads under caller speech over
     bot speech (backchannel vs interruption)."""
@@ -126,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     ftr, ytr, _ = load_split(data, "train", cache)
     fdv, ydv, _ = load_split(data, "dev", cache)
     if a.int_delay > 0:
-        for y in (ytr, ydv):
-            y[:, a.int_delay:, INT] = y[:, :-a.int_delay, INT].copy()
-            y[:, :a.int_delay, INT] = 0
+        for labels in (ytr, ydv):
+            labels[:, a.int_delay:, INT] = labels[:, :-a.int_delay, INT].copy()
+            labels[:, :a.int_delay, INT] = 0
     net = DuplexNet(a.hidden, a.width, a.dropout)
     if a.init:
         net.load_state_dict(torch.load(a.init)["model"])
