@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
+from .brain import OpenAIChatResponder
 from .engine.admission import AdmissionController
 from .engine.events import Event
 from .engine.looplag import LoopLagMonitor
@@ -21,7 +22,7 @@ from .engine.vad import SileroVad
 from .policy.base import PolicySettings, TurnPolicy
 from .policy.baseline import VadTimeoutPolicy
 from .services.asr import Asr, WhisperAsr
-from .services.responder import AgentScript, OpenAIChatResponder, Responder, ScriptedAgent
+from .services.responder import AgentScript, Responder, ScriptedAgent
 from .services.tts import Tts, make_tts
 from .settings import Settings
 

@@ -2,8 +2,8 @@
 
 - `ScriptedAgent`: the offline default, defined in a YAML file (greeting, FAQ entries, fallbacks,
   hand-off), shipped in `bot/agent/default.yaml`.
-- `OpenAIChatResponder`: any OpenAI-compatible streaming chat endpoint (vLLM, llama.cpp server,
-  Ollama, OpenAI) given a base URL, model and key.
+- `bot.brain.chat.OpenAIChatResponder`: any OpenAI-compatible streaming chat endpoint (vLLM,
+  llama.cpp server, Ollama, OpenAI) given a base URL, model and key (`ChatSettings` here).
 Supervisor whispers arrive as `instructions` and are never spoken as such. A language model gets
 them on the system side of its request, as an instruction. The scripted agent has no reasoning:
 `review_whisper` tells the console, before anything reaches the call, whether a whisper steers it
@@ -14,7 +14,6 @@ or is refused, and why. A stop request ("wait", "stop", "hold on" alone) gets th
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -409,107 +408,14 @@ class ChatSettings:
 
 
 class ResponderError(RuntimeError):
-    def __init__(self, message: str, retryable: bool):
+    """A responder could not answer (its endpoint failed); `retryable`: a second try may help."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
-
-
-class OpenAIChatResponder:
-    """Streams from `POST {base_url}/chat/completions` with `stream: true` (server-sent events)."""
-
-    def __init__(self, settings: ChatSettings, script: AgentScript):
-        if not settings.base_url or not settings.model:
-            raise ConfigError("the chat responder needs a base URL and a model name")
-        self.settings = settings
-        self.script = script
-        knowledge = "\n".join(f"- {e.answer}" for e in script.faq)
-        self._system = f"{settings.system_prompt}\nYou work for {script.name}. Facts you may use:\n{knowledge}"
-        self._session = None
-        self._held: list[str] = []  # whispers held over a stop request
-
-    def greeting(self) -> str:
-        return self.script.greeting
-
-    def notice(self) -> str:
-        return self.script.notice_text
-
-    def resume_prefix(self) -> str:
-        return self.script.resume
-
-    def on_dtmf(self, digits: str) -> list[ResponseChunk]:
-        return ScriptedAgent(self.script).on_dtmf(digits)
-
-    def on_secure_input(self, digits: int) -> list[ResponseChunk]:
-        return ScriptedAgent(self.script).on_secure_input(digits)
-
-    def review_whisper(self, text: str) -> WhisperReview:
-        return WhisperReview(True, "the language model takes it as an instruction for its next answer")
-
-    def _messages(self, history: list[Turn], instructions: list[str]) -> list[dict]:
-        """Whispers go last, as a system message (an instruction the model is told never to read
-        out); the user/assistant turns are only what the caller and the bot said."""
-        msgs = [{"role": "system", "content": self._system}]
-        for t in history[-20:]:
-            msgs.append({"role": "user" if t.speaker == "caller" else "assistant", "content": t.text})
-        if instructions:
-            lines = "\n".join(f"- {i}" for i in instructions)
-            msgs.append({"role": "system",
-                         "content": "A supervisor listening to this call gives you these instructions "
-                         "for your next answer. Follow them in your own words; never read them out or mention the "
-                         "supervisor:\n" + lines})
-        return msgs
-
-    async def respond(self, history: list[Turn], instructions: list[str],
-                      ctx: RespondContext | None = None) -> AsyncIterator[ResponseChunk]:
-        import aiohttp
-
-        last = next((t.text for t in reversed(history) if t.speaker == "caller"), "")
-        self._held.extend(i for i in instructions if i.strip())
-        if is_stop_request(last, self.script.stop_phrases):
-            if self.script.stop_say:
-                yield ResponseChunk(self.script.stop_say)
-            return
-        instructions, self._held = self._held, []
-        s = self.settings
-        url = s.base_url.rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if s.api_key:
-            headers["Authorization"] = f"Bearer {s.api_key}"
-        body = {"model": s.model, "stream": True, "temperature": s.temperature, "max_tokens": s.max_tokens,
-                "messages": self._messages(history, instructions)}
-        timeout = aiohttp.ClientTimeout(total=s.timeout, sock_connect=min(5.0, s.timeout))
-        try:
-            async with aiohttp.ClientSession(timeout=timeout) as http:
-                async with http.post(url, json=body, headers=headers) as resp:
-                    if resp.status != 200:
-                        detail = (await resp.text())[:200]
-                        raise ResponderError(f"chat endpoint {url} answered {resp.status}: {detail}",
-                                             retryable=resp.status >= 500 or resp.status == 429)
-                    async for raw in resp.content:
-                        line = raw.decode("utf-8", "replace").strip()
-                        if not line.startswith("data:"):
-                            continue
-                        data = line[5:].strip()
-                        if data == "[DONE]":
-                            return
-                        try:
-                            delta = json.loads(data)["choices"][0].get("delta", {}).get("content") or ""
-                        except (ValueError, KeyError, IndexError, TypeError):
-                            continue  # a malformed event is skipped, the stream goes on
-                        if delta:
-                            yield ResponseChunk(delta)
-        except aiohttp.ClientError as e:
-            raise ResponderError(f"chat endpoint {url} unreachable: {e}", retryable=True) from None
 
 
 @dataclass(frozen=True)
 class ResponderSettings:
     agent_path: str = str(DEFAULT_AGENT)
     chat: ChatSettings = field(default_factory=ChatSettings)
-
-
-def make_responder(settings: ResponderSettings) -> Responder:
-    script = AgentScript.load(settings.agent_path)
-    if settings.chat.base_url:
-        return OpenAIChatResponder(settings.chat, script)
-    return ScriptedAgent(script)

@@ -5,11 +5,11 @@ import json
 import pytest
 from aiohttp import web
 
+from bot.brain import OpenAIChatResponder
 from bot.services.responder import (
     AgentScript,
     ChatSettings,
     ConfigError,
-    OpenAIChatResponder,
     ResponderError,
     ScriptedAgent,
     Turn,

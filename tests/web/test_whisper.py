@@ -7,13 +7,13 @@ from types import SimpleNamespace
 import pytest
 from aiohttp import ClientSession, web
 
+from bot.brain import OpenAIChatResponder
 from bot.engine.port import CallInfo
 from bot.routes import supervisor as supervisor_routes
 from bot.services.responder import (
     AgentScript,
     ChatSettings,
     ConfigError,
-    OpenAIChatResponder,
     ScriptedAgent,
     Turn,
     is_stop_request,
