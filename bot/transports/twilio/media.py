@@ -2,7 +2,8 @@
 
 Three tasks per call, all owned here and cancelled when the call ends:
 - the reader: WebSocket frames -> `MediaStream.receive` -> caller audio / DTMF / hang-up into the
-  engine's inbound queue, playback confirmations into the bot audio source;
+  engine's inbound mailbox (`inbox`; its drops are also counted as `engine_slow`), playback
+  confirmations into the bot audio source;
 - the pacer: every 20 ms (with `lead` of slack) pulls a frame from the source and queues it;
 - the writer: sends queued frames, control (`clear`) always before media.
 
@@ -23,13 +24,23 @@ import numpy as np
 from aiohttp import web
 
 from ...audio.frame import AudioFrame
+from ...engine.mailbox import InboundMailbox
 from ...engine.port import BotAudioSource, CallInfo, Dtmf, Hangup, InboundItem
 from . import metrics
 from .decimate import Decimator
 from .rest import TwilioApiError, TwilioRest
 from .settings import TwilioSettings
 from .signature import StreamTokens, TokenError
-from .stream import FRAME_SAMPLES, CallerAudio, DtmfDigit, MediaStream, PlaybackConfirmed, StreamStarted, StreamStopped
+from .stream import (
+    FRAME_SAMPLES,
+    CallerAudio,
+    DtmfDigit,
+    MediaStream,
+    PlaybackConfirmed,
+    StreamEvent,
+    StreamStarted,
+    StreamStopped,
+)
 from .webhook import CALLEE_PARAM, CALLER_PARAM, TOKEN_PARAM, dial_twiml
 
 log = logging.getLogger(__name__)
@@ -86,9 +97,7 @@ class TwilioMediaTransport:
         self._read_samples = settings.read_rate // 50
         self._down = Decimator(settings.read_rate) if settings.read_rate != 8000 else None
         self.transferred_to = ""
-        self._inbound: deque[InboundItem] = deque()
-        self._inbound_ready = asyncio.Event()
-        self._final: Hangup | None = None
+        self.inbox = InboundMailbox(settings.inbound_queue)
         self._source: BotAudioSource | None = None
         self._control: deque[str] = deque()
         self._media: deque[str] = deque()
@@ -114,7 +123,7 @@ class TwilioMediaTransport:
             if n != before.get(reason, 0):
                 metrics.DROPPED.labels(reason).inc(n - before.get(reason, 0))
 
-    def _dispatch(self, events) -> None:
+    def _dispatch(self, events: list[StreamEvent]) -> None:
         for ev in events:
             if isinstance(ev, CallerAudio):
                 metrics.FRAMES_IN.inc()
@@ -134,20 +143,9 @@ class TwilioMediaTransport:
                 self._put(Hangup(reason))
 
     def _put(self, item: InboundItem) -> None:
-        if self._final is not None:
-            return
-        if isinstance(item, Hangup):
-            self._final = item
-        elif isinstance(item, AudioFrame) and len(self._inbound) >= self.settings.inbound_queue:
-            # the engine is not keeping up: drop the oldest caller audio (DTMF is kept, order too)
-            for i, old in enumerate(self._inbound):
-                if isinstance(old, AudioFrame):
-                    del self._inbound[i]
-                    break
+        if self.inbox.put(item):  # the engine is not keeping up: the oldest caller audio went
             self.core.drop("engine_slow")
             metrics.DROPPED.labels("engine_slow").inc()
-        self._inbound.append(item)
-        self._inbound_ready.set()
 
     async def read_loop(self) -> None:
         """Read the socket until it closes or Twilio says stop."""
@@ -168,12 +166,7 @@ class TwilioMediaTransport:
             self._marks_done.set()
 
     async def receive(self) -> InboundItem:
-        while not self._inbound:
-            if self._final is not None:
-                return self._final  # after the hang-up, every call says so again
-            self._inbound_ready.clear()
-            await self._inbound_ready.wait()
-        return self._inbound.popleft()
+        return await self.inbox.get()  # after the hang-up, every call says so again
 
     # ------------------------------------------------------------ outbound
 

@@ -6,12 +6,14 @@ text frames to send. No asyncio, no sockets: `media.py` is the asyncio edge.
 States: `connecting` (before `start`) -> `streaming` -> `stopped`.
 
 Outbound pacing. Twilio plays what it is sent, in order, at real time, and buffers anything sent
-early. We keep `read_clock`, the wall time at which the bot audio read so far would finish
-playing, and read a 20 ms frame only while `read_clock < now + lead`, so at most `lead` seconds
-are ever queued at Twilio (nothing is dumped ahead; a `clear` throws the lead away). A burst of
-bot speech starts on an empty Twilio buffer, so the first frame rebases the clock and the lead is
-sent at once: from then on a stall shorter than `lead` is inaudible. After a longer stall the
-clock is pulled up to `now` (no catch-up burst beyond the lead) and the underrun is counted.
+early. A `sip.pacer.Pacer` keeps the read clock, the wall time at which the bot audio read so far
+would finish playing, and a 20 ms frame is read only while it ends within `now + lead`, so at most
+`lead` seconds are ever queued at Twilio (nothing is dumped ahead; a `clear` throws the lead away).
+A burst of bot speech starts on an empty Twilio buffer, so the first frame rebases the clock and
+the lead is sent at once: from then on a stall shorter than `lead` is inaudible. After a longer
+stall the pacer's one lateness rule applies (no catch-up burst beyond the lead: with the default
+100 ms lead, the clock is pulled up to `now` once Twilio's buffer ran a frame dry) and the underrun
+is counted.
 
 Playback marks. Every `mark_every` sent frames, and when a burst of bot audio ends, a `mark` named
 `dx<n>` is sent; Twilio echoes it once the audio before it has played, and we report the source
@@ -24,6 +26,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from sip.pacer import Pacer
 
 from ...audio import ulaw_decode, ulaw_encode
 from . import codec
@@ -93,7 +97,9 @@ class MediaStream:
         self.stats = StreamStats()
         self._last_seq = 0
         # outbound
-        self._read_clock: float | None = None  # wall time at which the audio read so far has played
+        # the read clock: when the audio read so far has played; a frame is read `lead` before it plays
+        # (the pacer counts a frame due when it starts, we when it ends: hence lead - one frame)
+        self._pacer = Pacer(FRAME_SECONDS, ahead=lead - FRAME_SECONDS)
         self._play_end = 0.0  # wall time at which what Twilio has queued finishes playing (our estimate)
         self._read_pos = 0  # samples read from the bot source
         self._sent_since_mark = 0
@@ -190,9 +196,9 @@ class MediaStream:
             if n == name:
                 break
         self.stats.marks_confirmed += 1
-        return self._confirm(pos)
+        return [*self._confirm(pos)]
 
-    def _confirm(self, pos: int) -> list[StreamEvent]:
+    def _confirm(self, pos: int) -> list[PlaybackConfirmed]:
         if pos <= self._confirmed:
             return []
         self._confirmed = pos
@@ -204,32 +210,32 @@ class MediaStream:
         """How many 20 ms frames to read from the bot source now."""
         if self.state != "streaming":
             return 0
-        if self._read_clock is None or self._read_clock < now - FRAME_SECONDS:
-            self._read_clock = now  # first read, or we fell behind: no catching up in a burst
-        ahead = self._read_clock - now
-        return max(0, int((self.lead - ahead) / FRAME_SECONDS + 1e-9))
+        return self._pacer.due(now)  # the first read starts the clock; fallen behind: no catch-up burst
 
     def next_due(self, now: float) -> float:
         """When the next frame becomes due (for the edge's timer)."""
-        if self._read_clock is None:
+        if not self._pacer.started:
             return now
-        return max(now, self._read_clock - self.lead + FRAME_SECONDS * 0.999)
+        return max(now, self._pacer.deadline() - FRAME_SECONDS * 0.001)
 
     def frame_read(self, pcm: np.ndarray, speaking: bool, now: float) -> list[str]:
         """The edge read `pcm` (160 samples at 8 kHz) from the source at `now`. Returns text frames to send."""
         if pcm.shape[0] != FRAME_SAMPLES:
             raise ValueError(f"bot frame must be {FRAME_SAMPLES} samples, got {pcm.shape[0]}")
-        self._read_clock = (now if self._read_clock is None else self._read_clock) + FRAME_SECONDS
+        if not self._pacer.started:
+            self._pacer.restart(now)
+        audible = speaking or bool(np.any(pcm))
+        if audible and self._play_end < now:
+            # Twilio has nothing queued (a new burst, or we were late mid-burst): rebase the read
+            # clock so the next reads fill `lead` at once instead of trickling one frame per 20 ms
+            if self._speaking_prev:
+                self.stats.underruns += 1
+            self._play_end = now
+            self._pacer.restart(now)  # this frame plays now
+        self._pacer.advance()
         self._read_pos += FRAME_SAMPLES
         out: list[str] = []
-        if speaking or bool(np.any(pcm)):
-            if self._play_end < now:
-                # Twilio has nothing queued (a new burst, or we were late mid-burst): rebase the read
-                # clock so the next reads fill `lead` at once instead of trickling one frame per 20 ms
-                if self._speaking_prev:
-                    self.stats.underruns += 1
-                self._play_end = now
-                self._read_clock = now + FRAME_SECONDS
+        if audible:
             self._play_end += FRAME_SECONDS
             self._speaking_prev = True
             out.append(codec.encode(codec.OutMedia(self.stream_sid, ulaw_encode(pcm))))
@@ -246,7 +252,7 @@ class MediaStream:
             out.append(self._mark())  # the end of a burst: learn when its tail has played
         return out
 
-    def idle_confirmation(self) -> list[StreamEvent]:
+    def idle_confirmation(self) -> list[PlaybackConfirmed]:
         """With nothing queued at Twilio, the read position is the playback position."""
         if self._marks or self._sent_since_mark:
             return []
@@ -268,7 +274,7 @@ class MediaStream:
         self._marks.clear()  # their echoes, which the clear triggers, prove nothing
         self._sent_since_mark = 0
         self._speaking_prev = False
-        self._read_clock = now
+        self._pacer.restart(now)
         self._play_end = now
         return codec.encode(codec.Clear(self.stream_sid))
 
