@@ -144,6 +144,9 @@ class Confirmation:
         return name == self.name and canonical(arguments) == self.arguments
 
     def answered_by(self, bot_said: str, caller_said: str) -> bool:
-        """The bot's last turn asked this question (all of it was heard) and the caller answered yes."""
-        return bool(_words(self.question)) and _words(self.question) in _words(bot_said) \
+        """The bot's last turn ended on this question (all of it heard, nothing said after it) and the
+        caller answered yes."""
+        asked = _words(self.question)
+        said = _words(bot_said)
+        return bool(asked) and (said == asked or said.endswith(" " + asked)) \
             and is_affirmative(caller_said) and screen(caller_said).allowed
