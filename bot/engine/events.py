@@ -213,3 +213,14 @@ class InputRefused(Event):
     type: ClassVar[str] = "input_refused"
     reason: str
     category: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SupervisorControl(Event):
+    """A supervisor changed how the call runs (bot/supervisor/controls.py). action: "takeover" |
+    "handback" | "mute" | "unmute" | "hold" | "resume" | "transfer" | "policy". `notice` is what the
+    caller is told (spoken by the bot, shown on the call page); who acted is in the audit trail."""
+    type: ClassVar[str] = "supervisor"
+    action: str
+    notice: str = ""
+    detail: str = ""

@@ -513,6 +513,19 @@ class CallSession:
     def taken_over_by(self) -> str | None:
         return self._takeover_by
 
+    def say(self, text: str) -> asyncio.Task:
+        """Say `text` now, in place of whatever the bot was saying: a supervisor's notice (take-over,
+        hold). The task ends when its audio is queued; `bot_speaking` is False once it has played."""
+        if self.playout.is_speaking():
+            self._cut_bot("supervisor")
+        self._cancel_response()
+        self._response = self._spawn(self._speak(self._stream_text(text)))
+        return self._response
+
+    @property
+    def bot_speaking(self) -> bool:
+        return self.playout.is_speaking()
+
     def update_policy(self, settings: PolicySettings) -> None:
         """A tenant's policy changed (Redis pub/sub): apply it from the next chunk on. Speaking over
         the caller (`allow_overlap`) is the engine's call, and only while a notice plays."""

@@ -8,7 +8,10 @@ browser call reaches the supervisors who can see it. Every error answers JSON `{
 One `WebRTCCall` per peer connection: the call starts when ICE+DTLS connect (so the greeting is
 not played into the void), runs through `runtime.calls.run(transport)`, and its engine events go
 to the page over the peer's "events" data channel (fed by `session.subscribe()`). The page's
-keypad sends DTMF and its hang-up button a "hangup" message on the same channel.
+keypad sends DTMF and its hang-up button a "hangup" message on the same channel. The same channel
+carries both sides' levels (`{"type": "levels", t, caller, bot}`, 10 a second, dBFS, for the
+page's timeline; never stored) and the bot's view of the network every 2 s (`{"type": "network"}`,
+from aiortc's getStats: `WebRTCTransport.network_stats`).
 """
 from __future__ import annotations
 
@@ -17,14 +20,17 @@ import json
 import logging
 import secrets
 import time
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
-from aiortc import RTCSessionDescription
+from aiortc import RTCDataChannel, RTCSessionDescription
 
 from ..engine.admission import AdmissionController
+from ..engine.events import Event
 from ..engine.port import CallInfo
 from ..supervisor.auth import SupervisorSettings
+from ..supervisor.levels import CallLevels, LevelBoard, LevelSample, board_for
+from ..supervisor.network import network_quality
 from ..transports.webrtc import WebRTCSettings, WebRTCTransport, new_peer_connection, offer_problem
 from ..web import page, setup_static
 
@@ -32,15 +38,17 @@ log = logging.getLogger(__name__)
 
 MAX_SDP = 64 * 1024
 SESSION_WAIT = 3.0
+NETWORK_EVERY = 2.0  # seconds between the bot's network figures sent to the page
 
 
 class WebRTCCalls:
     """The browser calls of this process (for limits, shutdown and leak checks). Each holds a slot of
     the process's admission controller (bot/engine/admission.py) from its offer to its end."""
 
-    def __init__(self, runtime: Any, settings: WebRTCSettings) -> None:
+    def __init__(self, runtime: Any, settings: WebRTCSettings, levels: LevelBoard | None = None) -> None:
         self.runtime = runtime
         self.settings = settings
+        self.levels = levels
         admission = getattr(runtime, "admission", None)
         self.admission = admission if isinstance(admission, AdmissionController) else None
         self.calls: dict[str, WebRTCCall] = {}
@@ -81,13 +89,15 @@ class WebRTCCall:
         self.registry = registry
         self.transport = transport
         self.call_id = transport.info.call_id
-        self.channel = None
-        self.session = None
+        self.channel: RTCDataChannel | None = None
+        self.session: Any = None
         self._connected = asyncio.Event()
-        self._main: asyncio.Task | None = None
-        self._forward: asyncio.Task | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._forward: asyncio.Task[None] | None = None
+        self._side: list[asyncio.Task[None]] = []  # levels and network figures to the page
         self._pending: list[str] = []
-        self._queue: asyncio.Queue | None = None
+        self._queue: asyncio.Queue[Event] | None = None
+        self._unlevel: Callable[[], None] | None = None
         transport.on_start_output = self._attach_session
         transport.pc.on("connectionstatechange", self._on_state)
         transport.pc.on("datachannel", self._on_datachannel)
@@ -97,7 +107,7 @@ class WebRTCCall:
         if self.transport.pc.connectionState == "connected":
             self._connected.set()
 
-    def _on_datachannel(self, channel) -> None:
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label != "events":
             return
         self.channel = channel
@@ -118,12 +128,14 @@ class WebRTCCall:
         elif msg.get("type") == "hangup":
             asyncio.ensure_future(self.close("caller hung up"))
 
-    def send(self, obj: dict) -> None:
+    def send(self, obj: dict[str, Any], droppable: bool = False) -> None:
+        """Send now, or keep for when the channel opens (not `droppable` samples: they are stale by then)."""
         text = json.dumps(obj, separators=(",", ":"))
         ch = self.channel
         if ch is not None and ch.readyState == "open":
-            ch.send(text)
-        elif len(self._pending) < 200:
+            if not droppable or ch.bufferedAmount < 64 * 1024:  # a stalled channel loses levels, not events
+                ch.send(text)
+        elif len(self._pending) < 200 and not droppable:
             self._pending.append(text)
 
     def _flush(self) -> None:
@@ -161,15 +173,42 @@ class WebRTCCall:
         if self.session is None:
             self._attach(self.registry.runtime.calls.get(self.call_id))
 
-    def _attach(self, session) -> None:
+    def _attach(self, session: Any) -> None:
         if session is not None and self.session is None:
             self.session = session
             # what happened before we subscribed (call_started), then everything from now on
             for e in list(getattr(session, "events", ()))[-200:]:
                 self.send({"type": "event", "event": e.to_dict()})
             self._forward = asyncio.ensure_future(self._forward_events(session.subscribe()))
+            board = self.registry.levels
+            if board is not None:
+                levels = board.attach(session)
+                lq = levels.subscribe()
+                self._unlevel = lambda: levels.unsubscribe(lq)
+                self._side.append(asyncio.ensure_future(self._forward_levels(levels, lq)))
+            self._side.append(asyncio.ensure_future(self._network()))
 
-    async def _find_session(self, run: asyncio.Task):
+    async def _forward_levels(self, levels: CallLevels, q: asyncio.Queue[LevelSample]) -> None:
+        try:
+            while True:
+                s = await q.get()
+                self.send({"type": "levels", **s.to_dict()}, droppable=True)
+        except asyncio.CancelledError:
+            pass
+
+    async def _network(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(NETWORK_EVERY)
+                try:
+                    q = await network_quality(self.transport)
+                except Exception:  # the peer connection is closing
+                    continue
+                self.send({"type": "network", "network": q}, droppable=True)
+        except asyncio.CancelledError:
+            pass
+
+    async def _find_session(self, run: asyncio.Task[Any]) -> Any:
         get = self.registry.runtime.calls.get
         deadline = time.monotonic() + SESSION_WAIT
         for _ in range(3):
@@ -181,7 +220,7 @@ class WebRTCCall:
             await asyncio.sleep(0.01)
         return get(self.call_id)
 
-    async def _forward_events(self, q: asyncio.Queue) -> None:
+    async def _forward_events(self, q: asyncio.Queue[Event]) -> None:
         self._queue = q
         try:
             while True:
@@ -191,6 +230,13 @@ class WebRTCCall:
             pass
 
     async def _cleanup(self) -> None:
+        for t in self._side:
+            t.cancel()
+        await asyncio.gather(*self._side, return_exceptions=True)
+        self._side = []
+        if self._unlevel is not None:
+            self._unlevel()
+            self._unlevel = None
         if self._forward is not None:
             self._forward.cancel()
             try:
@@ -202,10 +248,8 @@ class WebRTCCall:
         if q is not None:
             while not q.empty():  # the last events (call_ended) still reach the page
                 self.send({"type": "event", "event": q.get_nowait().to_dict()})
-            try:
+            if self.session is not None:
                 self.session.unsubscribe(q)
-            except Exception:
-                pass
         self.send({"type": "ended", "call_id": self.call_id})
         await asyncio.sleep(0.05)  # give SCTP a moment to flush them before the connection closes
         await self.transport.close("ended")
@@ -250,7 +294,7 @@ CALLS_KEY = web.AppKey("duplexbot_webrtc_calls", WebRTCCalls)
 
 
 def setup(app: web.Application, runtime: Any) -> None:
-    registry = WebRTCCalls(runtime, _settings(runtime))
+    registry = WebRTCCalls(runtime, _settings(runtime), board_for(app, runtime.calls))
     app[CALLS_KEY] = registry
     setup_static(app)
     configured = _token_tenants(runtime)

@@ -8,7 +8,7 @@ import hmac
 import os
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 _NAME = re.compile(r"[^A-Za-z0-9 ._@-]")
 
@@ -17,12 +17,17 @@ _NAME = re.compile(r"[^A-Za-z0-9 ._@-]")
 class SupervisorSettings:
     """tokens: (tenant, token) pairs. listen_buffer: seconds of mixed audio a listener may hold
     before its oldest audio is dropped (a slow connection never slows the call). calls_refresh:
-    seconds between live-call list refreshes pushed to consoles."""
+    seconds between live-call list refreshes pushed to consoles. takeover_notice: what the bot says
+    (and the call page shows) before a supervisor's voice replaces it ("" says nothing);
+    hold_notice / resume_notice: what it says when a supervisor puts the caller on hold / resumes."""
 
     tokens: tuple[tuple[str, str], ...] = ()
     listen_buffer: float = 0.2
     calls_refresh: float = 1.0
     max_listeners_per_call: int = 8
+    takeover_notice: str = "A member of our team is joining the call now."
+    hold_notice: str = "Please hold for a moment."
+    resume_notice: str = "Thank you for holding."
 
     def __post_init__(self) -> None:
         for tenant, token in self.tokens:
@@ -30,6 +35,9 @@ class SupervisorSettings:
                 raise ValueError(f"supervisor token for tenant {tenant!r} is empty or shorter than 4 characters")
         if not 0.04 <= self.listen_buffer <= 5 or self.calls_refresh <= 0 or self.max_listeners_per_call < 1:
             raise ValueError("listen_buffer must be 0.04..5 s; calls_refresh and max_listeners_per_call positive")
+        for name in ("takeover_notice", "hold_notice", "resume_notice"):
+            if len(getattr(self, name)) > 300:
+                raise ValueError(f"{name} is at most 300 characters")
 
     @staticmethod
     def parse_tokens(spec: str) -> tuple[tuple[str, str], ...]:
@@ -47,11 +55,16 @@ class SupervisorSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "SupervisorSettings":
-        """DUPLEXBOT_SUPERVISOR_TOKENS="tenantA:tokA,tenantB:tokB", DUPLEXBOT_SUPERVISOR_LISTEN_BUFFER (s)."""
+        """DUPLEXBOT_SUPERVISOR_TOKENS="tenantA:tokA,tenantB:tokB", DUPLEXBOT_SUPERVISOR_LISTEN_BUFFER (s),
+        DUPLEXBOT_SUPERVISOR_TAKEOVER_NOTICE, _HOLD_NOTICE, _RESUME_NOTICE (text; empty says nothing)."""
         env = os.environ if env is None else env
-        kw: dict = {"tokens": cls.parse_tokens(env.get("DUPLEXBOT_SUPERVISOR_TOKENS", ""))}
+        kw: dict[str, Any] = {"tokens": cls.parse_tokens(env.get("DUPLEXBOT_SUPERVISOR_TOKENS", ""))}
         if "DUPLEXBOT_SUPERVISOR_LISTEN_BUFFER" in env:
             kw["listen_buffer"] = float(env["DUPLEXBOT_SUPERVISOR_LISTEN_BUFFER"])
+        for name in ("takeover_notice", "hold_notice", "resume_notice"):
+            var = f"DUPLEXBOT_SUPERVISOR_{name.upper()}"
+            if var in env:
+                kw[name] = env[var].strip()
         return cls(**kw)
 
 

@@ -13,16 +13,19 @@ import inspect
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable
 
 from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from ..audio.frame import AudioFrame
-from ..engine.events import CallEnded
+from ..engine.events import CallEnded, SupervisorControl
 from ..services.responder import WhisperReview
+from ..state.policy_store import PolicyStore
+from ..state.store import CallStore
 from ..transports.webrtc import WebRTCSettings, av_frame_to_mono, new_peer_connection, offer_problem, prefer_codecs
 from .auth import Authenticator, Supervisor, SupervisorSettings
+from .controls import CallControls, ControlledCall, say_and_wait
 from .listen import ListenFeed, ListenTrack
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class Takeover:
     session: Any
     port: Any = None
     reader: asyncio.Task | None = None
+    announce: asyncio.Task | None = None  # the take-over notice playing before the supervisor's voice
     frames: int = 0
     bad_frames: int = 0
 
@@ -80,6 +84,11 @@ class SupervisorConsole:
         self.stats = ConsoleStats()
         self._watchers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
+        self.controls = CallControls(self)
+
+    def policy_store(self) -> PolicyStore | None:
+        state = self.runtime.state
+        return state.policies if isinstance(state, CallStore) else None
 
     # ---- audit --------------------------------------------------------------------------------
     def audit(self, sup: Supervisor, action: str, call_id: str = "", detail: str = "") -> None:
@@ -93,10 +102,11 @@ class SupervisorConsole:
             self.stats.audit_errors += 1
             log.exception("supervisor: audit of %s by %s failed", action, sup.actor)
 
-    def _spawn(self, aw) -> None:
+    def _spawn(self, aw: Awaitable[Any]) -> asyncio.Future[Any]:
         t = asyncio.ensure_future(aw)
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
+        return t
 
     # ---- calls --------------------------------------------------------------------------------
     async def live_calls(self, sup: Supervisor) -> list[dict]:
@@ -112,10 +122,12 @@ class SupervisorConsole:
             d["listeners"] = sum(1 for lst in self.listeners.values() if lst.call_id == cid)
             t = self.takeovers.get(cid)
             d["taken_over_by"] = t.supervisor.actor if t else ""
+            mode = self.controls.state(cid)
+            d["mode"], d["mode_by"] = mode["mode"], mode["by"]
             out.append(d)
         return out
 
-    async def session_for(self, sup: Supervisor, call_id: str, action: str):
+    async def session_for(self, sup: Supervisor, call_id: str, action: str) -> Any:
         """The local session of a call this supervisor may act on, or ConsoleError (403 audited)."""
         session = self.runtime.calls.get(call_id)
         tenant = session.info.tenant if session is not None else None
@@ -133,7 +145,7 @@ class SupervisorConsole:
             raise ConsoleError(409, f"this call is handled by worker {worker}; connect to that worker")
         return session
 
-    def _watch(self, session) -> None:
+    def follow_call(self, session: Any) -> None:
         """Stop listeners and take-overs when the call ends."""
         cid = session.info.call_id
         if cid in self._watchers:
@@ -160,6 +172,7 @@ class SupervisorConsole:
             await self.stop_listen(lid, reason)
         if call_id in self.takeovers:
             await self.hand_back(self.takeovers[call_id].supervisor, call_id, reason)
+        self.controls.release(call_id)
 
     # ---- listen -------------------------------------------------------------------------------
     async def listen(self, sup: Supervisor, call_id: str, offer_sdp: str) -> dict:
@@ -191,7 +204,7 @@ class SupervisorConsole:
 
         pc.on("connectionstatechange", on_state)
         self.audit(sup, "listen_start", call_id)
-        self._watch(session)
+        self.follow_call(session)
         return {"type": "answer", "sdp": pc.localDescription.sdp, "listener_id": lid}
 
     async def stop_listen(self, lid: str, reason: str, sup: Supervisor | None = None) -> bool:
@@ -237,7 +250,7 @@ class SupervisorConsole:
         tk = Takeover(sup, call_id, pc, session)
         self.takeovers[call_id] = tk  # reserve before the first await
 
-        def on_track(track) -> None:
+        def on_track(track: Any) -> None:
             if track.kind == "audio" and tk.reader is None:
                 tk.reader = asyncio.ensure_future(self._pump(tk, track))
 
@@ -253,18 +266,34 @@ class SupervisorConsole:
             self.takeovers.pop(call_id, None)
             await pc.close()
             raise ConsoleError(400, "cannot answer this offer: it must send audio (Opus or PCMU)")
-        tk.port = session.take_over(sup.actor)
-        self.audit(sup, "takeover_start", call_id)
+        self.controls.release(call_id)  # a take-over replaces a mute or a hold
+        notice = self.settings.takeover_notice
+        if notice and isinstance(session, ControlledCall):
+            session.emit(SupervisorControl(call_id=call_id, t=session.now, action="takeover", notice=notice))
+            tk.announce = asyncio.ensure_future(self._announce(tk, notice))
+        else:
+            tk.port = session.take_over(sup.actor)
+        self.audit(sup, "takeover_start", call_id, f"notice: {notice}" if notice else "")
 
         def on_state() -> None:
             if pc.connectionState in ("failed", "closed") and self.takeovers.get(call_id) is tk:
                 self._spawn(self.hand_back(sup, call_id, "supervisor disconnected"))
 
         pc.on("connectionstatechange", on_state)
-        self._watch(session)
+        self.follow_call(session)
         return {"type": "answer", "sdp": pc.localDescription.sdp}
 
-    async def _pump(self, tk: Takeover, track) -> None:
+    async def _announce(self, tk: Takeover, notice: str) -> None:
+        """The bot says the take-over notice; the supervisor's voice replaces it once it has played
+        (their microphone is not heard before: `_pump` drops frames while `tk.port` is None)."""
+        try:
+            await say_and_wait(tk.session, notice)
+        except asyncio.CancelledError:
+            return
+        if self.takeovers.get(tk.call_id) is tk and self.runtime.calls.get(tk.call_id) is tk.session:
+            tk.port = tk.session.take_over(tk.supervisor.actor)
+
+    async def _pump(self, tk: Takeover, track: Any) -> None:
         """The supervisor's microphone into the call, in place of the bot."""
         pos = 0
         try:
@@ -292,6 +321,8 @@ class SupervisorConsole:
             self.audit(sup, "denied", call_id, "hand_back: call belongs to another tenant")
             raise ConsoleError(403, "this call belongs to another tenant")
         del self.takeovers[call_id]
+        if tk.announce is not None:
+            tk.announce.cancel()
         if tk.reader is not None:
             tk.reader.cancel()
         try:
@@ -302,6 +333,9 @@ class SupervisorConsole:
         except Exception:
             log.exception("supervisor: hand back of %s failed", call_id)
         self.audit(tk.supervisor, "takeover_stop", call_id, f"{reason} by {sup.actor}; {tk.frames} frames")
+        if isinstance(tk.session, ControlledCall) and self.runtime.calls.get(call_id) is tk.session:
+            tk.session.emit(SupervisorControl(call_id=call_id, t=tk.session.now, action="handback",
+                                              detail="the bot has the call again"))
         await tk.pc.close()
         if tk.reader is not None:
             try:

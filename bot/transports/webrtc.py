@@ -402,3 +402,26 @@ class WebRTCTransport:
             except (asyncio.CancelledError, Exception):
                 pass
         await self.pc.close()
+
+    async def network_stats(self) -> dict[str, float | int | None]:
+        """The call's network quality from aiortc's `RTCPeerConnection.getStats()`: the caller's audio
+        as we receive it (jitter in seconds, packets received and lost) and ours as the browser's
+        RTCP receiver reports describe it (jitter, loss, and the round trip aiortc derives from
+        them). None where nothing was measured yet (RTCP comes every few seconds)."""
+        out: dict[str, float | int | None] = {"in_jitter": None, "in_packets": None, "in_lost": None,
+                                              "out_jitter": None, "out_lost": None, "out_fraction_lost": None,
+                                              "rtt": None, "out_packets": None}
+        if self._closed:
+            return out
+        rate = self.bot_track.rate or 48000
+        for s in (await self.pc.getStats()).values():
+            if s.type == "inbound-rtp":
+                out.update(in_jitter=round(s.jitter / rate, 5), in_packets=s.packetsReceived, in_lost=s.packetsLost)
+            elif s.type == "remote-inbound-rtp":
+                rtt = s.roundTripTime
+                out.update(out_jitter=round(s.jitter / rate, 5), out_lost=s.packetsLost,  # RTCP: lost/256
+                           out_fraction_lost=round(s.fractionLost / 256, 4),
+                           rtt=None if rtt is None else round(rtt, 4))
+            elif s.type == "outbound-rtp":
+                out["out_packets"] = s.packetsSent
+        return out
