@@ -64,18 +64,21 @@ class _Call:
 
 
 @dataclass
-class _Stream:
-    calls: dict[int, _Call] = field(default_factory=dict)
-    finish: str = ""
-
-
-@dataclass
 class _Answer:
     """One response's working state."""
     ctx: RespondContext
     screening: Screening
     filler_said: bool = False
     asked: Confirmation | None = None  # a confirmation question this answer asked
+    tail: str = ""  # the last character said
+    joined: bool = True  # the next piece continues the text before it (same completion)
+
+    def say(self, piece: str) -> ResponseChunk:
+        """Text as spoken: a filler, a question or a new completion is set off from what came before."""
+        if not self.joined and self.tail and not self.tail.isspace() and not piece[:1].isspace():
+            piece = " " + piece
+        self.tail, self.joined = piece[-1:] or self.tail, True
+        return ResponseChunk(piece)
 
 
 @dataclass
@@ -165,14 +168,15 @@ class OpenAIChatResponder:
                     yield chunk
                 rounds = 1
             while answer.asked is None:
-                stream = _Stream()
+                calls: dict[int, _Call] = {}
                 text: list[str] = []
-                async for piece in self._stream(http, messages, stream, final=rounds >= MAX_TOOL_ROUNDS):
+                answer.joined = False
+                async for piece in self._stream(http, messages, calls, final=rounds >= MAX_TOOL_ROUNDS):
                     text.append(piece)
-                    yield ResponseChunk(piece)
-                if not stream.calls:
+                    yield answer.say(piece)
+                if not calls:  # finish_reason "stop" (or "tool_calls" with none usable)
                     break
-                steps = [self._prepare(c, k, rounds, answer) for k, c in sorted(stream.calls.items())]
+                steps = [self._prepare(c, k, rounds, answer) for k, c in sorted(calls.items())]
                 if rounds >= MAX_TOOL_ROUNDS:
                     for s in steps:
                         yield ResponseChunk(note=ToolNote("refused", s.call.name, s.call.arguments,
@@ -191,9 +195,9 @@ class OpenAIChatResponder:
         s = self.settings
         return aiohttp.ClientTimeout(total=s.timeout, sock_connect=min(5.0, s.timeout))
 
-    async def _stream(self, http: aiohttp.ClientSession, messages: list[dict[str, Any]], out: _Stream,
+    async def _stream(self, http: aiohttp.ClientSession, messages: list[dict[str, Any]], calls: dict[int, _Call],
                       final: bool) -> AsyncIterator[str]:
-        """The text of one completion as it streams; tool calls and finish reason into `out`."""
+        """The text of one completion as it streams; its tool calls joined into `calls`."""
         s = self.settings
         url = s.base_url.rstrip("/") + "/chat/completions"
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
@@ -222,8 +226,7 @@ class OpenAIChatResponder:
                         choice = json.loads(data)["choices"][0]
                         delta = choice.get("delta") or {}
                         content = delta.get("content") or ""
-                        _join_calls(out.calls, delta.get("tool_calls") or [])
-                        out.finish = choice.get("finish_reason") or out.finish
+                        _join_calls(calls, delta.get("tool_calls") or [])
                     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                         continue  # a malformed event is skipped, the stream goes on
                     if content:
@@ -277,7 +280,8 @@ class OpenAIChatResponder:
                 why = s.refusal or ("waiting for the caller's confirmation" if s is ask
                                     else f"not run: waiting for the caller to confirm {ask.call.name}")
                 yield ResponseChunk(note=ToolNote("refused", s.call.name, s.call.arguments, why, ok=False))
-            yield ResponseChunk(answer.asked.question)
+            answer.joined = False
+            yield answer.say(answer.asked.question)
             return
         for s in steps:
             if s.refusal:
@@ -311,7 +315,8 @@ class OpenAIChatResponder:
                 slow = next(sp for sp, t in zip(specs, tasks) if t in pending)
                 if slow.filler:
                     answer.filler_said = True
-                    yield ResponseChunk(slow.filler)
+                    answer.joined = False
+                    yield answer.say(slow.filler)
                     yield ResponseChunk(note=ToolNote("filler", slow.name, result=slow.filler))
             await asyncio.wait(tasks)
         finally:

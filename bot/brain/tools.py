@@ -61,7 +61,7 @@ class Webhook:
     url: str
     method: str = "POST"
     retries: int = 1
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold a key: kept out of logs
 
 
 @dataclass(frozen=True)

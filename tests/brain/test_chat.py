@@ -98,7 +98,7 @@ async def test_a_slow_tool_says_its_filler_first_and_once(stub: LlmStub, hooks: 
          "safe_on_partial": True}]}, "a")
     stub.reply = tool_then_text("slow", "{}", "It is out for delivery.")
     chunks = await collect(responder(stub, tools).respond([Turn("caller", "Where is my order?")], []))
-    assert [c.text for c in chunks if c.text] == ["Let me check that.", "It", " is", " out", " for", " delivery."]
+    assert [c.text for c in chunks if c.text] == ["Let me check that.", " It", " is", " out", " for", " delivery."]
     assert phases(chunks) == [("call", "slow"), ("filler", "slow"), ("result", "slow")]
     hooks.delay = 0.0
     chunks = await collect(responder(stub, tools).respond([Turn("caller", "Where is my order?")], []))
@@ -329,3 +329,19 @@ async def test_whispers_held_over_a_stop_are_kept_until_a_committed_answer(stub:
     assert whispered(stub.requests[-1])
     await collect(r.respond(ask, []))  # consumed by the committed answer
     assert not whispered(stub.requests[-1])
+
+
+async def test_words_around_tool_calls_are_spaced_as_spoken(stub: LlmStub, hooks: Hooks):
+    def reply(messages: list[dict[str, Any]]) -> StubReply:
+        if messages[-1]["role"] == "tool":
+            return StubReply("It shipped.")
+        name = "cancel_order" if "cancel" in messages[-1]["content"] else "shipping_date"
+        return StubReply("Sure.", tool_calls=(StubToolCall(name, '{"order_id": "A17"}'),))
+    stub.reply = reply
+    r = responder(stub, order_tools(hooks))
+    assert text(await collect(r.respond([Turn("caller", "When does A17 ship?")], []))) == "Sure. It shipped."
+    said = text(await collect(r.respond([Turn("caller", "cancel A17")], [])))
+    assert said == "Sure. Just to confirm: cancel order A17?"
+    history = [Turn("caller", "cancel A17"), Turn("bot", said), Turn("caller", "Yes.")]
+    assert text(await collect(r.respond(history, []))) == "It shipped." and hooks.count("/cancel") == 1
+    assert stub.requests[-1]["messages"][-2]["content"] is None  # the confirmed call: no text of its own
