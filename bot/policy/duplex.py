@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .base import CHUNK_SECONDS, Decision, ModelOutput, Observation, PolicySettings
 from .completeness import WordEvidence
@@ -50,7 +51,8 @@ class DuplexTuning:
                    float(recommended.get("eot_decay", 0.0)))
 
 
-def tuned(settings: PolicySettings = PolicySettings(), model_path=None) -> tuple[PolicySettings, DuplexTuning]:
+def tuned(settings: PolicySettings = PolicySettings(),
+          model_path: str | Path | None = None) -> tuple[PolicySettings, DuplexTuning]:
     """`settings` with the eot/interrupt thresholds tuned for the shipped model (models/manifest.json),
     and the model's confirm counts: `DuplexPolicy(*tuned(settings))`."""
     from dataclasses import replace

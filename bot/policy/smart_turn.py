@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from .base import CHUNK_SAMPLES, CHUNK_SECONDS, Decision, Observation, PolicySettings
 from .completeness import WordEvidence
@@ -37,13 +38,13 @@ def smart_turn_model_path() -> Path:
                       "pipecat-ai: scripts/install.sh installs it with --no-deps")
 
 
-def _slaney_mel(f: np.ndarray) -> np.ndarray:
+def _slaney_mel(f: npt.ArrayLike) -> np.ndarray:
     f = np.asarray(f, np.float64)
     lin = 3.0 * f / 200.0
     return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-9) / 1000.0) * 27.0 / np.log(6.4), lin)
 
 
-def _slaney_hz(m: np.ndarray) -> np.ndarray:
+def _slaney_hz(m: npt.ArrayLike) -> np.ndarray:
     m = np.asarray(m, np.float64)
     return np.where(m >= 15.0, 1000.0 * np.exp((m - 15.0) * np.log(6.4) / 27.0), 200.0 * m / 3.0)
 

@@ -12,6 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,11 @@ from ..engine.port import CallInfo
 from ..transports.sim import SimTransport
 from .metrics import CallerSegment, compute_metrics
 from .script import HangupStep, Pause, Say, Script, ScriptError, SendDtmf, WaitForBotSpeech, WaitForSilence
+
+if TYPE_CHECKING:
+    from ..policy.base import PolicySettings
+    from ..runtime import Runtime
+    from ..settings import Settings
 
 RATE = 16000
 FRAME = 320  # 20 ms
@@ -52,7 +58,7 @@ class SimulationResult:
 class _BotMeter:
     """Tracks the bot's audible speech from the frames the caller receives."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.voiced_since: float | None = None
         self.silent_since = 0.0
         self.gap = 0.0
@@ -76,12 +82,14 @@ class _BotMeter:
         return 0.0 if self.voiced_since is not None else t - self.silent_since
 
 
-async def simulate(runtime, script: Script, fast: bool = False, call_id: str | None = None,
-                   max_seconds: float = 600.0, policy_settings=None) -> SimulationResult:
+async def simulate(runtime: Runtime, script: Script, fast: bool = False, call_id: str | None = None,
+                   max_seconds: float = 600.0, policy_settings: PolicySettings | None = None) -> SimulationResult:
     call_id = call_id or f"sim-{uuid.uuid4().hex[:12]}"
     transport = SimTransport(CallInfo(call_id=call_id, transport="sim", caller="simulator", callee="duplexbot"), RATE)
     session = runtime.calls.start(transport, policy_settings=policy_settings)
     task = session.task
+    if task is None:
+        raise RuntimeError(f"the call manager did not start call {call_id}")
     caller_out: list[np.ndarray] = []
     bot_out: list[np.ndarray] = []
     segments: list[CallerSegment] = []
@@ -162,7 +170,7 @@ async def simulate(runtime, script: Script, fast: bool = False, call_id: str | N
     return SimulationResult(caller, bot, list(session.events), segments, metrics, call_id, transport.transfers)
 
 
-async def run_simulation(settings, script: Script, out_dir: str | Path, fast: bool) -> SimulationResult:
+async def run_simulation(settings: Settings, script: Script, out_dir: str | Path, fast: bool) -> SimulationResult:
     from ..runtime import Runtime
 
     runtime = await Runtime.start(settings)

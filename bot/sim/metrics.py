@@ -3,6 +3,7 @@ exactly, since the simulator produced it) to the bot audio the caller received."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,13 @@ def _pct(xs: list[float], q: float) -> float | None:
     return round(float(np.percentile(xs, q)), 4) if xs else None
 
 
-def compute_metrics(segments: list[CallerSegment], bot: np.ndarray, rate: int, events: list[ev.Event]) -> dict:
+def _measured(rows: list[dict[str, object]], key: str) -> list[float]:
+    """The rows' `key` values that were measured (None: never happened)."""
+    return [v for r in rows if isinstance(v := r[key], float)]
+
+
+def compute_metrics(segments: list[CallerSegment], bot: np.ndarray, rate: int,
+                    events: list[ev.Event]) -> dict[str, Any]:
     voiced = _voiced(bot, rate)
     times = np.arange(len(voiced)) * WIN
 
@@ -66,13 +73,14 @@ def compute_metrics(segments: list[CallerSegment], bot: np.ndarray, rate: int, e
 
     starts = [e for e in events if isinstance(e, ev.BotSpeechStart)]
     barge = [e for e in events if isinstance(e, ev.BargeIn)]
-    turns, stops = [], []
+    turns: list[dict[str, object]] = []
+    stops: list[dict[str, object]] = []
     false_barge, missed_barge = 0, 0
     for k, seg in enumerate(segments):
         nxt = segments[k + 1].onset if k + 1 < len(segments) else float("inf")
         if seg.kind == "turn" and not seg.bot_speaking:
             first = first_voiced_after(seg.offset, min(10.0, nxt - seg.offset))
-            rec = {"caller_text": seg.text, "caller_end": round(seg.offset, 3), "bot_audio": first,
+            rec: dict[str, object] = {"caller_text": seg.text, "caller_end": round(seg.offset, 3), "bot_audio": first,
                    "latency": None, "latency_content_word": None}
             if first is not None:
                 rec["latency"] = round(first - seg.offset, 4)
@@ -95,9 +103,9 @@ def compute_metrics(segments: list[CallerSegment], bot: np.ndarray, rate: int, e
         elif seg.kind in ("backchannel", "noise") and seg.bot_speaking:
             if any(seg.onset - 0.1 <= b.t <= seg.offset + 0.5 for b in barge):
                 false_barge += 1
-    lat = [t["latency"] for t in turns if t["latency"] is not None]
-    cw = [t["latency_content_word"] for t in turns if t["latency_content_word"] is not None]
-    sl = [s["stop_latency"] for s in stops if s["stop_latency"] is not None]
+    lat = _measured(turns, "latency")
+    cw = _measured(turns, "latency_content_word")
+    sl = _measured(stops, "stop_latency")
     return {
         "turns": turns,
         "response_latency": {"p50": _pct(lat, 50), "p90": _pct(lat, 90), "n": len(lat),

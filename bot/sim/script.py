@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -98,13 +99,19 @@ def _num(step: dict, key: str, where: str, lo: float = 0.0, hi: float = 600.0) -
     return float(v)
 
 
-def _tts():
+class Voice(Protocol):
+    """Text to float32 speech at 24 kHz (hibari's `Hibari` instance); `seed` fixes its noise."""
+
+    def __call__(self, text: str, speed: float = 1.0, seed: int | None = None) -> np.ndarray: ...
+
+
+def _tts() -> Voice:
     from hibari import Hibari
 
     return Hibari()
 
 
-def parse_script(data: object, base_dir: Path = Path("."), tts=None) -> Script:
+def parse_script(data: object, base_dir: Path = Path("."), tts: Voice | None = None) -> Script:
     if not isinstance(data, dict):
         raise ScriptError("script: the top level must be a JSON object with a 'steps' list")
     steps_in = data.get("steps")
@@ -166,7 +173,7 @@ def parse_script(data: object, base_dir: Path = Path("."), tts=None) -> Script:
     return Script(str(data.get("name", "call")), tuple(steps))
 
 
-def load_script(path: str | Path, tts=None) -> Script:
+def load_script(path: str | Path, tts: Voice | None = None) -> Script:
     p = Path(path)
     try:
         data = json.loads(p.read_text())

@@ -123,7 +123,7 @@ class EmbeddedValkey:
         client = redis.Redis(host="127.0.0.1", port=self._port, socket_timeout=2.0, socket_connect_timeout=1.0,
                              decode_responses=True)
         try:
-            if Path(client.config_get("dir").get("dir", "")).resolve() != self._data_dir:
+            if Path(client.config_get("dir").get("dir") or "").resolve() != self._data_dir:
                 return
             log.warning("state: shutting down an orphaned embedded Valkey on port %d (data dir %s)",
                         self._port, self._data_dir)

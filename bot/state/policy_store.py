@@ -179,7 +179,10 @@ class PolicyWatcher:
             t = asyncio.get_running_loop().create_task(self._refresh(lambda x: x is w))
             self._pending.add(t)
             t.add_done_callback(self._pending.discard)
-        return lambda: self._watches.pop(wid, None) and None
+
+        def unwatch() -> None:
+            self._watches.pop(wid, None)
+        return unwatch
 
     def start(self) -> None:
         if self._task is None:
