@@ -26,7 +26,7 @@ from typing import Any, Mapping
 _INJECTION = tuple(re.compile(p) for p in (
     r"\b(?:ignore|disregard|forget|override|bypass)\b(?:\s+[\w']+){0,3}?\s+"
     r"(?:instructions?|rules?|prompts?|guidelines?|programming|directives?|guardrails?)\b",
-    r"\byou\s+are\s+now\b", r"\byou're\s+now\b", r"\bfrom\s+now\s+on\s+you\b",
+    r"\byou\s+are\s+now\b", r"\byou're\s+now\b",
     r"\bsystem\s+prompt\b", r"\bdeveloper\s+mode\b", r"\bjailbreak", r"\bdan\s+mode\b",
     r"(?:^|[.!?;]\s*)(?:system|developer|admin|assistant)\s*(?:message|override)?\s*:",
     r"\bnew\s+instructions\b", r"\bpretend\s+(?:that\s+)?(?:you\s+are|you're|to\s+be)\b",
@@ -44,8 +44,8 @@ _AUTHORISATION = tuple(re.compile(p) for p in (
 ))
 _ABUSE = tuple(re.compile(p) for p in (
     r"\bfuck\s+(?:you|off)\b", r"\bscrew\s+you\b", r"\bpiece\s+of\s+shit\b", r"\b(?:bitch|cunt|asshole|retard)\b",
-    r"\b(?:kill|shoot|hurt|stab)\s+(?:you|your|them)\b", r"\bi(?:'ll|\s+will)\s+(?:kill|hurt|shoot)\b",
-    r"\bbomb\b",
+    r"\b(?:kill|shoot|hurt|stab)\s+you\b", r"\bi(?:'ll|\s+will)\s+(?:kill|hurt|shoot)\b",
+    r"\bbomb\s+threat\b", r"\b(?:plant(?:ed)?|place[d]?|there's|there\s+is)\s+a\s+bomb\b",
 ))
 
 

@@ -264,7 +264,10 @@ class ToolRunner:
 
     async def run(self, spec: ToolSpec, arguments: Mapping[str, Any],
                   confirmation: Confirmation | None = None) -> ToolOutcome:
-        """A `confirm: true` tool runs only with the caller's confirmation of this very call."""
+        """Only a tool declared at load runs; a `confirm: true` one only with the caller's
+        confirmation of this very call."""
+        if self.tools.get(spec.name) is not spec:
+            return ToolOutcome(False, f"{spec.name} was not run: it is not a declared tool", refused=True)
         if spec.confirm and not (confirmation is not None and confirmation.covers(spec.name, arguments)):
             return ToolOutcome(False, f"{spec.name} was not run: it needs the caller's confirmation first",
                                refused=True)

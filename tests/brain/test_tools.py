@@ -164,3 +164,6 @@ async def test_a_confirm_tool_needs_the_confirmation_of_that_very_call():
     assert c.question == "Just to confirm: refund order A1?"
     assert (await runner.run(spec, {"order_id": "A1", "amount": 500}, c)).refused  # other arguments
     assert (await runner.run(spec, {"amount": 5, "order_id": "A1"}, c)).ok
+    other = tools({"name": "refund", "description": "d", "kind": "python", "entry": f"{__name__}:refund"})
+    out = await runner.run(other.tools[0], {"order_id": "A1"})  # not declared where the runner was built
+    assert out.refused and "not a declared tool" in out.result
