@@ -11,20 +11,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 import numpy as np
 
 from ..audio.frame import AudioFrame
-from ..audio.resample import Resampler, resample
+from ..audio.resample import Resampler
+from ..brain.corrections import is_correction
+from ..brain.intents import IntentDetector
 from ..policy.base import CHUNK_RATE, CHUNK_SAMPLES, Decision, ModelOutput, Observation, PolicySettings, TurnPolicy
 from ..policy.completeness import evidence, text_completeness
 from ..policy.words import is_backchannel_text
-from ..services.responder import Responder, ResponderAction, ResponderError, ResponseChunk, Turn
-from ..services.tts import SentenceBuffer
+from ..services.responder import (
+    RespondContext,
+    Responder,
+    ResponderAction,
+    ResponderError,
+    ResponseChunk,
+    Revision,
+    ToolNote,
+    Turn,
+)
 from . import events as ev
 from .playout import Playout, Truncation
 from .port import Dtmf, Hangup, Transport
+from .reply import Reply, Spoken
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +53,30 @@ class EngineSettings:
     # overlap words below this mean log-probability are treated as no words (a murmured
     # "mm-hmm" that tiny.en guesses as "No" must not stop the bot)
     min_overlap_word_score: float = -3.0
+    # start the answer on the provisional transcript at each pause, played if the turn ends there
+    speculate: bool = True
+    partial_every: float = 1.0  # seconds between partial transcripts during long speech (intents)
+
+
+@dataclass
+class _Draft:
+    """An answer being prepared on a provisional transcript (a speculation)."""
+    id: int
+    start: float
+    end: float
+    text: str
+    ctx: RespondContext
+    reply: Reply
+    task: asyncio.Task
+    t0: float
+    instructions: list[str]
 
 
 class CallSession:
     def __init__(self, transport: Transport, policy: TurnPolicy, responder: Responder, services,
                  settings: EngineSettings = EngineSettings(), sinks: list[Callable[[ev.Event], None]] | None = None,
-                 calibrate: Callable[[PolicySettings], PolicySettings] | None = None):
+                 calibrate: Callable[[PolicySettings], PolicySettings] | None = None,
+                 intents: IntentDetector | None = None):
         self.transport = transport
         self.info = transport.info
         self.call_id = transport.info.call_id
@@ -57,6 +86,7 @@ class CallSession:
         self.settings = settings
         self.sinks = list(sinks or [])
         self._calibrate = calibrate or (lambda s: s)
+        self.intents = intents if intents is not None and intents.specs else None
         self._overlap_notices = policy.settings.allow_overlap
         if self._overlap_notices:
             policy.update_settings(replace(policy.settings, allow_overlap=False))
@@ -78,6 +108,11 @@ class CallSession:
         self._utt_start: float | None = None
         self._last_speech_end = 0.0
         self._spec: tuple[float, float, asyncio.Task] | None = None
+        self._draft: _Draft | None = None
+        self._drafts = 0
+        self._in_speech = False
+        self._partial_at = 0.0  # stream time of the last partial transcript during speech
+        self._partial_busy = False
         self._cut: Truncation | None = None  # the last interrupted bot turn (for resume)
         self._instructions: list[str] = []
         self._dtmf = ""
@@ -90,7 +125,8 @@ class CallSession:
         self.task: asyncio.Task | None = None  # set by CallManager.start
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0}
+        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0, "speculations_started": 0,
+                      "speculations_used": 0, "speculations_wasted": 0}
 
     # -- time ---------------------------------------------------------------------------------
     @property
@@ -210,6 +246,7 @@ class CallSession:
                           rms=float(np.sqrt(np.mean(x * x))), model=model)
         for d in self.policy.step(obs):
             self._on_decision(d)
+        self._partial_during_speech()
         if self._taps and not self.secure_input:
             if bot is None:  # a tap may have been added while this chunk was being inferred
                 bot = self.playout.reference(start, CHUNK_SAMPLES)
@@ -239,6 +276,10 @@ class CallSession:
                                            during_bot_speech=self.playout.is_speaking()))
             if self._utt_start is None:
                 self._utt_start = d.onset
+                self._partial_at = d.t
+            self._in_speech = True
+            if self._draft is not None:
+                self._waste_draft("the caller went on")
             if self._response is not None and not self._response.done() and not self.playout.has_audio() \
                     and self._last_started_turn != self._turn:
                 # the caller went on after an end-of-turn decision, before the bot said a word
@@ -247,6 +288,7 @@ class CallSession:
                 self.playout.clear()
         elif k == "speech_end":
             self._last_speech_end = d.t
+            self._in_speech = False
             self.emit(ev.CallerSpeechEnd(call_id=cid, t=d.t, speech_started=d.onset))
             if self._utt_start is not None and not self.playout.is_speaking() and not self.secure_input:
                 self._speculate(self._utt_start, d.t)
@@ -286,12 +328,14 @@ class CallSession:
         text = tr.text if tr.score >= self.settings.min_overlap_word_score else ""
         if text:
             self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=text))
+            self._detect_intents(text, partial=True)
         for d in self.policy.on_transcript(text, onset, self.now):
             self._on_decision(d)
 
     def _speculate(self, start: float, end: float) -> None:
         """Transcribe as soon as the caller pauses: the words tell the policy whether the turn is
-        complete, and if the turn ends on this audio, the text is ready."""
+        complete, the answer starts on them (a draft, played if the turn ends here), and if the
+        turn ends on this audio, the text is ready."""
         audio = self.caller_audio(start - PRE_ROLL, end + POST_ROLL)
 
         async def run() -> str:
@@ -299,11 +343,96 @@ class CallSession:
             if tr.text:
                 self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text,
                                                complete=round(text_completeness(tr.text, tr.p_final), 3)))
+                self._detect_intents(tr.text, partial=True)
+            spec = self._spec
+            if spec is not None and spec[0] == start and spec[1] == end:
+                self._start_draft(start, end, tr.text)
             for d in self.policy.on_words(evidence(tr.text, tr.p_final, end, self.now, tr.p_continue)):
                 self._on_decision(d)
             return tr.text
 
         self._spec = (start, end, self._spawn(run()))
+
+    def _partial_during_speech(self) -> None:
+        """About once a second of ongoing caller speech: a partial transcript, for the intents."""
+        if self.intents is None or not self._in_speech or self._partial_busy or self.secure_input \
+                or self._utt_start is None or self.now - self._partial_at < self.settings.partial_every:
+            return
+        self._partial_at, self._partial_busy = self.now, True
+        audio = self.caller_audio(self._utt_start - PRE_ROLL, self.now)
+
+        async def run() -> None:
+            try:
+                tr = await self.services.asr.transcribe_detailed(audio)
+            finally:
+                self._partial_busy = False
+            if tr.text and not self.secure_input:
+                self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text))
+                self._detect_intents(tr.text, partial=True)
+
+        self._spawn(run())
+
+    def _detect_intents(self, text: str, partial: bool) -> None:
+        if self.intents is None or self.secure_input:
+            return
+        for hit in self.intents.detect(text):
+            self.emit(ev.IntentDetected(call_id=self.call_id, t=self.now, intent=hit.intent,
+                                        confidence=hit.confidence, text=text, partial=partial))
+
+    # -- speculation: the answer prepared at the pause -----------------------------------------
+    def _revision_for(self, text: str) -> Revision | None:
+        cut = self._cut
+        if cut is not None and cut.heard and is_correction(text):
+            return Revision(cut.heard, cut.unheard, text)
+        return None
+
+    def _start_draft(self, start: float, end: float, text: str) -> None:
+        if not self.settings.speculate or not text.strip() or self.secure_input or self._takeover_by is not None \
+                or self._utt_start is None or self.playout.is_speaking() \
+                or (self._cut is not None and is_backchannel_text(text)):
+            return
+        if self._draft is not None:
+            self._waste_draft("a later pause")
+        self._drafts += 1
+        ctx = RespondContext(revision=self._revision_for(text))
+        instructions = list(self._instructions)
+        chunks = self.responder.respond([*self.history, Turn("caller", text)], instructions, ctx)
+        reply = Reply(self, self.services.tts, self.playout.out_rate, chunks, ctx)
+        self._draft = _Draft(self._drafts, start, end, text, ctx, reply, self._spawn(reply.run()), self.now,
+                             instructions)
+        self.stats["speculations_started"] += 1
+        self.emit(ev.Speculation(call_id=self.call_id, t=self.now, id=self._drafts, outcome="started", text=text))
+
+    def _waste_draft(self, reason: str) -> None:
+        d, self._draft = self._draft, None
+        if d is None:
+            return
+        d.task.cancel()
+        self.stats["speculations_wasted"] += 1
+        self.emit(ev.Speculation(call_id=self.call_id, t=self.now, id=d.id, outcome="wasted", text=d.text,
+                                 reason=reason))
+
+    def _commit_draft(self, d: _Draft) -> None:
+        """The end of turn came on the draft's transcript: it becomes the answer."""
+        self._draft = None
+        self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=d.text, speaker="caller"))
+        self._detect_intents(d.text, partial=False)
+        self._cut = None
+        self.history.append(Turn("caller", d.text))
+        self._mark_revision(d.ctx.revision)
+        for i in d.instructions:
+            if i in self._instructions:
+                self._instructions.remove(i)
+        self.stats["speculations_used"] += 1
+        self.emit(ev.Speculation(call_id=self.call_id, t=self.now, id=d.id, outcome="used", text=d.text,
+                                 ready=round(self.now - d.t0, 3)))
+        self._response = d.task
+        d.ctx.commit()
+
+    def _mark_revision(self, revision: Revision | None) -> None:
+        if revision is not None:
+            self.emit(ev.TurnRevised(call_id=self.call_id, t=self.now, turn=self._turn + 1, heard=revision.heard,
+                                     correction=revision.correction))
 
     # -- bot turns ----------------------------------------------------------------------------
     def _spawn(self, coro) -> asyncio.Task:
@@ -321,11 +450,23 @@ class CallSession:
                                     retryable=getattr(e, "retryable", False)))
 
     def _cancel_response(self) -> None:
+        """Drop the answer in progress (and any draft: something else takes the turn)."""
         if self._response is not None and not self._response.done():
             self._response.cancel()
         self._response = None
+        if self._draft is not None:
+            self._waste_draft("superseded")
 
     def _start_response(self, start: float, end: float) -> None:
+        d = self._draft
+        if d is not None and abs(d.start - start) < 1e-6 and abs(d.end - end) < 1e-6:
+            self._spec = None
+            if self._response is not None and not self._response.done():
+                self._response.cancel()
+            self._commit_draft(d)
+            return
+        if d is not None:
+            self._waste_draft("the turn ended on other words")
         self._cancel_response()
         spec = self._spec
         if spec and abs(spec[0] - start) < 1e-6 and abs(spec[1] - end) < 1e-6:
@@ -338,6 +479,9 @@ class CallSession:
     async def _respond(self, asr: asyncio.Task) -> None:
         text = await asr
         self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=text, speaker="caller"))
+        if text.strip():
+            self._detect_intents(text, partial=False)
+        revision = self._revision_for(text)
         cut, self._cut = self._cut, None
         if not text.strip() or (cut is not None and is_backchannel_text(text)):
             if cut and cut.unheard and self.settings.resume_after_false_barge_in:
@@ -349,14 +493,16 @@ class CallSession:
         if self._takeover_by is not None:
             return  # a supervisor is talking for the bot
         instructions, self._instructions = self._instructions, []
-        await self._speak(self.responder.respond(list(self.history), instructions))
+        self._mark_revision(revision)
+        ctx = RespondContext.final(revision)
+        await self._speak(self.responder.respond(list(self.history), instructions, ctx), ctx)
 
     @staticmethod
-    async def _stream(chunks: list[ResponseChunk]):
+    async def _stream(chunks: list[ResponseChunk]) -> AsyncIterator[ResponseChunk]:
         for c in chunks:
             yield c
 
-    def _stream_text(self, text: str):
+    def _stream_text(self, text: str) -> AsyncIterator[ResponseChunk]:
         return self._stream([ResponseChunk(text)])
 
     def _speak_text(self, text: str, is_notice: bool = False) -> None:
@@ -365,40 +511,37 @@ class CallSession:
             self._notice_turn = self._turn + 1
         self._response = self._spawn(self._speak(self._stream_text(text)))
 
+    async def _speak(self, chunks: AsyncIterator[ResponseChunk], ctx: RespondContext | None = None) -> None:
+        await Reply(self, self.services.tts, self.playout.out_rate, chunks, ctx or RespondContext.final()).run()
 
-
-    async def _speak(self, chunks) -> None:
+    # -- ReplyHost: what a Reply does to this call ---------------------------------------------
+    def open_bot_turn(self) -> int:
         self._turn += 1
-        turn = self._turn
-        tts = self.services.tts
-        self.playout.open_turn(turn)
-        self._turn_text[turn] = ""
-        self._turn_actions[turn] = []
-        buf = SentenceBuffer()
-        try:
-            async for chunk in chunks:
-                if chunk.action is not None:
-                    self._turn_actions[turn].append(chunk.action)
-                for sentence in buf.feed(chunk.text):
-                    await self._say_sentence(turn, sentence, tts)
-            for sentence in buf.flush():
-                await self._say_sentence(turn, sentence, tts)
-        except ResponderError as e:
-            self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="responder", message=str(e),
-                                    retryable=e.retryable))
-            if not self._turn_text.get(turn):
-                await self._say_sentence(turn, "Sorry, I'm having trouble right now. Could you say that again?", tts)
-        finally:
-            self.playout.close_turn(turn)
+        self.playout.open_turn(self._turn)
+        self._turn_text[self._turn] = ""
+        self._turn_actions[self._turn] = []
+        return self._turn
 
-    async def _say_sentence(self, turn: int, sentence: str, tts) -> None:
-        audio, rate = await tts.synthesize(sentence), tts.sample_rate
-        out = self.playout.out_rate
-        if out and out != rate:  # convert off the event loop, not inside the transport's read
-            audio = await asyncio.get_running_loop().run_in_executor(None, resample, audio, rate, out)
-            rate = out
-        self._turn_text[turn] = (self._turn_text.get(turn, "") + " " + sentence).strip()
-        self.playout.enqueue(turn, sentence, audio, rate)
+    def play(self, turn: int, sentence: Spoken) -> None:
+        if turn in self._turn_text:  # not cut meanwhile
+            self._turn_text[turn] = (self._turn_text[turn] + " " + sentence.text).strip()
+        self.playout.enqueue(turn, sentence.text, sentence.audio, sentence.rate)
+
+    def add_turn_action(self, turn: int, action: ResponderAction) -> None:
+        if turn in self._turn_actions:
+            self._turn_actions[turn].append(action)
+
+    def close_bot_turn(self, turn: int) -> None:
+        self.playout.close_turn(turn)
+
+    def on_tool_note(self, note: ToolNote, speculative: bool) -> None:
+        self.emit(ev.ToolStep(call_id=self.call_id, t=self.now, phase=note.phase, name=note.name,
+                              arguments=note.arguments, result=note.result, ok=note.ok, elapsed=note.elapsed,
+                              speculative=speculative))
+
+    def on_responder_error(self, error: ResponderError) -> None:
+        self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="responder", message=str(error),
+                                retryable=error.retryable))
 
     def _on_first_audio(self, turn: int, pos: int) -> None:
         self._last_started_turn = turn
@@ -464,6 +607,8 @@ class CallSession:
         self._secure_digits = "" if on else None
         self._utt_start = None
         self._spec = None
+        if self._draft is not None:
+            self._waste_draft("secure input")
         try:
             self.services.set_secure(self.call_id, on)
         except Exception:  # noqa: BLE001 - the store being down never blocks the caller
@@ -535,8 +680,15 @@ class CallSession:
     # -- deterministic stepping (simulator --fast, tests) --------------------------------------
     async def settle(self) -> None:
         """Wait until every task this call started (ASR, responder, TTS) has finished."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while True:
+            d = self._draft
+            waiting = d is not None and not d.ctx.committed.is_set()  # a draft waits for its turn's end
+            tasks = [t for t in self._tasks if not (waiting and d is not None and t is d.task)]
+            if waiting and d is not None and not d.reply.prepared.is_set():
+                tasks.append(asyncio.ensure_future(d.reply.prepared.wait()))
+            if not tasks:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class TakeoverPort:
