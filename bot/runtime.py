@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 from .brain import OpenAIChatResponder
+from .brain.intents import IntentDetector, load_intents
+from .brain.tools import load_tools
 from .engine.admission import AdmissionController
 from .engine.events import Event
 from .engine.looplag import LoopLagMonitor
@@ -104,7 +106,8 @@ class CallManager:
         if rt.state is not None:
             all_sinks.append(rt.state.emit)
         session = CallSession(transport, rt.make_policy(policy_settings), rt.make_responder(), rt.services,
-                              rt.settings.engine, all_sinks, calibrate=rt.calibrate_policy)
+                              rt.settings.engine, all_sinks, calibrate=rt.calibrate_policy,
+                              intents=IntentDetector(rt.intents))
         self._calls[call_id] = session
         return session
 
@@ -163,6 +166,9 @@ class Runtime:
         self.admission = AdmissionController(settings.admission)   # every transport asks it first
         self.lag_monitor = LoopLagMonitor(self.admission.record_lag)
         self.policy_name = "duplex" if services.duplex_model is not None else "baseline"
+        # the agent file's tools and intents, read once (a bad declaration fails start-up)
+        self.tools = load_tools(settings.responder.agent_path)
+        self.intents = load_intents(settings.responder.agent_path)
         self._prewarm: asyncio.Task[int] | None = None
 
     @classmethod
@@ -222,7 +228,7 @@ class Runtime:
     def make_responder(self) -> Responder:
         chat = self.settings.responder.chat
         if chat.base_url:
-            return OpenAIChatResponder(chat, self.script)
+            return OpenAIChatResponder(chat, self.script, self.tools)
         return ScriptedAgent(self.script)
 
     async def close(self) -> None:
