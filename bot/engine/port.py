@@ -4,21 +4,28 @@ Every transport (in-process simulator, Twilio Media Streams, SIP/RTP, WebRTC) im
 `Transport`. The engine never knows which one it talks to.
 
 Caller side: `receive()` yields caller audio frames (any supported rate, any size) in order,
-interleaved with `Dtmf` and ending with one `Hangup`.
+interleaved with `Dtmf` and ending with one `Hangup`. Every transport queues them in its
+`inbox`, an `InboundMailbox` (engine/mailbox.py): one bound and one drop rule for every call path
+(the oldest audio goes when the engine falls behind; DTMF and the hang-up never), counted in
+`inbox.stats`. DTMF digits are `sip.dtmf.DIGITS`, the one alphabet.
 
 Bot side: the engine hands the transport a `BotAudioSource`; the transport *pulls* frames from it at
-its own real-time pace (RTP clock, Twilio pacing, WebRTC track). Pulling is what tells the engine
-what left the building. Transports that buffer downstream (Twilio) also call
-`source.confirm_played(pos)` as playback marks return, so the engine knows exactly what the caller
-heard. `clear()` must drop anything the transport itself buffered, synchronously (it is called on
-barge-in and never waits behind audio).
+its own real-time pace (RTP clock, Twilio pacing, WebRTC track; `sip.pacer.Pacer` holds the one
+lateness rule) and at its `output_rate`, which the engine reads once to prepare its audio at that
+rate. Pulling is what tells the engine what left the building. Transports that buffer downstream
+(Twilio) also call `source.confirm_played(pos)` as playback marks return, so the engine knows
+exactly what the caller heard. `clear()` must drop anything the transport itself buffered,
+synchronously (it is called on barge-in and never waits behind audio).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Mapping, Protocol, runtime_checkable
 
 from ..audio.frame import AudioFrame
+
+if TYPE_CHECKING:
+    from .mailbox import InboundMailbox
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ class BotAudioSource(Protocol):
 class Transport(Protocol):
     info: CallInfo
     reports_playback: bool  # True when the transport calls confirm_played (Twilio marks)
+    output_rate: int  # the sample rate the transport reads the BotAudioSource at
+    inbox: InboundMailbox  # caller items waiting for receive(); its stats count what was dropped
 
     async def receive(self) -> InboundItem: ...
 

@@ -7,36 +7,45 @@ a public Google STUN server, which we never use unless configured (`WebRTCSettin
 
 Media:
 - caller audio: the remote track's frames (Opus 48 kHz stereo or PCMU 8 kHz mono, decoded by
-  aiortc) are down-mixed to mono int16 and queued for `receive()` (bounded; oldest dropped and
-  counted when the engine falls behind);
+  aiortc) are down-mixed to mono int16 and queued for `receive()` in the engine's `InboundMailbox`
+  (bounded; oldest audio dropped and counted when the engine falls behind, key presses never);
 - bot audio: `BotTrack` is the outgoing track; aiortc's sender pulls it, and it pulls the engine's
   `BotAudioSource` one 20 ms frame at a time at the negotiated codec's rate, paced on the event
-  loop clock. What we read is what leaves, so nothing is buffered here and `clear()` has nothing
-  to drop.
+  loop clock by a `sip.pacer.Pacer` (its one lateness rule). What we read is what leaves, so
+  nothing is buffered here and `clear()` has nothing to drop.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterable, Mapping
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc.mediastreams import MediaStreamError
 
+from sip.dtmf import DIGITS as DTMF_DIGITS
+from sip.pacer import Pacer
+
 from ..audio.frame import AudioFrame
+from ..engine.mailbox import DEFAULT_CAPACITY, InboundMailbox
 from ..engine.port import BotAudioSource, CallInfo, Dtmf, Hangup, InboundItem
 
 log = logging.getLogger(__name__)
 
 FRAME_SECONDS = 0.02
 SUPPORTED_CODECS = ("opus", "PCMU")
-DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ class WebRTCSettings:
     subset of SUPPORTED_CODECS. tenant: the tenant a browser call belongs to when the page names
     none ("" : see `choose_tenant`). tenants: tenants a page may name besides those with supervisor
     tokens. connect_timeout: a peer that has not connected this long after the answer is closed.
-    inbound_queue: caller frames held for the engine before the oldest is dropped."""
+    inbound_queue: caller items the engine's inbound mailbox holds before the oldest audio is dropped."""
 
     ice_servers: tuple[str, ...] = ()
     turn_username: str = ""
@@ -56,7 +65,7 @@ class WebRTCSettings:
     tenants: tuple[str, ...] = ()
     connect_timeout: float = 15.0
     max_peers: int = 100
-    inbound_queue: int = 250
+    inbound_queue: int = DEFAULT_CAPACITY
 
     def __post_init__(self) -> None:
         for url in self.ice_servers:
@@ -146,7 +155,7 @@ def new_peer_connection(settings: WebRTCSettings) -> RTCPeerConnection:
     return RTCPeerConnection(settings.rtc_configuration())
 
 
-def prefer_codecs(transceiver, names: tuple[str, ...]) -> None:
+def prefer_codecs(transceiver: RTCRtpTransceiver, names: tuple[str, ...]) -> None:
     """Restrict and order the audio codecs a transceiver negotiates (mime subtype names)."""
     caps = RTCRtpSender.getCapabilities("audio").codecs
     order = {n.lower(): i for i, n in enumerate(names)}
@@ -212,8 +221,9 @@ def mono_to_av_frame(pcm: np.ndarray, rate: int, pts: int) -> av.AudioFrame:
 
 class PacedAudioTrack(MediaStreamTrack):
     """An outgoing audio track that produces one 20 ms frame per `recv()`, paced on the loop clock.
-    Subclasses implement `next_samples(samples, rate)`. If the loop stalls the track resynchronises
-    instead of bursting frames to catch up."""
+    Subclasses implement `next_samples(samples, rate)`. If the loop stalls past the pacer's
+    lateness rule the track resynchronises instead of bursting frames to catch up (the frames'
+    timestamps stay contiguous: the browser hears the stall, not a jump)."""
 
     kind = "audio"
 
@@ -221,10 +231,9 @@ class PacedAudioTrack(MediaStreamTrack):
         super().__init__()
         self.rate = rate
         self.samples = int(rate * FRAME_SECONDS)
-        self._start: float | None = None
+        self._pacer = Pacer(FRAME_SECONDS)
         self._pts = 0
         self.frames_sent = 0
-        self.resyncs = 0
 
     def next_samples(self, samples: int, rate: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -233,21 +242,23 @@ class PacedAudioTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        else:
+        if self._pacer.started:
             self._pts += self.samples
-            wait = self._start + self._pts / self.rate - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -0.1:
-                self.resyncs += 1
-                self._start = loop.time() - self._pts / self.rate
+            if not self._pacer.due(loop.time()):
+                await asyncio.sleep(self._pacer.wait(loop.time()))
             if self.readyState != "live":
                 raise MediaStreamError
+        else:
+            self._pacer.restart(loop.time())
         pcm = self.next_samples(self.samples, self.rate)
+        self._pacer.advance()
         self.frames_sent += 1
         return mono_to_av_frame(pcm, self.rate, self._pts)
+
+    @property
+    def resyncs(self) -> int:
+        """Times the loop stalled past the pacer's lateness rule and the track resynchronised."""
+        return self._pacer.resyncs
 
 
 class BotTrack(PacedAudioTrack):
@@ -291,9 +302,7 @@ class WebRTCTransport:
         self.settings = settings
         self.stats = TransportStats()
         self.bot_track = BotTrack(48000)
-        self._inbox: deque[InboundItem] = deque()
-        self._wake = asyncio.Event()
-        self._ended = False
+        self.inbox = InboundMailbox(settings.inbound_queue)
         self._reader: asyncio.Task | None = None
         self._stream_samples = 0
         self._closed = False
@@ -332,6 +341,9 @@ class WebRTCTransport:
         try:
             while True:
                 frame = await track.recv()
+                if not isinstance(frame, av.AudioFrame):  # an audio track yields audio frames
+                    self.stats.bad_frames += 1
+                    continue
                 try:
                     pcm = av_frame_to_mono(frame)
                     item = AudioFrame(pcm, frame.sample_rate, self._stream_samples / frame.sample_rate)
@@ -346,15 +358,12 @@ class WebRTCTransport:
             pass
 
     def _push(self, item: InboundItem) -> None:
-        if self._ended:
+        if self.inbox.ended:
             return
         if isinstance(item, AudioFrame):
             self.stats.frames_in += 1
-            while len(self._inbox) >= self.settings.inbound_queue:
-                self._inbox.popleft()
-                self.stats.dropped_in += 1
-        self._inbox.append(item)
-        self._wake.set()
+        if self.inbox.put(item):
+            self.stats.dropped_in += 1
 
     def push_dtmf(self, digit: str) -> None:
         """A key pressed on the page's keypad (sent over the data channel)."""
@@ -364,18 +373,10 @@ class WebRTCTransport:
         self._push(Dtmf(digit.upper(), 100))
 
     def _end(self, hangup: Hangup) -> None:
-        if not self._ended:
-            self._inbox.append(hangup)
-            self._ended = True
-            self._wake.set()
+        self.inbox.put(hangup)  # the first hang-up is final; later ones are ignored
 
     async def receive(self) -> InboundItem:
-        while not self._inbox:
-            if self._ended:
-                return Hangup("remote")
-            self._wake.clear()
-            await self._wake.wait()
-        return self._inbox.popleft()
+        return await self.inbox.get()
 
     # ---- bot side -----------------------------------------------------------------------------
     def start_output(self, source: BotAudioSource) -> None:
