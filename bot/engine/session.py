@@ -95,7 +95,7 @@ class CallSession:
         self._last_started_turn = 0  # the last bot turn whose audio began playing
         self.events: list[ev.Event] = []
         self.history: list[Turn] = []
-        self.playout = Playout(getattr(transport, "output_rate", None), self._on_first_audio, self._on_turn_done)
+        self.playout = Playout(transport.output_rate, self._on_first_audio, self._on_turn_done)
         self._resampler: Resampler | None = None
         self._pending = np.zeros(0, np.int16)
         self.samples_in = 0  # 16 kHz caller samples processed
