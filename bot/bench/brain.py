@@ -14,7 +14,10 @@ The server runs with call state on, in a Valkey this bench starts (REDIS_URL), s
 can be read back from the global event stream afterwards: `speculation` events (a response started
 on a provisional transcript at a pause; outcome started / used / wasted) give the speculations
 started, used and wasted and the wasted rate; the stub's request log gives the extra model calls
-per turn (requests / answered turns - 1: 0 when each turn asks the model once). Until the engine
+per turn (requests / answered turns - 1: 0 when each turn asks the model once; the turns the bot
+took are the server's `end_of_turn` events, or the calls without an error when there are no
+events: counting only the turns heard within 3 s would inflate it as the model gets slower,
++0.78 against +0.07 at 800 ms on the first full run). Until the engine
 emits speculations the counts are 0; without a Valkey they are `null`.
 """
 from __future__ import annotations
@@ -217,14 +220,18 @@ def _text(v: bytes | str | None) -> str:
 
 def speculation_counts(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Speculations started / used / wasted (each `speculation` event of a call's `id` once per
-    outcome) and the wasted rate (wasted / started)."""
+    outcome), the wasted rate (wasted / started) and the median head start of the used ones
+    (`ready`: seconds from the speculation's start to the end of turn)."""
     seen: dict[str, set[tuple[str, Any]]] = {"started": set(), "used": set(), "wasted": set()}
     for e in events:
         if e.get("type") == "speculation" and e.get("outcome") in seen:
             seen[str(e["outcome"])].add((str(e.get("call_id", "")), e.get("id")))
     started, used, wasted = (len(seen[k]) for k in ("started", "used", "wasted"))
+    ready = [float(e["ready"]) for e in events if e.get("type") == "speculation" and e.get("outcome") == "used"
+             and isinstance(e.get("ready"), (int, float))]
     return {"started": started, "used": used, "wasted": wasted,
-            "wasted_rate": round(wasted / started, 3) if started else None}
+            "wasted_rate": round(wasted / started, 3) if started else None,
+            "head_start_ms_p50": round(float(np.median(ready)) * 1000, 1) if ready else None}
 
 
 # ------------------------------------------------------------------ one configuration
@@ -257,12 +264,13 @@ async def run_config(cfg: Config, phone_set: PhoneSet, audio: dict[str, np.ndarr
         srv.stop()
     rows = [sample_row(s, r) for s, r in sorted(done, key=lambda d: d[0].id)]
     summary = summarise(rows, cpu, wall, sum(r.caller_frames for _, r in done) * FRAME_S / CHUNK_S)
-    answered = sum(1 for r in rows if not r["error"] and not r["unanswered"])
+    answered = (sum(e["type"] == "end_of_turn" for e in evs) if evs
+                else sum(1 for r in rows if not r["error"]))
     model_calls = requests if cfg.model is not None else 0
     return {
         "name": cfg.name, "model": asdict(cfg.model) if cfg.model else None,
         "latency_ms": summary["latency_ms"], "unanswered": summary["unanswered"], "errors": summary["errors"],
-        "samples": summary["samples"], "answered": answered, "takeovers": summary["takeovers"],
+        "samples": summary["samples"], "turns_taken": answered, "takeovers": summary["takeovers"],
         "model_requests": model_calls,
         "extra_model_calls_per_turn": (round(model_calls / answered - 1, 3)
                                        if cfg.model is not None and answered else None),
@@ -341,7 +349,7 @@ def _spec(key: str) -> Callable[[dict[str, Any], dict[str, Any] | None], str]:
         if s is None:
             return "-"
         v = s[key]
-        return "-" if v is None else f"{v * 100:.0f}%" if key == "wasted_rate" else str(v)
+        return "-" if v is None else f"{v * 100:.0f}%" if key == "wasted_rate" else _v(v)
     return cell
 
 
@@ -357,6 +365,7 @@ COLUMNS = (
     Column("used", 6, _spec("used")),
     Column("wasted", 8, _spec("wasted")),
     Column("wasted%", 9, _spec("wasted_rate")),
+    Column("head ms", 9, _spec("head_start_ms_p50")),
     Column("calls", 7, lambda c, r: str(c["model_requests"]) if c["model"] else "-"),
     Column("extra/turn", 11, lambda c, r: _v_f(c["extra_model_calls_per_turn"])),
 )
@@ -378,7 +387,8 @@ def format_table(report: dict[str, Any]) -> str:
                              for i, c in enumerate(COLUMNS)))
     lines.append("latency: caller's end of speech -> first audible bot audio the caller hears (answered turns "
                  "without a take-over); >3 s: no audible answer within 3 s; spec/used/wasted: the server's "
-                 "speculation events; calls: requests the model got; extra/turn: calls / answered turns - 1")
+                 "speculation events (head ms: median head start of the used ones); calls: requests the model got; "
+                 "extra/turn: calls / turns the bot took (its end-of-turn events) - 1")
     if report.get("note"):
         lines.append(report["note"])
     return "\n".join(lines)
