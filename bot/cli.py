@@ -10,13 +10,14 @@ import pkgutil
 import sys
 
 from . import commands
+from .commands import Subcommands
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duplexbot", description="Full-duplex telephony voice bot")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    groups = {}
+    groups: dict[str, Subcommands] = {}
     for name, text in (("bench", "benchmarks: print a table and write JSON"), ("eval", "offline evaluations")):
         p = sub.add_parser(name, help=text)
         groups[name] = p.add_subparsers(dest="subcommand", required=True, metavar="WHAT")

@@ -1,11 +1,18 @@
 """duplexbot serve | simulate | bench turns."""
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import Subcommands
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 BENCH_QUESTIONS = [
     "What are your opening hours on Saturday?", "Where is the store?", "How long does delivery take?",
@@ -18,18 +25,18 @@ BENCH_QUESTIONS = [
 ]
 
 
-def _settings(args):
+def _settings(args: argparse.Namespace) -> Settings:
+    """The environment's settings with the options this subcommand has (--port, --policy, --no-state)."""
     from ..settings import Settings
 
     s = Settings.from_env()
-    over = {}
     if getattr(args, "port", None) is not None:
-        over["http"] = replace(s.http, port=args.port)
+        s = replace(s, http=replace(s.http, port=args.port))
     if getattr(args, "policy", None):
-        over["policy_name"] = args.policy
+        s = replace(s, policy_name=args.policy)
     if getattr(args, "no_state", False):
-        over["state_enabled"] = False
-    return replace(s, **over)
+        s = replace(s, state_enabled=False)
+    return s
 
 
 def _error(msg: str) -> int:
@@ -37,7 +44,7 @@ def _error(msg: str) -> int:
     return 2
 
 
-def cmd_serve(args) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     from ..server import serve
     from ..services.responder import ConfigError
 
@@ -49,7 +56,7 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def cmd_simulate(args) -> int:
+def cmd_simulate(args: argparse.Namespace) -> int:
     from ..audio.wav import AudioFileError
     from ..services.responder import ConfigError
     from ..sim.caller import run_simulation
@@ -73,15 +80,15 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-def bench_script(turns: int) -> dict:
-    steps: list[dict] = [{"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5}]
+def bench_script(turns: int) -> dict[str, Any]:
+    steps: list[dict[str, object]] = [{"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5}]
     for i in range(turns):
         steps += [{"say": BENCH_QUESTIONS[i % len(BENCH_QUESTIONS)]}, {"wait_for_bot_speech": 0.3},
                   {"wait_for_silence": 0.5}]
     return {"name": f"bench-{turns}-turns", "steps": steps + [{"hangup": True}]}
 
 
-def cmd_bench_turns(args) -> int:
+def cmd_bench_turns(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..sim.caller import run_simulation
@@ -114,7 +121,7 @@ def cmd_bench_turns(args) -> int:
     return 0
 
 
-def _machine() -> dict:
+def _machine() -> dict[str, object]:
     import os
     import platform
 
@@ -122,7 +129,7 @@ def _machine() -> dict:
             "processor": platform.processor() or platform.machine()}
 
 
-def register(sub, groups) -> None:
+def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
     p = sub.add_parser("serve", help="run the bot: HTTP on :8080 (/healthz, /metrics, transports)")
     p.add_argument("--port", type=int, default=None, help="HTTP port (default 8080 or DUPLEXBOT_PORT)")
     p.add_argument("--policy", choices=["auto", "baseline", "duplex"], default=None)

@@ -6,9 +6,18 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import Subcommands
+
+if TYPE_CHECKING:
+    from ..eval.dataset import Sample
+
+# one tuning candidate: (threshold, confirm chunks, its scores, p(eot) decay)
+_Row = tuple[float, int, dict[str, Any], float]
 
 
-def register(sub, groups) -> None:
+def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
     ev = groups["eval"].add_parser("turns", help="turn-taking metrics of policies over a labelled dataset")
     ev.add_argument("dataset", help="folder of NAME.wav (stereo: caller, bot) + NAME.json labels")
     ev.add_argument("--policy", action="append",
@@ -55,7 +64,7 @@ def _pipeline(name: str, argv: list[str]) -> int:
     return int(importlib.import_module(f"models.{name}").main(argv) or 0)
 
 
-def _recommended(model: str | None) -> dict:
+def _recommended(model: str | None) -> dict[str, Any]:
     from models.runtime import DEFAULT_MODEL
     path = Path(model).with_name("manifest.json") if model else DEFAULT_MODEL.with_name("manifest.json")
     try:
@@ -64,7 +73,7 @@ def _recommended(model: str | None) -> dict:
         return {}
 
 
-def eval_turns(args) -> int:
+def eval_turns(args: argparse.Namespace) -> int:
     from ..eval.dataset import load_dataset
     from ..eval.plots import draw
     from ..eval.turns import POLICIES, evaluate, table
@@ -113,7 +122,7 @@ def eval_turns(args) -> int:
     return 0
 
 
-def record(res: dict, model: str | None = None) -> Path:
+def record(res: dict[str, Any], model: str | None = None) -> Path:
     """Summaries of every policy of one eval run into the model manifest's "eval" section."""
     from models.runtime import DEFAULT_MODEL
     path = Path(model).with_name("manifest.json") if model else DEFAULT_MODEL.with_name("manifest.json")
@@ -128,7 +137,7 @@ def record(res: dict, model: str | None = None) -> Path:
     return path
 
 
-def _tune(samples, args) -> int:
+def _tune(samples: list[Sample], args: argparse.Namespace) -> int:
     """Choose the duplex thresholds and confirm counts on a dev set: the lowest median latency among
     settings meeting both targets (end of turn: recall >= 0.90 with FP <= 0.05 over holds;
     interruption: recall >= 0.95 with false stops <= 0.05); when none does, the recall target at
@@ -141,7 +150,7 @@ def _tune(samples, args) -> int:
     from ..policy.base import PolicySettings
     from ..policy.duplex import DuplexTuning
     st = compute_streams(samples, True, args.model)
-    rows = []
+    rows: list[_Row] = []
     for decay in (0.0, 0.15, 0.3, 0.45):
         for confirm in (1, 2, 3):
             for thr in np.round(np.arange(0.2, 0.96, 0.05), 3):
@@ -152,10 +161,10 @@ def _tune(samples, args) -> int:
                       f"p50 {r['eot_latency_p50']} | int rec {r['interruption_recall']} false stop "
                       f"{r['false_stop_rate']} p50 {r['stop_latency_p50']}")
 
-    def pick(fp_key, rec_key, lat_key, fp_max, rec_min):
-        def fp(x): return x[2][fp_key] if x[2][fp_key] is not None else 1.0
-        def rec(x): return x[2][rec_key] or 0.0
-        def lat(x): return x[2][lat_key] if x[2][lat_key] is not None else 9.0
+    def pick(fp_key: str, rec_key: str, lat_key: str, fp_max: float, rec_min: float) -> _Row:
+        def fp(x: _Row) -> float: return x[2][fp_key] if x[2][fp_key] is not None else 1.0
+        def rec(x: _Row) -> float: return x[2][rec_key] or 0.0
+        def lat(x: _Row) -> float: return x[2][lat_key] if x[2][lat_key] is not None else 9.0
         both = [x for x in rows if fp(x) <= fp_max and rec(x) >= rec_min]
         if both:
             return min(both, key=lat)
@@ -169,7 +178,7 @@ def _tune(samples, args) -> int:
     m = json.loads(path.read_text())
     m["recommended"] = {"eot_threshold": e[0], "eot_confirm": e[1], "eot_decay": e[3], "interrupt_threshold": i[0],
                         "interrupt_confirm": i[1], "tuned_on": str(args.dataset),
-                        "rule": " ".join(_tune.__doc__.split(":", 1)[1].split()),
+                        "rule": " ".join((_tune.__doc__ or "").split(":", 1)[-1].split()),
                         "dev": {k: e[2][k] for k in ("eot_recall", "eot_fp_rate", "eot_latency_p50")}
                         | {k: i[2][k] for k in ("interruption_recall", "false_stop_rate", "stop_latency_p50")}}
     path.write_text(json.dumps(m, indent=1) + "\n")
@@ -177,7 +186,7 @@ def _tune(samples, args) -> int:
     return 0
 
 
-def bench_model(args) -> int:
+def bench_model(args: argparse.Namespace) -> int:
     import time
 
     import numpy as np
@@ -185,7 +194,7 @@ def bench_model(args) -> int:
     from models.runtime import DuplexModel
     model = DuplexModel(args.model, threads=args.threads, device="cpu")
     rng = np.random.default_rng(0)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for b in [int(x) for x in args.batches.split(",")]:
         ids = [f"s{i}" for i in range(b)]
         x = (rng.standard_normal((b, 2, 512)) * 0.05).astype(np.float32)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import Subcommands
+
 
 def cmd_bench_phone(args: argparse.Namespace) -> int:
     import asyncio
@@ -31,7 +33,7 @@ def cmd_phone_data(args: argparse.Namespace) -> int:
     return main(args.args)
 
 
-def register(sub, groups) -> None:
+def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
     p = groups["bench"].add_parser("phone", help="labelled caller turns as Twilio calls into a server on 127.0.0.1: "
                                                  "response latency, take-overs in pauses, CPU per call")
     p.add_argument("dataset", help="folder with manifest.json (make one with `duplexbot bench phone-data`)")

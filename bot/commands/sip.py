@@ -1,8 +1,12 @@
 """CLI: `duplexbot bench sip` (sipp at rising call rates / concurrency against the SIP bridge)."""
 from __future__ import annotations
 
+import argparse
 
-def register(sub, groups) -> None:
+from . import Subcommands
+
+
+def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
     b = groups["bench"].add_parser("sip", help="sipp at rising call rates and concurrency: calls/s set up, "
                                               "sessions and media calls held, where failures begin")
     b.add_argument("--rates", default="10,20,30,50,75,100,150,200", help="offered calls per second")
@@ -22,7 +26,7 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(",") if x.strip())
 
 
-def bench_sip(args) -> int:
+def bench_sip(args: argparse.Namespace) -> int:
     import asyncio
     import logging
     from pathlib import Path

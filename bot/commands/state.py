@@ -10,8 +10,10 @@ import json
 import os
 import sys
 
+from . import Subcommands
 
-def register(sub, groups) -> None:
+
+def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
     p = sub.add_parser("policy", help="barge-in policies per tenant / dialled number (in Redis)")
     psub = p.add_subparsers(dest="policy_cmd", required=True)
 

@@ -1,13 +1,16 @@
 """duplexbot call +1... (an outbound phone call through Twilio) | duplexbot bench twilio."""
 from __future__ import annotations
 
+import argparse
 import sys
 
+from . import Subcommands
 
-def cmd_call(args) -> int:
+
+def cmd_call(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ..transports.twilio.rest import TwilioApiError, TwilioRest
+    from ..transports.twilio.rest import CallResource, TwilioApiError, TwilioRest
     from ..transports.twilio.settings import TwilioSettings
     from ..transports.twilio.webhook import validate_target
 
@@ -27,7 +30,7 @@ def cmd_call(args) -> int:
         print(f"duplexbot: error: {e}", file=sys.stderr)
         return 2
 
-    async def go():
+    async def go() -> CallResource:
         try:
             return await rest.create_call(to, from_, settings.voice_url)
         finally:
@@ -42,7 +45,7 @@ def cmd_call(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
@@ -57,7 +60,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def register(sub, groups) -> None:
+def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
     p = sub.add_parser("call", help="call a phone number through Twilio; the bot talks when it answers")
     p.add_argument("number", help="E.164 number, e.g. +15551234567")
     p.add_argument("--from", dest="from_", default="", help="caller ID (default TWILIO_CALLER_ID)")

@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..engine.session import POST_ROLL, PRE_ROLL  # the audio the engine hands to ASR around a phrase
-from ..policy.base import CHUNK_SAMPLES, CHUNK_SECONDS, Observation, PolicySettings
+from ..policy.base import CHUNK_SAMPLES, CHUNK_SECONDS, Decision, Observation, PolicySettings, TurnPolicy
 from .dataset import Sample
 from .metrics import Scores, score, summary
+
+if TYPE_CHECKING:
+    from models.runtime import DuplexModel
+
+    from ..policy.duplex import DuplexTuning
 
 POLICIES = ("vad-timeout", "vad-timeout-pipecat", "smart-turn", "duplex", "duplex-words")
 WORDS_DELAY = 0.1  # seconds from a speech end to its transcript (ASR time on two cores, measured 40-100 ms)
@@ -65,7 +71,7 @@ def compute_streams(samples: list[Sample], duplex: bool = True, duplex_path: str
     t0 = time.perf_counter()
     vad = SileroVad()
     providers = {"vad": vad.providers}
-    model = None
+    model: DuplexModel | None = None
     if duplex:
         from models.runtime import DuplexModel
         model = DuplexModel(duplex_path)
@@ -81,14 +87,14 @@ def compute_streams(samples: list[Sample], duplex: bool = True, duplex_path: str
         p = vad.run([ids[i] for i in live], x[:, 0])
         for k, i in enumerate(live):
             vads[i][t] = p[k, 0]
-        if model is not None:
+        if model is not None and heads is not None:
             y = model.run([ids[i] for i in live], x)
             for k, i in enumerate(live):
                 heads[i][t] = y[k]
-    for i in ids:
-        vad.drop(i)
+    for sid in ids:
+        vad.drop(sid)
         if model is not None:
-            model.drop(i)
+            model.drop(sid)
     rms = []
     for s, n in zip(samples, lens):
         c = s.audio[0, : n * CHUNK_SAMPLES].reshape(n, CHUNK_SAMPLES)
@@ -102,7 +108,7 @@ class MemoWords:
     audio spans, cached by (sample, span): threshold sweeps replay the same pauses without new ASR
     calls."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from ..services.asr import WhisperAsr
         self.asr = WhisperAsr()
         self.cache: dict[tuple[str, int, int], tuple[str, float | None, float | None]] = {}
@@ -122,7 +128,7 @@ class MemoWords:
         self.asr.close()
 
 
-def replay(policy, sample: Sample, st: Streams, i: int, words: MemoWords | None = None
+def replay(policy: TurnPolicy, sample: Sample, st: Streams, i: int, words: MemoWords | None = None
            ) -> tuple[list[float], list[float]]:
     """Feed one sample's observations to a policy -> (end_of_turn times, interrupt times). With
     `words`, every speech end over a silent bot is transcribed (the caller's turn so far) and the
@@ -130,15 +136,17 @@ def replay(policy, sample: Sample, st: Streams, i: int, words: MemoWords | None 
     the bot when the policy asks for it (`transcribe_overlap`)."""
     from ..policy.completeness import evidence
     from ..policy.duplex import model_output
+    from ..policy.smart_turn import SmartTurnPolicy
     policy.reset()
-    feed = getattr(policy, "feed_audio", None)
-    eots, stops = [], []
+    feed = policy.feed_audio if isinstance(policy, SmartTurnPolicy) else None  # the one policy that hears audio
+    eots: list[float] = []
+    stops: list[float] = []
     vad, bot, rms = st.vad[i], st.bot_speaking[i], st.rms[i]
     heads = st.duplex[i] if (policy.needs_model and st.duplex is not None) else None
     utt_start: float | None = None
     due: list[tuple[float, str, float, float]] = []  # (when, "pause" | "overlap", end, start)
 
-    def take(ds) -> None:
+    def take(ds: list[Decision]) -> None:
         nonlocal utt_start
         for d in ds:
             if d.kind == "end_of_turn":
@@ -156,7 +164,7 @@ def replay(policy, sample: Sample, st: Streams, i: int, words: MemoWords | None 
 
     for t in range(vad.size):
         now = (t + 1) * CHUNK_SECONDS
-        while due and due[0][0] <= now + 1e-9:
+        while words is not None and due and due[0][0] <= now + 1e-9:
             when, what, end, start = due.pop(0)
             if what == "pause":
                 text, p_final, p_continue = words(sample, start - PRE_ROLL, end + POST_ROLL)
@@ -175,10 +183,10 @@ def replay(policy, sample: Sample, st: Streams, i: int, words: MemoWords | None 
 class MemoAnalyzer:
     """Smart Turn calls cached by (sample, segment end, segment length): threshold sweeps reuse them."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from ..policy.smart_turn import SmartTurnModel
         self.model = SmartTurnModel()
-        self.cache: dict = {}
+        self.cache: dict[tuple[str, int, float], float] = {}
         self.key = ""
         self.seconds = 0.0
 
@@ -191,7 +199,8 @@ class MemoAnalyzer:
         return self.cache[k]
 
 
-def make_policy(name: str, knob: float | None, base: PolicySettings, memo: MemoAnalyzer | None, tuning=None):
+def make_policy(name: str, knob: float | None, base: PolicySettings, memo: MemoAnalyzer | None,
+                tuning: DuplexTuning | None = None) -> TurnPolicy:
     """A policy at its default operating point, or with its sweep knob set (0..1 scale)."""
     from ..policy.baseline import VadTimeoutPolicy
     from ..policy.duplex import DuplexPolicy, DuplexTuning
@@ -210,6 +219,8 @@ def make_policy(name: str, knob: float | None, base: PolicySettings, memo: MemoA
         st = SmartTurnSettings()
         if knob is not None:
             st = replace(st, threshold=0.05 + 0.9 * knob, vad_start_secs=0.064 + 0.64 * knob)
+        if memo is None:
+            raise ValueError("the smart-turn policy needs its analyzer (a MemoAnalyzer)")
         return SmartTurnPolicy(memo, st, base)
     if name in ("duplex", "duplex-words"):
         from ..policy.fusion import FusionSettings
@@ -223,10 +234,11 @@ def make_policy(name: str, knob: float | None, base: PolicySettings, memo: MemoA
     raise ValueError(f"unknown policy {name!r} (choose from {', '.join(POLICIES)})")
 
 
-def run_policy(name: str, samples: list[Sample], st: Streams, base: PolicySettings, memo, knob=None,
-               keep_times: bool = False, tuning=None, words: MemoWords | None = None) -> dict:
+def run_policy(name: str, samples: list[Sample], st: Streams, base: PolicySettings, memo: MemoAnalyzer | None,
+               knob: float | None = None, keep_times: bool = False, tuning: DuplexTuning | None = None,
+               words: MemoWords | None = None) -> dict[str, Any]:
     total = Scores()
-    times = {}
+    times: dict[str, dict[str, list[float]]] = {}
     for i, s in enumerate(samples):
         if memo is not None:
             memo.key = s.name
@@ -244,13 +256,14 @@ def run_policy(name: str, samples: list[Sample], st: Streams, base: PolicySettin
 
 
 def evaluate(samples: list[Sample], policies: list[str], base: PolicySettings, curves: bool = True,
-             duplex_path: str | None = None, progress: bool = True, tuning=None) -> dict:
+             duplex_path: str | None = None, progress: bool = True,
+             tuning: DuplexTuning | None = None) -> dict[str, Any]:
     from tqdm import tqdm
     st = compute_streams(samples, any(p.startswith("duplex") for p in policies), duplex_path, progress)
     memo = MemoAnalyzer() if "smart-turn" in policies else None
     words = MemoWords() if "duplex-words" in policies else None
-    results = {"policies": {}, "providers": st.providers, "stream_seconds": round(st.seconds, 2)}
-    knobs = np.linspace(0.0, 1.0, 11) if curves else []
+    results: dict[str, Any] = {"policies": {}, "providers": st.providers, "stream_seconds": round(st.seconds, 2)}
+    knobs = np.linspace(0.0, 1.0, 11) if curves else np.zeros(0)
     for name in policies:
         t0 = time.perf_counter()
         r = run_policy(name, samples, st, base, memo, tuning=tuning, words=words)
@@ -280,7 +293,7 @@ COLUMNS = [("eot_recall", "EOT rec"), ("eot_fp_rate", "FP/hold"), ("eot_latency_
            ("false_stop_rate", "false stop"), ("stop_latency_p50", "stop p50"), ("stop_latency_p90", "stop p90")]
 
 
-def table(results: dict) -> str:
+def table(results: dict[str, Any]) -> str:
     head = f"{'policy':<22}" + "".join(f"{c:>11}" for _, c in COLUMNS)
     lines = [head, "-" * len(head)]
     for name, r in results["policies"].items():

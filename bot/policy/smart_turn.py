@@ -118,15 +118,15 @@ class SmartTurnPolicy:
     name = "smart-turn"
     needs_model = False
 
-    def __init__(self, analyzer: Callable[[np.ndarray], float], settings: SmartTurnSettings = SmartTurnSettings(),
-                 policy_settings: PolicySettings = PolicySettings()):
+    def __init__(self, analyzer: Callable[[np.ndarray], float], smart: SmartTurnSettings = SmartTurnSettings(),
+                 settings: PolicySettings = PolicySettings()):
         self.analyzer = analyzer
-        self.settings = settings
-        self.policy_settings = policy_settings
+        self.smart = smart  # Pipecat's VAD and Smart Turn parameters
+        self.settings = settings  # the tenant's policy (TurnPolicy.settings): only allow_overlap applies here
         self.reset()
 
     def reset(self) -> None:
-        keep = int((self.settings.pre_speech_ms / 1000 + self.settings.stop_secs + self.settings.max_duration_secs
+        keep = int((self.smart.pre_speech_ms / 1000 + self.smart.stop_secs + self.smart.max_duration_secs
                     + 1.0) / CHUNK_SECONDS)
         self.audio: deque[tuple[float, np.ndarray]] = deque(maxlen=keep)
         self.speaking = False
@@ -137,7 +137,7 @@ class SmartTurnPolicy:
         self.overlap_decided = False
 
     def update_settings(self, settings: PolicySettings) -> None:
-        self.policy_settings = settings
+        self.settings = settings
 
     def on_words(self, words: WordEvidence) -> list[Decision]:
         return []  # this policy ends turns on silence (or its own model) alone
@@ -151,14 +151,14 @@ class SmartTurnPolicy:
         self.audio.append((t_end, chunk))
 
     def _segment(self, now: float) -> np.ndarray:
-        s = self.settings
+        s = self.smart
         start = (self.turn_start or now) - (s.pre_speech_ms / 1000 + s.vad_start_secs)
         parts = [c for t, c in self.audio if t - CHUNK_SECONDS >= start - 1e-9]
         seg = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         return seg[-int(s.max_duration_secs * RATE):]
 
     def step(self, obs: Observation) -> list[Decision]:
-        s = self.settings
+        s = self.smart
         out: list[Decision] = []
         voiced = obs.vad >= s.vad_confidence
         if voiced:
@@ -168,7 +168,7 @@ class SmartTurnPolicy:
                 self.speaking = True
                 onset = obs.t - self.voiced_run
                 out.append(Decision("speech_start", obs.t, confidence=obs.vad, onset=onset))
-                if obs.bot_speaking and not self.policy_settings.allow_overlap:
+                if obs.bot_speaking and not self.settings.allow_overlap:
                     out.append(Decision("interrupt", obs.t, confidence=obs.vad, onset=onset,
                                         reason="VAD speech over bot"))
                     self.turn_start = self.turn_start if self.turn_start is not None else onset
