@@ -60,7 +60,8 @@ class Resampler:
     def process(self, x: np.ndarray) -> np.ndarray:
         """Feed samples (int16 or float); returns output of the same dtype family (int16 in -> int16 out)."""
         is_int = x.dtype == np.int16
-        if self.passthrough:
+        bank = self._bank
+        if bank is None:  # passthrough
             return x.copy()
         xf = x.astype(np.float64)
         ext = np.concatenate([self._hist, xf])
@@ -79,11 +80,11 @@ class Resampler:
                 for p in range(self.up):
                     sel = phase == p
                     if sel.any():
-                        conv = np.convolve(ext, self._bank[p], mode="valid")
+                        conv = np.convolve(ext, bank[p], mode="valid")
                         y[sel] = conv[rel[sel] - (self.taps - 1)]
             else:  # many phases (22.05 kHz): gather the windows
                 idx = rel[:, None] - np.arange(self.taps)[None, :]
-                y = np.einsum("nk,nk->n", ext[idx], self._bank[phase])
+                y = np.einsum("nk,nk->n", ext[idx], bank[phase])
         else:
             y = np.zeros(0)
         self._produced = int(n_end) if n.size else self._produced

@@ -125,7 +125,9 @@ class Playout:
         for t in list(self._turns.values()):
             if not t.open and not any(s.remaining for s in t.segments):
                 continue
-            heard, unheard, n = [], [], 0
+            heard: list[str] = []
+            unheard: list[str] = []
+            n = 0
             for s in t.segments:
                 if s.start < 0 or s.pcm is None:
                     unheard.append(s.text)
@@ -187,7 +189,7 @@ class Playout:
                         self._maybe_done(t)
         frame = AudioFrame(out, sample_rate, self.position / sample_rate)
         self.position += samples
-        self._keep_reference(out)
+        self._keep_reference(out, sample_rate)
         return frame
 
     def confirm_played(self, samples_played: int) -> None:
@@ -199,9 +201,9 @@ class Playout:
             self._on_turn_done(t.turn)
 
     # -- what the caller heard, at 16 kHz, for the duplex model and supervisor taps ---------
-    def _keep_reference(self, pcm: np.ndarray) -> None:
+    def _keep_reference(self, pcm: np.ndarray, rate: int) -> None:
         if self._ref_resampler is None:
-            self._ref_resampler = Resampler(self.out_rate, REF_RATE)
+            self._ref_resampler = Resampler(rate, REF_RATE)
         ref = self._ref_resampler.process(pcm)
         self._ref.append(ref)
         self._ref_len += len(ref)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Any, Mapping
 
 from ...audio.frame import SUPPORTED_RATES
 
@@ -42,7 +42,7 @@ class TwilioSettings:
                 raise ValueError(f"{name} must be an http(s) URL, got {v!r}")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "TwilioSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "TwilioSettings":
         env = os.environ if env is None else env
         s = cls(
             auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
