@@ -9,8 +9,16 @@ import asyncio
 import json
 import os
 import sys
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import Subcommands
+
+if TYPE_CHECKING:
+    from bot.state.policy import BargeInPolicy
+    from bot.state.policy_store import PolicyStore, Scope
+
+# a subcommand's work against the store, run by `_run` once the store is reached
+StoreCommand = Callable[["PolicyStore", argparse.Namespace], Awaitable[int]]
 
 
 def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
@@ -95,7 +103,7 @@ def _resolve_url(arg: str | None, port: int | None = None) -> str:
     return runtime_file.choose(bots, port, where).url
 
 
-def _run(coro_fn, args) -> int:
+def _run(coro_fn: StoreCommand, args: argparse.Namespace) -> int:
     from bot.state.policy import PolicyError
     from bot.state.runtime_file import NoBot
 
@@ -134,20 +142,20 @@ def _run(coro_fn, args) -> int:
         raise
 
 
-def _scope(args):
+def _scope(args: argparse.Namespace) -> Scope:
     from bot.state.policy_store import Scope
 
     return Scope(tenant=args.tenant) if args.tenant is not None else Scope(number=args.number)
 
 
-def _print_policy(policy: dict, sources: dict | None = None) -> None:
+def _print_policy(policy: dict[str, Any], sources: dict[str, str] | None = None) -> None:
     for k, v in policy.items():
         src = f"   ({sources[k]})" if sources else ""
         print(f"  {k:<26} {json.dumps(v)}{src}")
 
 
-def policy_get(args) -> int:
-    async def go(store, args) -> int:
+def policy_get(args: argparse.Namespace) -> int:
+    async def go(store: PolicyStore, args: argparse.Namespace) -> int:
         resolved = await store.resolve(args.tenant, args.number or "")
         if args.json:
             print(json.dumps({"tenant": args.tenant, "number": args.number, **resolved.to_dict(),
@@ -160,14 +168,14 @@ def policy_get(args) -> int:
     return _run(go, args)
 
 
-def _settings_dict(policy) -> dict:
+def _settings_dict(policy: BargeInPolicy) -> dict[str, Any]:
     from dataclasses import asdict
 
     return asdict(policy.to_settings())
 
 
-def policy_set(args) -> int:
-    async def go(store, args) -> int:
+def policy_set(args: argparse.Namespace) -> int:
+    async def go(store: PolicyStore, args: argparse.Namespace) -> int:
         from bot.state.policy import parse_assignment
 
         over = dict(parse_assignment(a) for a in args.assignments)
@@ -180,8 +188,8 @@ def policy_set(args) -> int:
     return _run(go, args)
 
 
-def policy_clear(args) -> int:
-    async def go(store, args) -> int:
+def policy_clear(args: argparse.Namespace) -> int:
+    async def go(store: PolicyStore, args: argparse.Namespace) -> int:
         stored = await store.clear(_scope(args), list(args.fields) or None)
         print(json.dumps({**_scope(args).to_dict(), "overrides": stored}) if args.json
               else f"{_label(args)} now overrides: {json.dumps(stored, sort_keys=True) if stored else 'nothing'}")
@@ -189,12 +197,12 @@ def policy_clear(args) -> int:
     return _run(go, args)
 
 
-def _label(args) -> str:
+def _label(args: argparse.Namespace) -> str:
     return f"tenant {args.tenant}" if args.tenant is not None else f"number {_scope(args).to_dict()['number']}"
 
 
-def policy_list(args) -> int:
-    async def go(store, args) -> int:
+def policy_list(args: argparse.Namespace) -> int:
+    async def go(store: PolicyStore, args: argparse.Namespace) -> int:
         from bot.state.policy import DEFAULT_POLICY
 
         items = await store.list()
@@ -212,8 +220,8 @@ def policy_list(args) -> int:
     return _run(go, args)
 
 
-def calls_list(args) -> int:
-    async def go(store, args) -> int:
+def calls_list(args: argparse.Namespace) -> int:
+    async def go(store: PolicyStore, args: argparse.Namespace) -> int:
         from bot.state.keys import for_display
         from bot.state.liveness import Liveness
         from bot.state.settings import StateSettings
@@ -233,12 +241,12 @@ def calls_list(args) -> int:
     return _run(go, args)
 
 
-def trace_cmd(args) -> int:
+def trace_cmd(args: argparse.Namespace) -> int:
     if args.call_id is None and args.recent is None:
         print("error: give a CALL_ID, or --recent [N] to list the latest calls", file=sys.stderr)
         return 2
 
-    async def go(store, args) -> int:
+    async def go(store: PolicyStore, args: argparse.Namespace) -> int:
         from bot.state import trace
 
         if args.call_id is None:
@@ -257,7 +265,7 @@ def trace_cmd(args) -> int:
     return _run(go, args)
 
 
-def bench_redis(args) -> int:
+def bench_redis(args: argparse.Namespace) -> int:
     from bot.bench.state import format_table, run_bench
 
     try:
