@@ -37,7 +37,7 @@ class Labels:
         if not isinstance(d, dict):
             raise ValueError(f"{where}: labels must be a JSON object with keys {KEYS}")
 
-        def time(v, what):
+        def time(v: object, what: str) -> float:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
                 raise ValueError(f"{where}: {what} must be a number of seconds, got {v!r}")
             if v < 0:
@@ -46,7 +46,7 @@ class Labels:
                 raise ValueError(f"{where}: {what} = {v} s is past the end of the audio ({duration:.2f} s)")
             return float(v)
 
-        def times(key):
+        def times(key: str) -> tuple[float, ...]:
             v = d.get(key, [])
             if not isinstance(v, list):
                 raise ValueError(f"{where}: {key!r} must be a list")
@@ -104,18 +104,19 @@ def load_phone_set(folder: Path, telephone: bool = False, limit: int | None = No
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{folder / 'manifest.json'}: not a phone set ({e!r})") from None
     out = []
-    for k, e in enumerate(entries):
+    for k, entry in enumerate(entries):
         where = f"{folder / 'manifest.json'} sample {k}"
-        if not isinstance(e, dict) or not isinstance(e.get("wav"), str):
+        if not isinstance(entry, dict) or not isinstance(entry.get("wav"), str):
             raise ValueError(f"{where}: needs a \"wav\" path")
-        audio, sr = read_wav(folder / e["wav"])
+        audio, sr = read_wav(folder / entry["wav"])
         caller = resample(audio[0], sr, RATE)
         caller = np.concatenate([caller, np.zeros(int(PHONE_TAIL * RATE), np.float32)])
         both = np.stack([caller, np.zeros_like(caller)])
         if telephone:
             both = telephony(both, RATE)
-        labels = Labels.parse({"eot": [e.get("end")], "hold": e.get("holds", [])}, where, both.shape[1] / RATE)
-        out.append(Sample(str(e.get("id", k)), both.astype(np.float32), labels))
+        labels = Labels.parse({"eot": [entry.get("end")], "hold": entry.get("holds", [])}, where,
+                              both.shape[1] / RATE)
+        out.append(Sample(str(entry.get("id", k)), both.astype(np.float32), labels))
     return out
 
 

@@ -59,27 +59,27 @@ def score(labels: Labels, eot_times: list[float], stop_times: list[float], durat
         s.holds_fp += hit
     s.eot_total = len(labels.eot)
     for e in labels.eot:
-        i = _first_in(eots, used, e - BEFORE, e + AFTER)
-        if i is not None:
-            used[i] = True
-            s.eot_latencies.append(eots[i] - e)
+        m = _first_in(eots, used, e - BEFORE, e + AFTER)
+        if m is not None:
+            used[m] = True
+            s.eot_latencies.append(eots[m] - e)
     s.eot_spurious = used.count(False)
 
     stops = sorted(stop_times)
     used = [False] * len(stops)
     s.int_total = len(labels.interruption)
     for o in labels.interruption:
-        i = _first_in(stops, used, o - BEFORE, o + AFTER)
-        if i is not None:
-            used[i] = True
-            s.stop_latencies.append(stops[i] - o)
+        m = _first_in(stops, used, o - BEFORE, o + AFTER)
+        if m is not None:
+            used[m] = True
+            s.stop_latencies.append(stops[m] - o)
     s.bc_total = len(labels.backchannel)
     for b in labels.backchannel:
         later = [o for o in labels.interruption if o > b]
         hi = min(b + AFTER, (later[0] - BEFORE) if later else b + AFTER)
         hit = False
-        while (i := _first_in(stops, used, b - BEFORE, hi)) is not None:
-            used[i] = True
+        while (m := _first_in(stops, used, b - BEFORE, hi)) is not None:
+            used[m] = True
             hit = True
         s.bc_false_stops += hit
     s.int_spurious = used.count(False)

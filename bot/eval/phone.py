@@ -35,7 +35,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import aiohttp
 import numpy as np
@@ -215,18 +215,19 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
         if not await p.wait_for(quiet, 40):
             raise RuntimeError("greeting never ended")
         u = p.say(pcm8k)
-        if not await p.wait_for(lambda: u.first_sent is not None, 5):
+        await p.wait_for(lambda: u.first_sent is not None, 5)
+        sent = t0 = u.first_sent
+        if sent is None:
             raise RuntimeError("caller audio never went out")
-        t0 = u.first_sent
-        end, deadline = t0 + sample.end, t0 + sample.end + bs.window
+        end, deadline = sent + sample.end, sent + sample.end + bs.window
 
         def finished() -> bool:
-            now, first = p.clock(), heard.first_audible(t0)
+            now, first = p.clock(), heard.first_audible(sent)
             return u.done.is_set() and (now > deadline or (first is not None and now > max(first, end) + bs.listen))
         if not await p.wait_for(finished, sample.end + bs.window + 30):
             raise RuntimeError("call did not finish")
         heard.update()
-        outcome = score([(t - t0, db) for t, db in heard.frames], sample.end, sample.holds, bs.audible_dbfs,
+        outcome = score([(t - sent, db) for t, db in heard.frames], sample.end, sample.holds, bs.audible_dbfs,
                         bs.window)
     except Exception as e:  # noqa: BLE001 - a failed call is a result, not a crash
         error = f"{type(e).__name__}: {e}"
@@ -259,7 +260,7 @@ async def run_pool(http: aiohttp.ClientSession, srv: ServerProcess, items: list[
             done.append((sample, replace(rec, redials=refusals)))
             o = rec.outcome
             log(f"  {sample.id:<10} {sample.speaker:<30} " + (f"error {rec.error}" if o is None else
-                "unanswered" if o.unanswered else f"{o.latency * 1000:+7.0f} ms"
+                "unanswered" if o.latency is None else f"{o.latency * 1000:+7.0f} ms"
                 + (" take-over in hold" if o.takeover_in_hold else " take-over" if o.takeover else "")))
 
     await asyncio.gather(*(caller(k) for k in range(min(bs.parallel, len(items)))))
@@ -271,10 +272,10 @@ def _caller_pcm(phone_set: PhoneSet, s: PhoneSample) -> np.ndarray:
     return resample((np.clip(x, -1, 1) * 32767).astype(np.int16), sr, 8000)
 
 
-def _row(s: PhoneSample, rec: CallRecord) -> dict:
+def _row(s: PhoneSample, rec: CallRecord) -> dict[str, Any]:
     o = rec.outcome
-    r = {"id": s.id, "kind": s.kind, "speaker": s.speaker, "voice": s.voice, "text": s.text, "end": s.end,
-         "holds": [list(h) for h in s.holds], "error": rec.error}
+    r: dict[str, Any] = {"id": s.id, "kind": s.kind, "speaker": s.speaker, "voice": s.voice, "text": s.text,
+                         "end": s.end, "holds": [list(h) for h in s.holds], "error": rec.error}
     r.update(asdict(o) if o else {"first_audible": None, "latency": None, "takeover": False,
                                   "takeover_in_hold": False, "unanswered": False})
     for k in ("first_audible", "latency"):

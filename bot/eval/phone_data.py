@@ -41,7 +41,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -237,7 +237,10 @@ def _licence(dist: str, fallback: str) -> str:
         meta = importlib.metadata.metadata(dist)
     except importlib.metadata.PackageNotFoundError:
         return fallback
-    return meta.get("License-Expression") or meta.get("License") or fallback
+    for key in ("License-Expression", "License"):
+        if key in meta and meta[key]:
+            return meta[key]
+    return fallback
 
 
 def make_voices(families: Sequence[str]) -> tuple[list[CallerVoice], dict[str, str]]:
@@ -441,7 +444,7 @@ def build_pause(voice: CallerVoice, prefix: str, rest: str, pause: float
 
 
 def generate(out: Path, families: Sequence[str], n: int, pause: float, seed: int = 0,
-             log=print) -> PhoneSet:
+             log: Callable[[str], None] = print) -> PhoneSet:
     """n samples (half short, half with a pause), voices and texts taken in a seeded round robin."""
     voices, licences = make_voices(families)
     if not voices:

@@ -26,6 +26,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +43,11 @@ from .phone_data import (
     build_pause,
     build_short,
 )
+
+if TYPE_CHECKING:
+    from ..services.asr import WhisperAsr
+    from ..services.prosody import ProsodyProbe
+    from .phone_data import CallerVoice
 
 RATE = 16000
 # (a phrase that is a whole turn by its words, the rest of a longer sentence)
@@ -119,7 +125,8 @@ def clip_for_asr(y: np.ndarray, t: float, after: float) -> np.ndarray:
     return np.concatenate([x, np.zeros(int(after * RATE), np.float32)])
 
 
-def make_examples(voices: list, n_pairs: int, rng: np.random.Generator, asr, progress: bool = True):
+def make_examples(voices: list[CallerVoice], n_pairs: int, rng: np.random.Generator, asr: WhisperAsr,
+                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from models.audio import telephony
 
     from ..services.prosody import pause_features
@@ -153,7 +160,8 @@ def make_examples(voices: list, n_pairs: int, rng: np.random.Generator, asr, pro
     return np.stack(X), np.asarray(Y, np.float32), np.asarray(G)
 
 
-def fit(X: np.ndarray, Y: np.ndarray, l2: float, steps: int = 600, lr: float = 0.05):
+def fit(X: np.ndarray, Y: np.ndarray, l2: float, steps: int = 600,
+        lr: float = 0.05) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     """L2-regularised logistic regression by full-batch Adam on standardised features."""
     mean, std = X.mean(0), X.std(0) + 1e-4
     Z = (X - mean) / std
@@ -178,7 +186,7 @@ def auc(p: np.ndarray, y: np.ndarray) -> float:
     return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
 
 
-def check_phone_set(probe, asr, folder: str) -> dict:
+def check_phone_set(probe: ProsodyProbe, asr: WhisperAsr, folder: str) -> dict[str, Any]:
     """How the probe scores the pauses and the ends of a phone set (bot/eval/phone_data.py)."""
     from models.audio import read_wav, resample
 
