@@ -26,7 +26,7 @@ class TwilioSettings:
     read_rate: int = 24000
     lead: float = 0.1  # seconds of bot audio sent ahead of real time (a clear throws it away: no barge-in cost)
     mark_every: int = 5  # outbound frames (20 ms each) between playback marks
-    inbound_queue: int = 500  # caller frames buffered for the engine (10 s); beyond: oldest dropped, counted
+    inbound_queue: int = 500  # the inbound mailbox's capacity (10 s of frames); beyond: oldest audio dropped, counted
     rest_timeout: float = 10.0
 
     def __post_init__(self) -> None:
