@@ -55,7 +55,9 @@ class EngineSettings:
     min_overlap_word_score: float = -3.0
     # start the answer on the provisional transcript at each pause, played if the turn ends there
     speculate: bool = True
-    partial_every: float = 1.0  # seconds between partial transcripts during long speech (intents)
+    # seconds between partial transcripts during long speech, for the intents (each is one more
+    # ASR pass, so never while another of this call's is in flight)
+    partial_every: float = 1.5
 
 
 @dataclass
@@ -356,10 +358,11 @@ class CallSession:
     def _partial_during_speech(self) -> None:
         """About once a second of ongoing caller speech: a partial transcript, for the intents."""
         if self.intents is None or not self._in_speech or self._partial_busy or self.secure_input \
-                or self._utt_start is None or self.now - self._partial_at < self.settings.partial_every:
+                or self._utt_start is None or self.now - self._partial_at < self.settings.partial_every \
+                or (self._spec is not None and not self._spec[2].done()):
             return
         self._partial_at, self._partial_busy = self.now, True
-        audio = self.caller_audio(self._utt_start - PRE_ROLL, self.now)
+        audio = self.caller_audio(max(self._utt_start - PRE_ROLL, self.now - 8.0), self.now)
 
         async def run() -> None:
             try:

@@ -44,24 +44,51 @@ def trim_silence(audio: np.ndarray, rate: int, threshold: float = 0.01, keep: fl
     return audio[max(0, loud[0] - k): min(len(audio), loud[-1] + 1 + 4 * k)]
 
 
-class SentenceBuffer:
-    """Accumulates streamed text and releases whole sentences (the first one early, at a clause
-    break, once it has a few words, so speech can start before a long sentence is complete)."""
+_ABBREVIATIONS = frozenset("mr mrs ms dr st vs etc approx dept est e.g i.e a.m p.m".split())
+_ENDS_SENTENCE = re.compile(r"([A-Za-z][A-Za-z.]*)[.!?]+[\"')\]]*$")
 
-    def __init__(self, first_clause_words: int = 3):
+
+class SentenceBuffer:
+    """Accumulates streamed text and releases whole sentences as soon as they are complete.
+
+    A language model streams a few words a second, so waiting for the next sentence to begin
+    before releasing one is added latency: a sentence is complete as soon as the text ends in
+    . ! or ? after a word (not after a digit, "3." may become "3.5", nor an abbreviation).
+    The first chunk goes out earlier still: at a clause break once it has `first_clause_words`,
+    or, with no break in sight, after `first_chunk_words` words."""
+
+    def __init__(self, first_clause_words: int = 3, first_chunk_words: int = 5):
         self._buf = ""
         self._first = True
         self._first_clause_words = first_clause_words
+        self._first_chunk_words = first_chunk_words
+
+    def _complete(self) -> bool:
+        m = _ENDS_SENTENCE.search(self._buf.rstrip())
+        return m is not None and m.group(1).lower().rstrip(".") not in _ABBREVIATIONS
 
     def feed(self, text: str) -> list[str]:
         self._buf += text
         out: list[str] = []
         while True:
-            m = _SENTENCE_END.search(self._buf)
+            m = next((e for e in _SENTENCE_END.finditer(self._buf)
+                      if self._buf[: e.start()].split()[-1].lower().rstrip(".!?;:") not in _ABBREVIATIONS), None)
             if self._first and not m:
                 m = next((c for c in re.finditer(r"(?<=[,])\s+(?=\S)", self._buf)
                           if len(self._buf[: c.start()].split()) >= self._first_clause_words), None)
+            if not m and self._first and not self._complete():
+                words = list(re.finditer(r"\S+", self._buf))
+                if len(words) > self._first_chunk_words:  # the word after them has begun: they are whole
+                    cut = words[self._first_chunk_words - 1].end()
+                    out.append(self._buf[:cut].strip())
+                    self._buf = self._buf[cut:]
+                    self._first = False
+                    continue
             if not m:
+                if self._buf.strip() and self._complete():
+                    out.append(self._buf.strip())
+                    self._buf = ""
+                    self._first = False
                 return out
             out.append(self._buf[: m.start()].strip())
             self._buf = self._buf[m.end():]

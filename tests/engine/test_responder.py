@@ -131,3 +131,16 @@ async def test_tts_cache_prewarms_fixed_prompts_and_stays_bounded():
         await tts.synthesize(t)
     assert len(tts._cache) == 3 and "How can I help?" not in tts._cache  # least recently used went first
     assert AgentScript.load().prompts()[0].startswith("Hello, thanks for calling")
+
+
+def test_sentence_buffer_releases_a_sentence_when_it_ends_not_when_the_next_begins():
+    b = SentenceBuffer()
+    assert [b.feed(" " + w) for w in "Got it, on ECS.".split()] == [[], [], [], ["Got it, on ECS."]]
+    assert b.feed(" It costs 3.") == [] and b.feed("5 dollars.") == ["It costs 3.5 dollars."]
+    assert b.feed(" Ask Dr.") == [] and b.feed(" Smith today.") == ["Ask Dr. Smith today."]
+
+
+def test_sentence_buffer_first_chunk_without_a_break_after_five_words():
+    b = SentenceBuffer()
+    out = [x for w in "We are open from nine in the morning to six.".split() for x in b.feed(" " + w)]
+    assert out == ["We are open from nine", "in the morning to six."]

@@ -1,0 +1,155 @@
+"""The brain in whole calls: real runtime (VAD, Whisper, duplex model, TTS), the in-process caller
+in real time, and the OpenAI-compatible stub as the language model.
+
+- the model is asked at the caller's pause, before the end of turn is decided (speculation);
+- a correction spoken over a long answer revises it: the next request carries what was heard and
+  the correction, and the bot answers within 1.5 s of the correction's end;
+- a partial intent is emitted before the end of turn;
+- a slow tool: the filler is spoken, then the answer built on the tool's result.
+"""
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+
+from bot.bench.llm_stub import LlmStub, StubReply, StubSettings, StubToolCall
+from bot.engine import events as ev
+from bot.runtime import Runtime
+from bot.services.responder import DEFAULT_AGENT, ChatSettings, ResponderSettings
+from bot.settings import Settings
+from bot.sim.caller import simulate
+from bot.sim.script import parse_script
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
+
+LONG = ("To deploy it on Kubernetes, build the container image, push it to your registry, write a deployment "
+        "manifest with the image and three replicas, add a service in front of it, apply both with kubectl, "
+        "and then watch the rollout until every pod reports ready.")
+CORRECTED = "Got it, on ECS. Push the image to ECR and update the service."
+STOCK = "Good news, we have three kettles in stock."
+
+
+def last(messages: list[dict[str, Any]], role: str) -> str:
+    return next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == role), "")
+
+
+class Model:
+    """The stub's replies, and when each request arrived (wall clock)."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+
+    def __call__(self, messages: list[dict[str, Any]]) -> StubReply:
+        self.arrivals.append(time.monotonic())
+        if messages[-1].get("role") == "tool":
+            return StubReply(STOCK)
+        said = last(messages, "user").lower()
+        if "ecs" in said or "not kubernetes" in said:
+            return StubReply(CORRECTED)
+        if "deploy" in said:
+            return StubReply(LONG)
+        if "stock" in said or "kettle" in said:
+            return StubReply(tool_calls=(StubToolCall("check_stock", '{"item": "kettle"}'),))
+        return StubReply("We are open from nine to six on Saturday.")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def brain(tmp_path_factory):
+    agent = yaml.safe_load(Path(DEFAULT_AGENT).read_text())
+    agent["tools"] = [{"name": "check_stock", "description": "How many of an item the store has.",
+                       "parameters": {"type": "object", "properties": {"item": {"type": "string"}},
+                                      "required": ["item"]},
+                       "kind": "python", "entry": "tests.brain.call_tools:check_stock", "safe_on_partial": True}]
+    path = tmp_path_factory.mktemp("agent") / "agent.yaml"
+    path.write_text(yaml.safe_dump(agent))
+    model = Model()
+    stub = LlmStub(StubSettings(ttft=0.4, words_per_second=12.0), reply=model)
+    url = await stub.start()
+    settings = replace(Settings.for_tests(), state_enabled=False,
+                       responder=ResponderSettings(agent_path=str(path), chat=ChatSettings(base_url=url, model="stub")))
+    rt = await Runtime.start(settings)
+    yield rt, stub, model
+    await rt.close()
+    await stub.stop()
+
+
+def timeline(result) -> str:
+    """The call's events, one per line, for assertion messages."""
+    keep = ("t", "type", "text", "outcome", "reason", "confidence", "phase", "intent", "heard", "correction")
+    lines = [str({k: v for k, v in e.to_dict().items() if k in keep}) for e in result.events]
+    return "\n".join([f"{s.kind} {s.onset:.2f}-{s.offset:.2f} {s.text}" for s in result.segments] + lines)
+
+
+def of(result, kind):
+    return [e for e in result.events if isinstance(e, kind)]
+
+
+async def test_the_model_is_asked_at_the_pause_before_the_end_of_turn(brain):
+    rt, stub, model = brain
+    model.arrivals.clear()
+    script = parse_script({"name": "spec", "steps": [
+        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5}, {"say": "What are your opening hours on Saturday?"},
+        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5}, {"hangup": True}]})
+    result = await simulate(rt, script)
+    eot = next(e for e in result.events if isinstance(e, ev.EndOfTurn))
+    specs = of(result, ev.Speculation)
+    assert [s.outcome for s in specs if s.outcome != "started"] == ["used"], timeline(result)
+    assert model.arrivals and model.arrivals[0] <= eot.mono + 0.05  # asked at the pause, not after the decision
+    answer = next(e for e in result.events if isinstance(e, ev.BotSpeechStart) and "nine" in e.text)
+    assert answer.t > eot.t
+    assert result.metrics["turns"][-1]["latency"] is not None
+
+
+async def test_a_correction_over_a_long_answer_revises_it(brain):
+    rt, stub, model = brain
+    script = parse_script({"name": "correction", "steps": [
+        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5}, {"say": "How do I deploy my service?"},
+        {"wait_for_bot_speech": 2.0, "timeout": 10},
+        {"say": "No, this is running on ECS, not Kubernetes.", "kind": "interruption"},
+        {"wait_for_bot_speech": 0.3, "timeout": 6}, {"wait_for_silence": 0.5}, {"hangup": True}]})
+    n0 = len(stub.requests)
+    result = await simulate(rt, script)
+    (cut,) = of(result, ev.BotTruncated)
+    assert cut.heard and cut.unheard and LONG.startswith(cut.heard.rstrip(".,"))
+    (revised,) = of(result, ev.TurnRevised)
+    assert "ECS" in revised.correction or "ecs" in revised.correction.lower()
+    req = next(r for r in stub.requests[n0:] if "ecs" in last(r["messages"], "user").lower())
+    msgs = req["messages"]
+    assert last(msgs, "assistant") == cut.heard  # what the caller heard, not the whole answer
+    assert msgs[-1]["role"] in ("user", "system")
+    assert any(m["role"] == "system" and "interrupt" in m["content"].lower() for m in msgs)
+    seg = next(s for s in result.segments if s.kind == "interruption")
+    answer = next(e for e in result.events if isinstance(e, ev.BotSpeechStart) and "ECS" in e.text)
+    assert answer.t - seg.offset <= 1.5, timeline(result)
+
+
+async def test_a_partial_intent_comes_before_the_end_of_turn(brain):
+    rt, stub, model = brain
+    script = parse_script({"name": "intent", "steps": [
+        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+        {"say": "Hello, I would like to talk to a real person about the order I placed last week."},
+        {"wait_for_bot_speech": 0.3, "timeout": 8}, {"wait_for_silence": 0.5}, {"hangup": True}]})
+    result = await simulate(rt, script)
+    types = [e.type for e in result.events]
+    hits = [e for e in of(result, ev.IntentDetected) if e.intent == "handoff"]
+    assert hits and hits[0].partial and hits[0].confidence >= 0.5
+    first_eot = next(i for i, e in enumerate(result.events) if isinstance(e, ev.EndOfTurn))
+    assert types.index("intent") < first_eot
+
+
+async def test_a_slow_tool_gets_a_filler_then_the_answer(brain):
+    rt, stub, model = brain
+    script = parse_script({"name": "tool", "steps": [
+        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5}, {"say": "Do you have the red kettle in stock?"},
+        {"wait_for_bot_speech": 0.3, "timeout": 8}, {"wait_for_silence": 0.8, "timeout": 15}, {"hangup": True}]})
+    result = await simulate(rt, script)
+    phases = [(e.phase, e.name) for e in of(result, ev.ToolStep) if not e.speculative or e.phase != "refused"]
+    assert ("call", "check_stock") in phases and ("filler", "check_stock") in phases
+    assert ("result", "check_stock") in phases
+    said = " ".join(e.text for e in of(result, ev.TranscriptFinal) if e.speaker == "bot")
+    assert "check" in said.lower() and "three kettles" in said
+    assert said.lower().index("check") < said.index("three kettles")
