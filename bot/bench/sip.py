@@ -25,12 +25,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 import sip
 from sip import g711
-from sip.call import AudioChunk, CallHangup
+from sip.call import AudioChunk, CallHangup, SipCall
 from sip.server import ServerSettings, SipServer
 from sip.ua import UaSettings
 
@@ -81,7 +82,7 @@ class _App:
         self.max_live = 0
         self.frames = 0
 
-    async def __call__(self, call) -> None:
+    async def __call__(self, call: SipCall) -> None:
         self.started.append(time.monotonic())
         self.live += 1
         self.max_live = max(self.max_live, self.live)
@@ -153,7 +154,7 @@ class BenchSettings:
     stop_after_failure: bool = True
 
 
-async def run(settings: BenchSettings, log=print) -> list[Step]:
+async def run(settings: BenchSettings, log: Callable[[str], None] = print) -> list[Step]:
     if shutil.which("sipp") is None:
         raise RuntimeError("sipp is not installed (Debian: apt-get install sip-tester)")
     steps: list[Step] = []
@@ -197,7 +198,7 @@ async def _one(phase: str, value: float, s: BenchSettings, work: Path, audio: Pa
             run = asyncio.create_task(_sipp(SCENARIOS / "call_media.xml", target, int(value), rate, s.media_hold_ms,
                                             int(value), work, value / rate + s.media_hold_ms / 1000 + 60,
                                             {"audio": audio}))
-            peak: dict = {}
+            peak: dict[str, float] = {}
             while not run.done():
                 await asyncio.wait([run], timeout=0.5)
                 if server is not None:
@@ -221,9 +222,12 @@ async def _one(phase: str, value: float, s: BenchSettings, work: Path, audio: Pa
             step.max_concurrent = max(step.max_concurrent, app.max_live)
             if phase == "setup":
                 step.quality_ok = step.quality_ok and step.setup_cps >= 0.9 * value
-            step.server = {"shed_503": server.ua.stats.get("invite_503", 0),
+            ua = server.ua
+            if ua is None:
+                raise RuntimeError("the in-process SIP server has no user agent (it did not start)")
+            step.server = {"shed_503": ua.stats.get("invite_503", 0),
                            "internal_error": server.stats["internal_error"],
-                           "retransmitted": server.ua.stats["retransmitted"]}
+                           "retransmitted": ua.stats["retransmitted"]}
             if phase == "media":
                 gaps = (peak.get("jitter_concealed", 0) + peak.get("jitter_underrun", 0)
                         + peak.get("jitter_skipped", 0))
@@ -251,12 +255,12 @@ def format_row(st: Step) -> str:
             f"retrans {st.retransmissions:4d}{extra} {'PASS' if st.passed else 'FAIL'}")
 
 
-def summary(steps: list[Step]) -> dict:
-    def best(phase, key):
+def summary(steps: list[Step]) -> dict[str, object]:
+    def best(phase: str, key: str) -> float:
         ok = [getattr(s, key) if key != "target" else s.target for s in steps if s.phase == phase and s.passed]
         return max(ok) if ok else 0
 
-    def first_fail(phase):
+    def first_fail(phase: str) -> int | None:
         bad = [s.target for s in steps if s.phase == phase and not s.passed]
         return bad[0] if bad else None
     return {"max_setup_cps_offered_without_failure": best("setup", "target"),

@@ -115,12 +115,12 @@ async def run_case(url: str, calls: int, events_per_call: int, batch_max: int = 
             raise RuntimeError("the writer did not drain within 600 s")
         mem1 = await _used_memory(store.redis)
         c0 = infos[0].call_id
-        k = store.keys
-        breakdown = {}
-        for name, key in (("call_record", k.call(c0)), ("call_events", k.call_events(c0)),
-                          ("transcript", k.transcript(c0))):
+        keys = store.keys
+        breakdown: dict[str, int] = {}
+        for name, key in (("call_record", keys.call(c0)), ("call_events", keys.call_events(c0)),
+                          ("transcript", keys.transcript(c0))):
             breakdown[name] = int(await store.redis.memory_usage(key, samples=0) or 0)
-        glob = int(await store.redis.memory_usage(k.events, samples=0) or 0)
+        glob = int(await store.redis.memory_usage(keys.events, samples=0) or 0)
         breakdown["global_stream_share"] = glob // calls
         n = calls * events_per_call
         st = store.stats()

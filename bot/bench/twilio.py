@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import aiohttp
 import numpy as np
@@ -119,9 +120,9 @@ class ServerProcess:
 class LoopLag:
     """How late this (caller) process's event loop wakes up: if high, the callers are the bottleneck."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.samples: list[float] = []
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         while True:
@@ -159,15 +160,20 @@ async def scripted_call(http: aiohttp.ClientSession, srv: ServerProcess, audio: 
             u = p.say(audio[q])
             await asyncio.wait_for(u.done.wait(), 20)
             asked = u.voiced_until
-            if not await p.wait_for(lambda: p.first_voiced(asked) is not None, 20):
-                raise RuntimeError(f"no answer to {q!r}")
+            if asked is None:
+                raise RuntimeError(f"the question {q!r} was silent")
+            await p.wait_for(lambda: p.first_voiced(asked) is not None, 20)
             start = p.first_voiced(asked)
+            if start is None:
+                raise RuntimeError(f"no answer to {q!r}")
             res.latencies.append(start - asked)
             if barge_in:
                 await p.wait_for(lambda: time.monotonic() - start > 1.0, 2)
                 b = p.say(audio[INTERRUPTION])
                 await p.wait_for(lambda: b.voiced_from is not None, 5)
                 onset = b.voiced_from
+                if onset is None:
+                    raise RuntimeError("the interruption never went out")
                 if await p.wait_for(lambda: any(c > onset for c in p.clears), 3):
                     res.barge_ins.append(min(c for c in p.clears if c > onset) - onset)
                 else:
@@ -186,21 +192,21 @@ async def scripted_call(http: aiohttp.ClientSession, srv: ServerProcess, audio: 
     return res
 
 
-async def run_bench(bs: BenchSettings, log=print) -> dict:
+async def run_bench(bs: BenchSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
     out = Path(bs.out)
     out.mkdir(parents=True, exist_ok=True)
     from hibari import Hibari
 
     log("rendering caller speech with hibari ...")
     hib = Hibari()
-    audio = {}
+    audio: dict[str, np.ndarray] = {}
     for text in QUESTIONS + [INTERRUPTION]:
         a = np.asarray(hib(text), np.float32)
         audio[text] = resample((np.clip(a, -1, 1) * 32767).astype(np.int16), 24000, 8000)
     port = bs.port or _free_port()
     srv = ServerProcess(port, bs.policy, out / "server.log")
     lag = LoopLag()
-    report: dict = {"bench": "twilio", "policy": bs.policy, "transport": "twilio media streams over ws://127.0.0.1",
+    report: dict[str, Any] = {"bench": "twilio", "policy": bs.policy, "transport": "twilio media streams over ws://127.0.0.1",
                     "machine": {"cpu_count": os.cpu_count(), "machine": platform.machine(),
                                 "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0]}}
     try:
@@ -226,7 +232,7 @@ async def run_bench(bs: BenchSettings, log=print) -> dict:
                 "barge_ins": len(barge), "barge_ins_not_stopped": len(barge) - len(stopped),
             }
             log(f"capacity phase: levels {list(bs.levels)}")
-            levels = []
+            levels: list[dict[str, Any]] = []
             held = 0
             for n in bs.levels:
                 under0 = await srv.metric(http, "duplexbot_twilio_underruns_total")
@@ -244,11 +250,12 @@ async def run_bench(bs: BenchSettings, log=print) -> dict:
                 failed = [r.error for r in results if not r.ok]
                 late_frac = len(late) / frames if frames else 1.0
                 ok = not failed and late_frac <= bs.late_budget
-                lv = {"calls": n, "completed": n - len(failed), "bot_frames": frames, "late_frames": len(late),
-                      "late_fraction": round(late_frac, 4), "worst_gap_ms": round(max(late) * 1000, 1) if late else 0.0,
-                      "server_underruns": int(under), "client_loop_lag_p99_ms": client_lag,
-                      "response_latency_ms": {"p50": _pct(lats, 50), "p90": _pct(lats, 90)},
-                      "holds": ok, "errors": failed[:3]}
+                lv: dict[str, Any] = {
+                    "calls": n, "completed": n - len(failed), "bot_frames": frames, "late_frames": len(late),
+                    "late_fraction": round(late_frac, 4), "worst_gap_ms": round(max(late) * 1000, 1) if late else 0.0,
+                    "server_underruns": int(under), "client_loop_lag_p99_ms": client_lag,
+                    "response_latency_ms": {"p50": _pct(lats, 50), "p90": _pct(lats, 90)},
+                    "holds": ok, "errors": failed[:3]}
                 levels.append(lv)
                 log(f"  {n:>3} calls: late {len(late)}/{frames} frames, server underruns {int(under)}, "
                     f"response p50 {lv['response_latency_ms']['p50']} ms, client lag p99 {client_lag} ms"
@@ -265,7 +272,7 @@ async def run_bench(bs: BenchSettings, log=print) -> dict:
     return report
 
 
-def format_table(report: dict) -> str:
+def format_table(report: dict[str, Any]) -> str:
     lt = report["latency"]
     r, b = lt["response_latency_ms"], lt["barge_in_stop_ms"]
     lines = [f"Twilio bench (policy {report['policy']}, {report['transport']})",

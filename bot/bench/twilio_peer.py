@@ -142,8 +142,13 @@ class TwilioPeer:
         self._seq += 1
         return self._seq
 
-    async def send(self, msg) -> None:
-        await self.ws.send_str(codec.encode(msg))
+    def _socket(self) -> aiohttp.ClientWebSocketResponse:
+        if self.ws is None:
+            raise ConnectionError("the media WebSocket is not open (open() first)")
+        return self.ws
+
+    async def send(self, msg: codec.InboundMessage) -> None:
+        await self._socket().send_str(codec.encode(msg))
 
     async def send_start(self, parameters: dict[str, str]) -> None:
         await self.send(codec.Start(self._next_seq(), self.stream_sid, self.account_sid, self.call_sid,
@@ -151,9 +156,9 @@ class TwilioPeer:
 
     async def send_raw(self, data: str | bytes) -> None:
         if isinstance(data, bytes):
-            await self.ws.send_bytes(data)
+            await self._socket().send_bytes(data)
         else:
-            await self.ws.send_str(data)
+            await self._socket().send_str(data)
 
     async def dtmf(self, digit: str) -> None:
         await self.send(codec.Dtmf(self._next_seq(), self.stream_sid, digit))
@@ -221,8 +226,9 @@ class TwilioPeer:
             await self.send(codec.Mark(self._next_seq(), self.stream_sid, name))
 
     async def _recv_loop(self) -> None:
+        ws = self._socket()
         try:
-            async for msg in self.ws:
+            async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     continue
                 now = self.clock()
@@ -249,7 +255,7 @@ class TwilioPeer:
                         await self._echo(name)
                 self._changed.set()
         finally:
-            self.close_code = self.ws.close_code
+            self.close_code = ws.close_code
             self.closed.set()
             self._changed.set()
 
