@@ -179,9 +179,10 @@ class RedisWriter:
                 op.done.set_result(err is None)
 
     async def _write(self, batch: list[Op]) -> None:
-        first = batch[0]
-        if isinstance(first, EventOp):
-            await self._write_events(batch)  # type: ignore[arg-type]
+        # a batch is a run of EventOps or one other op (EventLog.peek)
+        first, events = batch[0], [op for op in batch if isinstance(op, EventOp)]
+        if events:
+            await self._write_events(events)
         elif isinstance(first, CallOp):
             await self._write_call(first)
         elif isinstance(first, AuditOp):
