@@ -5,9 +5,16 @@ Levels are bounded and never part of the audit trail: one audio tap per live cal
 calls it every 32 ms with the caller's chunk and the bot audio played over it) folds the audio
 into 100 ms windows; each window is pushed to the pages watching the call (a bounded queue each,
 oldest dropped) and kept in a compact ring (2 bytes per channel per sample: 30 min are 72 KB a
-call). A worker keeps the rings of its last `ended_calls` ended calls for the ended-call
-timeline; nothing is written to Redis, so another worker's ended calls show decisions only. During
-secure input the engine calls no tap: the timeline shows a gap, never the caller's level.
+call). The bot's level is what the bot sent since the previous chunk (the playout's 16 kHz
+reference, from its last read position), not the tap's bot frame: the tap pairs each caller chunk
+with the bot audio at the same sample index, and the two clocks drift apart in a browser call on
+a busy box (the caller's stream 0.4 s ahead of the bot's reads in one measured call, behind by
+more than 1.5 s in another), where the tap holds zeros. Both levels are thus placed at the caller
+stream time they happened at, like every event's `t`.
+
+A worker keeps the rings of its last `ended_calls` ended calls for the ended-call timeline;
+nothing is written to Redis, so another worker's ended calls show decisions only. During secure
+input the engine calls no tap: the timeline shows a gap, never the caller's level.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ import math
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, runtime_checkable
 
 import numpy as np
 from aiohttp import web
@@ -54,9 +61,12 @@ class LevelMeter:
     each. Time comes from the frames' stream timestamps; a jump forward (secure input: no taps)
     is filled with FLOOR samples so the ring stays evenly spaced."""
 
-    def __init__(self, on_sample: Callable[[LevelSample], None], period: float = PERIOD) -> None:
+    def __init__(self, on_sample: Callable[[LevelSample], None], period: float = PERIOD,
+                 bot_sent: Callable[[], np.ndarray] | None = None) -> None:
         self.on_sample = on_sample
         self.period = period
+        self.bot_sent = bot_sent  # the bot audio sent since the last call (None: the tap's bot frame)
+        self._n_bot = 0
         self._pos = 0  # samples seen at `_rate`, counted from `_t0`
         self._t0: float | None = None
         self._rate = 16000
@@ -75,14 +85,22 @@ class LevelMeter:
                 self.on_sample(LevelSample(self._t0 + self._pos / self._rate, FLOOR, FLOOR))
                 self._pos += per
         a = caller.pcm.astype(np.float64)
-        b = bot.pcm.astype(np.float64)
-        if len(b) != len(a):
-            b = np.resize(b, len(a)) if len(b) else np.zeros(len(a))
+        sent = self.bot_sent
+        if sent is not None:  # what the bot sent meanwhile counts in the window this chunk opens in
+            b = sent().astype(np.float64)
+            self._sq_bot += float(np.dot(b, b))
+            self._n_bot += len(b)
+        else:
+            b = bot.pcm.astype(np.float64)
+            if len(b) != len(a):
+                b = np.resize(b, len(a)) if len(b) else np.zeros(len(a))
         i = 0
         while i < len(a):
             take = min(per - self._win, len(a) - i)
             self._sq_caller += float(np.dot(a[i:i + take], a[i:i + take]))
-            self._sq_bot += float(np.dot(b[i:i + take], b[i:i + take]))
+            if sent is None:
+                self._sq_bot += float(np.dot(b[i:i + take], b[i:i + take]))
+                self._n_bot += take
             self._win += take
             i += take
             if self._win >= per:
@@ -92,9 +110,9 @@ class LevelMeter:
         if self._win == 0 or self._t0 is None:
             return
         t = self._t0 + self._pos / self._rate
-        self.on_sample(LevelSample(t, dbfs(self._sq_caller, self._win), dbfs(self._sq_bot, self._win)))
+        self.on_sample(LevelSample(t, dbfs(self._sq_caller, self._win), dbfs(self._sq_bot, self._n_bot)))
         self._pos += per
-        self._win = 0
+        self._win = self._n_bot = 0
         self._sq_caller = self._sq_bot = 0.0
 
 
@@ -156,6 +174,39 @@ class TappableCall(Protocol):
     def add_audio_tap(self, cb: Callable[[AudioFrame, AudioFrame], None]) -> Callable[[], None]: ...
 
 
+class Sent(Protocol):
+    """The playout's view of what the bot sent: its read position (at `out_rate`) and the last
+    2 s of it at 16 kHz by sample index (`reference`)."""
+    position: int
+    out_rate: int | None
+
+    def reference(self, start: int, n: int) -> np.ndarray: ...
+
+
+@runtime_checkable
+class WithPlayout(Protocol):
+    """A CallSession (its `playout`)."""
+    @property
+    def playout(self) -> Sent: ...
+
+
+class BotSent:
+    """The bot audio sent since the last call, at 16 kHz (at most the 2 s the playout keeps)."""
+
+    def __init__(self, playout: Sent) -> None:
+        self.playout = playout
+        self._last: int | None = None
+
+    def __call__(self) -> np.ndarray:
+        rate = self.playout.out_rate
+        if not rate:
+            return np.zeros(0, np.int16)
+        pos = self.playout.position * 16000 // rate
+        start = pos if self._last is None else max(self._last, pos - 2 * 16000)
+        self._last = pos
+        return self.playout.reference(start, pos - start) if pos > start else np.zeros(0, np.int16)
+
+
 class LiveCalls(Protocol):
     def live(self) -> Iterable[TappableCall]: ...
 
@@ -183,7 +234,8 @@ class LevelBoard:
         if got is not None:
             return got[0]
         levels = CallLevels(cid, call.info.tenant, int(self.settings.keep_seconds / PERIOD))
-        remove = call.add_audio_tap(LevelMeter(levels.add))
+        sent = BotSent(call.playout) if isinstance(call, WithPlayout) else None
+        remove = call.add_audio_tap(LevelMeter(levels.add, bot_sent=sent))
         self._live[cid] = (levels, remove)
         return levels
 

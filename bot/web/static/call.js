@@ -8,9 +8,48 @@
   const params = new URLSearchParams(location.search);
   // Read by the browser tests: audio levels measured in the page, and the call's state.
   const state = window.duplexbot = { callId: null, connected: false, ended: false, bot: { peak: 0, loud: 0 }, mic: { peak: 0, loud: 0 },
-                                     events: [], stops: [], measurements: [], tenant: null, capture: null };
+                                     events: [], stops: [], measurements: [], tenant: null, capture: null,
+                                     network: { browser: null, server: null }, levels: 0, notices: [] };
   Object.defineProperty(state, "latency", { get: () => view.lat });
-  let pc = null, channel = null, mic = null, stops = [], watch = null, bargeAt = [];
+  let pc = null, channel = null, mic = null, stops = [], watch = null, bargeAt = [], statsTimer = null;
+
+  // Network quality: this browser's getStats (the bot's audio as received here, the round trip of
+  // the ICE candidate pair) beside the bot's own figures (aiortc's getStats, every 2 s on the channel).
+  async function browserStats() {
+    if (!pc) return;
+    const out = { jitter: null, loss: null, rtt: null, lost: null, packets: null };
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "audio") {
+        out.jitter = r.jitter; out.lost = r.packetsLost; out.packets = r.packetsReceived;
+        out.loss = r.packetsReceived + r.packetsLost > 0 ? r.packetsLost / (r.packetsReceived + r.packetsLost) : null;
+      } else if (r.type === "candidate-pair" && r.nominated && r.currentRoundTripTime != null) out.rtt = r.currentRoundTripTime;
+      else if (r.type === "remote-inbound-rtp" && r.kind === "audio" && r.roundTripTime != null && out.rtt == null) out.rtt = r.roundTripTime;
+    });
+    state.network.browser = out;
+    renderNetwork();
+  }
+  function renderNetwork() {
+    const b = state.network.browser || {}, sv = state.network.server || {};
+    const msv = (v) => (v == null ? "—" : String(Math.round(v * 1000))), pc100 = (v) => (v == null ? "—" : (v * 100).toFixed(1));
+    const card = (k, v, unit, note, key) => el("div", { class: "stat", "data-net": key }, el("div", { class: "k", text: k }),
+      el("div", { class: "v" }, document.createTextNode(v), v === "—" ? null : el("small", { text: unit })), el("div", { class: "n", text: note }));
+    $("#network").replaceChildren(
+      card("Round trip", msv(b.rtt != null ? b.rtt : sv.rtt), "ms", b.rtt != null ? "ICE candidate pair, this browser" : "the bot's RTCP", "rtt"),
+      card("Jitter to you", msv(b.jitter), "ms", "the bot's audio, as received here", "jitter-in"),
+      card("Loss to you", pc100(b.loss), "%", b.lost != null ? `${b.lost} of ${b.lost + b.packets} packets` : "", "loss-in"),
+      card("Jitter to the bot", msv(sv.jitter), "ms", "your audio, measured by the bot", "jitter-out"),
+      card("Loss to the bot", pc100(sv.loss), "%", sv.lost_in != null ? `${sv.lost_in} of ${sv.lost_in + sv.packets_in} packets` : "", "loss-out"));
+  }
+
+  // A supervisor takes over, holds or hands back: tell the caller on the page too.
+  function supervisorNotice(e) {
+    const text = { takeover: `A member of our team has joined the call${e.notice ? `: “${e.notice}”` : "."}`,
+                   hold: `You are on hold${e.notice ? `: “${e.notice}”` : "."}`, handback: "You are back with the bot.",
+                   resume: "You are back with the bot." }[e.action];
+    if (text == null) return;
+    state.notices.push(text);
+    $("#notice").textContent = text;
+  }
 
   // Capture, chosen deliberately: echo cancellation on, so a caller on laptop speakers does not
   // feed the bot's own voice back to it (it would interrupt itself); noise suppression and
@@ -60,7 +99,10 @@
     ui.call.disabled = true;
     status("Connecting…", "wait");
     view.reset();
-    Object.assign(state, { callId: null, connected: false, ended: false, events: [], stops: [], measurements: [] });
+    if (view.chart) view.chart.setLive(true);
+    Object.assign(state, { callId: null, connected: false, ended: false, events: [], stops: [], measurements: [],
+                           network: { browser: null, server: null }, levels: 0, notices: [] });
+    $("#notice").textContent = "";
     bargeAt = [];
     const t0 = performance.now();
     try {
@@ -89,6 +131,7 @@
           status("Connected", "live");
           state.connectMs = Math.round(performance.now() - t0);
           $("#connect-time").textContent = `connected in ${state.connectMs} ms`;
+          if (!statsTimer) statsTimer = setInterval(() => browserStats().catch(() => {}), 2000);
         } else if (pc && ["failed", "disconnected"].includes(pc.connectionState)) {
           status("Connection lost", "bad");
         }
@@ -114,12 +157,17 @@
       state.events.push(m.event);
       view.handle(m.event);
       if (m.event.type === "barge_in") { bargeAt.push(performance.now()); pairStops(); }
+      if (m.event.type === "supervisor") supervisorNotice(m.event);
     }
+    else if (m.type === "levels") { state.levels++; view.levels(m); }
+    else if (m.type === "network") { state.network.server = m.network; renderNetwork(); }
     else if (m.type === "ended") teardown("Call ended", "");
   }
 
   function teardown(text, cls) {
     state.ended = true;
+    if (statsTimer) { clearInterval(statsTimer); statsTimer = null; }
+    if (view.chart) view.chart.setLive(false);
     for (const s of stops) s();
     stops = [];
     if (watch) { watch.stop(); watch = null; }

@@ -38,7 +38,9 @@ window.DB = (function () {
     return `heard “${r}”`;
   }
   const STOPS = { barge_in: "the caller interrupted", takeover: "a supervisor took over", hangup: "the call ended",
-                  dtmf: "a key was pressed", done: "finished" };
+                  dtmf: "a key was pressed", done: "finished", supervisor: "a supervisor's notice" };
+  const SUPERVISOR = { takeover: "Take-over", handback: "Hand-back", mute: "Bot muted", unmute: "Bot unmuted",
+                       hold: "On hold", resume: "Resumed", transfer: "Transfer", policy: "Policy changed" };
   const ENDS = { remote: "the caller hung up", "caller hung up": "the caller hung up", bot: "the bot hung up",
                  network: "the connection was lost", shutdown: "the server shut down", local: "ended by the bot" };
 
@@ -103,6 +105,8 @@ window.DB = (function () {
       this.transcript = $("[data-role=transcript]", root);
       this.timeline = $("[data-role=timeline]", root);
       this.stats = $("[data-role=stats]", root);
+      const chart = $("[data-role=chart]", root), latency = $("[data-role=latency-chart]", root);
+      this.chart = chart && window.DBTimeline ? new window.DBTimeline.Timeline(chart, latency) : null;
       this.reset();
     }
 
@@ -116,6 +120,7 @@ window.DB = (function () {
       this.lat = { response: [], detect: [], reply: [], barge: [], heard: [], silent: [] };
       this.seen = new Set();
       this.counts = {};
+      if (this.chart) this.chart.reset();
       this.transcript.replaceChildren(el("li", { class: "empty", text: "Nothing said yet." }));
       this.timeline.replaceChildren(el("li", { class: "empty", text: "No decisions yet." }));
       this.renderStats();
@@ -154,6 +159,7 @@ window.DB = (function () {
       this.seen.add(key);
       if (typeof e.t === "number" && (this.lastT == null || e.t >= this.lastT)) { this.lastT = e.t; this.lastAt = performance.now(); }
       this.counts[e.type] = (this.counts[e.type] || 0) + 1;
+      if (this.chart) this.chart.event(e);
       switch (e.type) {
         case "call_started": this.mark(e.t, "other", "Call started", join(e.transport, e.caller, e.tenant && `tenant ${e.tenant}`)); break;
         case "call_ended": this.mark(e.t, "other", "Call ended", ENDS[e.reason] || (e.reason || "").replace(/_/g, " ")); break;
@@ -182,6 +188,7 @@ window.DB = (function () {
         case "hold": this.mark(e.t, "hold", "Hold", join("a pause; the caller is expected to go on", pct(e.confidence))); break;
         case "barge_in":
           this.lat.barge.push(Math.max(0, e.t - e.onset));
+          if (this.chart) this.chart.latency("barge", Math.max(0, e.t - e.onset));
           this.mark(e.t, "barge_in", "Barge-in", join(`the bot decided to stop ${ms(Math.max(0, e.t - e.onset))} ms after the caller started`,
             reasonText(e.reason), pct(e.confidence)));
           break;
@@ -197,6 +204,7 @@ window.DB = (function () {
           if (this.eot && this.eot.mono <= e.mono) {
             const reply = e.mono - this.eot.mono, total = reply + this.eot.silence;
             this.lat.reply.push(reply); this.lat.response.push(total);
+            if (this.chart) this.chart.latency("response", { detect: this.eot.silence, reply }, e.turn);
             detail = `${ms(total)} ms after the caller stopped (detect ${ms(this.eot.silence)} + reply ${ms(reply)})`;
             this.eot = null;
           }
@@ -218,6 +226,8 @@ window.DB = (function () {
         case "action": this.mark(e.t, "other", { transfer: "Transfer", hangup: "Hang-up", secure_input: "Secure input" }[e.name] || e.name,
           join(e.target, e.ok ? "" : "failed")); break;
         case "error": this.mark(e.t, "barge_in", "Error", `${e.where}: ${e.message}`); break;
+        case "supervisor": this.mark(e.t, "sup", SUPERVISOR[e.action] || e.action,
+          join(e.notice && `the caller is told “${e.notice}”`, e.detail)); break;
         default: break;
       }
       this.renderStats();
@@ -226,11 +236,16 @@ window.DB = (function () {
     // The bot's stop as the caller heard it, measured in the browser (bot/web/static/stopwatch.js).
     heardStop(m) {
       this.lat.heard.push(m.drop);
+      if (this.chart) this.chart.latency("heard", m.drop);
       if (m.silent != null) this.lat.silent.push(m.silent);
       this.mark(null, "barge_in", "Stop heard", join(`the bot's audio fell below 10 % ${ms(m.drop)} ms after you started`,
         m.silent != null ? `silent after ${ms(m.silent)} ms` : "", "measured in this browser"));
       this.renderStats();
     }
+
+    // both channels' levels: one 100 ms sample {t, caller, bot} (dBFS), or a stored series
+    levels(s) { if (this.chart) this.chart.level(s); }
+    levelSeries(sr) { if (this.chart) this.chart.series(sr); }
 
     renderStats() {
       const card = (k, xs, good, slow, note) => {

@@ -4,7 +4,8 @@
   const { $, el, clock, waitIce, preferCodec, meter, postJSON, CallView } = window.DB;
   const view = new CallView($("#view"));
   // Read by the browser tests.
-  const state = window.supervisor = { tenant: null, calls: [], watching: null, listening: false, takenOver: false, listen: { peak: 0, loud: 0 }, events: [], errors: [] };
+  const state = window.supervisor = { tenant: null, calls: [], watching: null, listening: false, takenOver: false, listen: { peak: 0, loud: 0 }, events: [], errors: [],
+                                      viewing: null, history: null, ended: [], controls: { mode: "", by: "" }, network: null, levels: 0, policy: null, exported: null };
   let auth = null, ws = null, listenPc = null, listenId = null, stopMeter = null, takePc = null, takeMic = null, retry = null;
   let clockSkew = 0;  // the browser's clock minus the server's (ms), from each call list
 
@@ -54,9 +55,17 @@
 
   function onMessage(m) {
     switch (m.type) {
-      case "hello": link("Live", "live"); if (state.watching) watch(state.watching); break;
+      case "hello": link("Live", "live"); if (state.watching) watch(state.watching); loadHistory().catch(() => {}); break;
       case "calls": if (typeof m.now === "number") clockSkew = Date.now() - m.now; renderCalls(m.calls); break;
-      case "watching": view.reset(); for (const e of m.backlog || []) { state.events.push(e); view.handle(e); } break;
+      case "watching":
+        view.reset();
+        if (view.chart) view.chart.setLive(true);
+        view.levelSeries(m.levels);
+        for (const e of m.backlog || []) { state.events.push(e); view.handle(e); }
+        renderControls(m.controls);
+        break;
+      case "levels": if (m.call_id === state.watching) { state.levels++; view.levels(m); } break;
+      case "network": if (m.call_id === state.watching) { renderNetwork(m.network); renderControls(m.controls); } break;
       case "watch_error": error(m.status === 403 ? "You cannot open this call: it belongs to another tenant." : m.error); break;
       case "event":
         if (m.call_id === state.watching) { state.events.push(m.event); view.handle(m.event); if (m.event.type === "call_ended") callEnded(); }
@@ -96,8 +105,13 @@
   // ---- one call ----------------------------------------------------------------------------------
   function watch(callId) {
     if (state.watching !== callId) { stopListening(); }
-    state.watching = callId; state.events = [];
+    state.watching = callId; state.events = []; state.viewing = null; state.history = null;
     error(""); notice("");
+    $("#live-only").classList.remove("hidden");
+    $("#ended-only").classList.add("hidden");
+    $("#audit-box").classList.add("hidden");
+    $("#network").replaceChildren(el("p", { class: "empty", text: "No figures yet." }));
+    loadPolicy().catch((e) => error(`Could not read the policy: ${e.message}`));
     $("#d-call").textContent = callId;
     $("#d-none").classList.add("hidden");
     $("#d-body").classList.remove("hidden");
@@ -109,6 +123,7 @@
 
   function callEnded() {
     notice("The call has ended.");
+    setTimeout(() => loadHistory().catch(() => {}), 1500);
     $("#d-meta").textContent = `${$("#d-meta").textContent} · ended`;
     stopListening(true);
     endTakeover(true);
@@ -209,8 +224,137 @@
     if (state.takenOver) handBack(state.watching); else takeOver(state.watching).catch(() => {});
   });
 
+  // ---- controls: mute, hold, transfer, the tenant's barge-in policy ------------------------------
+  async function api(method, url, body) {
+    const r = await fetch(url, { method, headers: { ...headers(), ...(body ? { "Content-Type": "application/json" } : {}) },
+                                 body: body ? JSON.stringify(body) : undefined });
+    let data = null;
+    try { data = await r.json(); } catch (e) { data = { error: r.statusText }; }
+    if (!r.ok) { const err = new Error((data && data.error) || `HTTP ${r.status}`); err.status = r.status; throw err; }
+    return data;
+  }
+  const enc = encodeURIComponent;
+
+  function renderControls(c) {
+    state.controls = c || { mode: "", by: "" };
+    const mode = state.controls.mode, m = $("#mute"), h = $("#hold");
+    m.textContent = mode === "mute" ? "Unmute the bot" : "Mute the bot";
+    h.textContent = mode === "hold" ? "Resume" : "Hold";
+    m.classList.toggle("on", mode === "mute"); h.classList.toggle("on", mode === "hold");
+    m.setAttribute("aria-pressed", String(mode === "mute")); h.setAttribute("aria-pressed", String(mode === "hold"));
+    m.disabled = mode === "hold"; h.disabled = mode === "mute";
+  }
+
+  async function control(kind, on) {
+    error("");
+    const callId = state.watching;
+    try {
+      const r = await postJSON(`/supervisor/api/calls/${enc(callId)}/${kind}`, { on }, headers());
+      renderControls(r);
+      return r;
+    } catch (e) { error(`${kind === "mute" ? "Mute" : "Hold"} failed: ${e.message}`); throw e; }
+  }
+  $("#mute").addEventListener("click", () => { if (state.watching) control("mute", state.controls.mode !== "mute").catch(() => {}); });
+  $("#hold").addEventListener("click", () => { if (state.watching) control("hold", state.controls.mode !== "hold").catch(() => {}); });
+
+  $("#transfer-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const target = $("#transfer-to").value.trim();
+    if (!target || !state.watching) return;
+    error(""); notice("");
+    try { await postJSON(`/supervisor/api/calls/${enc(state.watching)}/transfer`, { target }, headers()); notice(`Transferred to ${target}.`); }
+    catch (e) { error(`Transfer failed: ${e.message}`); }
+  });
+
+  function showPolicy(p) {
+    state.policy = p;
+    $("#sensitivity").value = String(p.policy.interruption_sensitivity);
+    $("#sensitivity-v").textContent = Number(p.policy.interruption_sensitivity).toFixed(2);
+    $("#eot").value = p.policy.end_of_turn;
+  }
+  async function loadPolicy() { showPolicy(await api("GET", "/supervisor/api/policy")); }
+  $("#sensitivity").addEventListener("input", () => { $("#sensitivity-v").textContent = Number($("#sensitivity").value).toFixed(2); });
+  async function setPolicy(changes) {
+    error(""); notice("");
+    try {
+      const r = await api("PUT", "/supervisor/api/policy", { ...changes, ...(state.watching ? { call_id: state.watching } : {}) });
+      showPolicy(r);
+      notice(r.changed ? `Policy of ${state.tenant} changed: ${r.changed}. Every live call of the tenant follows it within a second.` : "The policy is unchanged.");
+      return r;
+    } catch (e) { error(`Policy not changed: ${e.message}`); throw e; }
+  }
+  $("#policy-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    setPolicy({ interruption_sensitivity: Number($("#sensitivity").value), end_of_turn: $("#eot").value }).catch(() => {});
+  });
+
+  function renderNetwork(n) {
+    state.network = n;
+    if (!n || !n.available) { $("#network").replaceChildren(el("p", { class: "empty", text: (n && n.why) || "No figures yet." })); return; }
+    const msv = (v) => (v == null ? "—" : String(Math.round(v * 1000))), pc100 = (v) => (v == null ? "—" : (v * 100).toFixed(1));
+    const card = (k, v, unit, note, key) => el("div", { class: "stat", "data-net": key }, el("div", { class: "k", text: k }),
+      el("div", { class: "v" }, document.createTextNode(v), v === "—" ? null : el("small", { text: unit })), el("div", { class: "n", text: note }));
+    $("#network").replaceChildren(
+      card("Jitter", msv(n.jitter), "ms", "caller → bot", "jitter"),
+      card("Loss", pc100(n.loss), "%", n.lost_in != null ? `${n.lost_in} lost · ${n.packets_in} received` : "caller → bot", "loss"),
+      card("Round trip", msv(n.rtt), "ms", n.rtt == null ? (n.rtt_why || "no RTCP report yet") : n.source, "rtt"));
+  }
+
+  // ---- ended calls: history, audit trail, export --------------------------------------------------
+  async function loadHistory() {
+    const r = await api("GET", "/supervisor/api/history?limit=50");
+    state.ended = r.calls;
+    const body = $("#history");
+    body.replaceChildren();
+    $("#no-history").classList.toggle("hidden", r.calls.length > 0);
+    for (const c of r.calls) {
+      const open = el("button", { type: "button", text: "Open", "aria-label": `Open ended call ${c.call_id}` });
+      open.addEventListener("click", () => openEnded(c.call_id).catch((e) => error(`Could not open the call: ${e.message}`)));
+      body.append(el("tr", { class: c.call_id === state.viewing ? "selected" : "", "data-call": c.call_id },
+        el("td", {}, el("div", { text: c.caller || "unknown caller" }), el("div", { class: "mono muted", text: c.call_id }),
+          el("div", { class: "muted", text: `${c.transport} · ${new Date(c.started).toLocaleString()}` })),
+        el("td", { class: "mono", text: c.seconds != null ? clock(c.seconds).replace(/\.\d$/, "") : "" }), el("td", {}, open)));
+    }
+    return r.calls;
+  }
+  $("#history-refresh").addEventListener("click", () => loadHistory().catch((e) => error(e.message)));
+
+  async function openEnded(callId) {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "unwatch" }));
+    stopListening(); if (state.takenOver) endTakeover();
+    const h = await api("GET", `/supervisor/api/history/${enc(callId)}`);
+    state.watching = null; state.viewing = callId; state.history = h; state.events = [];
+    error(""); notice("");
+    $("#d-call").textContent = callId;
+    $("#d-meta").textContent = `${h.call.transport} · ${h.call.caller || ""} · ended${h.call.seconds != null ? ` after ${clock(h.call.seconds).replace(/\.\d$/, "")}` : ""}`;
+    $("#d-none").classList.add("hidden"); $("#d-body").classList.remove("hidden");
+    $("#live-only").classList.add("hidden"); $("#ended-only").classList.remove("hidden");
+    for (const tr of document.querySelectorAll("#calls tr, #history tr")) tr.classList.toggle("selected", tr.dataset.call === callId);
+    view.reset();
+    if (view.chart) view.chart.setLive(false);
+    view.levelSeries(h.levels);
+    for (const e of h.events) { state.events.push(e); view.handle(e); }
+    $("#recording-note").textContent = h.levels ? `Recording: ${h.recording.why}.` : `Recording: ${h.recording.why}. Levels are kept only by the worker that had the call.`;
+    $("#audit").replaceChildren(...(h.audit.length ? h.audit.map((a) => el("li", {},
+      el("span", { class: "mono", text: new Date(a.ts).toLocaleTimeString() }), document.createTextNode(` ${a.action} by ${a.actor}${a.detail ? `: ${a.detail}` : ""}`)))
+      : [el("li", { class: "empty", text: "No supervisor actions on this call." })]));
+    $("#audit-box").classList.remove("hidden");
+    $("#network").replaceChildren(el("p", { class: "empty", text: "Network figures are shown while a call is live." }));
+    return h;
+  }
+
+  $("#export").addEventListener("click", async () => {
+    if (!state.viewing) return;
+    const r = await fetch(`/supervisor/api/history/${enc(state.viewing)}/export`, { headers: headers() });
+    if (!r.ok) { error(`Export failed: ${(await r.json()).error}`); return; }
+    const text = await r.text();
+    state.exported = text;
+    const a = el("a", { href: URL.createObjectURL(new Blob([text], { type: "application/json" })), download: `call-${state.viewing}.json` });
+    document.body.append(a); a.click(); a.remove();
+  });
+
   // for the browser tests and power users: the same actions as the buttons
-  Object.assign(state, { login, watch, listen, stopListening, takeOver, handBack });
+  Object.assign(state, { login, watch, listen, stopListening, takeOver, handBack, control, setPolicy, loadPolicy, loadHistory, openEnded });
 
   const saved = sessionStorage.getItem("duplexbot.supervisor");
   if (saved) { const s = JSON.parse(saved); login(s.token, s.name).catch(() => sessionStorage.removeItem("duplexbot.supervisor")); }
