@@ -266,7 +266,8 @@ class SupervisorConsole:
             self.takeovers.pop(call_id, None)
             await pc.close()
             raise ConsoleError(400, "cannot answer this offer: it must send audio (Opus or PCMU)")
-        self.controls.release(call_id)  # a take-over replaces a mute or a hold
+        if self.controls.release(call_id) is not None:  # a take-over replaces a mute or a hold:
+            session.hand_back()  # out of the silent take-over, so the caller hears the notice
         notice = self.settings.takeover_notice
         if notice and isinstance(session, ControlledCall):
             session.emit(SupervisorControl(call_id=call_id, t=session.now, action="takeover", notice=notice))

@@ -113,9 +113,9 @@ async def test_console_and_call_page(tmp_path: Path, monkeypatch):
                            "e.turn === s.turn); })()", 30, "the answer to end")
 
             # ---- take-over and hand-back carry their own call time --------------------------------
+            start = await sup.js("window.supervisor.events.at(-1).t")  # before: the bot now says a notice first
             await sup.js("document.querySelector('#takeover').click()")
             await sup.wait("window.supervisor.takenOver", 15, "take-over")
-            start = await sup.js("window.supervisor.events.at(-1).t")
             await sup.wait("document.querySelector('#view .timeline').textContent.includes('Take-over')", 5, "mark")
             took = seconds((await sup.js(stamps("Take-over")))[-1])
             deadline = asyncio.get_running_loop().time() + 10

@@ -178,3 +178,23 @@ async def test_levels_and_network_of_a_live_call():
                 assert r.status == 200 and n["available"] is False and "sip" in n["why"]
     finally:
         await rt.state.close()
+
+
+async def test_a_notice_is_waited_for_and_a_take_over_releases_a_mute():
+    from bot.supervisor.auth import Supervisor
+    from bot.supervisor.controls import say_and_wait
+
+    rt, app, acme, *_ = await setup()
+    console = app[supervisor_routes.CONSOLE_KEY]
+    try:
+        await console.controls.mute(Supervisor("acme", "Alice"), "sip-acme-1", True)
+        assert acme.taken_over_by == "Alice@acme (bot muted)"
+        assert console.controls.release("sip-acme-1") is not None and not console.controls.modes
+        acme.bot_speaking = True
+        waited = asyncio.ensure_future(say_and_wait(acme, "One moment.", timeout=2.0))
+        await asyncio.sleep(0.1)
+        assert not waited.done() and acme.said[-1] == "One moment."  # waits while the notice plays
+        acme.bot_speaking = False
+        await asyncio.wait_for(waited, 1)
+    finally:
+        await rt.state.close()

@@ -120,6 +120,7 @@ window.DB = (function () {
       this.lat = { response: [], detect: [], reply: [], barge: [], heard: [], silent: [] };
       this.seen = new Set();
       this.counts = {};
+      this.supMarks = { local: [], engine: [] };
       if (this.chart) this.chart.reset();
       this.transcript.replaceChildren(el("li", { class: "empty", text: "Nothing said yet." }));
       this.timeline.replaceChildren(el("li", { class: "empty", text: "No decisions yet." }));
@@ -145,8 +146,19 @@ window.DB = (function () {
       return this.lastT + (performance.now() - this.lastAt) / 1000;
     }
 
+    // A supervisor's action is marked twice: here when it is taken (its own call time) and by the
+    // engine's `supervisor` event: the list shows whichever comes first, within 3 s.
+    _twice(label, t, local) {
+      const other = local ? this.supMarks.engine : this.supMarks.local;
+      if (t != null && other.some((m) => m.label === label && Math.abs(m.t - t) < 3)) return true;
+      (local ? this.supMarks.local : this.supMarks.engine).push({ label, t });
+      return false;
+    }
+
     mark(t, tag, label, detail) {
-      if (t == null) t = this.callTime();
+      const local = t == null;
+      if (local) t = this.callTime();
+      if (tag === "sup" && this._twice(label, t, local)) return;
       this._clearEmpty(this.timeline);
       this.timeline.append(el("li", {}, el("span", { class: "t", text: t != null ? clock(t) : "" }),
         el("span", {}, el("span", { class: `tag ${tag}`, text: label })), el("span", { text: detail || "" })));
