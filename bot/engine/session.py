@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
-from typing import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine
 
 import numpy as np
 
@@ -26,16 +26,21 @@ from ..services.responder import (
     RespondContext,
     Responder,
     ResponderAction,
-    ResponderError,
     ResponseChunk,
     Revision,
-    ToolNote,
     Turn,
 )
 from . import events as ev
-from .playout import Playout, Truncation
+from .bot_turns import BotTurns
+from .fanout import EventFanout
+from .playout import Truncation
 from .port import Dtmf, Hangup, Transport
-from .reply import Reply, Spoken
+from .reply import Reply
+from .secure_input import SecureInput
+from .speculation import Draft, Speculations
+
+if TYPE_CHECKING:
+    from ..runtime import Services
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +65,8 @@ class EngineSettings:
     partial_every: float = 1.5
 
 
-@dataclass
-class _Draft:
-    """An answer being prepared on a provisional transcript (a speculation)."""
-    id: int
-    start: float
-    end: float
-    text: str
-    ctx: RespondContext
-    reply: Reply
-    task: asyncio.Task
-    t0: float
-    instructions: list[str]
-
-
 class CallSession:
-    def __init__(self, transport: Transport, policy: TurnPolicy, responder: Responder, services,
+    def __init__(self, transport: Transport, policy: TurnPolicy, responder: Responder, services: "Services",
                  settings: EngineSettings = EngineSettings(), sinks: list[Callable[[ev.Event], None]] | None = None,
                  calibrate: Callable[[PolicySettings], PolicySettings] | None = None,
                  intents: IntentDetector | None = None):
@@ -86,77 +77,51 @@ class CallSession:
         self.responder = responder
         self.services = services  # .scheduler .asr .tts
         self.settings = settings
-        self.sinks = list(sinks or [])
+        self.fanout = EventFanout(list(sinks or []), settings.subscriber_queue)
+        self.events = self.fanout.events
+        self.emit = self.fanout.emit
+        self.subscribe = self.fanout.subscribe
+        self.unsubscribe = self.fanout.unsubscribe
         self._calibrate = calibrate or (lambda s: s)
         self.intents = intents if intents is not None and intents.specs else None
         self._overlap_notices = policy.settings.allow_overlap
         if self._overlap_notices:
             policy.update_settings(replace(policy.settings, allow_overlap=False))
-        self._notice_turn: int | None = None  # the bot turn that is a notice (e.g. recording consent)
-        self._after_notice = ""
-        self._last_started_turn = 0  # the last bot turn whose audio began playing
-        self.events: list[ev.Event] = []
+        self._after_notice = ""  # what the bot says when its notice has played (the greeting)
         self.history: list[Turn] = []
-        self.playout = Playout(transport.output_rate, self._on_first_audio, self._on_turn_done)
+        self.bot = BotTurns(self.call_id, transport.output_rate, self, self.emit, lambda: self.now)
+        self.playout = self.bot.playout
         self._resampler: Resampler | None = None
         self._pending = np.zeros(0, np.int16)
         self.samples_in = 0  # 16 kHz caller samples processed
         self._audio = np.zeros(int(settings.history_seconds * CHUNK_RATE), np.int16)  # ring buffer
         self._tasks: set[asyncio.Task] = set()
         self._response: asyncio.Task | None = None
-        self._turn = 0
-        self._turn_text: dict[int, str] = {}
-        self._turn_actions: dict[int, list[ResponderAction]] = {}
         self._utt_start: float | None = None
         self._last_speech_end = 0.0
         self._spec: tuple[float, float, asyncio.Task] | None = None
-        self._draft: _Draft | None = None
-        self._drafts = 0
+        self.speculations = Speculations(self.call_id, self.emit, lambda: self.now)
         self._in_speech = False
         self._partial_at = 0.0  # stream time of the last partial transcript during speech
         self._partial_busy = False
         self._cut: Truncation | None = None  # the last interrupted bot turn (for resume)
         self._instructions: list[str] = []
         self._dtmf = ""
-        self._subscribers: list[asyncio.Queue] = []
         self._taps: list[Callable[[AudioFrame, AudioFrame], None]] = []
         self._processed = asyncio.Event()
         self._takeover_by: str | None = None
-        self._speaking_since: float | None = None
-        self._secure_digits: str | None = None  # not None while in secure input
+        self._secure = SecureInput()
         self.task: asyncio.Task | None = None  # set by CallManager.start
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0, "speculations_started": 0,
-                      "speculations_used": 0, "speculations_wasted": 0}
+        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0}
 
     # -- time ---------------------------------------------------------------------------------
     @property
     def now(self) -> float:
         return self.samples_in / CHUNK_RATE
 
-    # -- events -------------------------------------------------------------------------------
-    def emit(self, event: ev.Event) -> None:
-        self.events.append(event)
-        for sink in self.sinks:
-            try:
-                sink(event)
-            except Exception:  # a broken sink never breaks the call
-                log.exception("event sink failed")
-        for q in self._subscribers:
-            if q.full():
-                q.get_nowait()
-            q.put_nowait(event)
-
-    def subscribe(self) -> asyncio.Queue:
-        q: asyncio.Queue = asyncio.Queue(maxsize=self.settings.subscriber_queue)
-        self._subscribers.append(q)
-        return q
-
-    def unsubscribe(self, q: asyncio.Queue) -> None:
-        if q in self._subscribers:
-            self._subscribers.remove(q)
-
+    # -- events: emit, subscribe and unsubscribe are the call's EventFanout's -------------------
     def add_audio_tap(self, cb: Callable[[AudioFrame, AudioFrame], None]) -> Callable[[], None]:
         self._taps.append(cb)
         return lambda: self._taps.remove(cb) if cb in self._taps else None
@@ -168,7 +133,7 @@ class CallSession:
                                  callee=i.callee, tenant=i.tenant))
         self.services.scheduler.register(self.call_id)
         self.transport.start_output(self.playout)
-        notice = getattr(self.responder, "notice", lambda: "")()
+        notice = self.responder.notice()
         greeting = self.responder.greeting() if self.settings.greet else ""
         if notice:  # the greeting follows when the notice has played
             self._after_notice = greeting
@@ -232,7 +197,7 @@ class CallSession:
         try:
             vad = float(np.asarray(await sched.infer("vad", self.call_id, x)).reshape(-1)[0])
             model = None
-            if self.policy.needs_model:
+            if self.policy.needs_model and bot is not None:
                 heads = np.asarray(await sched.infer(
                     "duplex", self.call_id, np.stack([x, bot.astype(np.float32) / 32768.0]))).reshape(-1)
                 model = ModelOutput(*[float(h) for h in heads[:5]])
@@ -242,7 +207,7 @@ class CallSession:
                                     retryable=True))
             return
         limit = self.policy.settings.max_bot_monologue
-        if self._speaking_since is not None and self.now - self._speaking_since > limit:
+        if self.bot.speaking_since is not None and self.now - self.bot.speaking_since > limit:
             self._cut_bot("max_monologue")
         obs = Observation(t=self.now, vad=vad, bot_speaking=self.playout.is_speaking(),
                           rms=float(np.sqrt(np.mean(x * x))), model=model)
@@ -280,13 +245,11 @@ class CallSession:
                 self._utt_start = d.onset
                 self._partial_at = d.t
             self._in_speech = True
-            if self._draft is not None:
-                self._waste_draft("the caller went on")
-            if self._response is not None and not self._response.done() and not self.playout.has_audio() \
-                    and self._last_started_turn != self._turn:
+            self.speculations.waste("the caller went on")
+            if self._response is not None and not self._response.done() and self.bot.opened_unheard():
                 # the caller went on after an end-of-turn decision, before the bot said a word
                 self._cancel_response()
-                self._turn_text.pop(self._turn, None)
+                self.bot.forget(self.bot.turn)
                 self.playout.clear()
         elif k == "speech_end":
             self._last_speech_end = d.t
@@ -305,13 +268,13 @@ class CallSession:
                 end = self._last_speech_end if self._last_speech_end > start else d.t
                 self._start_response(start, end)
         elif k == "interrupt":
-            if self._notice_turn is not None and self._overlap_notices:
+            if self.bot.notice_turn is not None and self._overlap_notices:
                 self.emit(ev.Backchannel(call_id=cid, t=d.t, confidence=d.confidence, policy=pol,
                                          text="notice: the tenant lets the bot finish notices over the caller"))
             elif self.playout.is_speaking() and self._takeover_by is None:
                 self.emit(ev.BargeIn(call_id=cid, t=d.t, confidence=d.confidence, reason=d.reason, policy=pol,
                                      onset=d.onset))
-                spoke_since = self._speaking_since if self._speaking_since is not None else 0.0
+                spoke_since = self.bot.speaking_since if self.bot.speaking_since is not None else 0.0
                 self._cut_bot("barge_in")
                 # the onset a model reports can predate this overlap (VAD not yet triggered)
                 self._utt_start = d.onset if d.onset >= spoke_since else max(0.0, d.t - 0.5)
@@ -375,12 +338,16 @@ class CallSession:
 
         self._spawn(run())
 
-    def _detect_intents(self, text: str, partial: bool) -> None:
+    def _detect_intents(self, text: str, partial: bool, turn_over: bool = False) -> None:
+        """Intents heard in `text` not yet reported this caller turn (`turn_over`: the final words
+        of the turn; the next turn starts afresh)."""
         if self.intents is None or self.secure_input:
             return
         for hit in self.intents.detect(text):
             self.emit(ev.IntentDetected(call_id=self.call_id, t=self.now, intent=hit.intent,
                                         confidence=hit.confidence, text=text, partial=partial))
+        if turn_over:
+            self.intents.new_turn()
 
     # -- speculation: the answer prepared at the pause -----------------------------------------
     def _revision_for(self, text: str) -> Revision | None:
@@ -394,51 +361,33 @@ class CallSession:
                 or self._utt_start is None or self.playout.is_speaking() \
                 or (self._cut is not None and is_backchannel_text(text)):
             return
-        if self._draft is not None:
-            self._waste_draft("a later pause")
-        self._drafts += 1
         ctx = RespondContext(revision=self._revision_for(text))
         instructions = list(self._instructions)
         chunks = self.responder.respond([*self.history, Turn("caller", text)], instructions, ctx)
-        reply = Reply(self, self.services.tts, self.playout.out_rate, chunks, ctx)
-        self._draft = _Draft(self._drafts, start, end, text, ctx, reply, self._spawn(reply.run()), self.now,
-                             instructions)
-        self.stats["speculations_started"] += 1
-        self.emit(ev.Speculation(call_id=self.call_id, t=self.now, id=self._drafts, outcome="started", text=text))
+        reply = Reply(self.bot, self.services.tts, self.playout.out_rate, chunks, ctx)
+        self.speculations.begin(Draft(self.speculations.next_id(), start, end, text, ctx, reply,
+                                      self._spawn(reply.run()), self.now, instructions))
 
-    def _waste_draft(self, reason: str) -> None:
-        d, self._draft = self._draft, None
-        if d is None:
-            return
-        d.task.cancel()
-        self.stats["speculations_wasted"] += 1
-        self.emit(ev.Speculation(call_id=self.call_id, t=self.now, id=d.id, outcome="wasted", text=d.text,
-                                 reason=reason))
-
-    def _commit_draft(self, d: _Draft) -> None:
+    def _commit_draft(self, d: Draft) -> None:
         """The end of turn came on the draft's transcript: it becomes the answer."""
-        self._draft = None
         self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=d.text, speaker="caller"))
-        self._detect_intents(d.text, partial=False)
+        self._detect_intents(d.text, partial=False, turn_over=True)
         self._cut = None
         self.history.append(Turn("caller", d.text))
         self._mark_revision(d.ctx.revision)
         for i in d.instructions:
             if i in self._instructions:
                 self._instructions.remove(i)
-        self.stats["speculations_used"] += 1
-        self.emit(ev.Speculation(call_id=self.call_id, t=self.now, id=d.id, outcome="used", text=d.text,
-                                 ready=round(self.now - d.t0, 3)))
         self._response = d.task
         d.ctx.commit()
 
     def _mark_revision(self, revision: Revision | None) -> None:
         if revision is not None:
-            self.emit(ev.TurnRevised(call_id=self.call_id, t=self.now, turn=self._turn + 1, heard=revision.heard,
+            self.emit(ev.TurnRevised(call_id=self.call_id, t=self.now, turn=self.bot.turn + 1, heard=revision.heard,
                                      correction=revision.correction))
 
     # -- bot turns ----------------------------------------------------------------------------
-    def _spawn(self, coro) -> asyncio.Task:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -457,19 +406,16 @@ class CallSession:
         if self._response is not None and not self._response.done():
             self._response.cancel()
         self._response = None
-        if self._draft is not None:
-            self._waste_draft("superseded")
+        self.speculations.waste("superseded")
 
     def _start_response(self, start: float, end: float) -> None:
-        d = self._draft
-        if d is not None and abs(d.start - start) < 1e-6 and abs(d.end - end) < 1e-6:
+        d = self.speculations.take(start, end)
+        if d is not None:
             self._spec = None
             if self._response is not None and not self._response.done():
                 self._response.cancel()
             self._commit_draft(d)
             return
-        if d is not None:
-            self._waste_draft("the turn ended on other words")
         self._cancel_response()
         spec = self._spec
         if spec and abs(spec[0] - start) < 1e-6 and abs(spec[1] - end) < 1e-6:
@@ -483,7 +429,7 @@ class CallSession:
         text = await asr
         self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=text, speaker="caller"))
         if text.strip():
-            self._detect_intents(text, partial=False)
+            self._detect_intents(text, partial=False, turn_over=True)
         revision = self._revision_for(text)
         cut, self._cut = self._cut, None
         if not text.strip() or (cut is not None and is_backchannel_text(text)):
@@ -511,79 +457,31 @@ class CallSession:
     def _speak_text(self, text: str, is_notice: bool = False) -> None:
         self._cancel_response()
         if is_notice:
-            self._notice_turn = self._turn + 1
+            self.bot.notice_turn = self.bot.turn + 1
         self._response = self._spawn(self._speak(self._stream_text(text)))
 
     async def _speak(self, chunks: AsyncIterator[ResponseChunk], ctx: RespondContext | None = None) -> None:
-        await Reply(self, self.services.tts, self.playout.out_rate, chunks, ctx or RespondContext.final()).run()
+        await Reply(self.bot, self.services.tts, self.playout.out_rate, chunks, ctx or RespondContext.final()).run()
 
-    # -- ReplyHost: what a Reply does to this call ---------------------------------------------
-    def open_bot_turn(self) -> int:
-        self._turn += 1
-        self.playout.open_turn(self._turn)
-        self._turn_text[self._turn] = ""
-        self._turn_actions[self._turn] = []
-        return self._turn
+    # -- BotTurnsHost: what the bot's turns tell the call --------------------------------------
+    def said(self, text: str) -> None:
+        self.history.append(Turn("bot", text))
 
-    def play(self, turn: int, sentence: Spoken) -> None:
-        if turn in self._turn_text:  # not cut meanwhile
-            self._turn_text[turn] = (self._turn_text[turn] + " " + sentence.text).strip()
-        self.playout.enqueue(turn, sentence.text, sentence.audio, sentence.rate)
-
-    def add_turn_action(self, turn: int, action: ResponderAction) -> None:
-        if turn in self._turn_actions:
-            self._turn_actions[turn].append(action)
-
-    def close_bot_turn(self, turn: int) -> None:
-        self.playout.close_turn(turn)
-
-    def on_tool_note(self, note: ToolNote, speculative: bool) -> None:
-        self.emit(ev.ToolStep(call_id=self.call_id, t=self.now, phase=note.phase, name=note.name,
-                              arguments=note.arguments, result=note.result, ok=note.ok, elapsed=note.elapsed,
-                              speculative=speculative))
-
-    def on_responder_error(self, error: ResponderError) -> None:
-        self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="responder", message=str(error),
-                                retryable=error.retryable))
-
-    def _on_first_audio(self, turn: int, pos: int) -> None:
-        self._last_started_turn = turn
-        if self._speaking_since is None:
-            self._speaking_since = self.now
-        self.emit(ev.BotSpeechStart(call_id=self.call_id, t=self.now, text=self._turn_text.get(turn, ""), turn=turn))
-
-    def _on_turn_done(self, turn: int) -> None:
-        self._speaking_since = None
-        if turn == self._notice_turn:
-            self._notice_turn = None
+    def turn_done(self, turn: int, actions: list[ResponderAction]) -> None:
+        if turn == self.bot.notice_turn:
             follow, self._after_notice = self._after_notice, ""
             if follow:
                 self._speak_text(follow)
-        text = self._turn_text.pop(turn, "")
-        self.emit(ev.BotSpeechStop(call_id=self.call_id, t=self.now, reason="done", turn=turn))
-        if text:
-            self.history.append(Turn("bot", text))
-            self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=text, speaker="bot"))
-        for action in self._turn_actions.pop(turn, []):
+        for action in actions:
             self._spawn(self._act(action))
 
     def _cut_bot(self, reason: str) -> None:
         """Stop bot audio now: clear our queue and the transport's, record what was heard."""
-        cuts = self.playout.clear()
-        self.transport.clear()
-        self._speaking_since = None
-        self._notice_turn = None
+        self.transport.clear()  # control first: the transport drops what it holds
+        cuts = self.bot.cut(reason)
         self._cancel_response()
-        for c in cuts:
-            self._turn_text.pop(c.turn, None)
-            self._turn_actions.pop(c.turn, None)
-            self.emit(ev.BotSpeechStop(call_id=self.call_id, t=self.now, reason=reason, turn=c.turn))
-            self.emit(ev.BotTruncated(call_id=self.call_id, t=self.now, heard=c.heard, unheard=c.unheard,
-                                      turn=c.turn))
-            if c.heard:
-                self.history.append(Turn("bot", c.heard))
-                self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=c.heard, speaker="bot"))
-            self._cut = c
+        if cuts:
+            self._cut = cuts[-1]
 
     async def _act(self, action: ResponderAction) -> None:
         ok = True
@@ -600,18 +498,20 @@ class CallSession:
     # -- secure input: card numbers by DTMF ----------------------------------------------------
     @property
     def secure_input(self) -> bool:
-        return self._secure_digits is not None
+        return self._secure.active
 
     def set_secure_input(self, on: bool) -> None:
         """While on: no caller audio reaches ASR or supervisors, no transcript or digit is recorded,
         and typed digits stay in memory until '#' hands their count (never them) to the responder."""
         if on == self.secure_input:
             return
-        self._secure_digits = "" if on else None
+        if on:
+            self._secure.start()
+        else:
+            self._secure.stop()
         self._utt_start = None
         self._spec = None
-        if self._draft is not None:
-            self._waste_draft("secure input")
+        self.speculations.waste("secure input")
         try:
             self.services.set_secure(self.call_id, on)
         except Exception:  # noqa: BLE001 - the store being down never blocks the caller
@@ -619,11 +519,10 @@ class CallSession:
         self.emit(ev.Action(call_id=self.call_id, t=self.now, name="secure_input", target="on" if on else "off"))
 
     def _on_secure_digit(self, digit: str) -> None:
-        if digit != "#":
-            self._secure_digits = (self._secure_digits or "") + digit
+        count = self._secure.key(digit)
+        if count is None:
             return
-        count = len(self._secure_digits or "")
-        self.set_secure_input(False)  # drops the digits
+        self.set_secure_input(False)
         self._cancel_response()
         self._response = self._spawn(self._speak(self._stream(self.responder.on_secure_input(count))))
 
@@ -684,10 +583,9 @@ class CallSession:
     async def settle(self) -> None:
         """Wait until every task this call started (ASR, responder, TTS) has finished."""
         while True:
-            d = self._draft
-            waiting = d is not None and not d.ctx.committed.is_set()  # a draft waits for its turn's end
-            tasks = [t for t in self._tasks if not (waiting and d is not None and t is d.task)]
-            if waiting and d is not None and not d.reply.prepared.is_set():
+            d = self.speculations.waiting()  # a draft waits for its turn's end: wait for it to be ready
+            tasks = [t for t in self._tasks if d is None or t is not d.task]
+            if d is not None and not d.reply.prepared.is_set():
                 tasks.append(asyncio.ensure_future(d.reply.prepared.wait()))
             if not tasks:
                 return

@@ -138,7 +138,7 @@ async def test_a_partial_intent_comes_before_the_end_of_turn(brain):
     hits = [e for e in of(result, ev.IntentDetected) if e.intent == "handoff"]
     assert hits and hits[0].partial and hits[0].confidence >= 0.5
     first_eot = next(i for i, e in enumerate(result.events) if isinstance(e, ev.EndOfTurn))
-    assert types.index("intent") < first_eot
+    assert types.index("intent") < first_eot, timeline(result)
 
 
 async def test_a_slow_tool_gets_a_filler_then_the_answer(brain):

@@ -174,7 +174,8 @@ async def test_client_gone_mid_stream_leaves_nothing_behind(caplog: pytest.LogCa
 
 
 async def test_the_bots_chat_responder_reads_the_stub(stub: LlmStub) -> None:
-    from bot.services.responder import AgentScript, ChatSettings, OpenAIChatResponder, Turn
+    from bot.brain import OpenAIChatResponder
+    from bot.services.responder import AgentScript, ChatSettings, Turn
 
     stub.reply = lambda messages: StubReply("We open at nine.", malformed=True)
     r = OpenAIChatResponder(ChatSettings(base_url=stub.base_url, model="m"), AgentScript.load())
