@@ -1,8 +1,9 @@
 """Headless Chromium against the real engine: the call timeline (both channels' levels with the
 decisions on one time axis, and the per-turn latency chart) live on the call page and in the
-supervisor console, network figures on both, a live policy change from the console, the
-take-over notice the caller hears and sees, and the ended call in the console's history with its
-audit trail and JSON export. Saves docs/img/timeline-live.png and docs/img/timeline-ended.png."""
+supervisor console, network figures on both, mute, hold and transfer from the console's buttons,
+a live policy change from the console, the take-over notice the caller hears and sees, and the
+ended call in the console's history with its audit trail and JSON export. Saves
+docs/img/timeline-live.png and docs/img/timeline-ended.png."""
 from __future__ import annotations
 
 import asyncio
@@ -79,11 +80,36 @@ async def test_timeline_live_and_ended(tmp_path: Path, monkeypatch):
             await call.screenshot(DOCS_IMG / "timeline-live.png")
             await sup.screenshot(shots / "console-timeline-live.png")
 
+            # ---- the console's controls: mute, hold, and a transfer a browser call cannot take ---------
+            session = rt.calls.get(cid)
+            await sup.js("document.querySelector('#mute').click()")
+            await sup.wait("window.supervisor.controls.mode === 'mute' && "
+                           "document.querySelector('#mute').textContent === 'Unmute the bot'", 10, "muted")
+            assert session.taken_over_by == "Alice@acme (bot muted)"
+            await sup.wait("/Bot muted/.test(document.querySelector('#view .timeline').textContent)", 5, "mute shown")
+            await sup.js("document.querySelector('#mute').click()")
+            await sup.wait("window.supervisor.controls.mode === ''", 10, "unmuted")
+            assert session.taken_over_by is None
+            await sup.js("document.querySelector('#hold').click()")
+            await call.wait("/You are on hold/.test(document.querySelector('#notice').textContent)", 10,
+                            "the hold notice on the call page")
+            for _ in range(300):  # silent once the hold notice has played
+                if session.taken_over_by == "Alice@acme (on hold)":
+                    break
+                await asyncio.sleep(0.05)
+            assert session.taken_over_by == "Alice@acme (on hold)"
+            await sup.wait("window.supervisor.controls.mode === 'hold'", 15, "on hold in the console")
+            await sup.js("document.querySelector('#hold').click()")
+            await call.wait("/back with the bot/.test(document.querySelector('#notice').textContent)", 10, "resumed")
+            await sup.js("document.querySelector('#transfer-to').value = 'sip:agent@example.org';"
+                         "document.querySelector('#transfer-form').requestSubmit()")
+            await sup.wait("/cannot be transferred/.test(document.querySelector('#error').textContent)", 10,
+                           "the transfer refused for a browser call")
+
             # ---- the tenant's policy, changed live from the console ------------------------------------
             r = await sup.js("window.supervisor.setPolicy({interruption_sensitivity: 0.8, end_of_turn: 'fast'})"
                              ".then(r => r.changed)")
             assert r == "interruption_sensitivity 0.5 → 0.8, end_of_turn balanced → fast", r
-            session = rt.calls.get(cid)
             for _ in range(60):
                 if session.policy.settings.end_of_turn_silence == 0.3:
                     break
@@ -119,7 +145,8 @@ async def test_timeline_live_and_ended(tmp_path: Path, monkeypatch):
             await sup.js(f"window.supervisor.openEnded('{cid}')")
             await sup.wait(f"Number({CHART}.levels) > 100 && Number({CHART}.marks) >= 3", 10, "the ended timeline")
             audit = await sup.js("document.querySelector('#audit').textContent")
-            for action in ("takeover_start", "takeover_stop", "policy_change"):
+            for action in ("mute", "unmute", "hold", "resume", "transfer_refused", "takeover_start", "takeover_stop",
+                           "policy_change"):
                 assert action in audit, audit
             try:
                 await sup.wait("/opening hours/.test(document.querySelector('#view .transcript').textContent)", 5,

@@ -82,7 +82,7 @@ window.DBTimeline = (function () {
 
     _drawLevels() {
       const [c, w, h] = this._ctx(this.canvas);
-      const left = 44, right = 8, top = 34, bottom = 18;
+      const left = 44, right = 8, top = 42, bottom = 18;
       const t1 = Math.max(this.now(), 1), t0 = this.live ? Math.max(0, t1 - this.window) : 0;
       const span = Math.max(1, t1 - t0), x = (t) => left + ((t - t0) / span) * (w - left - right);
       const mid = top + (h - top - bottom) / 2, amp = (h - top - bottom) / 2 - 2;
@@ -112,8 +112,8 @@ window.DBTimeline = (function () {
         }
         c.globalAlpha = 1;
       }
-      // decisions
-      let lastLabelX = -1e9, row = 0;
+      // decisions: labels packed in three rows; one that fits nowhere is left out (its line stays)
+      const rowEnd = [-1e9, -1e9, -1e9];
       for (const m of this.marks) {
         if (m.t < t0) continue;
         const px = x(m.t), col = COLORS[m.kind] || COLORS.other;
@@ -121,9 +121,11 @@ window.DBTimeline = (function () {
         c.setLineDash(m.kind === "hold" || m.kind === "backchannel" ? [3, 3] : []);
         c.beginPath(); c.moveTo(px, top - 2); c.lineTo(px, h - bottom); c.stroke(); c.setLineDash([]);
         const text = m.confidence != null ? `${m.label} ${Math.round(m.confidence * 100)}%` : m.label;
-        row = px - lastLabelX < 90 ? (row + 1) % 2 : 0;
-        c.fillStyle = col; c.fillText(text, Math.min(px + 2, w - right - c.measureText(text).width), 12 + row * 13);
-        lastLabelX = px;
+        const tw = c.measureText(text).width, lx = Math.min(px + 2, w - right - tw);
+        const row = rowEnd.findIndex((end) => lx >= end + 4);
+        if (row < 0) continue;
+        rowEnd[row] = lx + tw;
+        c.fillStyle = col; c.fillText(text, lx, 11 + row * 12);
       }
       if (this.end != null) { c.fillStyle = "#5b6470"; c.fillText("ended", Math.min(x(this.end) + 2, w - 40), h - bottom - 4); }
       this.canvas.dataset.marks = String(this.marks.length);
