@@ -4,6 +4,7 @@ run: install
 	.venv/bin/duplexbot serve
 test: install-test
 	.venv/bin/ruff check bot sip models tests
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -q
 install:
 	scripts/install.sh runtime

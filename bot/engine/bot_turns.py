@@ -25,12 +25,12 @@ class BotTurnsHost(Protocol):
 
 class BotTurns:
     def __init__(self, call_id: str, out_rate: int | None, host: BotTurnsHost, emit: Callable[[ev.Event], None],
-                 now: Callable[[], float]):
+                 now: Callable[[], float], clock: Callable[[], int] | None = None):
         self._call_id = call_id
         self._host = host
         self._emit = emit
         self._now = now
-        self.playout = Playout(out_rate, self._first_audio, self._done)
+        self.playout = Playout(out_rate, self._first_audio, self._done, clock)
         self.turn = 0  # the last turn opened
         self.last_started = 0  # the last turn whose audio began playing
         self.speaking_since: float | None = None

@@ -18,6 +18,7 @@ from ..audio.frame import AudioFrame, float_to_pcm16
 from ..audio.resample import Resampler
 
 REF_RATE = 16000
+REF_SLACK = REF_RATE // 10  # the reference may fall this far behind the caller's clock before it is re-aligned
 
 
 @dataclass
@@ -73,8 +74,12 @@ class _Turn:
 
 class Playout:
     def __init__(self, out_rate: int | None = None, on_first_audio: Callable[[int, int], None] | None = None,
-                 on_turn_done: Callable[[int], None] | None = None):
+                 on_turn_done: Callable[[int], None] | None = None, clock: Callable[[], int] | None = None):
+        """`clock`: the caller side's 16 kHz sample count. With it, the reference is kept on the
+        caller's time line (the bot audio going out while the caller's sample N arrives is the
+        reference for sample N), whatever the transport's start offset, read-ahead or stalls."""
         self.out_rate = out_rate
+        self._clock = clock
         self._queue: deque[_Segment] = deque()
         self._turns: dict[int, _Turn] = {}
         self._current: int | None = None
@@ -205,6 +210,15 @@ class Playout:
         if self._ref_resampler is None:
             self._ref_resampler = Resampler(rate, REF_RATE)
         ref = self._ref_resampler.process(pcm)
+        if self._clock is not None:
+            now, end = self._clock(), self._ref_start + self._ref_len
+            if now - end > REF_SLACK:  # nothing was read meanwhile (start-up, a stall): silence then
+                if now - end > 2 * REF_RATE:
+                    self._ref.clear()
+                    self._ref_start, self._ref_len = now, 0
+                else:
+                    self._ref.append(np.zeros(now - end, np.int16))
+                    self._ref_len += now - end
         self._ref.append(ref)
         self._ref_len += len(ref)
         while self._ref_len - len(self._ref[0]) > 2 * REF_RATE:

@@ -22,12 +22,10 @@ class SecureInput:
 
     def key(self, digit: str) -> int | None:
         """A key pressed during entry: None while it goes on, the count of digits typed on '#'
-        (the entry then ends)."""
+        (the owner then ends the entry with `stop`)."""
         if self._digits is None:
             raise RuntimeError("secure input is not active")
         if digit != "#":
             self._digits += digit
             return None
-        count = len(self._digits)
-        self.stop()
-        return count
+        return len(self._digits)

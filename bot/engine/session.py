@@ -89,7 +89,8 @@ class CallSession:
             policy.update_settings(replace(policy.settings, allow_overlap=False))
         self._after_notice = ""  # what the bot says when its notice has played (the greeting)
         self.history: list[Turn] = []
-        self.bot = BotTurns(self.call_id, transport.output_rate, self, self.emit, lambda: self.now)
+        self.bot = BotTurns(self.call_id, transport.output_rate, self, self.emit, lambda: self.now,
+                            lambda: self.samples_in)
         self.playout = self.bot.playout
         self._resampler: Resampler | None = None
         self._pending = np.zeros(0, np.int16)

@@ -24,7 +24,7 @@ import math
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol, runtime_checkable
+from typing import Callable, Iterable, Protocol
 
 import numpy as np
 from aiohttp import web
@@ -61,11 +61,9 @@ class LevelMeter:
     each. Time comes from the frames' stream timestamps; a jump forward (secure input: no taps)
     is filled with FLOOR samples so the ring stays evenly spaced."""
 
-    def __init__(self, on_sample: Callable[[LevelSample], None], period: float = PERIOD,
-                 bot_sent: Callable[[], np.ndarray] | None = None) -> None:
+    def __init__(self, on_sample: Callable[[LevelSample], None], period: float = PERIOD) -> None:
         self.on_sample = on_sample
         self.period = period
-        self.bot_sent = bot_sent  # the bot audio sent since the last call (None: the tap's bot frame)
         self._n_bot = 0
         self._pos = 0  # samples seen at `_rate`, counted from `_t0`
         self._t0: float | None = None
@@ -85,22 +83,15 @@ class LevelMeter:
                 self.on_sample(LevelSample(self._t0 + self._pos / self._rate, FLOOR, FLOOR))
                 self._pos += per
         a = caller.pcm.astype(np.float64)
-        sent = self.bot_sent
-        if sent is not None:  # what the bot sent meanwhile counts in the window this chunk opens in
-            b = sent().astype(np.float64)
-            self._sq_bot += float(np.dot(b, b))
-            self._n_bot += len(b)
-        else:
-            b = bot.pcm.astype(np.float64)
-            if len(b) != len(a):
-                b = np.resize(b, len(a)) if len(b) else np.zeros(len(a))
+        b = bot.pcm.astype(np.float64)  # the bot audio that went out while this caller chunk came in
+        if len(b) != len(a):
+            b = np.resize(b, len(a)) if len(b) else np.zeros(len(a))
         i = 0
         while i < len(a):
             take = min(per - self._win, len(a) - i)
             self._sq_caller += float(np.dot(a[i:i + take], a[i:i + take]))
-            if sent is None:
-                self._sq_bot += float(np.dot(b[i:i + take], b[i:i + take]))
-                self._n_bot += take
+            self._sq_bot += float(np.dot(b[i:i + take], b[i:i + take]))
+            self._n_bot += take
             self._win += take
             i += take
             if self._win >= per:
@@ -174,39 +165,6 @@ class TappableCall(Protocol):
     def add_audio_tap(self, cb: Callable[[AudioFrame, AudioFrame], None]) -> Callable[[], None]: ...
 
 
-class Sent(Protocol):
-    """The playout's view of what the bot sent: its read position (at `out_rate`) and the last
-    2 s of it at 16 kHz by sample index (`reference`)."""
-    position: int
-    out_rate: int | None
-
-    def reference(self, start: int, n: int) -> np.ndarray: ...
-
-
-@runtime_checkable
-class WithPlayout(Protocol):
-    """A CallSession (its `playout`)."""
-    @property
-    def playout(self) -> Sent: ...
-
-
-class BotSent:
-    """The bot audio sent since the last call, at 16 kHz (at most the 2 s the playout keeps)."""
-
-    def __init__(self, playout: Sent) -> None:
-        self.playout = playout
-        self._last: int | None = None
-
-    def __call__(self) -> np.ndarray:
-        rate = self.playout.out_rate
-        if not rate:
-            return np.zeros(0, np.int16)
-        pos = self.playout.position * 16000 // rate
-        start = pos if self._last is None else max(self._last, pos - 2 * 16000)
-        self._last = pos
-        return self.playout.reference(start, pos - start) if pos > start else np.zeros(0, np.int16)
-
-
 class LiveCalls(Protocol):
     def live(self) -> Iterable[TappableCall]: ...
 
@@ -234,8 +192,7 @@ class LevelBoard:
         if got is not None:
             return got[0]
         levels = CallLevels(cid, call.info.tenant, int(self.settings.keep_seconds / PERIOD))
-        sent = BotSent(call.playout) if isinstance(call, WithPlayout) else None
-        remove = call.add_audio_tap(LevelMeter(levels.add, bot_sent=sent))
+        remove = call.add_audio_tap(LevelMeter(levels.add))
         self._live[cid] = (levels, remove)
         return levels
 

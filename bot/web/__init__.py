@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -14,7 +15,7 @@ WEB_DIR = Path(__file__).resolve().parent
 _STATIC_KEY = web.AppKey("duplexbot_web_static", bool)
 
 
-def page(name: str):
+def page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """An aiohttp handler serving one HTML page from this folder (never cached, so a deploy shows at once)."""
     path = WEB_DIR / name
 

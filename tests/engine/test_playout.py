@@ -67,3 +67,21 @@ def test_sample_fifo_pulls_exact_sizes_and_drops_oldest_when_full():
     assert n == 4 and out.tolist() == [7, 8, 9, 10]
     out, n = f.pull(4)
     assert n == 2 and out.tolist() == [11, 12, 0, 0] and f.held == 0
+
+
+def test_reference_follows_the_callers_clock_not_the_transports_reads():
+    """A transport that starts reading 0.4 s into the call, then stalls 0.5 s: the bot audio is
+    found at the caller's sample index of the moment it went out, silence where nothing did."""
+    clock = {"n": 6400}
+    p = Playout(None, clock=lambda: clock["n"])
+    p.open_turn(1)
+    p.enqueue(1, "hi", tone(1.0), 16000)
+    for _ in range(5):  # 0.1 s read at caller time 0.4 s
+        p.read(320, 16000)
+        clock["n"] += 320
+    assert np.abs(p.reference(6400, 1600)).min() >= 0 and np.abs(p.reference(6400, 1600)).max() > 0
+    assert np.abs(p.reference(0, 6400)).max() == 0  # before the first read: nothing went out
+    clock["n"] += 8000  # the transport stalls for 0.5 s
+    p.read(320, 16000)
+    assert np.abs(p.reference(8000, 8000)).max() == 0
+    assert np.abs(p.reference(16000, 320)).max() > 0
