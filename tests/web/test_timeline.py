@@ -2,13 +2,15 @@
 decisions on one time axis, and the per-turn latency chart) live on the call page and in the
 supervisor console, network figures on both, mute, hold and transfer from the console's buttons,
 a live policy change from the console, the take-over notice the caller hears and sees, and the
-ended call in the console's history with its audit trail and JSON export. Saves
-docs/img/timeline-live.png and docs/img/timeline-ended.png."""
+ended call in the console's history with its audit trail and JSON export. Screenshots go to
+docs/img/timeline-live.png and docs/img/timeline-ended.png when DUPLEXBOT_SCREENSHOTS=1 (to
+refresh the docs), else to a temporary folder (so a test run leaves the checkout clean)."""
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,8 @@ pytestmark = [pytest.mark.peer, pytest.mark.slow,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed")]
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+if os.environ.get("DUPLEXBOT_SCREENSHOTS") != "1":
+    DOCS_IMG = Path(tempfile.mkdtemp(prefix="duplexbot-shots-"))
 CHART = "document.querySelector('#view canvas[data-role=chart]').dataset"
 LAT = "document.querySelector('#view canvas[data-role=latency-chart]').dataset"
 
