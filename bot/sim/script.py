@@ -24,6 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
+from sip.dtmf import DIGITS
+
 from ..audio.frame import SUPPORTED_RATES
 from ..audio.resample import resample
 from ..audio.wav import AudioFileError, read_wav
@@ -165,7 +167,7 @@ def parse_script(data: object, base_dir: Path = Path("."), tts: Voice | None = N
             steps.append(Pause(_num(st, op, where)))
         elif op == "dtmf":
             d = st["dtmf"]
-            if not isinstance(d, str) or not d or any(c not in "0123456789*#ABCD" for c in d):
+            if not isinstance(d, str) or not d or any(c not in DIGITS for c in d):
                 raise ScriptError(f"{where}: 'dtmf' must be digits from 0-9 * # A-D, got {d!r}")
             steps.append(SendDtmf(d))
         else:

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 from aiohttp import web
 
 from bot.audio.frame import AudioFrame
+from bot.engine.admission import AdmissionController, AdmissionSettings
 from bot.engine.port import Hangup, Transport
 from bot.routes import sip as sip_route
 
@@ -28,7 +29,8 @@ class FakeCalls:
 
 
 def runtime(env):
-    return SimpleNamespace(settings=SimpleNamespace(env=env), calls=FakeCalls())
+    return SimpleNamespace(settings=SimpleNamespace(env=env), calls=FakeCalls(),
+                           admission=AdmissionController(AdmissionSettings(max_calls=10)))
 
 
 def options_status(port: int) -> int:
