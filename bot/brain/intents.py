@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from ..services.responder import ConfigError
+from ..config import ConfigError
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import yaml
 
-from ..services.responder import ConfigError
+from ..config import ConfigError
 from .safety import Confirmation
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

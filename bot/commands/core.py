@@ -46,7 +46,7 @@ def _error(msg: str) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..server import serve
-    from ..services.responder import ConfigError
+    from ..config import ConfigError
 
     try:
         settings = _settings(args)
@@ -58,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from ..audio.wav import AudioFileError
-    from ..services.responder import ConfigError
+    from ..config import ConfigError
     from ..sim.caller import run_simulation
     from ..sim.script import ScriptError, load_script
 

@@ -21,11 +21,9 @@ from typing import AsyncIterator, Callable, Protocol
 
 import yaml
 
+from ..config import ConfigError
+
 DEFAULT_AGENT = Path(__file__).resolve().parent.parent / "agent" / "default.yaml"
-
-
-class ConfigError(ValueError):
-    """A configuration file or value is wrong; the message says which and why."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from bot.engine.admission import (
     default_max_calls,
 )
 from bot.engine.looplag import LoopLagMonitor
-from bot.services.responder import ConfigError
+from bot.config import ConfigError
 from bot.settings import Settings
 
 
