@@ -1,7 +1,11 @@
 """One live call as the application sees it: caller audio and DTMF in, bot audio pulled out.
 
 The call reaches its owner (`SipServer`) only through `CallOwner`; the owner and its media clock
-drive the call through the methods under "owner side"."""
+drive the call through the methods under "owner side". What the caller sends is handed, as it
+arrives, to the `CallSink` the application gives the call (`set_sink`): the call keeps no queue of
+its own, so the application's inbox (the bot's `InboundMailbox`) holds the one bound and drop rule.
+Until a sink is set, caller audio is dropped (nobody listens yet; `unheard_frames` counts it) while
+DTMF is held and handed over first; the hang-up reaches a sink set after it too."""
 from __future__ import annotations
 
 import asyncio
@@ -15,8 +19,6 @@ from .media import FRAME, DtmfDigit, RtpSession
 if TYPE_CHECKING:
     from .media_clock import RtpPair
 
-MAX_QUEUED_FRAMES = 250   # 5 s of caller audio: beyond that the application is stuck; drop oldest
-
 
 @dataclass(frozen=True)
 class AudioChunk:
@@ -27,6 +29,12 @@ class AudioChunk:
 @dataclass(frozen=True)
 class CallHangup:
     reason: str
+
+
+CallItem = AudioChunk | DtmfDigit | CallHangup
+CallSink = Callable[[CallItem], None]
+"""Takes each item the caller sends, in order, as it arrives (called from the media clock and the
+signalling edge, on the event loop: it must not block)."""
 
 
 class CallOwner(Protocol):
@@ -50,18 +58,26 @@ class SipCall:
         self.session: RtpSession | None = None
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._sink: CallSink | None = None
+        self._held: list[DtmfDigit] = []   # DTMF that arrived before the sink
         self._frames = 0
         self._output: Callable[[int], np.ndarray | None] | None = None
-        self._transfer: asyncio.Future | None = None
-        self.dropped_frames = 0
+        self._transfer: asyncio.Future[bool] | None = None
+        self.unheard_frames = 0   # caller audio that arrived before the application set a sink
 
     def attach(self, session: RtpSession) -> None:
         self.session = session
 
     # -- application side --------------------------------------------------------------------------
-    async def receive(self) -> AudioChunk | DtmfDigit | CallHangup:
-        return await self._queue.get()
+    def set_sink(self, sink: CallSink) -> None:
+        """Where the caller's audio, DTMF and the hang-up go from now on (DTMF that came earlier,
+        and the hang-up if the call already ended, are handed to it at once)."""
+        self._sink = sink
+        held, self._held = self._held, []
+        for digit in held:
+            sink(digit)
+        if self.ended.is_set():
+            sink(CallHangup(self.end_reason))
 
     def set_output(self, pull: Callable[[int], np.ndarray | None] | None) -> None:
         """`pull(samples)` is called every 20 ms for 160 samples of 8 kHz bot audio (None: silence)."""
@@ -91,20 +107,18 @@ class SipCall:
 
     # -- owner side (SipServer and its media clock) ------------------------------------------------
     def deliver_audio(self, pcm: np.ndarray) -> None:
-        self._deliver(AudioChunk(pcm, self._frames * FRAME / 8000))
+        chunk = AudioChunk(pcm, self._frames * FRAME / 8000)
         self._frames += 1
+        if self._sink is None:
+            self.unheard_frames += 1
+        else:
+            self._sink(chunk)
 
     def deliver_dtmf(self, digit: DtmfDigit) -> None:
-        self._deliver(digit)
-
-    def _deliver(self, item: AudioChunk | DtmfDigit) -> None:
-        if self._queue.qsize() >= MAX_QUEUED_FRAMES:
-            try:
-                self._queue.get_nowait()
-                self.dropped_frames += 1
-            except asyncio.QueueEmpty:
-                pass
-        self._queue.put_nowait(item)
+        if self._sink is None:
+            self._held.append(digit)
+        else:
+            self._sink(digit)
 
     def next_output(self) -> np.ndarray | None:
         """The next 20 ms of bot audio, or None for silence."""
@@ -117,9 +131,12 @@ class SipCall:
 
     def mark_ended(self, reason: str) -> None:
         """Signalling is over: the application gets `CallHangup(reason)`."""
+        if self.ended.is_set():
+            return
         self.end_reason = reason
         self.ended.set()
-        self._queue.put_nowait(CallHangup(reason))
+        if self._sink is not None:
+            self._sink(CallHangup(reason))
         if self._transfer is not None and not self._transfer.done():
             # the peer hung up on us after a REFER: most transferees do that once the transfer worked
             self._transfer.set_result(reason == "remote_bye")

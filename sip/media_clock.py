@@ -15,6 +15,7 @@ import numpy as np
 
 from .call import SipCall
 from .media import FRAME
+from .pacer import Pacer
 
 log = logging.getLogger("sip")
 _SILENCE = np.zeros(FRAME, np.int16)
@@ -83,44 +84,56 @@ class RtpPorts:
 
 
 class MediaClock:
+    """Ticks every live call once per `tick`, on the shared pacer (`sip.pacer.Pacer`) and its one
+    lateness rule. A tick at most `MAX_LATE` (100 ms) late still runs: the ticks a short stall held
+    back run back to back, one per loop turn, and the peer's jitter buffer absorbs them. Past it the
+    clock resynchronises instead of bursting: the missed ticks are skipped (counted in
+    `stats["media_clock_skips"]`, the events, and `stats["media_clock_skipped_ticks"]`), each call's
+    RTP timestamps jump by them (`RtpSession.skip_output`: the peer hears one gap rather than us
+    running late from then on), and the caller's audio that piled up meanwhile is delivered a little
+    faster than real time (`RtpSession.pull_frames`)."""
+
     def __init__(self, tick: float, calls: Mapping[str, SipCall], stats: Counter[str],
                  on_rtp_timeout: Callable[[SipCall, float], None]) -> None:
-        """`calls` is the owner's live calls (read each tick); `stats` its counters."""
+        """`calls` is the owner's live calls (read each tick); `stats` its counters; `tick` 0: no clock."""
         self.tick = tick
         self.calls = calls
         self.stats = stats
         self.on_rtp_timeout = on_rtp_timeout
+        self.pacer = Pacer(tick) if tick > 0 else None
         self.tick_lateness: deque[float] = deque(maxlen=3000)   # media clock health (bench, metrics)
         self.tick_work: deque[float] = deque(maxlen=3000)
 
     async def run(self) -> None:
+        pacer = self.pacer
+        if pacer is None:
+            raise RuntimeError("the media clock is disabled (tick = 0)")
         loop = asyncio.get_running_loop()
-        tick = self.tick
-        next_at = loop.time()
         while True:
-            next_at += tick
-            delay = next_at - loop.time()
-            if delay < -0.2:
-                # the loop stalled: do not burst the missed ticks out. Our RTP clock jumps, so the
-                # peer hears a short gap rather than us running late from now on; the caller's audio
-                # that piled up meanwhile is delivered a little faster than real time (pull_frames).
-                missed = int(-delay / tick)
-                self.stats["media_clock_skips"] += 1
-                next_at += missed * tick
-                delay = next_at - loop.time()
-                for call in list(self.calls.values()):
-                    if call.session is not None:
-                        call.session.skip_output(missed)
-            await asyncio.sleep(max(0.0, delay))
+            await asyncio.sleep(pacer.wait(loop.time()))
             now = loop.time()
-            self.tick_lateness.append(now - next_at)
+            resyncs, skipped = pacer.resyncs, pacer.skipped
+            if not pacer.due(now):
+                continue
+            if pacer.resyncs != resyncs:
+                self._skip(pacer.skipped - skipped)
+            self.tick_lateness.append(now - pacer.playout())
             for call in list(self.calls.values()):
                 try:
                     self.tick_call(call, now)
                 except Exception:
                     self.stats["internal_error"] += 1
                     log.exception("media tick failed for %s", call.call_id)
+            pacer.advance()
             self.tick_work.append(loop.time() - now)
+
+    def _skip(self, missed: int) -> None:
+        """The loop stalled past the pacer's lateness rule: `missed` ticks are not run."""
+        self.stats["media_clock_skips"] += 1
+        self.stats["media_clock_skipped_ticks"] += missed
+        for call in list(self.calls.values()):
+            if call.session is not None:
+                call.session.skip_output(missed)
 
     def tick_call(self, call: SipCall, now: float) -> None:
         s = call.session

@@ -31,7 +31,7 @@ import numpy as np
 
 import sip
 from sip import g711
-from sip.call import AudioChunk, CallHangup, SipCall
+from sip.call import AudioChunk, CallHangup, CallItem, SipCall
 from sip.server import ServerSettings, SipServer
 from sip.ua import UaSettings
 
@@ -93,13 +93,16 @@ class _App:
             phase[0] += n
             return _TONE[i:i + n]
         call.set_output(pull)
+        ended = asyncio.Event()
+
+        def take(item: CallItem) -> None:
+            if isinstance(item, AudioChunk):
+                self.frames += 1
+            elif isinstance(item, CallHangup):
+                ended.set()
+        call.set_sink(take)
         try:
-            while True:
-                item = await call.receive()
-                if isinstance(item, AudioChunk):
-                    self.frames += 1
-                elif isinstance(item, CallHangup):
-                    return
+            await ended.wait()
         finally:
             self.live -= 1
 

@@ -1,19 +1,17 @@
 """The SIP/RTP transport: adapts one `sip.SipCall` to the engine's audio port.
 
-Caller audio arrives as 20 ms PCM16 frames at 8 kHz from the jitter buffer; a forwarding task moves
-each item from the call into the engine's `InboundMailbox` as it arrives, so the mailbox's bound and
-drop rule (the same for every transport) apply, not the call's own queue. Bot audio is pulled from
+Caller audio arrives as 20 ms PCM16 frames at 8 kHz from the jitter buffer; the call hands each item
+straight to our sink, which puts it into the engine's `InboundMailbox` as it arrives, so the
+mailbox's bound and drop rule (the same for every transport: audio drop-oldest, DTMF and the hang-up
+never dropped) apply. Bot audio is pulled from
 the engine's `BotAudioSource` by the SIP media clock every 20 ms (the RTP pace), so `clear()` has
 nothing of ours to drop. `transfer()` is a blind REFER transfer (True once the transferee reports
 2xx in its NOTIFY, or hangs up on us after accepting it)."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import numpy as np
 
-from sip import AudioChunk, CallHangup, DtmfDigit, SipCall
+from sip import AudioChunk, CallItem, DtmfDigit, SipCall
 
 from ..audio.frame import AudioFrame
 from ..engine.admission import AdmissionController
@@ -38,7 +36,7 @@ class SipAdmission:
         self.controller.release(call_id, "sip")
 
 
-def _inbound(item: AudioChunk | DtmfDigit | CallHangup) -> InboundItem:
+def _inbound(item: CallItem) -> InboundItem:
     if isinstance(item, AudioChunk):
         return AudioFrame(item.pcm, RATE, item.timestamp)
     if isinstance(item, DtmfDigit):
@@ -51,17 +49,16 @@ class SipTransport:
     output_rate = RATE
 
     def __init__(self, call: SipCall, tenant: str = "default"):
-        """Built inside the running event loop (it starts the task that forwards the call's items)."""
         self.call = call
         self.info = CallInfo(call_id=call.call_id, transport="sip", caller=call.caller, callee=call.callee,
                              tenant=tenant, extra={"remote": f"{call.remote_addr[0]}:{call.remote_addr[1]}"})
         self.source: BotAudioSource | None = None
         self.inbox = InboundMailbox()
-        self._forwarder = asyncio.get_running_loop().create_task(self._forward(), name=f"sip-in-{call.call_id[-8:]}")
+        call.set_sink(self._take)
 
-    async def _forward(self) -> None:
-        while not self.inbox.ended:
-            self.inbox.put(_inbound(await self.call.receive()))
+    def _take(self, item: CallItem) -> None:
+        """The call's sink: each caller item into the mailbox, as it arrives."""
+        self.inbox.put(_inbound(item))
 
     async def receive(self) -> InboundItem:
         return await self.inbox.get()
@@ -79,10 +76,6 @@ class SipTransport:
     async def close(self, reason: str) -> None:
         self.call.set_output(None)
         self.call.hangup()
-        if not self._forwarder.done():
-            self._forwarder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._forwarder
 
     async def transfer(self, target: str) -> bool:
         if not target.startswith(("sip:", "sips:", "tel:")):

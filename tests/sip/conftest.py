@@ -10,9 +10,22 @@ REPO = Path(__file__).resolve().parents[2]
 TORTURE = REPO.parent / "shared" / "sip-torture"
 
 
+class Inbox:
+    """A test application's end of a call: the call's sink, queued for `receive()` (the bot's
+    transport puts the same items into its InboundMailbox)."""
+
+    def __init__(self, call):
+        self.items = asyncio.Queue()
+        call.set_sink(self.items.put_nowait)
+
+    async def receive(self):
+        return await self.items.get()
+
+
 async def wait_hangup(call):
+    inbox = Inbox(call)
     while True:
-        item = await call.receive()
+        item = await inbox.receive()
         if isinstance(item, CallHangup):
             return item
 

@@ -10,7 +10,7 @@ from sip import sdp
 from sip.media import RtpSession
 from sip.rtp import RtpPacket
 
-from .conftest import in_thread, need
+from .conftest import Inbox, in_thread, need
 
 av = pytest.importorskip("av")
 try:
@@ -95,7 +95,8 @@ async def test_baresip_call_with_opus(sip_server, tmp_path):
             pos[0] += n
             return tone(pos[0], n, 1000)
         call.set_output(pull)
-        while not isinstance(await call.receive(), CallHangup):
+        inbox = Inbox(call)
+        while not isinstance(await inbox.receive(), CallHangup):
             pass
     srv = await sip_server(beep, ua=replace(UaSettings(), codecs=("OPUS", "PCMU", "PCMA")))
     home = tmp_path

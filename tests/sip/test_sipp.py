@@ -10,7 +10,7 @@ import pytest
 from sip import AudioChunk, CallHangup, DtmfDigit
 from sip.rtp import RtpPacket
 
-from .conftest import in_thread, need
+from .conftest import Inbox, in_thread, need
 
 pytestmark = [pytest.mark.peer, need("sipp")]
 SCEN = Path(__file__).parent / "scenarios"
@@ -82,10 +82,11 @@ class Recorder:
             pos[0] += n
             return np.pad(chunk, (0, n - len(chunk)))
         call.set_output(pull)
+        inbox = Inbox(call)
         action = asyncio.create_task(self.then(call)) if self.then else None
         try:
             while True:
-                item = await call.receive()
+                item = await inbox.receive()
                 if isinstance(item, AudioChunk):
                     self.frames.append(item.pcm)
                 elif isinstance(item, DtmfDigit):
