@@ -1,17 +1,18 @@
 // The call page: a WebRTC call to the bot, its transcript, decisions and latency.
 "use strict";
 (function () {
-  const { $, el, waitIce, preferCodec, meter, postJSON, CallView, StopWatch } = window.DB;
+  const { $, el, waitIce, preferCodec, meter, postJSON, CallView, StopWatch, EchoProbe } = window.DB;
   const view = new CallView($("#view"));
   const ui = { call: $("#call"), hangup: $("#hangup"), status: $("#status"), error: $("#error"), codec: $("#codec"),
                callId: $("#call-id"), tenant: $("#tenant") };
   const params = new URLSearchParams(location.search);
   // Read by the browser tests: audio levels measured in the page, and the call's state.
   const state = window.duplexbot = { callId: null, connected: false, ended: false, bot: { peak: 0, loud: 0 }, mic: { peak: 0, loud: 0 },
-                                     events: [], stops: [], measurements: [], tenant: null, capture: null,
+                                     events: [], stops: [], measurements: [], tenant: null, capture: null, echo: null,
                                      network: { browser: null, server: null }, levels: 0, notices: [] };
   Object.defineProperty(state, "latency", { get: () => view.lat });
   let pc = null, channel = null, mic = null, stops = [], watch = null, bargeAt = [], statsTimer = null;
+  let raw = null, probe = null, sender = null, micMeter = null;
 
   // Network quality: this browser's getStats (the bot's audio as received here, the round trip of
   // the ICE candidate pair) beside the bot's own figures (aiortc's getStats, every 2 s on the channel).
@@ -51,14 +52,18 @@
     $("#notice").textContent = text;
   }
 
-  // Capture, chosen deliberately: echo cancellation on, so a caller on laptop speakers does not
-  // feed the bot's own voice back to it (it would interrupt itself); noise suppression and
-  // automatic gain control off: both act hardest exactly when the caller talks over the bot
-  // (double talk), gating the onset of a short "wait" and pulling the level down under the bot's
-  // echo. The echo canceller itself still suppresses the caller's first words over the bot until
-  // it has converged on an echo path, and on a headset (no echo path at all) it never does:
-  // ?echo=off turns it off there (measured in tests/web/test_bargein.py and docs/web.md).
-  const CAPTURE = { echoCancellation: params.get("echo") !== "off", noiseSuppression: false, autoGainControl: false, channelCount: 1 };
+  // Capture, chosen deliberately: noise suppression and automatic gain control off: both act
+  // hardest exactly when the caller talks over the bot (double talk), gating the onset of a short
+  // "wait" and pulling the level down under the bot's echo. Echo cancellation only where there is
+  // an echo to cancel: on laptop speakers it keeps the bot's own voice from coming back to it (it
+  // would interrupt itself); without an echo path (a headset) it never converges and its
+  // suppressor removes the caller's words whenever the bot talks, so the first "wait, stop" is lost.
+  // ?echo=auto (the default) starts with it on and probes a second, unprocessed capture against the
+  // bot's audio during the greeting (echoprobe.js): no echo heard, the unprocessed track replaces
+  // the sent one. ?echo=on keeps it on, ?echo=off never uses it (docs/web.md has the measurements).
+  const ECHO = ["on", "off"].includes(params.get("echo")) ? params.get("echo") : "auto";
+  const CAPTURE = { echoCancellation: ECHO !== "off", noiseSuppression: false, autoGainControl: false, channelCount: 1 };
+  const RAW = { ...CAPTURE, echoCancellation: false };
 
   // Which tenant the call belongs to (its supervisors see it): ?tenant=NAME, else the bot's default.
   async function loadConfig() {
@@ -100,7 +105,7 @@
     status("Connecting…", "wait");
     view.reset();
     if (view.chart) view.chart.setLive(true);
-    Object.assign(state, { callId: null, connected: false, ended: false, events: [], stops: [], measurements: [],
+    Object.assign(state, { callId: null, connected: false, ended: false, events: [], stops: [], measurements: [], echo: null,
                            network: { browser: null, server: null }, levels: 0, notices: [] });
     $("#notice").textContent = "";
     bargeAt = [];
@@ -110,11 +115,23 @@
       if (!ui.tenant.value) throw new Error("choose a tenant first");
       mic = await navigator.mediaDevices.getUserMedia({ audio: CAPTURE });
       state.capture = mic.getAudioTracks()[0].getSettings();
-      stops.push(meter(mic, $("#mic-bar"), state.mic));
+      micMeter = meter(mic, $("#mic-bar"), state.mic);
       watch = new StopWatch((r) => { state.measurements.push(r); pairStops(); });
       watch.setMic(mic);
       pc = new RTCPeerConnection({ iceServers: config.iceServers || [] });
       const tr = pc.addTransceiver(mic.getAudioTracks()[0], { direction: "sendrecv", streams: [mic] });
+      sender = tr.sender;
+      state.echo = { mode: ECHO, cancelling: CAPTURE.echoCancellation, decided: ECHO !== "auto" };
+      if (ECHO === "auto") {
+        try {
+          raw = await navigator.mediaDevices.getUserMedia({ audio: RAW });
+          if (raw.getAudioTracks()[0].getSettings().echoCancellation !== false) throw new Error("no unprocessed capture");
+        } catch (e) {  // this browser cannot capture the device twice: keep the canceller
+          if (raw) raw.getTracks().forEach((t) => t.stop());
+          raw = null;
+          Object.assign(state.echo, { decided: true, reason: `no probe: ${e.message}` });
+        }
+      }
       preferCodec(tr, ui.codec.value);
       channel = pc.createDataChannel("events");
       channel.onmessage = (m) => onMessage(JSON.parse(m.data));
@@ -124,6 +141,7 @@
         $("#remote").srcObject = stream;
         stops.push(meter(stream, $("#bot-bar"), state.bot));
         if (watch) watch.setBot(stream);
+        if (raw && !probe) probe = new EchoProbe(raw, stream, echoDecided);
       };
       pc.onconnectionstatechange = () => {
         if (pc && pc.connectionState === "connected") {
@@ -152,6 +170,29 @@
     }
   }
 
+  // The probe's answer: without an echo, the unprocessed capture replaces the sent track.
+  async function echoDecided(r) {
+    probe = null;
+    Object.assign(state.echo, { decided: true, echo: r.echo, reason: r.reason, probe: r });
+    if (!raw || !sender) return;
+    if (r.echo) { raw.getTracks().forEach((t) => t.stop()); raw = null; return; }
+    try {
+      await sender.replaceTrack(raw.getAudioTracks()[0]);
+    } catch (e) {
+      state.echo.reason += `; could not switch (${e.message})`;
+      raw.getTracks().forEach((t) => t.stop()); raw = null;
+      return;
+    }
+    const old = mic;
+    mic = raw; raw = null;
+    state.echo.cancelling = false;
+    state.echo.sent = mic.getAudioTracks()[0].getSettings();  // state.capture keeps what the call started with
+    if (watch) watch.setMic(mic);
+    if (micMeter) micMeter();
+    micMeter = meter(mic, $("#mic-bar"), state.mic);
+    if (old) old.getTracks().forEach((t) => t.stop());
+  }
+
   function onMessage(m) {
     if (m.type === "event") {
       state.events.push(m.event);
@@ -170,7 +211,11 @@
     if (view.chart) view.chart.setLive(false);
     for (const s of stops) s();
     stops = [];
+    if (micMeter) { micMeter(); micMeter = null; }
     if (watch) { watch.stop(); watch = null; }
+    if (probe) { probe.stop(); probe = null; }
+    if (raw) { raw.getTracks().forEach((t) => t.stop()); raw = null; }
+    sender = null;
     if (channel) { try { channel.close(); } catch (e) { /* closed */ } }
     if (pc) pc.close();
     if (mic) mic.getTracks().forEach((t) => t.stop());

@@ -42,7 +42,10 @@ window.DB.StopWatch = (function () {
       return { src, an, buf: new Float32Array(an.fftSize) };
     }
 
-    setMic(stream) { this.mic = this._source(stream); this._start(); }
+    setMic(stream) {  // again when the sent track changes (echoprobe.js): the caller's onset is on what is sent
+      if (this.mic) { try { this.mic.src.disconnect(); } catch (e) { /* gone */ } }
+      this.mic = this._source(stream); this._start();
+    }
     setBot(stream) { this.bot = this._source(stream); this._start(); }
 
     _start() { if (!this.timer) this.timer = setInterval(() => this._tick(performance.now()), TICK_MS); }
