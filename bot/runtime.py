@@ -46,15 +46,16 @@ class Services:
     set_secure: Callable[[str, bool], None] = field(default=lambda call_id, on: None)
 
 
-def load_duplex_model() -> DuplexModel | None:
-    """The shipped duplex model as a streaming batch model, or None with the reason logged."""
+def load_duplex_model(device: str = "auto") -> DuplexModel | None:
+    """The shipped duplex model as a streaming batch model on `device` (`Settings.onnx_device`),
+    or None with the reason logged."""
     try:
         from models.runtime import DuplexModel
     except ImportError as e:
         log.info("duplex model runtime not available (%s); using the baseline policy", e)
         return None
     try:
-        return DuplexModel()
+        return DuplexModel(device=device)
     except Exception as e:  # noqa: BLE001 - any failure means: fall back, loudly
         log.warning("duplex model failed to load (%s); using the baseline policy", e)
         return None
@@ -175,10 +176,10 @@ class Runtime:
     async def start(cls, settings: Settings) -> "Runtime":
         loop = asyncio.get_running_loop()
         script = AgentScript.load(settings.responder.agent_path)
-        vad = SileroVad()
+        vad = SileroVad(device=settings.onnx_device)
         duplex = None
         if settings.policy_name in ("auto", "duplex"):
-            duplex = await loop.run_in_executor(None, load_duplex_model)
+            duplex = await loop.run_in_executor(None, load_duplex_model, settings.onnx_device)
             if duplex is None and settings.policy_name == "duplex":
                 raise RuntimeError("DUPLEXBOT_POLICY=duplex but the duplex model could not be loaded")
             if duplex is not None and settings.policy_name == "auto" and not duplex_is_default(duplex):
@@ -191,11 +192,9 @@ class Runtime:
         await scheduler.start()
         state = None
         if settings.state_enabled:
-            from .state.store import CallStore, StateSettings
+            from .state.store import CallStore
 
-            state_settings = StateSettings.from_env(settings.env or None, worker_id=settings.worker_id,
-                                                    data_dir=settings.state_data_dir)
-            state = await CallStore.open(state_settings,
+            state = await CallStore.open(settings.store_settings(),
                                          base_settings=settings.policy, http_port=settings.http.port)
         services = Services(scheduler, asr, tts, duplex)
         if state is not None:

@@ -88,7 +88,7 @@ class DuplexModel:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        wanted = _providers(device or os.environ.get("DUPLEXBOT_ONNX_DEVICE", "auto"))
+        wanted = _providers(device or "auto")
         try:
             self.session = ort.InferenceSession(str(self.path), so, providers=wanted)
         except Exception as e:  # CUDA provider that cannot start: CPU, loudly

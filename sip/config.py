@@ -22,13 +22,16 @@ class SipSettings:
     registration: RegistrationSettings | None = None
     registrar_addr: tuple[str, int] | None = None
     keepalive: float = 30.0          # OPTIONS to the registrar every this many seconds (0: off)
+    call_token: str = ""             # DUPLEXBOT_SIP_CALL_TOKEN: bearer token of the outbound-call API
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "SipSettings":
         """DUPLEXBOT_SIP=1 enables the listener. DUPLEXBOT_SIP_PORT (0/unset: 5060), _BIND, _ADVERTISE,
         _ALLOW (CIDRs that may call us), _CODECS (PCMU,PCMA[,OPUS]),
         _MAX_CPS, _RETRY_AFTER, _RTP_TIMEOUT, _RTP_PORTS (lo-hi), _SESSION_EXPIRES, and for
-        a trunk: _REGISTRAR (host[:port]), _AOR, _USER, _PASSWORD, _REGISTER_EXPIRES, _KEEPALIVE (s)."""
+        a trunk: _REGISTRAR (host[:port]), _AOR, _USER, _PASSWORD, _REGISTER_EXPIRES, _KEEPALIVE (s);
+        _CALL_TOKEN (bearer token of the HTTP outbound-call API). A bad value raises ValueError
+        naming the variable (the bot's root turns it into its ConfigError)."""
         def get(name: str, default: str = "") -> str:
             return (env.get(f"DUPLEXBOT_SIP_{name}") or default).strip()
 
@@ -52,11 +55,14 @@ class SipSettings:
         bind = get("BIND", "0.0.0.0")
         advertise = get("ADVERTISE") or (bind if bind != "0.0.0.0" else primary_ip())
         rtp = get("RTP_PORTS", "20000-40000")
+        bad_rtp = ValueError(f"DUPLEXBOT_SIP_RTP_PORTS={rtp!r}: expected lo-hi with 1024 <= lo < hi <= 65535, "
+                             "e.g. 20000-40000")
         try:
             lo, hi = (int(x) for x in rtp.split("-"))
-            assert 1024 <= lo < hi <= 65535
-        except (ValueError, AssertionError):
-            raise ValueError(f"DUPLEXBOT_SIP_RTP_PORTS={rtp!r}: expected lo-hi, e.g. 20000-40000") from None
+        except ValueError:
+            raise bad_rtp from None
+        if not 1024 <= lo < hi <= 65535:
+            raise bad_rtp
         allow = tuple(n.strip() for n in get("ALLOW").split(",") if n.strip())
         for n in allow:
             try:
@@ -74,13 +80,15 @@ class SipSettings:
         registration = addr = None
         if get("REGISTRAR"):
             host, _, p = get("REGISTRAR").partition(":")
+            if not host or (p and not (p.isdigit() and 0 < int(p) <= 65535)):
+                raise ValueError(f"DUPLEXBOT_SIP_REGISTRAR={get('REGISTRAR')!r}: expected host[:port]")
             addr = (host, int(p) if p else 5060)
             user = get("USER", "duplexbot")
             registration = RegistrationSettings(registrar=f"sip:{get('REGISTRAR')}",
                                                 aor=get("AOR") or f"sip:{user}@{host}", username=user,
                                                 password=get("PASSWORD"),
                                                 expires=num("REGISTER_EXPIRES", 3600, int, 60, 86400))
-        return cls(enabled, server, registration, addr, num("KEEPALIVE", 30.0, float, 0, 3600))
+        return cls(enabled, server, registration, addr, num("KEEPALIVE", 30.0, float, 0, 3600), get("CALL_TOKEN"))
 
 
 def primary_ip() -> str:

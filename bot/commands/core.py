@@ -45,8 +45,8 @@ def _error(msg: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..server import serve
     from ..config import ConfigError
+    from ..server import serve
 
     try:
         settings = _settings(args)

@@ -92,9 +92,9 @@ def _resolve_url(arg: str | None, port: int | None = None) -> str:
 
     if arg:
         return arg
-    if os.environ.get("REDIS_URL"):
-        return os.environ["REDIS_URL"]
-    settings = StateSettings.from_env()
+    settings = StateSettings.from_env(os.environ)  # the CLI is a composition root of its own
+    if settings.redis_url:
+        return settings.redis_url
     bots = runtime_file.live_bots(settings)
     env_port = os.environ.get("DUPLEXBOT_PORT", "")
     if port is None and len(bots) > 1 and env_port.isdigit():
@@ -104,12 +104,16 @@ def _resolve_url(arg: str | None, port: int | None = None) -> str:
 
 
 def _run(coro_fn: StoreCommand, args: argparse.Namespace) -> int:
+    from bot.config import ConfigError
     from bot.state.policy import PolicyError
     from bot.state.runtime_file import NoBot
 
     try:
         url = _resolve_url(getattr(args, "redis_url", None), getattr(args, "port", None))
-    except NoBot as e:
+        from bot.state.settings import StateSettings
+
+        state = StateSettings.from_env(os.environ)
+    except (NoBot, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -118,11 +122,10 @@ def _run(coro_fn: StoreCommand, args: argparse.Namespace) -> int:
 
         from bot.state.keys import Keys
         from bot.state.policy_store import PolicyStore
-        from bot.state.settings import StateSettings
 
         r = aredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)
         try:
-            store = PolicyStore(r, Keys(StateSettings.from_env().prefix))
+            store = PolicyStore(r, Keys(state.prefix))
             return await coro_fn(store, args)
         finally:
             await r.aclose()
@@ -226,7 +229,7 @@ def calls_list(args: argparse.Namespace) -> int:
         from bot.state.liveness import Liveness
         from bot.state.settings import StateSettings
 
-        live = await Liveness(store.redis, StateSettings.from_env(), list).live_calls(args.tenant)
+        live = await Liveness(store.redis, StateSettings.from_env(os.environ), list).live_calls(args.tenant)
         if args.json:
             print(json.dumps(live, indent=2))
             return 0

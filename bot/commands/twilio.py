@@ -10,12 +10,12 @@ from . import Subcommands
 def cmd_call(args: argparse.Namespace) -> int:
     import asyncio
 
+    from ..settings import Settings
     from ..transports.twilio.rest import CallResource, TwilioApiError, TwilioRest
-    from ..transports.twilio.settings import TwilioSettings
     from ..transports.twilio.webhook import validate_target
 
     try:
-        settings = TwilioSettings.from_env()
+        settings = Settings.from_env().twilio
         to = validate_target(args.number)
         if to.startswith("sip"):
             raise ValueError("outbound calls go to phone numbers (E.164), not SIP URIs")

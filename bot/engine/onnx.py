@@ -53,7 +53,7 @@ def make_session(path: str | Path, threads: int = 1, providers: list[str] | None
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    wanted = providers or preferred_providers(os.environ.get("DUPLEXBOT_ONNX_DEVICE", device))
+    wanted = providers or preferred_providers(device)
     try:
         sess = ort.InferenceSession(str(path), so, providers=wanted)
     except Exception as e:  # a CUDA provider that cannot initialise: retry on CPU, loudly

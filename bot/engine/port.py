@@ -68,8 +68,12 @@ class BotAudioSource(Protocol):
 class Transport(Protocol):
     info: CallInfo
     reports_playback: bool  # True when the transport calls confirm_played (Twilio marks)
-    output_rate: int  # the sample rate the transport reads the BotAudioSource at
     inbox: InboundMailbox  # caller items waiting for receive(); its stats count what was dropped
+
+    @property
+    def output_rate(self) -> int:
+        """The sample rate the transport reads the BotAudioSource at (read-only for the engine)."""
+        ...
 
     async def receive(self) -> InboundItem: ...
 

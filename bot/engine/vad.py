@@ -23,8 +23,8 @@ def silero_model_path() -> Path:
 class SileroVad:
     name = "vad"
 
-    def __init__(self, path: Path | None = None, threads: int = 1):
-        self.session = make_session(path or silero_model_path(), threads=threads)
+    def __init__(self, path: Path | None = None, threads: int = 1, device: str = "auto"):
+        self.session = make_session(path or silero_model_path(), threads=threads, device=device)
         self._state: dict[str, np.ndarray] = {}  # [2, 128]
         self._context: dict[str, np.ndarray] = {}  # [64]
         self._sr = np.array(RATE, np.int64)

@@ -1,5 +1,5 @@
-"""Starts the SIP listener with the HTTP server when DUPLEXBOT_SIP=1 (see sip/config.py for the
-variables). Every answered call runs through `runtime.calls.run(SipTransport(call))`.
+"""Starts the SIP listener with the HTTP server when DUPLEXBOT_SIP=1 (`runtime.settings.sip`; see
+sip/config.py for the variables). Every answered call runs through `runtime.calls.run(SipTransport(call))`.
 
 Inbound INVITEs are admitted by the process's admission controller (`runtime.admission`, through
 `SipAdmission`) before anything is set up for them; beyond it they get 503 + Retry-After.
@@ -14,7 +14,6 @@ import asyncio
 import hmac
 import ipaddress
 import logging
-import os
 import secrets
 from typing import TYPE_CHECKING, Iterator
 
@@ -91,13 +90,10 @@ except (ImportError, ValueError):   # no prometheus_client, or registered alread
 
 
 def setup(app: web.Application, runtime: Runtime) -> None:
-    from sip.config import SipSettings
-
-    env = runtime.settings.env or os.environ
-    settings = SipSettings.from_env(env)
+    settings = runtime.settings.sip  # parsed once by Settings.from_env (sip/config.py)
     if not settings.enabled:
         return
-    token = (env.get("DUPLEXBOT_SIP_CALL_TOKEN") or "").strip()
+    token = settings.call_token
     tasks: set[asyncio.Task[None]] = set()
     controller = runtime.admission
 

@@ -30,18 +30,18 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
 from ..engine.events import Event
-from ..supervisor import ConsoleError, Supervisor, SupervisorConsole, SupervisorSettings
+from ..supervisor import ConsoleError, Supervisor, SupervisorConsole
 from ..supervisor.controls import ControlError
 from ..supervisor.history import CallHistory, HistoryError
 from ..supervisor.levels import CallLevels, LevelBoard, LevelSample, board_for
 from ..supervisor.network import network_quality
-from ..transports.webrtc import WebRTCSettings
 from ..web import page, setup_static
+from .web_runtime import WebRuntime
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ MAX_SDP = 64 * 1024
 AUTH_TIMEOUT = 10.0
 MAX_ID = 4096  # a call id in a path: SIP Call-IDs are long, but not this long
 NETWORK_EVERY = 2.0  # seconds between network figures pushed to a watching console
-T = TypeVar("T")
 
 
 def json_error(cls: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
@@ -58,14 +57,8 @@ def json_error(cls: type[web.HTTPException], message: str, **headers: str) -> we
     return cls(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
 
 
-def _component(runtime: Any, name: str, cls: type[T]) -> T:
-    s = getattr(getattr(runtime, "settings", None), name, None)
-    return s if isinstance(s, cls) else cls.from_env()  # type: ignore[attr-defined]
-
-
-def setup(app: web.Application, runtime: Any) -> None:
-    console = SupervisorConsole(runtime, _component(runtime, "supervisor", SupervisorSettings),
-                                _component(runtime, "webrtc", WebRTCSettings))
+def setup(app: web.Application, runtime: WebRuntime) -> None:
+    console = SupervisorConsole(runtime, runtime.settings.supervisor, runtime.settings.webrtc)
     app[CONSOLE_KEY] = console
     setup_static(app)
     board = board_for(app, runtime.calls)

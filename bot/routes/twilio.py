@@ -1,8 +1,8 @@
 """Twilio routes: `POST /twilio/voice` (answer webhook), `GET /twilio/media` (Media Streams
 WebSocket), `POST /twilio/call` (start an outbound call).
 
-`setup(app, runtime)` reads `TwilioSettings` from the environment (the public base URL falls back
-to `runtime.settings.public_base_url`) and runs every accepted stream through
+`setup(app, runtime)` takes `runtime.settings.twilio` (parsed once by `Settings.from_env`, with the
+bot's public URL `runtime.settings.public_base_url`) and runs every accepted stream through
 `runtime.calls.run(transport)`. `install(app, settings, run_call)` is the same without a Runtime
 (tests, the bench).
 
@@ -163,9 +163,10 @@ def install(app: web.Application, settings: TwilioSettings, run_call: RunCall,
 
 
 def settings_for(runtime: Runtime) -> TwilioSettings:
-    s = TwilioSettings.from_env(runtime.settings.env or None)
+    """`runtime.settings.twilio` with the bot's one public URL and the TTS's rate."""
+    s = runtime.settings.twilio
     base = runtime.settings.public_base_url
-    if not s.public_base_url and base:
+    if base:
         s = replace(s, public_base_url=base.rstrip("/"))
     # pull bot audio at the TTS's own rate: the engine then never resamples a sentence on the loop
     tts_rate = runtime.services.tts.sample_rate

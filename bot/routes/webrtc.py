@@ -28,11 +28,11 @@ from aiortc import RTCDataChannel, RTCSessionDescription
 from ..engine.admission import AdmissionController
 from ..engine.events import Event
 from ..engine.port import CallInfo
-from ..supervisor.auth import SupervisorSettings
 from ..supervisor.levels import CallLevels, LevelBoard, LevelSample, board_for
 from ..supervisor.network import network_quality
 from ..transports.webrtc import WebRTCSettings, WebRTCTransport, new_peer_connection, offer_problem
 from ..web import page, setup_static
+from .web_runtime import WebRuntime
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,11 @@ class WebRTCCalls:
     """The browser calls of this process (for limits, shutdown and leak checks). Each holds a slot of
     the process's admission controller (bot/engine/admission.py) from its offer to its end."""
 
-    def __init__(self, runtime: Any, settings: WebRTCSettings, levels: LevelBoard | None = None) -> None:
+    def __init__(self, runtime: WebRuntime, settings: WebRTCSettings, levels: LevelBoard | None = None) -> None:
         self.runtime = runtime
         self.settings = settings
         self.levels = levels
-        admission = getattr(runtime, "admission", None)
-        self.admission = admission if isinstance(admission, AdmissionController) else None
+        self.admission: AdmissionController | None = runtime.admission
         self.calls: dict[str, WebRTCCall] = {}
         self.started = 0
         self.rejected = 0
@@ -274,16 +273,9 @@ class WebRTCCall:
             pass
 
 
-def _settings(runtime: Any) -> WebRTCSettings:
-    s = getattr(getattr(runtime, "settings", None), "webrtc", None)
-    return s if isinstance(s, WebRTCSettings) else WebRTCSettings.from_env()
-
-
-def _token_tenants(runtime: Any) -> tuple[str, ...]:
+def _token_tenants(runtime: WebRuntime) -> tuple[str, ...]:
     """Tenants with supervisor tokens: a browser call may belong to any of them."""
-    s = getattr(getattr(runtime, "settings", None), "supervisor", None)
-    sup = s if isinstance(s, SupervisorSettings) else SupervisorSettings.from_env()
-    return tuple(dict.fromkeys(tenant for tenant, _ in sup.tokens))
+    return tuple(dict.fromkeys(tenant for tenant, _ in runtime.settings.supervisor.tokens))
 
 
 def bad_request(message: str) -> web.Response:
@@ -293,8 +285,8 @@ def bad_request(message: str) -> web.Response:
 CALLS_KEY = web.AppKey("duplexbot_webrtc_calls", WebRTCCalls)
 
 
-def setup(app: web.Application, runtime: Any) -> None:
-    registry = WebRTCCalls(runtime, _settings(runtime), board_for(app, runtime.calls))
+def setup(app: web.Application, runtime: WebRuntime) -> None:
+    registry = WebRTCCalls(runtime, runtime.settings.webrtc, board_for(app, runtime.calls))
     app[CALLS_KEY] = registry
     setup_static(app)
     configured = _token_tenants(runtime)

@@ -7,7 +7,9 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
+
+from ..config import ConfigError, env_flag, env_number
 
 DAY = 86400
 
@@ -81,46 +83,38 @@ class StateSettings:
         return Path(self.runtime_file) if self.runtime_file else default_runtime_dir() / "redis.json"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, worker_id: str | None = None,
+    def from_env(cls, env: Mapping[str, str], worker_id: str | None = None,
                  data_dir: str | Path | None = None) -> "StateSettings":
         """REDIS_URL (unset: embedded Valkey), DUPLEXBOT_WORKER_ID, DUPLEXBOT_REDIS_PREFIX,
         DUPLEXBOT_RETENTION_{EVENTS,TRANSCRIPTS,RECORDINGS,AUDIT} (seconds),
         DUPLEXBOT_RECORDING (1 to allow recording after consent), DUPLEXBOT_STATE_BUFFER_MAX (events),
+        DUPLEXBOT_GLOBAL_STREAM_MAXLEN (events), DUPLEXBOT_RUNTIME_FILE,
         DUPLEXBOT_VALKEY_DIR (the embedded server's own dir; wins over `data_dir`).
 
         `data_dir`: where the embedded server keeps its data (`Settings.state_data_dir`, from
-        DUPLEXBOT_DATA_DIR); None keeps it in a temp dir that dies with the process."""
-        env = os.environ if env is None else env
-        kw: dict = {}
+        DUPLEXBOT_DATA_DIR); None keeps it in a temp dir that dies with the process.
+        A bad value raises ConfigError naming the variable."""
+        kw: dict[str, Any] = {}
         if env.get("REDIS_URL"):
             kw["redis_url"] = env["REDIS_URL"]
         if worker_id or env.get("DUPLEXBOT_WORKER_ID"):
             kw["worker_id"] = worker_id or env["DUPLEXBOT_WORKER_ID"]
         if env.get("DUPLEXBOT_REDIS_PREFIX"):
             kw["prefix"] = env["DUPLEXBOT_REDIS_PREFIX"]
-        ret = {}
-        for name in ("events", "transcripts", "recordings", "audit"):
-            raw = env.get(f"DUPLEXBOT_RETENTION_{name.upper()}")
-            if raw:
-                try:
-                    ret[name] = int(raw)
-                except ValueError:
-                    raise ValueError(f"DUPLEXBOT_RETENTION_{name.upper()} must be seconds, got {raw!r}") from None
-        if ret:
-            kw["retention"] = Retention(**ret)
-        if env.get("DUPLEXBOT_RECORDING"):
-            kw["recording_enabled"] = env["DUPLEXBOT_RECORDING"].lower() in ("1", "true", "yes", "on")
+            if ":" in kw["prefix"]:
+                raise ConfigError(f"DUPLEXBOT_REDIS_PREFIX={kw['prefix']!r}: expected a name without ':'")
+        defaults = Retention()
+        ret = {name: env_number(env, f"DUPLEXBOT_RETENTION_{name.upper()}", getattr(defaults, name), int,
+                                1, None, "seconds")
+               for name in ("events", "transcripts", "recordings", "audit")}
+        kw["retention"] = Retention(**ret)
+        kw["recording_enabled"] = env_flag(env, "DUPLEXBOT_RECORDING", False)
         if env.get("DUPLEXBOT_VALKEY_DIR") or data_dir is not None:
             kw["embedded_dir"] = env.get("DUPLEXBOT_VALKEY_DIR") or str(data_dir)
             kw["embedded_persist"] = True
-        if env.get("DUPLEXBOT_STATE_BUFFER_MAX"):
-            try:
-                kw["buffer_max"] = int(env["DUPLEXBOT_STATE_BUFFER_MAX"])
-            except ValueError:
-                raise ValueError("DUPLEXBOT_STATE_BUFFER_MAX must be a number of events, "
-                                 f"got {env['DUPLEXBOT_STATE_BUFFER_MAX']!r}") from None
-        if env.get("DUPLEXBOT_GLOBAL_STREAM_MAXLEN"):
-            kw["global_maxlen"] = int(env["DUPLEXBOT_GLOBAL_STREAM_MAXLEN"])
+        kw["buffer_max"] = env_number(env, "DUPLEXBOT_STATE_BUFFER_MAX", cls.buffer_max, int, 1, None, "events")
+        kw["global_maxlen"] = env_number(env, "DUPLEXBOT_GLOBAL_STREAM_MAXLEN", cls.global_maxlen, int, 1, None,
+                                         "events")
         if env.get("DUPLEXBOT_RUNTIME_FILE"):
             kw["runtime_file"] = env["DUPLEXBOT_RUNTIME_FILE"]
         return cls(**kw)

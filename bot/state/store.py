@@ -69,7 +69,7 @@ class CallStore:
                    start_tasks: bool = True, http_port: int | None = None) -> "CallStore":
         """Connect to `settings.redis_url`, or start an embedded Valkey server when it is None
         (and publish its URL, with this bot's HTTP port, in its runtime file for the CLI)."""
-        settings = settings or StateSettings.from_env()
+        settings = settings or StateSettings()
         embedded = None
         url = settings.redis_url
         if url is None:

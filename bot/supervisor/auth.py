@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+from ..config import ConfigError, env_number
 
 _NAME = re.compile(r"[^A-Za-z0-9 ._@-]")
 
@@ -54,18 +55,27 @@ class SupervisorSettings:
         return tuple(out)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "SupervisorSettings":
+    def from_env(cls, env: Mapping[str, str]) -> "SupervisorSettings":
         """DUPLEXBOT_SUPERVISOR_TOKENS="tenantA:tokA,tenantB:tokB", DUPLEXBOT_SUPERVISOR_LISTEN_BUFFER (s),
-        DUPLEXBOT_SUPERVISOR_TAKEOVER_NOTICE, _HOLD_NOTICE, _RESUME_NOTICE (text; empty says nothing)."""
-        env = os.environ if env is None else env
-        kw: dict[str, Any] = {"tokens": cls.parse_tokens(env.get("DUPLEXBOT_SUPERVISOR_TOKENS", ""))}
-        if "DUPLEXBOT_SUPERVISOR_LISTEN_BUFFER" in env:
-            kw["listen_buffer"] = float(env["DUPLEXBOT_SUPERVISOR_LISTEN_BUFFER"])
+        DUPLEXBOT_SUPERVISOR_TAKEOVER_NOTICE, _HOLD_NOTICE, _RESUME_NOTICE (text; empty says nothing).
+        A bad value raises ConfigError naming the variable."""
+        try:
+            tokens = cls.parse_tokens(env.get("DUPLEXBOT_SUPERVISOR_TOKENS", ""))
+        except ValueError as e:
+            raise ConfigError(f"DUPLEXBOT_SUPERVISOR_TOKENS: {e}") from None
+        kw: dict[str, Any] = {"tokens": tokens,
+                              "listen_buffer": env_number(env, "DUPLEXBOT_SUPERVISOR_LISTEN_BUFFER", cls.listen_buffer,
+                                                          float, 0.04, 5, "seconds")}
         for name in ("takeover_notice", "hold_notice", "resume_notice"):
             var = f"DUPLEXBOT_SUPERVISOR_{name.upper()}"
             if var in env:
                 kw[name] = env[var].strip()
-        return cls(**kw)
+                if len(kw[name]) > 300:
+                    raise ConfigError(f"{var}: at most 300 characters, got {len(kw[name])}")
+        try:
+            return cls(**kw)
+        except ValueError as e:  # a token shorter than 4 characters
+            raise ConfigError(f"DUPLEXBOT_SUPERVISOR_TOKENS: {e}") from None
 
 
 @dataclass(frozen=True)

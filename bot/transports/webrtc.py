@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterable, Mapping
@@ -39,6 +38,7 @@ from sip.dtmf import DIGITS as DTMF_DIGITS
 from sip.pacer import Pacer
 
 from ..audio.frame import AudioFrame
+from ..config import ConfigError, env_number
 from ..engine.mailbox import DEFAULT_CAPACITY, InboundMailbox
 from ..engine.port import BotAudioSource, CallInfo, Dtmf, Hangup, InboundItem
 
@@ -78,11 +78,10 @@ class WebRTCSettings:
             raise ValueError("connect_timeout, max_peers and inbound_queue must be positive")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "WebRTCSettings":
+    def from_env(cls, env: Mapping[str, str]) -> "WebRTCSettings":
         """DUPLEXBOT_WEBRTC_ICE_SERVERS (comma-separated URLs), DUPLEXBOT_WEBRTC_TURN_USERNAME,
         DUPLEXBOT_WEBRTC_TURN_CREDENTIAL, DUPLEXBOT_WEBRTC_CODECS ("opus,PCMU"),
         DUPLEXBOT_WEBRTC_TENANT, DUPLEXBOT_WEBRTC_TENANTS (comma-separated), DUPLEXBOT_WEBRTC_CONNECT_TIMEOUT."""
-        env = os.environ if env is None else env
         kw: dict = {}
 
         def split(v: str) -> tuple[str, ...]:
@@ -100,9 +99,13 @@ class WebRTCSettings:
             kw["tenant"] = env["DUPLEXBOT_WEBRTC_TENANT"].strip()
         if "DUPLEXBOT_WEBRTC_TENANTS" in env:
             kw["tenants"] = split(env["DUPLEXBOT_WEBRTC_TENANTS"])
-        if "DUPLEXBOT_WEBRTC_CONNECT_TIMEOUT" in env:
-            kw["connect_timeout"] = float(env["DUPLEXBOT_WEBRTC_CONNECT_TIMEOUT"])
-        return cls(**kw)
+        kw["connect_timeout"] = env_number(env, "DUPLEXBOT_WEBRTC_CONNECT_TIMEOUT", cls.connect_timeout, float,
+                                           0.1, 3600, "seconds")
+        try:
+            return cls(**kw)
+        except ValueError as e:  # a bad ICE server URL or codec
+            var = "DUPLEXBOT_WEBRTC_ICE_SERVERS" if "ICE" in str(e) else "DUPLEXBOT_WEBRTC_CODECS"
+            raise ConfigError(f"{var}: {e}") from None
 
     def known_tenants(self, configured: Iterable[str] = ()) -> tuple[str, ...]:
         """The tenants a browser call may belong to: `configured` (those with supervisor tokens),

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from bot.config import ConfigError
 from bot.engine.admission import (
     CALLS_PER_2_CORES,
     LOOP_CEILING,
@@ -12,7 +13,6 @@ from bot.engine.admission import (
     default_max_calls,
 )
 from bot.engine.looplag import LoopLagMonitor
-from bot.config import ConfigError
 from bot.settings import Settings
 
 

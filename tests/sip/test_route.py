@@ -8,6 +8,7 @@ from bot.audio.frame import AudioFrame
 from bot.engine.admission import AdmissionController, AdmissionSettings
 from bot.engine.port import Hangup, Transport
 from bot.routes import sip as sip_route
+from sip.config import SipSettings
 
 from .conftest import in_thread
 from .peer import Peer, normal_call, options
@@ -29,7 +30,7 @@ class FakeCalls:
 
 
 def runtime(env):
-    return SimpleNamespace(settings=SimpleNamespace(env=env), calls=FakeCalls(),
+    return SimpleNamespace(settings=SimpleNamespace(sip=SipSettings.from_env(env)), calls=FakeCalls(),
                            admission=AdmissionController(AdmissionSettings(max_calls=10)))
 
 

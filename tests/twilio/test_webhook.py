@@ -106,8 +106,11 @@ def test_dial_twiml():
 
 
 def test_settings_from_env():
-    s = TwilioSettings.from_env({"TWILIO_AUTH_TOKEN": "t", "TWILIO_ACCOUNT_SID": "AC1",
-                                 "DUPLEXBOT_PUBLIC_URL": "https://bot.example.com/", "TWILIO_API_BASE": "http://127.0.0.1:9"})
+    from bot.settings import Settings
+
+    # DUPLEXBOT_PUBLIC_URL is parsed once, by the root, and handed to the Twilio settings
+    s = Settings.from_env({"TWILIO_AUTH_TOKEN": "t", "TWILIO_ACCOUNT_SID": "AC1",
+                           "DUPLEXBOT_PUBLIC_URL": "https://bot.example.com/", "TWILIO_API_BASE": "http://127.0.0.1:9"}).twilio
     assert (s.auth_token, s.account_sid, s.api_base) == ("t", "AC1", "http://127.0.0.1:9")
     assert s.media_url == "wss://bot.example.com/twilio/media" and s.voice_url == "https://bot.example.com/twilio/voice"
     assert TwilioSettings.from_env({}).api_base == "https://api.twilio.com"
@@ -120,11 +123,12 @@ def test_route_settings_follow_the_runtime():
 
     from bot.routes.twilio import settings_for
 
-    rt = SimpleNamespace(settings=SimpleNamespace(env={"TWILIO_AUTH_TOKEN": "t"}, public_base_url="https://a.example/"),
+    rt = SimpleNamespace(settings=SimpleNamespace(twilio=TwilioSettings.from_env({"TWILIO_AUTH_TOKEN": "t"}),
+                                                  public_base_url="https://a.example/"),
                          services=SimpleNamespace(tts=SimpleNamespace(sample_rate=22050)))
     s = settings_for(rt)
     assert (s.auth_token, s.public_base_url, s.read_rate) == ("t", "https://a.example", 22050)
-    rt.settings.env["DUPLEXBOT_PUBLIC_URL"] = "https://b.example"
+    rt.settings.public_base_url = "https://b.example"
     rt.services.tts.sample_rate = 12345  # not a rate we support: keep the default
     s = settings_for(rt)
     assert (s.public_base_url, s.read_rate) == ("https://b.example", 24000)

@@ -7,13 +7,21 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bot.audio import AudioFrame, Resampler
 from bot.engine import events as ev
-from bot.engine.port import Hangup
+from bot.engine.admission import AdmissionController
+from bot.engine.port import Hangup, Transport
+from bot.routes.web_runtime import WebSettings
 from bot.services.responder import AgentScript, ScriptedAgent
+from bot.supervisor.auth import SupervisorSettings
+from bot.transports.webrtc import WebRTCSettings
+
+if TYPE_CHECKING:
+    from bot.routes.web_runtime import WebRuntime
 
 
 class FakeBotSource:
@@ -64,7 +72,7 @@ class FakeTakeover:
 
 
 class FakeSession:
-    def __init__(self, transport, manager: "FakeCallManager") -> None:
+    def __init__(self, transport: Any, manager: "FakeCallManager") -> None:
         self.transport = transport
         self.info = transport.info
         self.manager = manager
@@ -85,11 +93,11 @@ class FakeSession:
         self.subscribers.append(q)
         return q
 
-    def unsubscribe(self, q) -> None:
+    def unsubscribe(self, q: asyncio.Queue) -> None:
         if q in self.subscribers:
             self.subscribers.remove(q)
 
-    def add_audio_tap(self, cb):
+    def add_audio_tap(self, cb: Any) -> Any:
         self.taps.append(cb)
 
         def remove() -> None:
@@ -116,7 +124,7 @@ class FakeSession:
         await self.transport.close(reason)
 
     # ---- fake engine --------------------------------------------------------------------------
-    def emit(self, cls, **kw) -> None:
+    def emit(self, cls: Any, **kw: Any) -> None:
         e = cls(call_id=self.info.call_id, t=self.t, **kw)
         for q in list(self.subscribers):
             if q.full():
@@ -184,7 +192,7 @@ class FakeCallManager:
         self.sessions: dict[str, FakeSession] = {}
         self.finished: list[FakeSession] = []
 
-    async def run(self, transport) -> None:
+    async def run(self, transport: Transport) -> None:
         s = FakeSession(transport, self)
         self.sessions[transport.info.call_id] = s
         try:
@@ -193,10 +201,10 @@ class FakeCallManager:
             self.sessions.pop(transport.info.call_id, None)
             self.finished.append(s)
 
-    def get(self, call_id: str):
+    def get(self, call_id: str) -> FakeSession | None:
         return self.sessions.get(call_id)
 
-    def live(self) -> list:
+    def live(self) -> list[Any]:
         return list(self.sessions.values())
 
 
@@ -205,7 +213,7 @@ class FakeState:
     calls: FakeCallManager
     audits: list[dict] = field(default_factory=list)
 
-    async def live_calls(self, tenant: str | None = None) -> list[dict]:
+    async def live_calls(self, tenant: str | None = None) -> list[dict[str, Any]]:
         return [{"call_id": s.info.call_id, "tenant": s.info.tenant, "transport": s.info.transport,
                  "caller": s.info.caller, "state": "live", "worker": "w1"}
                 for s in self.calls.sessions.values() if tenant is None or s.info.tenant == tenant]
@@ -215,8 +223,24 @@ class FakeState:
         return str(len(self.audits))
 
 
+@dataclass(frozen=True)
+class FakeSettings:
+    """The settings the browser and console routes read (`bot.routes.web_runtime.WebSettings`)."""
+    webrtc: WebRTCSettings = field(default_factory=WebRTCSettings)
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+
+
 class FakeRuntime:
-    def __init__(self, settings=None) -> None:
-        self.settings = settings
+    """Satisfies `bot.routes.web_runtime.WebRuntime`, the routes' view of the runtime. `settings`:
+    anything with `webrtc` and `supervisor` (default: both at their defaults)."""
+
+    def __init__(self, settings: WebSettings | None = None) -> None:
+        self.settings: WebSettings = settings if settings is not None else FakeSettings()
         self.calls = FakeCallManager()
         self.state = FakeState(self.calls)
+        self.admission: AdmissionController | None = None  # a test may give it one
+
+
+if TYPE_CHECKING:
+    def _fake_is_a_web_runtime(rt: FakeRuntime) -> WebRuntime:
+        return rt  # `mypy tests/web/fakes.py` holds the fake to the routes' contract

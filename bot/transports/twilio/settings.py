@@ -1,11 +1,11 @@
 """Settings of the Twilio transport: one frozen dataclass, built once from the environment."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ...audio.frame import SUPPORTED_RATES
+from ...config import ConfigError, env_number
 
 TWILIO_API_BASE = "https://api.twilio.com"
 
@@ -42,16 +42,21 @@ class TwilioSettings:
                 raise ValueError(f"{name} must be an http(s) URL, got {v!r}")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "TwilioSettings":
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str], public_base_url: str = "", **overrides: Any) -> "TwilioSettings":
+        """TWILIO_AUTH_TOKEN, TWILIO_ACCOUNT_SID, TWILIO_API_BASE, TWILIO_CALLER_ID,
+        DUPLEXBOT_CALL_API_TOKEN, TWILIO_MAX_STREAMS. `public_base_url` is the bot's one public URL
+        (`Settings.public_base_url`, DUPLEXBOT_PUBLIC_URL, parsed once by the root)."""
+        api_base = env.get("TWILIO_API_BASE", TWILIO_API_BASE).rstrip("/") or TWILIO_API_BASE
+        if not api_base.startswith(("http://", "https://")):
+            raise ConfigError(f"TWILIO_API_BASE={api_base!r}: expected an http(s) URL")
         s = cls(
             auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
             account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
-            public_base_url=env.get("DUPLEXBOT_PUBLIC_URL", "").rstrip("/"),
-            api_base=env.get("TWILIO_API_BASE", TWILIO_API_BASE).rstrip("/"),
+            public_base_url=public_base_url.rstrip("/"),
+            api_base=api_base,
             caller_id=env.get("TWILIO_CALLER_ID", ""),
             call_api_token=env.get("DUPLEXBOT_CALL_API_TOKEN", ""),
-            max_streams=int(env.get("TWILIO_MAX_STREAMS", "200") or 200),
+            max_streams=env_number(env, "TWILIO_MAX_STREAMS", 200, int, 0, 100000, "media streams"),
         )
         return replace(s, **overrides) if overrides else s
 
