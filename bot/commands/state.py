@@ -99,7 +99,7 @@ def _resolve_url(arg: str | None, port: int | None = None) -> str:
     env_port = os.environ.get("DUPLEXBOT_PORT", "")
     if port is None and len(bots) > 1 and env_port.isdigit():
         port = int(env_port)  # only to break a tie: one running bot is the one, whatever the env says
-    where = settings.runtime_file or str(runtime_file.bots_dir())
+    where = settings.runtime_file or str(runtime_file.bots_dir(settings.runtime_dir))
     return runtime_file.choose(bots, port, where).url
 
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import StateSettings, default_runtime_dir
+from .settings import StateSettings
 
 LEGACY_NAME = "redis.json"  # the single shared file of earlier versions, still read
 
@@ -35,15 +35,16 @@ class NoBot(Exception):
     """No bot to talk to, or several and no way to tell which: the message says what to do."""
 
 
-def bots_dir(base: Path | None = None) -> Path:
-    return (base or default_runtime_dir()) / "bots"
+def bots_dir(base: Path) -> Path:
+    """The bots' runtime files below `base` (`StateSettings.runtime_dir`)."""
+    return base / "bots"
 
 
 def bot_path(settings: StateSettings, pid: int | None = None) -> Path:
     """Where this process publishes its embedded server."""
     if settings.runtime_file:
         return Path(settings.runtime_file)
-    return bots_dir() / f"{os.getpid() if pid is None else pid}.json"
+    return bots_dir(settings.runtime_dir) / f"{os.getpid() if pid is None else pid}.json"
 
 
 def write_runtime_file(path: Path, url: str, port: int | None = None) -> None:
@@ -107,9 +108,10 @@ def live_bots(settings: StateSettings, base: Path | None = None) -> list[BotFile
     if settings.runtime_file:
         paths = [Path(settings.runtime_file)]
     else:
+        base = base or settings.runtime_dir
         d = bots_dir(base)
         paths = sorted(d.glob("*.json")) if d.is_dir() else []
-        paths.append((base or default_runtime_dir()) / LEGACY_NAME)
+        paths.append(base / LEGACY_NAME)
     found = [b for b in (read_bot(p) for p in paths) if b is not None]
     return sorted(found, key=lambda b: (b.port is None, b.port or 0, b.pid))
 

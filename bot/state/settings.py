@@ -14,9 +14,10 @@ from ..config import ConfigError, env_flag, env_number
 DAY = 86400
 
 
-def default_runtime_dir() -> Path:
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / f"duplexbot-{os.getuid()}"
+def default_runtime_dir(xdg_runtime_dir: str | None = None) -> Path:
+    """This user's duplexbot dir under `xdg_runtime_dir` (`$XDG_RUNTIME_DIR`, read by
+    `StateSettings.from_env`), else under the temp dir."""
+    return Path(xdg_runtime_dir or tempfile.gettempdir()) / f"duplexbot-{os.getuid()}"
 
 
 def _default_worker_id() -> str:
@@ -65,6 +66,7 @@ class StateSettings:
     embedded_dir: str | None = None  # data dir of the embedded server (None: a temp dir)
     embedded_persist: bool = False  # embedded server: append-only file and a stable port, survives restarts
     runtime_file: str | None = None  # where `serve` publishes the embedded server URL for the CLI
+    xdg_runtime_dir: str | None = None  # $XDG_RUNTIME_DIR: the runtime files live below it (None: temp dir)
 
     def __post_init__(self) -> None:
         if self.heartbeat_ttl <= self.heartbeat_interval:
@@ -79,8 +81,13 @@ class StateSettings:
             raise ValueError(f"prefix must be non-empty and without ':', got {self.prefix!r}")
 
     @property
+    def runtime_dir(self) -> Path:
+        """Where the bots' runtime files live: `<XDG_RUNTIME_DIR or temp dir>/duplexbot-<uid>`."""
+        return default_runtime_dir(self.xdg_runtime_dir)
+
+    @property
     def runtime_path(self) -> Path:
-        return Path(self.runtime_file) if self.runtime_file else default_runtime_dir() / "redis.json"
+        return Path(self.runtime_file) if self.runtime_file else self.runtime_dir / "redis.json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], worker_id: str | None = None,
@@ -88,7 +95,7 @@ class StateSettings:
         """REDIS_URL (unset: embedded Valkey), DUPLEXBOT_WORKER_ID, DUPLEXBOT_REDIS_PREFIX,
         DUPLEXBOT_RETENTION_{EVENTS,TRANSCRIPTS,RECORDINGS,AUDIT} (seconds),
         DUPLEXBOT_RECORDING (1 to allow recording after consent), DUPLEXBOT_STATE_BUFFER_MAX (events),
-        DUPLEXBOT_GLOBAL_STREAM_MAXLEN (events), DUPLEXBOT_RUNTIME_FILE,
+        DUPLEXBOT_GLOBAL_STREAM_MAXLEN (events), DUPLEXBOT_RUNTIME_FILE, XDG_RUNTIME_DIR,
         DUPLEXBOT_VALKEY_DIR (the embedded server's own dir; wins over `data_dir`).
 
         `data_dir`: where the embedded server keeps its data (`Settings.state_data_dir`, from
@@ -117,4 +124,6 @@ class StateSettings:
                                          "events")
         if env.get("DUPLEXBOT_RUNTIME_FILE"):
             kw["runtime_file"] = env["DUPLEXBOT_RUNTIME_FILE"]
+        if env.get("XDG_RUNTIME_DIR"):
+            kw["xdg_runtime_dir"] = env["XDG_RUNTIME_DIR"]
         return cls(**kw)

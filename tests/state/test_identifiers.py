@@ -173,9 +173,8 @@ async def test_odd_tenants_and_numbers_in_policy_keys(store):
 
 # ---- runtime files --------------------------------------------------------------------------------
 def test_runtime_files_of_several_bots(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    settings = StateSettings(prefix="dx", worker_id="w")
-    d = bots_dir()
+    settings = StateSettings(prefix="dx", worker_id="w", xdg_runtime_dir=str(tmp_path))
+    d = bots_dir(settings.runtime_dir)
     assert str(d).startswith(str(tmp_path))
     with pytest.raises(NoBot, match="duplexbot serve"):
         choose(live_bots(settings), None, str(d))
@@ -222,9 +221,11 @@ async def test_two_serving_bots_and_the_cli(tmp_path, monkeypatch):
     env = dict(os.environ)
     # Another bot is another process with its own file; here it is placed in the same directory
     # under another name (both stores live in this process).
-    b_file = bots_dir() / "other-bot.json"
+    here = StateSettings.from_env(os.environ)  # as the CLI's subprocesses read it
+    assert here.xdg_runtime_dir == str(tmp_path)
+    b_file = bots_dir(here.runtime_dir) / "other-bot.json"
     b = await CallStore.open(StateSettings(prefix="dx", worker_id="b", runtime_file=str(b_file)), http_port=8092)
-    a = await CallStore.open(StateSettings(prefix="dx", worker_id="a"), http_port=8091)
+    a = await CallStore.open(StateSettings(prefix="dx", worker_id="a", xdg_runtime_dir=str(tmp_path)), http_port=8091)
     assert a.runtime_path.parent == b_file.parent and a.runtime_path != b_file
     try:
         await a.call_started(CallInfo(call_id="on-a", transport="sim", tenant="acme"))
