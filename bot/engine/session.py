@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, ClassVar, Coroutine
 
 import numpy as np
 
@@ -19,7 +19,16 @@ from ..audio.frame import AudioFrame
 from ..audio.resample import Resampler
 from ..brain.corrections import is_correction
 from ..brain.intents import IntentDetector
-from ..policy.base import CHUNK_RATE, CHUNK_SAMPLES, Decision, ModelOutput, Observation, PolicySettings, TurnPolicy
+from ..policy.base import (
+    CHUNK_RATE,
+    CHUNK_SAMPLES,
+    Decision,
+    DecisionKind,
+    ModelOutput,
+    Observation,
+    PolicySettings,
+    TurnPolicy,
+)
 from ..policy.completeness import evidence, text_completeness
 from ..policy.words import is_backchannel_text
 from ..services.responder import (
@@ -33,6 +42,7 @@ from ..services.responder import (
 from . import events as ev
 from .bot_turns import BotTurns
 from .fanout import EventFanout
+from .intent_watch import IntentWatch
 from .playout import Truncation
 from .port import Dtmf, Hangup, Transport
 from .reply import Reply
@@ -83,7 +93,6 @@ class CallSession:
         self.subscribe = self.fanout.subscribe
         self.unsubscribe = self.fanout.unsubscribe
         self._calibrate = calibrate or (lambda s: s)
-        self.intents = intents if intents is not None and intents.specs else None
         self._overlap_notices = policy.settings.allow_overlap
         if self._overlap_notices:
             policy.update_settings(replace(policy.settings, allow_overlap=False))
@@ -102,9 +111,8 @@ class CallSession:
         self._last_speech_end = 0.0
         self._spec: tuple[float, float, asyncio.Task] | None = None
         self.speculations = Speculations(self.call_id, self.emit, lambda: self.now)
-        self._in_speech = False
-        self._partial_at = 0.0  # stream time of the last partial transcript during speech
-        self._partial_busy = False
+        self.intents = IntentWatch(self.call_id, intents, self, services.asr, self.emit, self._spawn,
+                                   settings.partial_every, PRE_ROLL)
         self._cut: Truncation | None = None  # the last interrupted bot turn (for resume)
         self._instructions: list[str] = []
         self._dtmf = ""
@@ -214,7 +222,7 @@ class CallSession:
                           rms=float(np.sqrt(np.mean(x * x))), model=model)
         for d in self.policy.step(obs):
             self._on_decision(d)
-        self._partial_during_speech()
+        self.intents.during_speech(self._utt_start, self._spec is not None and not self._spec[2].done())
         if self._taps and not self.secure_input:
             if bot is None:  # a tap may have been added while this chunk was being inferred
                 bot = self.playout.reference(start, CHUNK_SAMPLES)
@@ -237,64 +245,80 @@ class CallSession:
 
     # -- decisions ----------------------------------------------------------------------------
     def _on_decision(self, d: Decision) -> None:
+        self.DECISION_HANDLERS[d.kind](self, d)
+
+    def _speech_start(self, d: Decision) -> None:
+        self.emit(ev.CallerSpeechStart(call_id=self.call_id, t=d.t, confidence=d.confidence,
+                                       during_bot_speech=self.playout.is_speaking()))
+        self.intents.speech_start(d.t, new_utterance=self._utt_start is None)
+        if self._utt_start is None:
+            self._utt_start = d.onset
+        self.speculations.waste("the caller went on")
+        if self._response is not None and not self._response.done() and self.bot.opened_unheard():
+            # the caller went on after an end-of-turn decision, before the bot said a word
+            self._cancel_response()
+            self.bot.forget(self.bot.turn)
+            self.playout.clear()
+
+    def _speech_end(self, d: Decision) -> None:
+        self._last_speech_end = d.t
+        self.intents.speech_end()
+        self.emit(ev.CallerSpeechEnd(call_id=self.call_id, t=d.t, speech_started=d.onset))
+        if self._utt_start is not None and not self.playout.is_speaking() and not self.secure_input:
+            self._speculate(self._utt_start, d.t)
+
+    def _hold(self, d: Decision) -> None:
+        self.emit(ev.Hold(call_id=self.call_id, t=d.t, confidence=d.confidence, policy=self.policy.name))
+
+    def _end_of_turn(self, d: Decision) -> None:
+        self.emit(ev.EndOfTurn(call_id=self.call_id, t=d.t, confidence=d.confidence, silence=d.silence,
+                               policy=self.policy.name, reason=d.reason))
+        if self._utt_start is not None and not self.secure_input:
+            start, self._utt_start = self._utt_start, None
+            # a model may call the turn before the VAD has closed the segment
+            end = self._last_speech_end if self._last_speech_end > start else d.t
+            self._start_response(start, end)
+
+    def _interrupt(self, d: Decision) -> None:
         cid, pol = self.call_id, self.policy.name
-        k = d.kind
-        if k == "speech_start":
-            self.emit(ev.CallerSpeechStart(call_id=cid, t=d.t, confidence=d.confidence,
-                                           during_bot_speech=self.playout.is_speaking()))
-            if self._utt_start is None:
-                self._utt_start = d.onset
-                self._partial_at = d.t
-            self._in_speech = True
-            self.speculations.waste("the caller went on")
-            if self._response is not None and not self._response.done() and self.bot.opened_unheard():
-                # the caller went on after an end-of-turn decision, before the bot said a word
-                self._cancel_response()
-                self.bot.forget(self.bot.turn)
-                self.playout.clear()
-        elif k == "speech_end":
-            self._last_speech_end = d.t
-            self._in_speech = False
-            self.emit(ev.CallerSpeechEnd(call_id=cid, t=d.t, speech_started=d.onset))
-            if self._utt_start is not None and not self.playout.is_speaking() and not self.secure_input:
-                self._speculate(self._utt_start, d.t)
-        elif k == "hold":
-            self.emit(ev.Hold(call_id=cid, t=d.t, confidence=d.confidence, policy=pol))
-        elif k == "end_of_turn":
-            self.emit(ev.EndOfTurn(call_id=cid, t=d.t, confidence=d.confidence, silence=d.silence, policy=pol,
-                                   reason=d.reason))
-            if self._utt_start is not None and not self.secure_input:
-                start, self._utt_start = self._utt_start, None
-                # a model may call the turn before the VAD has closed the segment
-                end = self._last_speech_end if self._last_speech_end > start else d.t
-                self._start_response(start, end)
-        elif k == "interrupt":
-            if self.bot.notice_turn is not None and self._overlap_notices:
-                self.emit(ev.Backchannel(call_id=cid, t=d.t, confidence=d.confidence, policy=pol,
-                                         text="notice: the tenant lets the bot finish notices over the caller"))
-            elif self.playout.is_speaking() and self._takeover_by is None:
-                self.emit(ev.BargeIn(call_id=cid, t=d.t, confidence=d.confidence, reason=d.reason, policy=pol,
-                                     onset=d.onset))
-                spoke_since = self.bot.speaking_since if self.bot.speaking_since is not None else 0.0
-                self._cut_bot("barge_in")
-                # the onset a model reports can predate this overlap (VAD not yet triggered)
-                self._utt_start = d.onset if d.onset >= spoke_since else max(0.0, d.t - 0.5)
-        elif k == "backchannel":
-            self.emit(ev.Backchannel(call_id=cid, t=d.t, confidence=d.confidence, text="", reason=d.reason,
-                                     policy=pol))
-            if self.playout.is_speaking():
-                self._utt_start = None
-        elif k == "backchannel_opportunity":
-            self.emit(ev.BackchannelOpportunity(call_id=cid, t=d.t, confidence=d.confidence))
-        elif k == "transcribe_overlap" and not self.secure_input:
+        if self.bot.notice_turn is not None and self._overlap_notices:
+            self.emit(ev.Backchannel(call_id=cid, t=d.t, confidence=d.confidence, policy=pol,
+                                     text="notice: the tenant lets the bot finish notices over the caller"))
+        elif self.playout.is_speaking() and self._takeover_by is None:
+            self.emit(ev.BargeIn(call_id=cid, t=d.t, confidence=d.confidence, reason=d.reason, policy=pol,
+                                 onset=d.onset))
+            spoke_since = self.bot.speaking_since if self.bot.speaking_since is not None else 0.0
+            self._cut_bot("barge_in")
+            # the onset a model reports can predate this overlap (VAD not yet triggered)
+            self._utt_start = d.onset if d.onset >= spoke_since else max(0.0, d.t - 0.5)
+
+    def _backchannel(self, d: Decision) -> None:
+        self.emit(ev.Backchannel(call_id=self.call_id, t=d.t, confidence=d.confidence, text="", reason=d.reason,
+                                 policy=self.policy.name))
+        if self.playout.is_speaking():
+            self._utt_start = None
+
+    def _backchannel_opportunity(self, d: Decision) -> None:
+        self.emit(ev.BackchannelOpportunity(call_id=self.call_id, t=d.t, confidence=d.confidence))
+
+    def _transcribe_overlap_asked(self, d: Decision) -> None:
+        if not self.secure_input:
             self._spawn(self._transcribe_overlap(d.onset, d.t))
+
+    # one handler per kind, as h11 keeps its transitions in one table (tests check it is complete)
+    DECISION_HANDLERS: ClassVar[dict[DecisionKind, Callable[["CallSession", Decision], None]]] = {
+        DecisionKind.SPEECH_START: _speech_start, DecisionKind.SPEECH_END: _speech_end, DecisionKind.HOLD: _hold,
+        DecisionKind.END_OF_TURN: _end_of_turn, DecisionKind.INTERRUPT: _interrupt,
+        DecisionKind.BACKCHANNEL: _backchannel, DecisionKind.BACKCHANNEL_OPPORTUNITY: _backchannel_opportunity,
+        DecisionKind.TRANSCRIBE_OVERLAP: _transcribe_overlap_asked,
+    }
 
     async def _transcribe_overlap(self, onset: float, t: float) -> None:
         tr = await self.services.asr.transcribe_detailed(self.caller_audio(onset - PRE_ROLL, t))
         text = tr.text if tr.score >= self.settings.min_overlap_word_score else ""
         if text:
             self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=text))
-            self._detect_intents(text, partial=True)
+            self.intents.heard(text, partial=True)
         for d in self.policy.on_transcript(text, onset, self.now):
             self._on_decision(d)
 
@@ -309,7 +333,7 @@ class CallSession:
             if tr.text:
                 self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text,
                                                complete=round(text_completeness(tr.text, tr.p_final), 3)))
-                self._detect_intents(tr.text, partial=True)
+                self.intents.heard(tr.text, partial=True)
             spec = self._spec
             if spec is not None and spec[0] == start and spec[1] == end:
                 self._start_draft(start, end, tr.text)
@@ -318,37 +342,6 @@ class CallSession:
             return tr.text
 
         self._spec = (start, end, self._spawn(run()))
-
-    def _partial_during_speech(self) -> None:
-        """About once a second of ongoing caller speech: a partial transcript, for the intents."""
-        if self.intents is None or not self._in_speech or self._partial_busy or self.secure_input \
-                or self._utt_start is None or self.now - self._partial_at < self.settings.partial_every \
-                or (self._spec is not None and not self._spec[2].done()):
-            return
-        self._partial_at, self._partial_busy = self.now, True
-        audio = self.caller_audio(max(self._utt_start - PRE_ROLL, self.now - 8.0), self.now)
-
-        async def run() -> None:
-            try:
-                tr = await self.services.asr.transcribe_detailed(audio)
-            finally:
-                self._partial_busy = False
-            if tr.text and not self.secure_input:
-                self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text))
-                self._detect_intents(tr.text, partial=True)
-
-        self._spawn(run())
-
-    def _detect_intents(self, text: str, partial: bool, turn_over: bool = False) -> None:
-        """Intents heard in `text` not yet reported this caller turn (`turn_over`: the final words
-        of the turn; the next turn starts afresh)."""
-        if self.intents is None or self.secure_input:
-            return
-        for hit in self.intents.detect(text):
-            self.emit(ev.IntentDetected(call_id=self.call_id, t=self.now, intent=hit.intent,
-                                        confidence=hit.confidence, text=text, partial=partial))
-        if turn_over:
-            self.intents.new_turn()
 
     # -- speculation: the answer prepared at the pause -----------------------------------------
     def _revision_for(self, text: str) -> Revision | None:
@@ -372,7 +365,7 @@ class CallSession:
     def _commit_draft(self, d: Draft) -> None:
         """The end of turn came on the draft's transcript: it becomes the answer."""
         self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=d.text, speaker="caller"))
-        self._detect_intents(d.text, partial=False, turn_over=True)
+        self.intents.heard(d.text, partial=False, turn_over=True)
         self._cut = None
         self.history.append(Turn("caller", d.text))
         self._mark_revision(d.ctx.revision)
@@ -430,7 +423,7 @@ class CallSession:
         text = await asr
         self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=text, speaker="caller"))
         if text.strip():
-            self._detect_intents(text, partial=False, turn_over=True)
+            self.intents.heard(text, partial=False, turn_over=True)
         revision = self._revision_for(text)
         cut, self._cut = self._cut, None
         if not text.strip() or (cut is not None and is_backchannel_text(text)):

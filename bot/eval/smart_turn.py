@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 import numpy.typing as npt
 
-from .base import CHUNK_SAMPLES, CHUNK_SECONDS, Decision, Observation, PolicySettings
-from .completeness import WordEvidence
+from ..policy.base import CHUNK_SAMPLES, CHUNK_SECONDS, Decision, DecisionKind, Observation, PolicySettings
+from ..policy.completeness import WordEvidence
 
 RATE = 16000
 N_FFT = 400
@@ -167,9 +167,9 @@ class SmartTurnPolicy:
             if not self.speaking and self.voiced_run >= s.vad_start_secs - 1e-9:
                 self.speaking = True
                 onset = obs.t - self.voiced_run
-                out.append(Decision("speech_start", obs.t, confidence=obs.vad, onset=onset))
+                out.append(Decision(DecisionKind.SPEECH_START, obs.t, confidence=obs.vad, onset=onset))
                 if obs.bot_speaking and not self.settings.allow_overlap:
-                    out.append(Decision("interrupt", obs.t, confidence=obs.vad, onset=onset,
+                    out.append(Decision(DecisionKind.INTERRUPT, obs.t, confidence=obs.vad, onset=onset,
                                         reason="VAD speech over bot"))
                     self.turn_start = self.turn_start if self.turn_start is not None else onset
                 elif not obs.bot_speaking and self.turn_start is None:
@@ -180,7 +180,7 @@ class SmartTurnPolicy:
             self.silent_run += CHUNK_SECONDS
             if self.speaking and self.silent_run >= s.vad_stop_secs - 1e-9:
                 self.speaking = False
-                out.append(Decision("speech_end", obs.t))
+                out.append(Decision(DecisionKind.SPEECH_END, obs.t))
             if (not self.speaking and self.turn_start is not None and not obs.bot_speaking):
                 if not self.analyzed and self.silent_run >= s.vad_stop_secs - 1e-9:
                     self.analyzed = True
@@ -188,11 +188,11 @@ class SmartTurnPolicy:
                     if p > s.threshold:
                         out.append(self._eot(obs.t, p, "smart turn"))
                     else:
-                        out.append(Decision("hold", obs.t, confidence=1 - p, reason=f"smart turn p={p:.2f}"))
+                        out.append(Decision(DecisionKind.HOLD, obs.t, confidence=1 - p, reason=f"smart turn p={p:.2f}"))
                 elif self.silent_run >= s.stop_secs - 1e-9:
                     out.append(self._eot(obs.t, 1.0, "stop_secs"))
         return out
 
     def _eot(self, t: float, p: float, why: str) -> Decision:
         self.turn_start = None
-        return Decision("end_of_turn", t, confidence=p, reason=why, silence=self.silent_run)
+        return Decision(DecisionKind.END_OF_TURN, t, confidence=p, reason=why, silence=self.silent_run)

@@ -7,7 +7,7 @@ through the same `Observation`s the engine feeds it. Policies:
 - vad-timeout: the baseline policy with LiveKit's settings (0.5 s endpointing, 0.5 s minimum
   interruption speech; no ASR here, so barge-in is by duration only).
 - vad-timeout-pipecat: the baseline with Pipecat's 0.8 s silence and VAD-start (0.2 s) barge-in.
-- smart-turn: Pipecat Smart Turn v3.2 (see bot/policy/smart_turn.py).
+- smart-turn: Pipecat Smart Turn v3.2 (see bot/eval/smart_turn.py).
 - duplex: the shipped duplex model with the DuplexPolicy (its heads and silence fallback only).
 - duplex-words: the same model fused with the words at each pause (bot/policy/fusion.py): at every
   speech end the caller's turn so far is transcribed by the engine's Whisper tiny.en, and the
@@ -136,7 +136,7 @@ def replay(policy: TurnPolicy, sample: Sample, st: Streams, i: int, words: MemoW
     the bot when the policy asks for it (`transcribe_overlap`)."""
     from ..policy.completeness import evidence
     from ..policy.duplex import model_output
-    from ..policy.smart_turn import SmartTurnPolicy
+    from .smart_turn import SmartTurnPolicy
     policy.reset()
     feed = policy.feed_audio if isinstance(policy, SmartTurnPolicy) else None  # the one policy that hears audio
     eots: list[float] = []
@@ -184,7 +184,7 @@ class MemoAnalyzer:
     """Smart Turn calls cached by (sample, segment end, segment length): threshold sweeps reuse them."""
 
     def __init__(self) -> None:
-        from ..policy.smart_turn import SmartTurnModel
+        from .smart_turn import SmartTurnModel
         self.model = SmartTurnModel()
         self.cache: dict[tuple[str, int, float], float] = {}
         self.key = ""
@@ -215,7 +215,7 @@ def make_policy(name: str, knob: float | None, base: PolicySettings, memo: MemoA
             s = replace(s, end_of_turn_silence=0.1 + 1.5 * knob, min_interruption_speech=0.05 + 0.95 * knob)
         return VadTimeoutPolicy(s)
     if name == "smart-turn":
-        from ..policy.smart_turn import SmartTurnPolicy, SmartTurnSettings
+        from .smart_turn import SmartTurnPolicy, SmartTurnSettings
         st = SmartTurnSettings()
         if knob is not None:
             st = replace(st, threshold=0.05 + 0.9 * knob, vad_start_secs=0.064 + 0.64 * knob)

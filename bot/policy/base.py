@@ -4,11 +4,12 @@ A policy is a sans-IO object. The engine feeds it one `Observation` per 32 ms ch
 audio (16 kHz, 512 samples) and it returns `Decision`s. It never blocks and never does I/O: model
 outputs (Silero VAD probability, the duplex model's heads) are computed by the batched inference
 scheduler and handed in. A policy that wants words (the baseline's word rule for barge-in) returns a
-`transcribe_overlap` decision; the engine runs ASR off the loop and calls `on_transcript` later.
+`TRANSCRIBE_OVERLAP` decision; the engine runs ASR off the loop and calls `on_transcript` later.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -18,16 +19,18 @@ CHUNK_SAMPLES = 512
 CHUNK_RATE = 16000
 CHUNK_SECONDS = CHUNK_SAMPLES / CHUNK_RATE  # 0.032
 
-DecisionKind = Literal[
-    "speech_start",  # caller started speaking (confidence = VAD prob)
-    "speech_end",  # caller stopped speaking (may be a pause)
-    "end_of_turn",  # the caller has finished: bot speaks now
-    "hold",  # caller paused, expected to go on
-    "interrupt",  # real interruption over bot speech: stop now
-    "backchannel",  # caller sound over bot speech that is not an interruption
-    "backchannel_opportunity",
-    "transcribe_overlap",  # please run ASR on caller audio since `onset` and call on_transcript
-]
+
+class DecisionKind(StrEnum):
+    """What a policy decided. A `StrEnum`: each member is its string value (`"end_of_turn"`), so
+    logs, traces and JSON read as before and a member compares equal to its string."""
+    SPEECH_START = "speech_start"  # caller started speaking (confidence = VAD prob)
+    SPEECH_END = "speech_end"  # caller stopped speaking (may be a pause)
+    END_OF_TURN = "end_of_turn"  # the caller has finished: bot speaks now
+    HOLD = "hold"  # caller paused, expected to go on
+    INTERRUPT = "interrupt"  # real interruption over bot speech: stop now
+    BACKCHANNEL = "backchannel"  # caller sound over bot speech that is not an interruption
+    BACKCHANNEL_OPPORTUNITY = "backchannel_opportunity"  # (duplex model) where a listener would say "mm-hmm"
+    TRANSCRIBE_OVERLAP = "transcribe_overlap"  # run ASR on caller audio since `onset`, call on_transcript
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ barge-in, the way Pipecat and LiveKit ship it.
 """
 from __future__ import annotations
 
-from .base import CHUNK_SECONDS, Decision, Observation, PolicySettings
+from .base import CHUNK_SECONDS, Decision, DecisionKind, Observation, PolicySettings
 from .completeness import WordEvidence
 from .words import has_interrupt_word, is_backchannel_text, words_of
 
@@ -55,7 +55,7 @@ class VadTimeoutPolicy:
                     silence = obs.t - self.last_end
                     if silence >= s.end_of_turn_silence - 1e-9:
                         self.turn_pending = False
-                        out.append(Decision("end_of_turn", obs.t, confidence=1.0 - obs.vad,
+                        out.append(Decision(DecisionKind.END_OF_TURN, obs.t, confidence=1.0 - obs.vad,
                                             reason=f"silence {silence:.2f}s", silence=silence))
             return out
         if voiced:
@@ -66,7 +66,7 @@ class VadTimeoutPolicy:
                     self._interrupt(obs.t, out, f"speech {dur:.2f}s", 0.7)
                 elif dur >= self.next_check:
                     self.next_check = dur + RECHECK
-                    out.append(Decision("transcribe_overlap", obs.t, onset=self.onset))
+                    out.append(Decision(DecisionKind.TRANSCRIBE_OVERLAP, obs.t, onset=self.onset))
         else:
             self.run += 1
             if self.run * CHUNK_SECONDS >= HANGOVER - 1e-9:
@@ -82,26 +82,26 @@ class VadTimeoutPolicy:
         self.transcript = ""
         self.next_check = self.settings.interruption_check_after
         if self.turn_pending and not self.overlap:
-            out.append(Decision("hold", obs.t, confidence=obs.vad, onset=self.onset,
+            out.append(Decision(DecisionKind.HOLD, obs.t, confidence=obs.vad, onset=self.onset,
                                 reason=f"pause {self.onset - self.last_end:.2f}s"))
-        out.append(Decision("speech_start", obs.t, confidence=obs.vad, onset=self.onset))
+        out.append(Decision(DecisionKind.SPEECH_START, obs.t, confidence=obs.vad, onset=self.onset))
 
     def _end(self, obs: Observation, out: list[Decision]) -> None:
         self.in_speech = False
         self.last_end = obs.t - self.run * CHUNK_SECONDS
         self.run = 0
-        out.append(Decision("speech_end", obs.t, onset=self.onset))
+        out.append(Decision(DecisionKind.SPEECH_END, obs.t, onset=self.onset))
         if self.overlap and not self.decided:
             self.decided = True
             if obs.bot_speaking or self.last_end - self.onset < self.settings.min_interruption_speech:
-                out.append(Decision("backchannel", obs.t, confidence=0.6, onset=self.onset,
+                out.append(Decision(DecisionKind.BACKCHANNEL, obs.t, confidence=0.6, onset=self.onset,
                                     reason=self.transcript or "short overlap"))
                 return
         self.turn_pending = True
 
     def _interrupt(self, t: float, out: list[Decision], reason: str, conf: float) -> None:
         self.decided = True
-        out.append(Decision("interrupt", t, confidence=conf, onset=self.onset, reason=reason))
+        out.append(Decision(DecisionKind.INTERRUPT, t, confidence=conf, onset=self.onset, reason=reason))
 
     def on_words(self, words: WordEvidence) -> list[Decision]:
         return []  # this policy ends turns on silence (or its own model) alone

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import CHUNK_SECONDS, Decision, ModelOutput, Observation, PolicySettings
+from .base import CHUNK_SECONDS, Decision, DecisionKind, ModelOutput, Observation, PolicySettings
 from .completeness import WordEvidence
 from .fusion import FusionSettings, Patience, patience
 from .words import has_stop_word
@@ -158,10 +158,11 @@ class DuplexPolicy:
                 if not self.in_speech:
                     if not self.paused_decided and m.hold >= HOLD_THRESHOLD:
                         self.paused_decided = True
-                        out.append(Decision("hold", obs.t, confidence=m.hold, reason=f"p(hold)={m.hold:.2f}"))
+                        out.append(Decision(DecisionKind.HOLD, obs.t, confidence=m.hold,
+                                            reason=f"p(hold)={m.hold:.2f}"))
                     if not self.bc_opp_decided and m.bc_opportunity >= BC_OPPORTUNITY_THRESHOLD:
                         self.bc_opp_decided = True
-                        out.append(Decision("backchannel_opportunity", obs.t, confidence=m.bc_opportunity))
+                        out.append(Decision(DecisionKind.BACKCHANNEL_OPPORTUNITY, obs.t, confidence=m.bc_opportunity))
         return out
 
     def _threshold(self, t: float, m: ModelOutput) -> float:
@@ -199,7 +200,7 @@ class DuplexPolicy:
         self.eot_run = 0
         self.ended_onset = self.onset  # only a new speech segment re-opens the turn
         conf = m.eot if p.source != "words" or self.words is None else max(m.eot, self.words.complete)
-        out.append(Decision("end_of_turn", t, confidence=conf, reason=p.reason, onset=self.onset,
+        out.append(Decision(DecisionKind.END_OF_TURN, t, confidence=conf, reason=p.reason, onset=self.onset,
                             silence=max(0.0, t - self.last_end) if not self.in_speech else 0.0))
         return True
 
@@ -221,7 +222,7 @@ class DuplexPolicy:
             self._stop(obs.t, max(m.interrupt, m.backchannel), f"p(interrupt)={m.interrupt:.2f}", out)
         elif not self.bc_decided and m.backchannel >= BACKCHANNEL_THRESHOLD:
             self.bc_decided = True  # a backchannel so far; it may still turn into an interruption
-            out.append(Decision("backchannel", obs.t, confidence=m.backchannel, onset=self.onset,
+            out.append(Decision(DecisionKind.BACKCHANNEL, obs.t, confidence=m.backchannel, onset=self.onset,
                                 reason=f"p(backchannel)={m.backchannel:.2f}"))
         if not self.overlap_decided and self.fusion is not None and self.in_speech and not s.allow_overlap:
             self._words_backstop(obs, out)
@@ -229,7 +230,7 @@ class DuplexPolicy:
     def _stop(self, t: float, confidence: float, reason: str, out: list[Decision]) -> None:
         self.overlap_decided = True
         self.floor = True  # the caller takes the floor
-        out.append(Decision("interrupt", t, confidence=confidence, reason=reason, onset=self.onset))
+        out.append(Decision(DecisionKind.INTERRUPT, t, confidence=confidence, reason=reason, onset=self.onset))
 
     def _words_backstop(self, obs: Observation, out: list[Decision]) -> None:
         """Caller speech over the bot that the model lets pass is transcribed every RECHECK from
@@ -237,7 +238,7 @@ class DuplexPolicy:
         dur = obs.t - self.onset
         if dur >= self.overlap_check - 1e-9:
             self.overlap_check = dur + RECHECK
-            out.append(Decision("transcribe_overlap", obs.t, onset=self.onset))
+            out.append(Decision(DecisionKind.TRANSCRIBE_OVERLAP, obs.t, onset=self.onset))
 
     def _vad(self, obs: Observation, out: list[Decision]) -> None:
         s = self.settings
@@ -257,11 +258,11 @@ class DuplexPolicy:
                         self.floor = True
                     self.paused_decided = False
                     self.bc_opp_decided = False
-                    out.append(Decision("speech_start", obs.t, confidence=obs.vad, onset=t0))
+                    out.append(Decision(DecisionKind.SPEECH_START, obs.t, confidence=obs.vad, onset=t0))
                 else:
                     self.last_end = t0
                     self.pause_t = obs.t
                     self.words_pending = self.fusion is not None and not obs.bot_speaking
-                    out.append(Decision("speech_end", obs.t, onset=self.onset))
+                    out.append(Decision(DecisionKind.SPEECH_END, obs.t, onset=self.onset))
         else:
             self.run = 0

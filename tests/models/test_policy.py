@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from bot.eval.smart_turn import SmartTurnPolicy, whisper_features
 from bot.policy.base import CHUNK_SAMPLES, CHUNK_SECONDS, ModelOutput, Observation, PolicySettings
 from bot.policy.duplex import DuplexPolicy, model_output
-from bot.policy.smart_turn import SmartTurnPolicy, whisper_features
 
 
 def run(policy, frames):
@@ -102,7 +102,7 @@ def test_one_end_of_turn_even_while_vad_still_hears_speech():
 def test_smart_turn_model_from_the_pipecat_wheel_without_importing_pipecat():
     import sys
 
-    from bot.policy.smart_turn import SmartTurnModel, smart_turn_model_path
+    from bot.eval.smart_turn import SmartTurnModel, smart_turn_model_path
     try:
         path = smart_turn_model_path()
     except RuntimeError as e:
