@@ -32,7 +32,7 @@ class Spoken:
 
 
 class ReplyHost(Protocol):
-    """What a reply needs from its call (CallSession implements it)."""
+    """What a reply needs from its call (the call's BotTurns implements it)."""
 
     def open_bot_turn(self) -> int: ...
 
