@@ -62,7 +62,6 @@ POST_ROLL = 0.1
 class EngineSettings:
     greet: bool = True
     resume_after_false_barge_in: bool = True
-    max_monologue: float = 60.0  # seconds of uninterrupted bot speech before it yields
     history_seconds: float = 30.0  # caller audio kept for ASR
     subscriber_queue: int = 512
     # overlap words below this mean log-probability are treated as no words (a murmured
