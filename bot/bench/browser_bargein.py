@@ -286,7 +286,7 @@ def _db(x: np.ndarray) -> float:
 class EngineTrace:
     """Per 32 ms chunk: the policy's inputs (VAD, the duplex heads, whether the bot was playing)
     and the levels of the caller chunk and of the bot reference the model was given with it."""
-    rows: list[list[float]] = field(default_factory=list)  # t, vad, bot_speaking, p_int, p_bc, p_eot
+    rows: list[list[float]] = field(default_factory=list)  # t, vad, bot_speaking, p_int, p_bc, p_eot, wall (epoch s)
     ref: dict[float, tuple[float, float]] = field(default_factory=dict)  # chunk start -> (caller dB, bot dB)
 
     def attach(self, session: "CallSession") -> Callable[[], None]:
@@ -297,7 +297,8 @@ class EngineTrace:
             m = obs.model
             self.rows.append([round(obs.t, 3), round(obs.vad, 3), float(obs.bot_speaking),
                               -1.0 if m is None else round(m.interrupt, 3),
-                              -1.0 if m is None else round(m.backchannel, 3), -1.0 if m is None else round(m.eot, 3)])
+                              -1.0 if m is None else round(m.backchannel, 3), -1.0 if m is None else round(m.eot, 3),
+                              time.time()])
             return step(obs)
 
         def tap(caller: "AudioFrame", bot: "AudioFrame") -> None:
@@ -312,9 +313,13 @@ class EngineTrace:
                 delattr(policy, "step")
         return detach
 
+    def wall_at(self, t: float) -> float | None:
+        """When (epoch seconds) the engine processed the chunk ending at stream time `t` or just after."""
+        return next((r[6] for r in self.rows if r[0] >= t - 1e-6), None)
+
     def window(self, t0: float, t1: float) -> list[dict[str, float]]:
         out = []
-        for t, vad, speaking, p_int, p_bc, p_eot in self.rows:
+        for t, vad, speaking, p_int, p_bc, p_eot, _ in self.rows:
             if t0 <= t <= t1:
                 lv = self.ref.get(round(t - 0.032, 3), (-100.0, -100.0))
                 out.append({"t": t, "vad": vad, "bot_speaking": bool(speaking), "p_interrupt": p_int,
@@ -378,9 +383,10 @@ async def one_run(rt: "Runtime", base_url: str, bs: BenchSettings, voices: Calle
         stops = await browser.js("window.duplexbot.stops") or []
         res["capture"] = await browser.js("window.duplexbot.capture")
         res["echo"] = await browser.js("window.duplexbot.echo")
+        res["network"] = await browser.js("window.duplexbot.network.browser")
         res["bot_said"] = [e.get("text", "") for e in events if e.get("type") == "bot_speech_start"]
         if not res["outcome"]:
-            _judge(res, events, stops, trace)
+            _judge(res, events, stops, trace, float(await browser.js("performance.timeOrigin") or 0.0))
         if not res["stopped"]:
             (workdir / "misses").mkdir(exist_ok=True)
             await browser.screenshot(workdir / "misses" / f"run-{i}.png")
@@ -403,7 +409,7 @@ async def one_run(rt: "Runtime", base_url: str, bs: BenchSettings, voices: Calle
 
 
 def _judge(res: dict[str, Any], events: list[dict[str, Any]], stops: list[dict[str, Any]],
-           trace: EngineTrace) -> None:
+           trace: EngineTrace, origin: float) -> None:
     """Whether the first interruption over the answer stopped the bot, and if not, why."""
     answer = _find(events, "bot_speech_start", pred=lambda e: ANSWER in (e.get("text") or ""))
     assert answer is not None
@@ -429,6 +435,16 @@ def _judge(res: dict[str, Any], events: list[dict[str, Any]], stops: list[dict[s
                 s = stops[0]
                 res.update(stopped=True, outcome="stopped", heard_drop_ms=_ms(s.get("drop")),
                            heard_silent_ms=_ms(s.get("silent")))
+                # one clock for both (this machine's): the caller's onset at the page's microphone ->
+                # the engine's decision (uplink, jitter buffer, inference queue, the decision itself);
+                # the rest of the heard stop is the way back (audio already sent, the page's playout)
+                paired = next((x for x in res.get("measurements") or [] if x.get("paired")), None)
+                wall = trace.wall_at(float(barge["t"]))
+                if paired is not None and wall is not None and origin:
+                    up = wall * 1000 - (origin + float(paired["onset"]))
+                    res["decided_wall_ms"] = round(up)
+                    if res["heard_drop_ms"] is not None:
+                        res["back_ms"] = round(res["heard_drop_ms"] - up)
             else:
                 res["outcome"] = "engine stopped, browser did not hear the bot drop"
         else:
@@ -461,7 +477,7 @@ def _pct(xs: list[int], p: float) -> int | None:
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in runs if r["stopped"]]
     out: dict[str, Any] = {"runs": len(runs), "stopped": len(ok)}
-    for key in ("engine_ms", "heard_drop_ms", "heard_silent_ms"):
+    for key in ("engine_ms", "heard_drop_ms", "heard_silent_ms", "decided_wall_ms", "back_ms"):
         xs = [int(r[key]) for r in ok if r.get(key) is not None]
         out[key] = {"p50": _pct(xs, 50), "p90": _pct(xs, 90), "min": min(xs, default=None),
                     "max": max(xs, default=None), "n": len(xs)}
@@ -545,18 +561,20 @@ def format_table(report: dict[str, Any]) -> str:
     def f(v: object) -> str:
         return "—" if v is None else str(v)
 
-    lines = [f"{'run':>3}  {'interruption':<24}{'voice':<22}{'into':>6}  {'stopped':<8}{'engine':>7}{'<10%':>7}"
-             f"{'silent':>7}  outcome"]
+    lines = ["times in ms after the caller's onset; engine: stream time; wall: when the engine decided, on this "
+             "machine's clock from the onset at the page's microphone; <10 % / silent: the bot's audio at the page",
+             f"{'run':>3}  {'interruption':<24}{'voice':<22}{'into s':>6}  {'stopped':<8}{'engine':>7}{'wall':>6}"
+             f"{'<10 %':>7}{'silent':>7}  outcome"]
     for r in report["runs"]:
         lines.append(f"{r['run']:>3}  {r['phrase']:<24}{r['voice']:<22}{f(r.get('into_answer_s')):>6}  "
-                     f"{'yes' if r['stopped'] else 'NO':<8}{f(r.get('engine_ms')):>7}{f(r.get('heard_drop_ms')):>7}"
-                     f"{f(r.get('heard_silent_ms')):>7}  {r['outcome']}")
+                     f"{'yes' if r['stopped'] else 'NO':<8}{f(r.get('engine_ms')):>7}{f(r.get('decided_wall_ms')):>6}"
+                     f"{f(r.get('heard_drop_ms')):>7}{f(r.get('heard_silent_ms')):>7}  {r['outcome']}")
     s = report["summary"]
     m = report["machine"]
     lines.append(f"stopped {s['stopped']}/{s['runs']}; engine p50 {f(s['engine_ms']['p50'])} ms, p90 "
                  f"{f(s['engine_ms']['p90'])} ms; heard below 10 % p50 {f(s['heard_drop_ms']['p50'])} ms, p90 "
                  f"{f(s['heard_drop_ms']['p90'])} ms; silent p50 {f(s['heard_silent_ms']['p50'])} ms, p90 "
-                 f"{f(s['heard_silent_ms']['p90'])} ms")
+                 f"{f(s['heard_silent_ms']['p90'])} ms; decided (wall) p50 {f(s['decided_wall_ms']['p50'])} ms")
     lines.append(f"{m['platform']}, {m['cpus']} CPUs, load average {m['load_average']} before, "
                  f"{m['load_average_after']} after; {m['chromium']}; capture: {report['capture']}")
     return "\n".join(lines)

@@ -18,10 +18,12 @@
   // the ICE candidate pair) beside the bot's own figures (aiortc's getStats, every 2 s on the channel).
   async function browserStats() {
     if (!pc) return;
-    const out = { jitter: null, loss: null, rtt: null, lost: null, packets: null };
+    const out = { jitter: null, loss: null, rtt: null, lost: null, packets: null, buffer: null };
     (await pc.getStats()).forEach((r) => {
       if (r.type === "inbound-rtp" && r.kind === "audio") {
         out.jitter = r.jitter; out.lost = r.packetsLost; out.packets = r.packetsReceived;
+        // how long the bot's audio waits in this browser's jitter buffer (part of every stop heard)
+        if (r.jitterBufferEmittedCount) out.buffer = r.jitterBufferDelay / r.jitterBufferEmittedCount;
         out.loss = r.packetsReceived + r.packetsLost > 0 ? r.packetsLost / (r.packetsReceived + r.packetsLost) : null;
       } else if (r.type === "candidate-pair" && r.nominated && r.currentRoundTripTime != null) out.rtt = r.currentRoundTripTime;
       else if (r.type === "remote-inbound-rtp" && r.kind === "audio" && r.roundTripTime != null && out.rtt == null) out.rtt = r.roundTripTime;
