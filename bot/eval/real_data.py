@@ -408,8 +408,11 @@ def _write(built: Built, out: Path, sid: str, kind: str, speaker: str, voice: st
 def generate(out: Path, fsdd: str | Path | None, speech_commands: str | Path | None, librispeech: str | Path | None,
              ljspeech: str | Path | None, n_digits: int = 18, n_words: int = 20, pause: float = 0.6,
              digit_pause: tuple[float, float] = (0.6, 1.0), barge_stop: int = 10, barge_yes: int = 10,
-             seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Build the set under `out` from whichever sources are given (None or a missing path: skipped)."""
+             seed: int = 0, log: Callable[[str], None] = print,
+             bot_voice: Callable[[str], np.ndarray] | None = None) -> dict[str, Any]:
+    """Build the set under `out` from whichever sources are given (None or a missing path: skipped).
+    With `bot_voice`, the barge-in words are also written as two-channel `eval turns` samples
+    under `out/bargein-turns` (see build_bargein_turns)."""
     rng = np.random.default_rng(seed)
     built = Built()
     out.mkdir(parents=True, exist_ok=True)
@@ -444,6 +447,8 @@ def generate(out: Path, fsdd: str | Path | None, speech_commands: str | Path | N
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     (out / "bargein.json").write_text(json.dumps({"samples": built.bargein, "sources": built.sources,
                                                   "eval_only": True}, indent=2))
+    if built.bargein and bot_voice is not None:
+        build_bargein_turns(out / "bargein-turns", out, built.bargein, bot_voice, rng, log)
     return manifest
 
 
@@ -461,6 +466,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pause-max", type=float, default=1.0, help="longest pause between digit groups")
     p.add_argument("--barge-stop", type=int, default=10, help="'stop' words for the barge-in bench")
     p.add_argument("--barge-yes", type=int, default=10, help="'yes' backchannels for the barge-in bench")
+    p.add_argument("--no-bargein-turns", action="store_true",
+                   help="skip the two-channel barge-in samples for `eval turns` (they need hibari-tts for the bot)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -472,7 +479,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         m = generate(Path(args.out), args.fsdd or None, args.speech_commands or None, args.librispeech or None,
                      args.ljspeech or None, args.digits, args.words, args.pause, (args.pause_min, args.pause_max),
-                     args.barge_stop, args.barge_yes, args.seed, log=lambda s: print(s, file=sys.stderr, flush=True))
+                     args.barge_stop, args.barge_yes, args.seed, log=lambda s: print(s, file=sys.stderr, flush=True),
+                     bot_voice=None if args.no_bargein_turns or not (args.barge_stop or args.barge_yes)
+                     else hibari_bot())
     except ValueError as e:
         print(f"duplexbot: error: {e}", file=sys.stderr)
         return 2
@@ -493,6 +502,60 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(p)
     return run(p.parse_args(argv))
 
+
+
+# ------------------------------------------------------------------ barge-in offline (eval turns format)
+
+BOT_LINES = ("Your order left our warehouse this morning and should reach you by Thursday afternoon.",
+             "We are open from nine in the morning until six in the evening, Monday to Saturday.",
+             "The garden chair costs forty nine pounds and comes in green, grey and a natural wood finish.",
+             "You can return any item within thirty days, as long as you still have the receipt.")
+
+
+def hibari_bot() -> Callable[[str], np.ndarray]:
+    """The bot's own voice as the call simulator speaks it (hibari "heart", unshifted), 16 kHz."""
+    from .phone_data import HibariModel
+
+    model = HibariModel()
+    return lambda text: model.render(text, 1.0, 1.0, 1.0, 0.0, seed=len(text))
+
+
+def build_bargein_turns(out: Path, folder: Path, bargein: Sequence[dict[str, Any]],
+                        bot_voice: Callable[[str], np.ndarray], rng: np.random.Generator,
+                        log: Callable[[str], None] = print) -> int:
+    """Two-channel samples for `eval turns` (bot/eval/dataset.py format) from the barge-in words:
+    the bot (channel 1) says a sentence; 1.0-2.0 s in, the caller (channel 0) says the real word at
+    the caller's level (-20 dBFS RMS; a "yes" backchannel is NOT made quieter), with the bot's voice
+    leaking into the caller channel at -35 dB (echo, 40 ms). A "stop" is an interruption (the bot
+    channel goes quiet 0.8 s after its onset, as a bot that stopped would), a "yes" a backchannel
+    (the bot talks on)."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = {t: normalise(bot_voice(t)) for t in BOT_LINES}
+    n = 0
+    for k, it in enumerate(bargein):
+        word, _ = read_wav(folder / it["wav"])
+        w = normalise(word[0])
+        bot = lines[BOT_LINES[k % len(BOT_LINES)]]
+        b0 = int(0.5 * RATE)
+        onset = b0 + int(rng.uniform(1.0, 2.0) * RATE)
+        total = max(b0 + bot.size, onset + w.size) + int(2.0 * RATE)
+        x = np.zeros((2, total), np.float32)
+        x[1, b0:b0 + bot.size] = bot
+        if it["word"] == "stop":
+            x[1, onset + int(0.8 * RATE):] = 0.0
+        d = int(0.04 * RATE)
+        x[0, d:] += x[1, :-d] * np.float32(10 ** (-35 / 20))
+        x[0, onset:onset + w.size] += w
+        db = _frame_db(w)
+        on = np.flatnonzero(db > SPEECH_DBFS)
+        t_on = (onset + (on[0] * FRAME if on.size else 0)) / RATE
+        labels = {"eot": [], "hold": [], "interruption": [round(t_on, 3)] if it["word"] == "stop" else [],
+                  "backchannel": [round(t_on, 3)] if it["word"] != "stop" else []}
+        write_wav(out / f"{it['id']}.wav", x, RATE)
+        (out / f"{it['id']}.json").write_text(json.dumps(labels))
+        n += 1
+        log(f"{it['id']:<18} {it['speaker']:<28} {it['word']} at {t_on:.2f} s over the bot")
+    return n
 
 
 # ------------------------------------------------------------------ barge-in over the greeting (real words)

@@ -140,3 +140,18 @@ def test_burst_end_follows_the_audio_playing_at_the_onset():
     frames = [(round(t, 2), -20.0) for t in np.arange(0.0, 2.0, 0.02)] + [(3.0, -20.0)]
     assert R._burst_end(frames, [], 1.0, -40.0) == pytest.approx(2.0)
     assert R._burst_end(frames, [1.5], 1.0, -40.0) == pytest.approx(1.5)
+
+
+def test_barge_in_words_become_two_channel_eval_samples(sources: dict[str, Path], tmp_path: Path):
+    R.generate(tmp_path, None, sources["sc"], None, None, n_words=2, barge_stop=1, barge_yes=1, seed=3,
+               log=lambda _: None, bot_voice=lambda text: burst(len(text) / 20, 16000, 150.0))
+    samples = {s.name: s for s in load_dataset(tmp_path / "bargein-turns")}
+    assert sorted(samples) == ["barge-stop-000", "barge-yes-000"]  # 4 speakers per word: 2 answers, 1 each
+    for name, s in samples.items():
+        t = (s.labels.interruption or s.labels.backchannel)[0]
+        assert 1.5 <= t <= 2.6 and not s.labels.eot
+        assert bool(s.labels.interruption) == name.startswith("barge-stop")
+        i = int(t * 16000)
+        assert np.abs(s.audio[1, i - 1600:i]).max() > 0.05  # the bot is talking when the word starts
+        bot_after = np.abs(s.audio[1, i + int(1.0 * 16000):i + int(1.2 * 16000)]).max()
+        assert (bot_after == 0.0) == name.startswith("barge-stop")  # a stopped bot goes quiet, else talks on
