@@ -452,6 +452,30 @@ def generate(out: Path, fsdd: str | Path | None, speech_commands: str | Path | N
     return manifest
 
 
+def synthetic_bargein(out: Path, n_stop: int = 10, n_yes: int = 10, log: Callable[[str], None] = print) -> int:
+    """The comparison for the barge-in bench: "Stop." and "Yes." said by the phone set's held-out
+    synthetic voices (bot/eval/phone_data.py: espeak-ng variants and hibari styles), in the same
+    `bargein.json` format, so `bench real-bargein` runs both through one harness."""
+    from .phone_data import make_voices
+
+    voices, licences = make_voices(["espeak", "hibari"])
+    (out / "bargein").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for word, count in (("stop", n_stop), ("yes", n_yes)):
+        for k in range(count):
+            v = voices[(k * 2 + (word == "yes")) % len(voices)]
+            y = normalise(v.synth(word.capitalize() + "."))
+            sid = f"barge-{word}-{k:03d}"
+            write_wav(out / "bargein" / f"{sid}.wav", y, RATE)
+            rows.append({"id": sid, "wav": f"bargein/{sid}.wav", "word": word,
+                         "expect": "stop" if word == "stop" else "continue", "speaker": v.name,
+                         "duration": round(y.size / RATE, 3)})
+            log(f"{sid:<16} {v.name}")
+    (out / "bargein.json").write_text(json.dumps({"samples": rows, "licences": licences, "synthetic": True},
+                                                 indent=2))
+    return len(rows)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder for manifest.json, wav/, bargein/ (never committed: out/...)")
     for key, flag in (("fsdd", "--fsdd"), ("speech_commands", "--speech-commands"), ("librispeech", "--librispeech"),
@@ -468,6 +492,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--barge-yes", type=int, default=10, help="'yes' backchannels for the barge-in bench")
     p.add_argument("--no-bargein-turns", action="store_true",
                    help="skip the two-channel barge-in samples for `eval turns` (they need hibari-tts for the bot)")
+    p.add_argument("--synthetic-bargein", action="store_true",
+                   help="instead: write only a SYNTHETIC barge-in set (held-out TTS voices saying 'Stop.'/'Yes.') "
+                        "to compare against in `bench real-bargein`")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -476,6 +503,11 @@ def run(args: argparse.Namespace) -> int:
             args.digits, args.words, args.barge_stop, args.barge_yes) < 0:
         print("duplexbot: error: pauses must be 0.05-5 s (min <= max) and counts >= 0", file=sys.stderr)
         return 2
+    if args.synthetic_bargein:
+        n = synthetic_bargein(Path(args.out), args.barge_stop, args.barge_yes,
+                              log=lambda s: print(s, file=sys.stderr, flush=True))
+        print(f"{n} synthetic barge-in words -> {Path(args.out) / 'bargein.json'}")
+        return 0
     try:
         m = generate(Path(args.out), args.fsdd or None, args.speech_commands or None, args.librispeech or None,
                      args.ljspeech or None, args.digits, args.words, args.pause, (args.pause_min, args.pause_max),
