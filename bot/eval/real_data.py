@@ -455,7 +455,8 @@ def generate(out: Path, fsdd: str | Path | None, speech_commands: str | Path | N
 def synthetic_bargein(out: Path, n_stop: int = 10, n_yes: int = 10, log: Callable[[str], None] = print) -> int:
     """The comparison for the barge-in bench: "Stop." and "Yes." said by the phone set's held-out
     synthetic voices (bot/eval/phone_data.py: espeak-ng variants and hibari styles), in the same
-    `bargein.json` format, so `bench real-bargein` runs both through one harness."""
+    `bargein.json` format, so `bench real-bargein` runs both through one harness (and the same
+    two-channel `bargein-turns/` for `eval turns`)."""
     from .phone_data import make_voices
 
     voices, licences = make_voices(["espeak", "hibari"])
@@ -473,6 +474,7 @@ def synthetic_bargein(out: Path, n_stop: int = 10, n_yes: int = 10, log: Callabl
             log(f"{sid:<16} {v.name}")
     (out / "bargein.json").write_text(json.dumps({"samples": rows, "licences": licences, "synthetic": True},
                                                  indent=2))
+    build_bargein_turns(out / "bargein-turns", out, rows, hibari_bot(), np.random.default_rng(0), log)
     return len(rows)
 
 
