@@ -67,7 +67,7 @@ CATCH_WINDOW = 2.5  # a barge-in later than this after the onset is not this int
 class BenchSettings:
     runs: int = 10
     out: str = "out/bench-browser-bargein"
-    echo: bool = True  # the page's default capture (echo cancellation on); False: ?echo=off
+    echo: str = "auto"  # the page's ?echo=: auto (its default: cancel only an echo it hears), on, off
     codec: str = ""  # "" the page's default, else opus or PCMU
     policy: str = "duplex"
     tenant: str = ""  # "" the bot's default tenant (or the only configured one)
@@ -343,8 +343,8 @@ async def one_run(rt: "Runtime", base_url: str, bs: BenchSettings, voices: Calle
     v = variant(bs.first + i)
     wav, parts = voices.capture_file(workdir / f"caller-{i}.wav", v)
     query = [f"tenant={bs.tenant}"] if bs.tenant else []
-    if not bs.echo:
-        query.append("echo=off")
+    if bs.echo != "auto":
+        query.append(f"echo={bs.echo}")
     res: dict[str, Any] = {"run": i, **v.to_dict(), "capture_file": parts, "stopped": False, "outcome": ""}
     browser = Browser(wav)
     trace = EngineTrace()
@@ -443,8 +443,14 @@ def _judge(res: dict[str, Any], events: list[dict[str, Any]], stops: list[dict[s
                 if paired is not None and wall is not None and origin:
                     up = wall * 1000 - (origin + float(paired["onset"]))
                     res["decided_wall_ms"] = round(up)
-                    if res["heard_drop_ms"] is not None:
-                        res["back_ms"] = round(res["heard_drop_ms"] - up)
+                # the stop cannot be heard before the engine decided it: a drop below 10 % before that is a
+                # soft passage of the bot's speech running into the stop; then the stop heard is the silence
+                early = res.get("decided_wall_ms") is not None and res["heard_drop_ms"] is not None and \
+                    res["heard_drop_ms"] < res["decided_wall_ms"]
+                res["drop_before_decision"] = early
+                res["heard_stop_ms"] = res["heard_silent_ms"] if early else res["heard_drop_ms"]
+                if res.get("decided_wall_ms") is not None and res["heard_stop_ms"] is not None:
+                    res["back_ms"] = res["heard_stop_ms"] - res["decided_wall_ms"]
             else:
                 res["outcome"] = "engine stopped, browser did not hear the bot drop"
         else:
@@ -477,7 +483,7 @@ def _pct(xs: list[int], p: float) -> int | None:
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in runs if r["stopped"]]
     out: dict[str, Any] = {"runs": len(runs), "stopped": len(ok)}
-    for key in ("engine_ms", "heard_drop_ms", "heard_silent_ms", "decided_wall_ms", "back_ms"):
+    for key in ("engine_ms", "heard_drop_ms", "heard_silent_ms", "heard_stop_ms", "decided_wall_ms", "back_ms"):
         xs = [int(r[key]) for r in ok if r.get(key) is not None]
         out[key] = {"p50": _pct(xs, 50), "p90": _pct(xs, 90), "min": min(xs, default=None),
                     "max": max(xs, default=None), "n": len(xs)}
@@ -548,7 +554,9 @@ async def run_bench(bs: BenchSettings, log: Callable[[str], None] = lambda m: No
             pass
     report: dict[str, Any] = {
         "bench": "bargein-browser", "started": started, "settings": bs.__dict__,
-        "capture": "echo cancellation on, NS/AGC off (the page's default)" if bs.echo else "?echo=off",
+        "capture": {"auto": "the page's default: NS/AGC off, echo cancellation only if an echo is heard",
+                    "on": "?echo=on: echo cancellation always on, NS/AGC off",
+                    "off": "?echo=off: no echo cancellation, NS/AGC off"}[bs.echo],
         "machine": {**before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
                     "load_average_runs": loads},
         "summary": summarize(runs), "runs": runs,
@@ -562,19 +570,22 @@ def format_table(report: dict[str, Any]) -> str:
         return "—" if v is None else str(v)
 
     lines = ["times in ms after the caller's onset; engine: stream time; wall: when the engine decided, on this "
-             "machine's clock from the onset at the page's microphone; <10 % / silent: the bot's audio at the page",
+             "machine's clock from the onset at the page's microphone; <10 % / silent: the bot's audio at the page "
+             "(*: below 10 % before the engine decided: a soft passage of its speech; the stop heard is the silence)",
              f"{'run':>3}  {'interruption':<24}{'voice':<22}{'into s':>6}  {'stopped':<8}{'engine':>7}{'wall':>6}"
              f"{'<10 %':>7}{'silent':>7}  outcome"]
     for r in report["runs"]:
         lines.append(f"{r['run']:>3}  {r['phrase']:<24}{r['voice']:<22}{f(r.get('into_answer_s')):>6}  "
                      f"{'yes' if r['stopped'] else 'NO':<8}{f(r.get('engine_ms')):>7}{f(r.get('decided_wall_ms')):>6}"
-                     f"{f(r.get('heard_drop_ms')):>7}{f(r.get('heard_silent_ms')):>7}  {r['outcome']}")
+                     f"{f(r.get('heard_drop_ms')) + ('*' if r.get('drop_before_decision') else ''):>7}"
+                     f"{f(r.get('heard_silent_ms')):>7}  {r['outcome']}")
     s = report["summary"]
     m = report["machine"]
     lines.append(f"stopped {s['stopped']}/{s['runs']}; engine p50 {f(s['engine_ms']['p50'])} ms, p90 "
                  f"{f(s['engine_ms']['p90'])} ms; heard below 10 % p50 {f(s['heard_drop_ms']['p50'])} ms, p90 "
                  f"{f(s['heard_drop_ms']['p90'])} ms; silent p50 {f(s['heard_silent_ms']['p50'])} ms, p90 "
-                 f"{f(s['heard_silent_ms']['p90'])} ms; decided (wall) p50 {f(s['decided_wall_ms']['p50'])} ms")
+                 f"{f(s['heard_silent_ms']['p90'])} ms; stop heard p50 {f(s['heard_stop_ms']['p50'])} ms, p90 "
+                 f"{f(s['heard_stop_ms']['p90'])} ms; decided (wall) p50 {f(s['decided_wall_ms']['p50'])} ms")
     lines.append(f"{m['platform']}, {m['cpus']} CPUs, load average {m['load_average']} before, "
                  f"{m['load_average_after']} after; {m['chromium']}; capture: {report['capture']}")
     return "\n".join(lines)

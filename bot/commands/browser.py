@@ -13,7 +13,7 @@ def cmd_bench_bargein(args: argparse.Namespace) -> int:
 
     from ..bench.browser_bargein import BenchSettings, format_table, run_bench
 
-    bs = BenchSettings(runs=args.runs, out=args.out, echo=not args.echo_off, codec=args.codec, policy=args.policy,
+    bs = BenchSettings(runs=args.runs, out=args.out, echo=args.echo, codec=args.codec, policy=args.policy,
                        tenant=args.tenant, first=args.first, wait_idle=args.wait_idle)
     try:
         report = asyncio.run(run_bench(bs, log=lambda m: print(m, file=sys.stderr, flush=True)))
@@ -30,7 +30,8 @@ def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
         "bargein-browser", help="headless Chromium calls (fake microphone) against the real server on 127.0.0.1: "
                                 "does the caller's first interruption stop the bot, and how fast it is heard")
     p.add_argument("--runs", type=int, default=10, help="fresh browser calls, one interruption each")
-    p.add_argument("--echo-off", action="store_true", help="capture with ?echo=off (headset) instead of the default")
+    p.add_argument("--echo", choices=["auto", "on", "off"], default="auto",
+                   help="the call page's ?echo=: auto (its default), on (always cancel echo), off")
     p.add_argument("--codec", choices=["", "opus", "PCMU"], default="", help="the page's codec (default: its own)")
     p.add_argument("--policy", choices=["auto", "baseline", "duplex"], default="duplex")
     p.add_argument("--tenant", default="", help="the call page's ?tenant= (default: the bot's default tenant)")
