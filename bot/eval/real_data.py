@@ -772,7 +772,7 @@ def summarise_bargein(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def format_bargein(report: dict[str, Any]) -> str:
-    lines = [f"Barge-in over the greeting, real words: {report['dataset']} (policy {report['policy']}, "
+    lines = [f"Barge-in over the greeting: {report['dataset']} (policy {report['policy']}, "
              f"{report['parallel']} calls at once; greeting {report['natural_greeting_s']} s uninterrupted)",
              f"{'word':<8}{'expect':<10}{'n':>4}{'stopped':>9}{'rate':>7}{'stop p50 ms':>13}{'stop p90 ms':>13}"
              f"{'err':>5}"]
