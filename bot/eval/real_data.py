@@ -478,6 +478,25 @@ def synthetic_bargein(out: Path, n_stop: int = 10, n_yes: int = 10, log: Callabl
     return len(rows)
 
 
+VIEWS = {"digits": ("digits",), "word": ("word",), "sentence": ("sentence", "sentence-pause")}
+
+
+def write_views(out: Path) -> list[Path]:
+    """Per-kind views of a built set for `eval turns` (which scores a whole folder): `OUT-digits`,
+    `OUT-word`, `OUT-sentence`, each a manifest.json whose wav paths point into OUT."""
+    m = json.loads((out / "manifest.json").read_text())
+    made = []
+    for name, kinds in VIEWS.items():
+        rows = [dict(s, wav=f"../{out.name}/{s['wav']}") for s in m["samples"] if s["kind"] in kinds]
+        if not rows:
+            continue
+        d = out.parent / f"{out.name}-{name}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "manifest.json").write_text(json.dumps({**m, "samples": rows, "view_of": str(out)}, indent=2))
+        made.append(d)
+    return made
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder for manifest.json, wav/, bargein/ (never committed: out/...)")
     for key, flag in (("fsdd", "--fsdd"), ("speech_commands", "--speech-commands"), ("librispeech", "--librispeech"),
@@ -497,6 +516,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synthetic-bargein", action="store_true",
                    help="instead: write only a SYNTHETIC barge-in set (held-out TTS voices saying 'Stop.'/'Yes.') "
                         "to compare against in `bench real-bargein`")
+    p.add_argument("--views", action="store_true",
+                   help="also write OUT-digits, OUT-word, OUT-sentence: per-kind manifests for `eval turns`")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -519,6 +540,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"duplexbot: error: {e}", file=sys.stderr)
         return 2
+    if args.views:
+        print("views: " + ", ".join(str(d) for d in write_views(Path(args.out))))
     kinds: dict[str, int] = {}
     for s in m["samples"]:
         kinds[s["kind"]] = kinds.get(s["kind"], 0) + 1

@@ -155,3 +155,10 @@ def test_barge_in_words_become_two_channel_eval_samples(sources: dict[str, Path]
         assert np.abs(s.audio[1, i - 1600:i]).max() > 0.05  # the bot is talking when the word starts
         bot_after = np.abs(s.audio[1, i + int(1.0 * 16000):i + int(1.2 * 16000)]).max()
         assert (bot_after == 0.0) == name.startswith("barge-stop")  # a stopped bot goes quiet, else talks on
+
+
+def test_per_kind_views_load_as_their_own_sets(built: Path):
+    made = R.write_views(built)
+    assert [d.name.rsplit("-", 1)[1] for d in made] == ["digits", "word", "sentence"]
+    sizes = [len(load_dataset(d)) for d in made]
+    assert sizes == [4, 4, 4] and sum(sizes) == len(load_set(built).samples)
