@@ -32,6 +32,12 @@ TRAILING_OPEN = ("...", "\u2026", ",", "-", "\u2014", ":", ";")
 # a turn that ends on a filler is a caller thinking aloud, not done ("the reason I'm calling is, you know")
 FILLER_ENDINGS = ("you know", "let me see", "let me think", "i mean", "well", "like", "kind of", "sort of")
 _WORD = re.compile(r"[a-z0-9']+")
+# a turn made only of these is a whole answer ("Yes.", "No thanks.", "That's right."): real callers'
+# bare answers get p_final ~0.6 from tiny.en and "No" often no full stop (docs/real-speech.md)
+ANSWER_ENDS = frozenset("""yes yeah yep yup no nope nah sure okay ok correct right exactly absolutely definitely
+thanks you please course really fine great perfect alright""".split())
+ANSWER_WORDS = ANSWER_ENDS | {"thank", "of", "not", "that's", "thats"}
+_PAIRED_ENDS = frozenset({"you", "course", "really"})  # answers only with their first word ("thank you")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,9 @@ def text_completeness(text: str, p_final: float | None) -> float:
     p = 0.5 if p_final is None else min(1.0, max(0.0, float(p_final)))
     if trailing:
         p = min(p, 0.15)
+    elif len(words) <= 3 and all(w in ANSWER_WORDS for w in words) and words[-1] in ANSWER_ENDS \
+            and not (len(words) == 1 and words[0] in _PAIRED_ENDS):
+        return max(p, 0.9)  # a bare answer is a whole turn
     if words[-1] in DANGLING:
         p *= 0.2
     elif words[-1] in WEAK_ENDINGS:

@@ -29,6 +29,9 @@ from .words import has_stop_word
 
 REARM = 0.3  # seconds of low interrupt/backchannel probability before another overlap decision
 RECHECK = 0.15  # seconds between transcriptions of caller speech over the bot (words mode)
+# a transcript of caller speech over the bot still counts this long after that speech ended: a
+# real "stop" is often over before its words come back from ASR (docs/real-speech.md)
+LATE_WORDS = 1.0
 HOLD_THRESHOLD = 0.5
 BACKCHANNEL_THRESHOLD = 0.5
 BC_OPPORTUNITY_THRESHOLD = 0.5
@@ -115,8 +118,10 @@ class DuplexPolicy:
         stop the bot even when the model, unsure of an unfamiliar voice, does not. Other words never
         do here: on the test split a rule for any three words or half a second of speech stopped
         the bot for 60 % of the backchannels."""
-        if self.fusion is None or not self.in_speech or abs(onset - self.onset) > 1e-6:
+        if self.fusion is None or abs(onset - self.onset) > 1e-6:
             return []
+        if not self.in_speech and t - self.last_end > LATE_WORDS:
+            return []  # stale: that speech ended a while ago
         self.overlap_text = text
         out: list[Decision] = []
         if self.bot_speaking and not self.overlap_decided and not self.settings.allow_overlap and \
@@ -264,5 +269,10 @@ class DuplexPolicy:
                     self.pause_t = obs.t
                     self.words_pending = self.fusion is not None and not obs.bot_speaking
                     out.append(Decision(DecisionKind.SPEECH_END, obs.t, onset=self.onset))
+                    if self.fusion is not None and obs.bot_speaking and not self.overlap_decided \
+                            and not s.allow_overlap:
+                        # the whole of a short overlap the model let pass, once: a word like
+                        # "stop" may be over before any periodic check heard all of it
+                        out.append(Decision(DecisionKind.TRANSCRIBE_OVERLAP, obs.t, onset=self.onset))
         else:
             self.run = 0

@@ -181,3 +181,33 @@ def test_without_fusion_no_words_are_asked_for_over_the_bot():
     p = DuplexPolicy(PolicySettings())
     out, _ = overlap(p, 30)
     assert not [d for d in out if d.kind in ("transcribe_overlap", "interrupt")]
+
+
+def test_a_stop_word_whose_words_come_back_after_it_ended_still_stops_the_bot():
+    """A real "stop" (0.4 s) is often over before ASR answers: its whole length is transcribed
+    once at its end, and the transcript counts up to LATE_WORDS after it."""
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    out, t = overlap(p, 12)  # 0.38 s of caller speech over the bot
+    onset = [d for d in out if d.kind == "transcribe_overlap"][0].onset
+    ended = []
+    for i in range(4):  # then silence while the bot goes on
+        t += 0.032
+        ended += p.step(Observation(t=t, vad=0.0, bot_speaking=True, model=UNSURE))
+    kinds = [d.kind for d in ended]
+    assert "speech_end" in kinds and kinds.count("transcribe_overlap") == 1
+    stop = p.on_transcript("Stop.", onset, t + 0.4)
+    assert [d.kind for d in stop] == ["interrupt"]
+    p2 = DuplexPolicy(PolicySettings(), fusion=FS)
+    out, t = overlap(p2, 12)
+    for i in range(4):
+        t += 0.032
+        p2.step(Observation(t=t, vad=0.0, bot_speaking=True, model=UNSURE))
+    assert p2.on_transcript("Stop.", onset, t + 2.0) == []  # too late: the moment has passed
+
+
+def test_a_bare_answer_is_a_whole_turn_whatever_the_decoder_says():
+    from bot.policy.completeness import text_completeness
+    for text in ("Yes.", "No", "No thanks.", "That's right.", "Thank you"):
+        assert text_completeness(text, 0.3) >= 0.9, text
+    for text in ("Yes,", "you", "That is", "Yes I want"):
+        assert text_completeness(text, 0.3) < 0.6, text
