@@ -17,7 +17,7 @@ def cmd_real_data(args: argparse.Namespace) -> int:
 def cmd_real_bargein(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ..eval.real_data import BargeSettings, format_bargein, run_bargein
+    from ..eval.real_bargein import BargeSettings, format_bargein, run_bargein
 
     if args.parallel < 1 or (args.limit is not None and args.limit < 1):
         print("duplexbot: error: --parallel and --limit must be at least 1", file=sys.stderr)

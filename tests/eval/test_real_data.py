@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.eval import real_bargein as B
 from bot.eval import real_data as R
 from bot.eval.dataset import load_dataset
 from bot.eval.phone_data import load_set
@@ -123,23 +124,23 @@ def test_cli_builds_a_set(sources: dict[str, Path], tmp_path: Path, capsys: pyte
 
 def test_barge_in_scoring():
     # a clear 0.25 s after the onset: stopped
-    o = R.barge_outcome(onset=10.8, g0=10.0, clears=[11.05], burst_end=11.05, natural_s=4.0, window=2.0)
+    o = B.barge_outcome(onset=10.8, g0=10.0, clears=[11.05], burst_end=11.05, natural_s=4.0, window=2.0)
     assert o.stopped and o.stop_latency == pytest.approx(0.25)
     # no clear, the greeting played to its natural end: kept talking (right for a backchannel)
-    o = R.barge_outcome(onset=10.8, g0=10.0, clears=[], burst_end=14.0, natural_s=4.0, window=2.0)
+    o = B.barge_outcome(onset=10.8, g0=10.0, clears=[], burst_end=14.0, natural_s=4.0, window=2.0)
     assert not o.stopped and o.stop_latency is None
     # no clear but the audio ran out well before the greeting's end (the bot stopped sending)
-    o = R.barge_outcome(onset=10.8, g0=10.0, clears=[], burst_end=11.3, natural_s=4.0, window=2.0)
+    o = B.barge_outcome(onset=10.8, g0=10.0, clears=[], burst_end=11.3, natural_s=4.0, window=2.0)
     assert o.stopped and o.stop_latency == pytest.approx(0.5)
     # a clear after the window does not count
-    o = R.barge_outcome(onset=10.8, g0=10.0, clears=[13.5], burst_end=13.5, natural_s=4.0, window=2.0)
+    o = B.barge_outcome(onset=10.8, g0=10.0, clears=[13.5], burst_end=13.5, natural_s=4.0, window=2.0)
     assert not o.stopped
 
 
 def test_burst_end_follows_the_audio_playing_at_the_onset():
     frames = [(round(t, 2), -20.0) for t in np.arange(0.0, 2.0, 0.02)] + [(3.0, -20.0)]
-    assert R._burst_end(frames, [], 1.0, -40.0) == pytest.approx(2.0)
-    assert R._burst_end(frames, [1.5], 1.0, -40.0) == pytest.approx(1.5)
+    assert B._burst_end(frames, [], 1.0, -40.0) == pytest.approx(2.0)
+    assert B._burst_end(frames, [1.5], 1.0, -40.0) == pytest.approx(1.5)
 
 
 def test_barge_in_words_become_two_channel_eval_samples(sources: dict[str, Path], tmp_path: Path):
