@@ -200,6 +200,7 @@
       state.events.push(m.event);
       view.handle(m.event);
       if (m.event.type === "barge_in") { bargeAt.push(performance.now()); pairStops(); }
+      if (watch && ["bot_speech_start", "bot_speech_stop"].includes(m.event.type)) watch.setBotTurn(m.event.type === "bot_speech_start");
       if (m.event.type === "supervisor") supervisorNotice(m.event);
     }
     else if (m.type === "levels") { state.levels++; view.levels(m); }

@@ -6,7 +6,10 @@
 // and the bot's level on the remote track. A stop is the first moment the bot's level falls below
 // 10 % of its running level (what it was while talking, before the onset) and stays there 200 ms;
 // "silent" is the same below 1 %. Onsets where the bot never goes quiet within 2.5 s (a
-// backchannel, the bot kept talking) are kept as `stopped: false`.
+// backchannel, the bot kept talking) are kept as `stopped: false`. The bot counts as talking
+// while its level is recent (300 ms) or while its turn lasts (the engine's events, setBotTurn):
+// an onset in a pause between its sentences is measured too; the bot already below 10 % there, the
+// stop is where it stays below after the pause (the level going up again restarts the count).
 "use strict";
 window.DB.StopWatch = (function () {
   const TICK_MS = 10, HOLD_MS = 200, GIVE_UP_MS = 2500;
@@ -27,7 +30,7 @@ window.DB.StopWatch = (function () {
       this.onMeasured = onMeasured || (() => {});
       this.mic = null; this.bot = null;
       this.floor = 0.002; this.micRun = 0; this.micQuietRun = 0; this.inSpeech = false;
-      this.botLevel = 0; this.botLastLoud = -1e9;
+      this.botLevel = 0; this.botLastLoud = -1e9; this.botTurn = false;
       this.pending = null;
       this.results = [];
       this.timer = null;
@@ -56,7 +59,11 @@ window.DB.StopWatch = (function () {
       this.mic = this.bot = null;
     }
 
-    botTalking(now) { return this.botLevel > BOT_MIN && now - this.botLastLoud < 300; }
+    // The bot's turn as the engine's events tell it (bot_speech_start .. bot_speech_stop): a caller
+    // who starts inside a pause between the bot's sentences (300 ms and more) interrupts it too.
+    setBotTurn(on) { this.botTurn = !!on; }
+
+    botTalking(now) { return this.botLevel > BOT_MIN && (this.botTurn || now - this.botLastLoud < 300); }
 
     _tick(now) {
       if (!this.mic || !this.bot) return;
