@@ -94,6 +94,11 @@ def _letters(text: str) -> str:
     return "".join(c for c in text.lower() if c.isalnum())
 
 
+def _in_order(sub: list[str], seq: list[str]) -> bool:
+    it = iter(seq)
+    return all(w in it for w in sub)
+
+
 def clean_transcript(text: str) -> str:
     """Strip Whisper's non-speech annotations ('(coughing)', '[BLANK_AUDIO]', '*laughs*') and the
     loops it falls into on short padded clips ('Wait, stop. Wait, stop.' -> 'Wait, stop.')."""
@@ -111,6 +116,12 @@ def clean_transcript(text: str) -> str:
             break
         # a finished sentence followed by a restart cut off mid-word ("Did the plumber come yet? Did the pl")
         if words[i - 1][-1:] in ".?!" and len(tail) >= 2 and " ".join(key).startswith(" ".join(tail)):
+            words = words[:i]
+            break
+        # a finished sentence followed by a short loose restart of its beginning, the way tiny.en
+        # ends a clip cut at a pause ("No, this is running on ECS. No," / "... ECS. No, this running")
+        if words[i - 1][-1:] in ".?!" and words[-1][-1:] not in ".?!" and 1 <= len(tail) <= 3 \
+                and tail[0] == key[0] and _in_order(tail, key[:len(tail) + 2]):
             words = words[:i]
             break
         # a loop that started later: from here on the words repeat the `p` words before them
