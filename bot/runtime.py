@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 from .brain import OpenAIChatResponder
-from .brain.intents import IntentDetector, load_intents
-from .brain.tools import load_tools
+from .brain.intents import IntentDetector, IntentSpec, agent_intents
+from .brain.tools import ToolSet, parse_tools
 from .engine.admission import AdmissionController
 from .engine.events import Event
 from .engine.looplag import LoopLagMonitor
@@ -24,7 +24,7 @@ from .engine.vad import SileroVad
 from .policy.base import PolicySettings, TurnPolicy
 from .policy.baseline import VadTimeoutPolicy
 from .services.asr import Asr, WhisperAsr
-from .services.responder import AgentScript, Responder, ScriptedAgent
+from .services.responder import AgentScript, Responder, ScriptedAgent, read_agent_file
 from .services.tts import Tts, make_tts
 from .settings import Settings
 
@@ -157,7 +157,8 @@ class CallManager:
 
 class Runtime:
     def __init__(self, settings: Settings, services: Services, script: AgentScript,
-                 state: CallStore | None = None):
+                 state: CallStore | None = None, tools: ToolSet = ToolSet(),
+                 intents: tuple[IntentSpec, ...] = ()):
         self.settings = settings
         self.services = services
         self.script = script
@@ -167,15 +168,19 @@ class Runtime:
         self.admission = AdmissionController(settings.admission)   # every transport asks it first
         self.lag_monitor = LoopLagMonitor(self.admission.record_lag)
         self.policy_name = "duplex" if services.duplex_model is not None else "baseline"
-        # the agent file's tools and intents, read once (a bad declaration fails start-up)
-        self.tools = load_tools(settings.responder.agent_path)
-        self.intents = load_intents(settings.responder.agent_path)
+        self.tools = tools  # the agent file's, declared once for every call
+        self.intents = intents
         self._prewarm: asyncio.Task[int] | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> "Runtime":
         loop = asyncio.get_running_loop()
-        script = AgentScript.load(settings.responder.agent_path)
+        # the agent file read once: its script, tools and intents (a bad declaration fails here,
+        # before any model loads)
+        path = settings.responder.agent_path
+        agent = read_agent_file(path)
+        script = AgentScript.from_dict(agent, path)
+        tools, intents = parse_tools(agent, path), agent_intents(agent, path)
         vad = SileroVad(device=settings.onnx_device)
         duplex = None
         if settings.policy_name in ("auto", "duplex"):
@@ -199,7 +204,7 @@ class Runtime:
         services = Services(scheduler, asr, tts, duplex)
         if state is not None:
             services.set_secure = state.set_secure_input
-        rt = cls(settings, services, script, state)
+        rt = cls(settings, services, script, state, tools, intents)
         if state is not None:
             from .state.health import StoreWatch
 

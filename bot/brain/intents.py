@@ -20,9 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..config import ConfigError
+from ..services.responder import read_agent_file
 
 
 @dataclass(frozen=True)
@@ -80,12 +79,13 @@ def parse_intents(data: object, where: str = "agent") -> tuple[IntentSpec, ...]:
     return tuple(specs)
 
 
+def agent_intents(data: object, where: str) -> tuple[IntentSpec, ...]:
+    """The `intents:` of an agent file's top-level mapping (see `read_agent_file`)."""
+    return parse_intents(data.get("intents") if isinstance(data, dict) else None, where)
+
+
 def load_intents(agent_path: str | Path) -> tuple[IntentSpec, ...]:
-    try:
-        data = yaml.safe_load(Path(agent_path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"agent file {agent_path}: cannot read intents ({e})") from None
-    return parse_intents(data.get("intents") if isinstance(data, dict) else None, str(agent_path))
+    return agent_intents(read_agent_file(agent_path), str(agent_path))
 
 
 class IntentDetector:

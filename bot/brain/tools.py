@@ -45,9 +45,9 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
-import yaml
 
 from ..config import ConfigError
+from ..services.responder import read_agent_file
 from .safety import Confirmation
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -105,14 +105,7 @@ class ToolSet:
 
 def load_tools(agent_path: str | Path) -> ToolSet:
     """The tools of an agent file (`tools:` and `tool_hosts:`); none when it declares none."""
-    p = Path(agent_path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise ConfigError(f"agent file {p}: cannot read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"agent file {p}: not valid YAML ({e})") from None
-    return parse_tools(data, str(p))
+    return parse_tools(read_agent_file(agent_path), str(agent_path))
 
 
 def parse_tools(data: object, where: str) -> ToolSet:

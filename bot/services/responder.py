@@ -125,6 +125,18 @@ class Responder(Protocol):
     def review_whisper(self, text: str) -> "WhisperReview": ...
 
 
+def read_agent_file(path: str | Path) -> object:
+    """An agent file's YAML, read once for everything it declares (the script, its tools, its
+    intents); ConfigError when it cannot be read or parsed."""
+    p = Path(path)
+    try:
+        return yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ConfigError(f"agent file {p}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"agent file {p}: not valid YAML ({e})") from None
+
+
 @dataclass(frozen=True)
 class FaqEntry:
     id: str
@@ -183,14 +195,7 @@ class AgentScript:
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_AGENT) -> "AgentScript":
-        p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text())
-        except OSError as e:
-            raise ConfigError(f"agent file {p}: cannot read ({e.strerror})") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"agent file {p}: not valid YAML ({e})") from None
-        return cls.from_dict(data, str(p))
+        return cls.from_dict(read_agent_file(path), str(path))
 
     @classmethod
     def from_dict(cls, data: object, where: str = "agent") -> "AgentScript":
