@@ -208,14 +208,6 @@ class TurnRevised(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class InputRefused(Event):
-    """Caller words kept from a tool or the model (moderation, an injection attempt, card digits)."""
-    type: ClassVar[str] = "input_refused"
-    reason: str
-    category: str
-
-
-@dataclass(frozen=True, kw_only=True)
 class SupervisorControl(Event):
     """A supervisor changed how the call runs (bot/supervisor/controls.py). action: "takeover" |
     "handback" | "mute" | "unmute" | "hold" | "resume" | "transfer" | "policy". `notice` is what the
