@@ -24,8 +24,6 @@ Per run, measured where each happens:
 from __future__ import annotations
 
 import asyncio
-import base64
-import itertools
 import json
 import math
 import os
@@ -42,13 +40,14 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import numpy as np
 
+from .cdp import CHROMIUM, Browser, CDPError
+
 if TYPE_CHECKING:
     from ..audio.frame import AudioFrame
     from ..engine.session import CallSession
     from ..policy.base import Decision, Observation
     from ..runtime import Runtime
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 RATE = 48000  # the fake capture file's rate
 QUESTION = "What are your opening hours?"
 ANSWER = "nine in the morning"  # a phrase of the hours answer (about 7 s of speech)
@@ -144,137 +143,6 @@ class CallerVoices:
 
 # ------------------------------------------------------------------ a minimal DevTools driver
 
-class CDPError(RuntimeError):
-    pass
-
-
-class Browser:
-    """Headless Chromium with a fake microphone fed from a WAV file, one page, JavaScript in it."""
-
-    def __init__(self, fake_audio: Path) -> None:
-        self.fake_audio = fake_audio
-        self.proc: asyncio.subprocess.Process | None = None
-        self.udd = tempfile.mkdtemp(prefix="duplexbot-bench-")
-        self.http: aiohttp.ClientSession | None = None
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._reader: asyncio.Task[None] | None = None
-        self.session = ""
-        self.errors: list[str] = []
-
-    async def start(self, timeout: float = 20.0) -> None:
-        args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                "--autoplay-policy=no-user-gesture-required", "--disable-features=WebRtcHideLocalIpsWithMdns",
-                f"--use-file-for-fake-audio-capture={self.fake_audio}", f"--user-data-dir={self.udd}",
-                "--remote-debugging-port=0", "--window-size=1360,1000", "about:blank"]
-        self.proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL,
-                                                         stderr=asyncio.subprocess.DEVNULL)
-        port_file = Path(self.udd) / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
-        while True:  # Chromium writes the file once it listens
-            lines = port_file.read_text().split("\n") if port_file.exists() else []
-            if len(lines) >= 2 and lines[1].strip():
-                break
-            if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise CDPError(f"chromium did not start (rc={self.proc.returncode})")
-            await asyncio.sleep(0.05)
-        self.http = aiohttp.ClientSession()
-        self.ws = await self.http.ws_connect(f"ws://127.0.0.1:{lines[0].strip()}{lines[1].strip()}",
-                                             max_msg_size=64 << 20)
-        self._reader = asyncio.ensure_future(self._read(self.ws))
-
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            m = json.loads(msg.data)
-            if "id" in m:
-                fut = self._pending.pop(m["id"], None)
-                if fut is not None and not fut.done():
-                    if "error" in m:
-                        fut.set_exception(CDPError(str(m["error"])))
-                    else:
-                        fut.set_result(m.get("result", {}))
-            elif m.get("method") == "Runtime.exceptionThrown" and m.get("sessionId") == self.session:
-                d = m["params"]["exceptionDetails"]
-                self.errors.append(f"{d.get('text', '')} {d.get('exception', {}).get('description', '')}")
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(CDPError("browser connection closed"))
-
-    async def send(self, method: str, params: dict[str, Any] | None = None, session: str = "",
-                   timeout: float = 30.0) -> dict[str, Any]:
-        if self.ws is None:
-            raise CDPError("browser not started")
-        i = next(self._ids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[i] = fut
-        msg: dict[str, Any] = {"id": i, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        await self.ws.send_str(json.dumps(msg))
-        return await asyncio.wait_for(fut, timeout)
-
-    async def open(self, url: str) -> None:
-        target = (await self.send("Target.createTarget", {"url": "about:blank"}))["targetId"]
-        self.session = (await self.send("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
-        await self.send("Runtime.enable", session=self.session)
-        await self.send("Page.enable", session=self.session)
-        await self.send("Page.navigate", {"url": url}, session=self.session)
-        await self.wait("document.readyState === 'complete' && location.href !== 'about:blank'", 15, "page load")
-
-    async def js(self, expression: str, timeout: float = 30.0) -> Any:
-        r = await self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                                 "returnByValue": True, "userGesture": True},
-                            session=self.session, timeout=timeout)
-        if "exceptionDetails" in r:
-            d = r["exceptionDetails"]
-            raise CDPError(f"{d.get('text')} {d.get('exception', {}).get('description', '')}")
-        return r["result"].get("value")
-
-    async def wait(self, expression: str, timeout: float, what: str = "", poll: float = 0.1) -> Any:
-        """Evaluate until truthy; raises TimeoutError naming `what`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                v = await self.js(expression)
-            except CDPError:
-                v = None
-            if v:
-                return v
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what or expression}")
-            await asyncio.sleep(poll)
-
-    async def screenshot(self, path: Path) -> None:
-        r = await self.send("Page.captureScreenshot", {"format": "png"}, session=self.session)
-        path.write_bytes(base64.b64decode(r["data"]))
-
-    async def close(self) -> None:
-        try:
-            if self.ws is not None and not self.ws.closed:
-                try:
-                    await asyncio.wait_for(self.send("Browser.close"), 5)
-                except (CDPError, asyncio.TimeoutError, ConnectionError):
-                    pass
-                await self.ws.close()
-            if self._reader is not None:
-                self._reader.cancel()
-            if self.http is not None:
-                await self.http.close()
-        finally:
-            if self.proc is not None and self.proc.returncode is None:
-                try:
-                    await asyncio.wait_for(self.proc.wait(), 5)
-                except asyncio.TimeoutError:
-                    self.proc.kill()
-                    await self.proc.wait()
-            shutil.rmtree(self.udd, ignore_errors=True)
-
-
 # ------------------------------------------------------------------ the engine's side of the overlap
 
 def _db(x: np.ndarray) -> float:
@@ -346,52 +214,52 @@ async def one_run(rt: "Runtime", base_url: str, bs: BenchSettings, voices: Calle
     if bs.echo != "auto":
         query.append(f"echo={bs.echo}")
     res: dict[str, Any] = {"run": i, **v.to_dict(), "capture_file": parts, "stopped": False, "outcome": ""}
-    browser = Browser(wav)
+    browser = Browser(wav, "bench")
     trace = EngineTrace()
     detach: Callable[[], None] | None = None
     t_start = time.monotonic()
     try:
         await browser.start()
-        await browser.open(base_url + "/" + ("?" + "&".join(query) if query else ""))
-        await browser.wait("document.querySelector('#tenant').value !== ''", 10, "the call page's tenant")
+        page = await browser.new_page(base_url + "/" + ("?" + "&".join(query) if query else ""))
+        await page.wait("document.querySelector('#tenant').value !== ''", 10, "the call page's tenant")
         if bs.codec:
-            await browser.js(f"document.querySelector('#codec').value = {json.dumps(bs.codec)}")
-        await browser.js("document.querySelector('#call').click()")
-        call_id = await browser.wait("window.duplexbot.connected && window.duplexbot.callId", 15, "the call to connect")
+            await page.js(f"document.querySelector('#codec').value = {json.dumps(bs.codec)}")
+        await page.js("document.querySelector('#call').click()")
+        call_id = await page.wait("window.duplexbot.connected && window.duplexbot.callId", 15, "the call to connect")
         session = rt.calls.get(str(call_id))
         if session is not None:
             detach = trace.attach(session)
         ev = "window.duplexbot.events"
         answer_js = f"{ev}.find(e => e.type === 'bot_speech_start' && (e.text || '').includes('{ANSWER}'))"
         try:
-            await browser.wait(answer_js, 45, "the hours answer")
+            await page.wait(answer_js, 45, "the hours answer")
         except TimeoutError:
             res["outcome"] = "no answer"
         if not res["outcome"]:
             try:  # a barge-in, the answer's end, or 20 s
-                await browser.wait(f"{ev}.some(e => e.type === 'barge_in') || {ev}.some(e => e.type === "
+                await page.wait(f"{ev}.some(e => e.type === 'barge_in') || {ev}.some(e => e.type === "
                                    f"'bot_speech_stop' && e.turn === ({answer_js}).turn)", 20, "barge-in or the end")
             except TimeoutError:
                 pass
             # the stopwatch gives up 2.5 s after an onset: let it finish (or pair the stop)
             try:
-                await browser.wait("window.duplexbot.stops.length > 0", 3.0, "the stop heard")
+                await page.wait("window.duplexbot.stops.length > 0", 3.0, "the stop heard")
             except TimeoutError:
                 pass
-        events: list[dict[str, Any]] = await browser.js(f"{ev}") or []
-        res["measurements"] = await browser.js("window.duplexbot.measurements")
-        stops = await browser.js("window.duplexbot.stops") or []
-        res["capture"] = await browser.js("window.duplexbot.capture")
-        res["echo"] = await browser.js("window.duplexbot.echo")
-        res["network"] = await browser.js("window.duplexbot.network.browser")
+        events: list[dict[str, Any]] = await page.js(f"{ev}") or []
+        res["measurements"] = await page.js("window.duplexbot.measurements")
+        stops = await page.js("window.duplexbot.stops") or []
+        res["capture"] = await page.js("window.duplexbot.capture")
+        res["echo"] = await page.js("window.duplexbot.echo")
+        res["network"] = await page.js("window.duplexbot.network.browser")
         res["bot_said"] = [e.get("text", "") for e in events if e.get("type") == "bot_speech_start"]
         if not res["outcome"]:
-            _judge(res, events, stops, trace, float(await browser.js("performance.timeOrigin") or 0.0))
+            _judge(res, events, stops, trace, float(await page.js("performance.timeOrigin") or 0.0))
         if not res["stopped"]:
             (workdir / "misses").mkdir(exist_ok=True)
-            await browser.screenshot(workdir / "misses" / f"run-{i}.png")
-        await browser.js("document.querySelector('#hangup').click()")
-        res["page_errors"] = list(browser.errors)
+            await page.screenshot(workdir / "misses" / f"run-{i}.png")
+        await page.js("document.querySelector('#hangup').click()")
+        res["page_errors"] = list(page.errors)
     except (CDPError, TimeoutError, aiohttp.ClientError, OSError) as e:
         res["outcome"] = res["outcome"] or f"error: {e}"
     finally:

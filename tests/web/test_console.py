@@ -101,7 +101,7 @@ async def test_console_and_call_page(tmp_path: Path, monkeypatch):
                                "&& e.speaker === 'bot' "
                                "&& /^Good news: delivery is free.*Harbour Street/.test(e.text))", 50,
                                "the steered answer")
-            except AssertionError as e:  # say what the bot heard and said instead
+            except TimeoutError as e:  # say what the bot heard and said instead
                 raise AssertionError(await sup.js("JSON.stringify(window.supervisor.events.filter(e => e.t > 20)"
                                                   ".map(e => [e.type, e.t, e.text || e.reason || '']))")) from e
             said = await sup.js(BOT_SAID)

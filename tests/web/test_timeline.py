@@ -155,7 +155,7 @@ async def test_timeline_live_and_ended(tmp_path: Path, monkeypatch):
             try:
                 await sup.wait("/opening hours/.test(document.querySelector('#view .transcript').textContent)", 5,
                                "the transcript as heard")
-            except AssertionError as e:
+            except TimeoutError as e:
                 raise AssertionError(await sup.js("JSON.stringify([document.querySelector('#view .transcript')"
                                                   ".textContent, window.supervisor.events.map(e => e.type + ':' + "
                                                   "(e.text || ''))])")) from e
