@@ -1,7 +1,7 @@
 """Listening in: both sides of a call mixed and sent to a supervisor's browser.
 
 Each listener has its own `ListenFeed`, registered as an audio tap on the session. The tap is
-called by the engine every 20 ms with (caller, bot) frames at 16 kHz; it mixes them and appends to
+called by the engine every 32 ms (one chunk) with (caller, bot) frames at 16 kHz; it mixes them and appends to
 a bounded buffer, dropping the oldest audio when the listener's connection does not keep up. It
 never blocks and never waits for the network, so listeners cannot change the call's timing.
 `ListenTrack` is the outgoing WebRTC track that drains the feed at real-time pace.
