@@ -38,6 +38,11 @@ ANSWER_ENDS = frozenset("""yes yeah yep yup no nope nah sure okay ok correct rig
 thanks you please course really fine great perfect alright""".split())
 ANSWER_WORDS = ANSWER_ENDS | {"thank", "of", "not", "that's", "thats"}
 _PAIRED_ENDS = frozenset({"you", "course", "really"})  # answers only with their first word ("thank you")
+# a caller reading out a number says it in groups ("six five two | three zero zero"): a pause after
+# a group is as likely a breath before the next one as the end, whatever mark tiny.en puts there
+DIGIT_WORDS = frozenset("""zero oh one two three four five six seven eight nine ten eleven twelve
+double triple hundred""".split())
+_DIGITS_MIN = 3  # this many digits at the end of a turn make it a number being read out
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,7 @@ class WordEvidence:
     # the voice's evidence that the caller goes on (bot/services/prosody.py); None without a probe
     p_continue: float | None = None
     open_ending: bool = False  # the phrase ends on a dangling or weak word, a filler or an open mark
+    digits: bool = False  # the phrase ends on a group of digits: the next group may follow
 
 
 def _ending(text: str) -> tuple[str, list[str], bool]:
@@ -90,6 +96,23 @@ def text_completeness(text: str, p_final: float | None) -> float:
     return p
 
 
+def ends_on_digits(text: str) -> bool:
+    """Whether the phrase ends on a read-out number of at least 3 digits ("... is 652, 300",
+    "six five two", "4111-1111"): numerals and digit words both count, with any marks between."""
+    n = 0
+    for tok in reversed(re.findall(r"[A-Za-z']+|[0-9]+", text)):
+        if tok.isdigit():
+            n += len(tok)
+        elif tok.lower() in DIGIT_WORDS:
+            n += 1
+        else:
+            break
+        if n >= _DIGITS_MIN:
+            return True
+    return False
+
+
 def evidence(text: str, p_final: float | None, end: float, t: float = 0.0,
              p_continue: float | None = None) -> WordEvidence:
-    return WordEvidence(text, p_final, text_completeness(text, p_final), end, t, p_continue, open_ending(text))
+    return WordEvidence(text, p_final, text_completeness(text, p_final), end, t, p_continue, open_ending(text),
+                        ends_on_digits(text))

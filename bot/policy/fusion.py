@@ -18,6 +18,9 @@ every silent chunk and ends the turn when the silence reaches it.
   `hold_veto`), even a complete-looking phrase waits `contested_silence` ("Do you live by yourself
   ... or with your family?"). When the voice is sure the phrase is done (p(continue) <=
   `voice_done`), words that are merely unsure are taken after `unsure_done_silence`.
+- A number read out in groups ("six five two | three zero zero"): a pause after a group of digits
+  is waited `digits_silence` whatever the mark or the voice; the next group usually follows within
+  a second (FSDD readers in bot/eval/real_data.py: 0.6-1.0 s).
 - No words at all (no transcript for this pause: secure input, ASR failure): the model's own
   hold-aware fallback, as before (`max_end_of_turn_silence`, or `max_hold_silence` in a hold).
 
@@ -45,6 +48,7 @@ class FusionSettings:
     voice_done: float = 0.05
     unsure_done_silence: float = 0.4  # unsure words, a voice that is done
     unmarked_done_silence: float = 0.6  # unfinished by the decoder alone (nothing dangles), a voice that is done
+    digits_silence: float = 1.1  # the phrase ends on a group of digits
     text_wait: float = 0.45  # seconds of silence the model waits for a pending transcript
     sure_eot: float = 0.999  # p(eot) at which the model needs no words (on unseen voices it is often
     # 0.9+ inside pauses: it waits for the words unless it is all but certain)
@@ -75,6 +79,8 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
     tag = f"words {c:.2f} \u201c{_tail(words.text)}\u201d"
     pc = words.p_continue
     voice = "" if pc is None else f", p(continue)={pc:.2f}"
+    if words.digits:
+        return Patience(fs.digits_silence, f"{tag}: digits, the next group may follow", "words")
     if c <= fs.incomplete:
         if not words.open_ending and pc is not None and pc <= fs.voice_done:
             # no '?' heard, but nothing dangles and the voice is done: tiny.en often drops the mark

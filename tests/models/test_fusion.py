@@ -211,3 +211,17 @@ def test_a_bare_answer_is_a_whole_turn_whatever_the_decoder_says():
         assert text_completeness(text, 0.3) >= 0.9, text
     for text in ("Yes,", "you", "That is", "Yes I want"):
         assert text_completeness(text, 0.3) < 0.6, text
+
+
+def test_a_number_read_out_in_groups_waits_for_the_next_group():
+    from bot.policy.completeness import ends_on_digits
+    for text in ("652, 300.", "six five two", "My number is 4111-1111", "three, eight, five, zero,"):
+        assert ends_on_digits(text), text
+    for text in ("I have 2 dogs.", "Room 12, please.", "Do you live by yourself?", "", "one"):
+        assert not ends_on_digits(text), text
+    # a group closed by a full stop that tiny.en is sure of is still only a group
+    p = patience(evidence("652.", 0.95, 1.0, p_continue=0.01), False, p_eot=0.99, p_hold=0.0, model_end=True,
+                 fallback=0.75)
+    assert p.silence == FS.digits_silence and "digits" in p.reason
+    # longer than the pauses between groups (0.6-1.0 s), well short of the unfinished-words wait
+    assert 1.0 < FS.digits_silence < FS.incomplete_silence
