@@ -47,6 +47,7 @@ class Resampler:
         self._hist = np.zeros(self.taps, np.float64)  # the last `taps` input samples
         self._consumed = 0  # absolute input samples received
         self._produced = 0  # absolute output samples produced
+        self._hist_live = False  # the history holds a non-zero sample (else silence maps to zeros)
 
     @property
     def delay_seconds(self) -> float:
@@ -63,6 +64,8 @@ class Resampler:
         bank = self._bank
         if bank is None:  # passthrough
             return x.copy()
+        if not self._hist_live and not x.any():
+            return self._silence(len(x), is_int)  # silence in, silence out (a bot that is quiet)
         xf = x.astype(np.float64)
         ext = np.concatenate([self._hist, xf])
         ext_start = self._consumed - self.taps  # absolute index of ext[0]
@@ -90,9 +93,22 @@ class Resampler:
         self._produced = int(n_end) if n.size else self._produced
         self._consumed = total
         self._hist = ext[-self.taps:]
+        self._hist_live = bool(self._hist.any())
         if is_int:
             return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
         return y.astype(np.float32)
+
+
+    def _silence(self, count: int, is_int: bool) -> np.ndarray:
+        """The output for `count` zero input samples after an all-zero history: zeros, as many as
+        the filter would have produced."""
+        total = self._consumed + count
+        n_end = ((total - 1) * self.up) // self.down + 1 if total > 0 else 0
+        n = max(0, n_end - self._produced)
+        if n:
+            self._produced = n_end
+        self._consumed = total
+        return np.zeros(n, np.int16 if is_int else np.float32)
 
 
 def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:

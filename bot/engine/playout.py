@@ -229,11 +229,13 @@ class Playout:
     def reference(self, start: int, n: int) -> np.ndarray:
         """Bot audio at 16 kHz for absolute samples [start, start+n) (zeros where unknown)."""
         out = np.zeros(n, np.int16)
-        if not self._ref:
-            return out
-        buf = np.concatenate(self._ref)
-        lo = max(start, self._ref_start)
-        hi = min(start + n, self._ref_start + len(buf))
-        if hi > lo:
-            out[lo - start:hi - start] = buf[lo - self._ref_start:hi - self._ref_start]
+        end = self._ref_start + self._ref_len  # absolute end of each kept piece, newest first: the
+        for piece in reversed(self._ref):  # model asks for the last chunk, so few pieces are visited
+            pos = end - len(piece)
+            lo, hi = max(start, pos), min(start + n, end)
+            if hi > lo:
+                out[lo - start:hi - start] = piece[lo - pos:hi - pos]
+            if pos <= start:
+                break
+            end = pos
         return out

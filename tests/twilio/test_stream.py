@@ -189,3 +189,17 @@ def test_decimator_keeps_the_band_and_removes_aliases():
                 assert 0.9 * 7071 < rms < 1.05 * 7071, (rate, f, rms)
             else:
                 assert rms < 0.05 * 7071, (rate, f, rms)
+
+
+def test_decimator_through_silence_matches_one_pass():
+    """Quiet frames skip the filter; the stream is still what one pass over all of it gives."""
+    from bot.transports.twilio.decimate import Decimator
+
+    rng = np.random.default_rng(5)
+    for rate in (16000, 24000, 48000):
+        n = rate // 50
+        frames = [(rng.standard_normal(n) * 4000).astype(np.int16) if (k // 3) % 2 else np.zeros(n, np.int16)
+                  for k in range(30)]
+        d = Decimator(rate)
+        streamed = np.concatenate([d.process(f) for f in frames])
+        assert np.array_equal(streamed, Decimator(rate).process(np.concatenate(frames))), rate
