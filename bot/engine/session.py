@@ -218,7 +218,9 @@ class CallSession:
         if self.bot.speaking_since is not None and self.now - self.bot.speaking_since > limit:
             self._cut_bot("max_monologue")
         obs = Observation(t=self.now, vad=vad, bot_speaking=self.playout.is_speaking(),
-                          rms=float(np.sqrt(np.mean(x * x))), model=model)
+                          rms=float(np.sqrt(np.mean(x * x))), model=model,
+                          bot_rms=float(np.sqrt(np.mean((bot.astype(np.float32) / 32768.0) ** 2))) if bot is not None
+                          else 0.0)
         for d in self.policy.step(obs):
             self._on_decision(d)
         self.intents.during_speech(self._utt_start, self._spec is not None and not self._spec[2].done())

@@ -43,9 +43,9 @@ def build_bargein_turns(out: Path, folder: Path, bargein: Sequence[dict[str, Any
     """Two-channel samples for `eval turns` (bot/eval/dataset.py format) from the barge-in words:
     the bot (channel 1) says a sentence; 1.0-2.0 s in, the caller (channel 0) says the real word at
     the caller's level (-20 dBFS RMS; a "yes" backchannel is NOT made quieter), with the bot's voice
-    leaking into the caller channel at -35 dB (echo, 40 ms). A "stop" is an interruption (the bot
-    channel goes quiet 0.8 s after its onset, as a bot that stopped would), a "yes" a backchannel
-    (the bot talks on)."""
+    leaking into the caller channel at -35 dB (echo, 40 ms). A "stop" or the start of a real
+    sentence ("talk") is an interruption (the bot channel goes quiet 0.8 s after its onset, as a bot
+    that stopped would), a "yes" a backchannel (the bot talks on)."""
     out.mkdir(parents=True, exist_ok=True)
     lines = {t: normalise(bot_voice(t)) for t in BOT_LINES}
     n = 0
@@ -58,7 +58,8 @@ def build_bargein_turns(out: Path, folder: Path, bargein: Sequence[dict[str, Any
         total = max(b0 + bot.size, onset + w.size) + int(2.0 * RATE)
         x = np.zeros((2, total), np.float32)
         x[1, b0:b0 + bot.size] = bot
-        if it["word"] == "stop":
+        stops = it.get("expect", "stop" if it["word"] == "stop" else "continue") == "stop"
+        if stops:
             x[1, onset + int(0.8 * RATE):] = 0.0
         d = int(0.04 * RATE)
         x[0, d:] += x[1, :-d] * np.float32(10 ** (-35 / 20))
@@ -66,8 +67,8 @@ def build_bargein_turns(out: Path, folder: Path, bargein: Sequence[dict[str, Any
         db = _frame_db(w)
         on = np.flatnonzero(db > SPEECH_DBFS)
         t_on = (onset + (on[0] * FRAME if on.size else 0)) / RATE
-        labels = {"eot": [], "hold": [], "interruption": [round(t_on, 3)] if it["word"] == "stop" else [],
-                  "backchannel": [round(t_on, 3)] if it["word"] != "stop" else []}
+        labels = {"eot": [], "hold": [], "interruption": [round(t_on, 3)] if stops else [],
+                  "backchannel": [round(t_on, 3)] if not stops else []}
         write_wav(out / f"{it['id']}.wav", x, RATE)
         (out / f"{it['id']}.json").write_text(json.dumps(labels))
         n += 1

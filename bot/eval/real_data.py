@@ -371,6 +371,9 @@ def build_words(tree: Tree, n: int, rng: np.random.Generator, built: Built, out:
                                   "speaker": f"speech-commands:{spk}", "duration": round(y.size / RATE, 3)})
 
 
+TALK_SECONDS = 1.5  # how much of a real sentence the barge-in set says over the bot
+
+
 def build_sentences(libri: Tree | None, lj: Tree | None, pause: float, built: Built, out: Path,
                     log: Callable[[str], None]) -> None:
     clips: list[tuple[str, Tree, str, str]] = []  # (source key, tree, path, clip id)
@@ -387,6 +390,12 @@ def build_sentences(libri: Tree | None, lj: Tree | None, pause: float, built: Bu
         built.used(key, tree, spk, path, x)
         y, end, hs = assemble([x], [], [])
         _write(built, out, f"sentence-{k:03d}", "sentence", spk, key, y, end, hs, SENTENCES[cid], log)
+        # its first TALK_SECONDS said over the bot: a caller who starts talking is an interruption
+        sid = f"barge-talk-{k:03d}"
+        (out / "bargein").mkdir(parents=True, exist_ok=True)
+        write_wav(out / "bargein" / f"{sid}.wav", x[:int(TALK_SECONDS * RATE)], RATE)
+        built.bargein.append({"id": sid, "wav": f"bargein/{sid}.wav", "word": "talk", "expect": "stop",
+                              "speaker": spk, "duration": TALK_SECONDS})
         cut = widest_gap(x)
         if cut is None:
             log(f"{path}: no natural gap for a pause, skipped")

@@ -46,6 +46,7 @@ class Streams:
     duplex: list[np.ndarray] | None
     providers: dict[str, list[str]]
     seconds: float
+    bot_rms: list[np.ndarray]  # RMS of the bot channel per chunk (what an echo follows)
 
 
 def bot_activity(bot: np.ndarray) -> np.ndarray:
@@ -95,12 +96,13 @@ def compute_streams(samples: list[Sample], duplex: bool = True, duplex_path: str
         vad.drop(sid)
         if model is not None:
             model.drop(sid)
-    rms = []
+    rms, bot_rms = [], []
     for s, n in zip(samples, lens):
-        c = s.audio[0, : n * CHUNK_SAMPLES].reshape(n, CHUNK_SAMPLES)
-        rms.append(np.sqrt(np.mean(c ** 2, axis=1)))
+        c = s.audio[:, : n * CHUNK_SAMPLES].reshape(2, n, CHUNK_SAMPLES)
+        rms.append(np.sqrt(np.mean(c[0] ** 2, axis=1)))
+        bot_rms.append(np.sqrt(np.mean(c[1] ** 2, axis=1)))
     return Streams(vads, [bot_activity(s.audio[1]) for s in samples], rms, heads, providers,
-                   time.perf_counter() - t0)
+                   time.perf_counter() - t0, bot_rms)
 
 
 class MemoWords:
@@ -141,7 +143,7 @@ def replay(policy: TurnPolicy, sample: Sample, st: Streams, i: int, words: MemoW
     feed = policy.feed_audio if isinstance(policy, SmartTurnPolicy) else None  # the one policy that hears audio
     eots: list[float] = []
     stops: list[float] = []
-    vad, bot, rms = st.vad[i], st.bot_speaking[i], st.rms[i]
+    vad, bot, rms, bot_rms = st.vad[i], st.bot_speaking[i], st.rms[i], st.bot_rms[i]
     heads = st.duplex[i] if (policy.needs_model and st.duplex is not None) else None
     utt_start: float | None = None
     due: list[tuple[float, str, float, float]] = []  # (when, "pause" | "overlap", end, start)
@@ -175,7 +177,7 @@ def replay(policy: TurnPolicy, sample: Sample, st: Streams, i: int, words: MemoW
         if feed is not None:
             feed(now, sample.audio[0, t * CHUNK_SAMPLES:(t + 1) * CHUNK_SAMPLES])
         obs = Observation(t=now, vad=float(vad[t]), bot_speaking=bool(bot[t]), rms=float(rms[t]),
-                          model=model_output(heads[t]) if heads is not None else None)
+                          bot_rms=float(bot_rms[t]), model=model_output(heads[t]) if heads is not None else None)
         take(policy.step(obs))
     return eots, stops
 

@@ -50,6 +50,7 @@ class Observation:
     bot_speaking: bool  # bot audio was playing during this chunk
     rms: float = 0.0  # caller chunk RMS (float audio, 0..1)
     model: ModelOutput | None = None  # set when the policy declares needs_model
+    bot_rms: float = 0.0  # RMS of the bot audio the caller heard in this chunk (the echo's source)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 from .base import CHUNK_SECONDS, Decision, DecisionKind, ModelOutput, Observation, PolicySettings
 from .completeness import WordEvidence
 from .fusion import FusionSettings, Patience, patience
-from .words import has_stop_word
+from .words import has_stop_word, takes_floor
 
 REARM = 0.3  # seconds of low interrupt/backchannel probability before another overlap decision
 RECHECK = 0.15  # seconds between transcriptions of caller speech over the bot (words mode)
@@ -34,6 +34,7 @@ RECHECK = 0.15  # seconds between transcriptions of caller speech over the bot (
 LATE_WORDS = 1.0
 HOLD_THRESHOLD = 0.5
 BACKCHANNEL_THRESHOLD = 0.5
+BOT_LEVEL_DECAY = 0.8  # per chunk: the bot's level falls ~0.15 s after it goes quiet (an echo's tail)
 BC_OPPORTUNITY_THRESHOLD = 0.5
 
 
@@ -109,24 +110,34 @@ class DuplexPolicy:
         self.overlap_text = ""  # words heard so far in the caller's speech over the bot
         self.overlap_check = 0.0  # overlap duration at which to transcribe it next
         self.bot_speaking = False
+        self.bot_level = 0.0  # the bot's recent level (RMS, decaying peak): what an echo would follow
+        # start of the caller's own speech in this segment: the first chunk no more than
+        # `echo_margin_db` below the bot's level (-1: none yet; before it, it is the bot's echo)
+        self.heard_from = -1.0
+        self.heard_chunks = 0  # chunks of this segment loud enough to be the caller, not an echo
 
     def update_settings(self, settings: PolicySettings) -> None:
         self.settings = settings
 
     def on_transcript(self, text: str, onset: float, t: float) -> list[Decision]:
         """Words of the caller's speech over the bot (words mode): "wait", "stop", "hold on", "sorry"
-        stop the bot even when the model, unsure of an unfamiliar voice, does not. Other words never
-        do here: on the test split a rule for any three words or half a second of speech stopped
-        the bot for 60 % of the backchannels."""
-        if self.fusion is None or abs(onset - self.onset) > 1e-6:
+        stop the bot even when the model, unsure of an unfamiliar voice, does not, and so do any
+        words that are not a backchannel (`FusionSettings.words_take_floor`): the model's interrupt
+        head fires for 0-10 % of real "stop"s, and tiny.en hears a real "stop" as "step", "stone" or
+        "off" as often as "stop" (docs/real-speech.md). "Yeah", "mm-hmm", "you", "no" never do."""
+        if self.fusion is None or abs(onset - self.heard_from) > 1e-6:
             return []
         if not self.in_speech and t - self.last_end > LATE_WORDS:
             return []  # stale: that speech ended a while ago
         self.overlap_text = text
         out: list[Decision] = []
-        if self.bot_speaking and not self.overlap_decided and not self.settings.allow_overlap and \
-                has_stop_word(text):
+        if not self.bot_speaking or self.overlap_decided or self.settings.allow_overlap:
+            return out
+        if has_stop_word(text):
             self._stop(t, 0.9, f"words \u201c{text}\u201d", out)
+        elif self.fusion.words_take_floor and takes_floor(text) and \
+                self.heard_chunks * CHUNK_SECONDS >= self.fusion.floor_speech - 1e-9:
+            self._stop(t, 0.8, f"words \u201c{text}\u201d: not a backchannel", out)
         return out
 
     def on_words(self, words: WordEvidence) -> list[Decision]:
@@ -143,7 +154,17 @@ class DuplexPolicy:
     def step(self, obs: Observation) -> list[Decision]:
         out: list[Decision] = []
         self.bot_speaking = obs.bot_speaking
+        self.bot_level = max(obs.bot_rms, self.bot_level * BOT_LEVEL_DECAY)
         self._vad(obs, out)
+        loud = self.fusion is not None and \
+            obs.rms >= max(self.bot_level, 1e-4) * 10 ** (-self.fusion.echo_margin_db / 20)
+        if self.in_speech and loud:
+            self.heard_chunks += 1
+        if self.in_speech and self.heard_from < 0 and loud:
+            # loud from the start of the segment, or from this chunk on (an echo, then the caller)
+            fresh = obs.t - self.onset <= self.settings.min_speech + 2 * CHUNK_SECONDS
+            self.heard_from = self.onset if fresh else obs.t - CHUNK_SECONDS
+            self.overlap_check = self.settings.interruption_check_after
         m = obs.model
         if m is None:
             self.missing_model += 1
@@ -240,10 +261,12 @@ class DuplexPolicy:
     def _words_backstop(self, obs: Observation, out: list[Decision]) -> None:
         """Caller speech over the bot that the model lets pass is transcribed every RECHECK from
         `interruption_check_after` on; `on_transcript` stops the bot on an interruption word."""
-        dur = obs.t - self.onset
+        if self.heard_from < 0:
+            return  # only the bot's echo so far: nothing of the caller's to transcribe
+        dur = obs.t - self.heard_from
         if dur >= self.overlap_check - 1e-9:
             self.overlap_check = dur + RECHECK
-            out.append(Decision(DecisionKind.TRANSCRIBE_OVERLAP, obs.t, onset=self.onset))
+            out.append(Decision(DecisionKind.TRANSCRIBE_OVERLAP, obs.t, onset=self.heard_from))
 
     def _vad(self, obs: Observation, out: list[Decision]) -> None:
         s = self.settings
@@ -258,6 +281,7 @@ class DuplexPolicy:
                 self.words, self.words_pending = None, False
                 self.overlap_text, self.overlap_check = "", s.interruption_check_after
                 if voiced:
+                    self.heard_from, self.heard_chunks = -1.0, 0
                     self.onset = t0
                     if not obs.bot_speaking:
                         self.floor = True
@@ -270,9 +294,9 @@ class DuplexPolicy:
                     self.words_pending = self.fusion is not None and not obs.bot_speaking
                     out.append(Decision(DecisionKind.SPEECH_END, obs.t, onset=self.onset))
                     if self.fusion is not None and obs.bot_speaking and not self.overlap_decided \
-                            and not s.allow_overlap:
+                            and not s.allow_overlap and self.heard_from >= 0:
                         # the whole of a short overlap the model let pass, once: a word like
                         # "stop" may be over before any periodic check heard all of it
-                        out.append(Decision(DecisionKind.TRANSCRIBE_OVERLAP, obs.t, onset=self.onset))
+                        out.append(Decision(DecisionKind.TRANSCRIBE_OVERLAP, obs.t, onset=self.heard_from))
         else:
             self.run = 0

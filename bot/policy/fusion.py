@@ -49,6 +49,16 @@ class FusionSettings:
     unsure_done_silence: float = 0.4  # unsure words, a voice that is done
     unmarked_done_silence: float = 0.6  # unfinished by the decoder alone (nothing dangles), a voice that is done
     digits_silence: float = 1.1  # the phrase ends on a group of digits
+    # over the bot: words that are not a backchannel stop it (bot/policy/words.py takes_floor);
+    # off: only interruption words ("wait", "stop") do
+    words_take_floor: bool = True
+    # ... when the caller's speech is no more than this far below the bot's own level: quieter
+    # "speech" over the bot is its echo (a -35 dB echo is transcribed as the bot's words)
+    echo_margin_db: float = 20.0
+    # ... and only after this much of the caller's own speech (chunks within the margin): a
+    # backchannel is shorter, and tiny.en makes a short "yes" into "years" or "night" as often as it
+    # makes a short "stop" into "step" (only interruption words act on a short overlap)
+    floor_speech: float = 0.6
     text_wait: float = 0.45  # seconds of silence the model waits for a pending transcript
     sure_eot: float = 0.999  # p(eot) at which the model needs no words (on unseen voices it is often
     # 0.9+ inside pauses: it waits for the words unless it is all but certain)

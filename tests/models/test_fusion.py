@@ -150,11 +150,13 @@ def test_without_fusion_the_policy_is_the_model_alone():
 UNSURE = ModelOutput(0.0, 0.0, 0.3, 0.2, 0)  # the model neither stops nor calls it a backchannel
 
 
-def overlap(p: DuplexPolicy, chunks: int, t0: float = 0.0):
+def overlap(p: DuplexPolicy, chunks: int, t0: float = 0.0, level_db: float = 0.0):
+    """`chunks` of caller speech over the bot, `level_db` against the bot's own level."""
     out = []
     for i in range(chunks):
         t = t0 + (i + 1) * 0.032
-        out += p.step(Observation(t=t, vad=0.9, bot_speaking=True, model=UNSURE))
+        out += p.step(Observation(t=t, vad=0.9, bot_speaking=True, model=UNSURE, rms=0.05 * 10 ** (level_db / 20),
+                                  bot_rms=0.05))
     return out, t0 + chunks * 0.032
 
 
@@ -167,14 +169,50 @@ def test_words_over_the_bot_stop_it_when_the_model_does_not():
     assert [d.kind for d in stop] == ["interrupt"] and "wait" in stop[0].reason
 
 
-def test_other_words_over_the_bot_leave_it_to_the_model():
+def test_backchannels_and_murmurs_over_the_bot_leave_it_to_the_model():
     p = DuplexPolicy(PolicySettings(), fusion=FS)
     out, t = overlap(p, 6)
     onset = [d for d in out if d.kind == "transcribe_overlap"][0].onset
-    assert p.on_transcript("yeah, right, I see", onset, t) == []
-    assert p.on_transcript("my address is", onset, t) == []
+    for text in ("yeah, right, I see", "Mm-hmm.", "Yes.", "you", "No.", "Thank you.", ""):
+        assert p.on_transcript(text, onset, t) == [], text
     out, t = overlap(p, 20, t)
     assert "interrupt" not in [d.kind for d in out]
+
+
+def test_words_that_are_not_a_backchannel_take_the_floor():
+    """A caller who goes on talking over the bot wants to speak: after `floor_speech` of the caller's
+    own speech, words that are not a backchannel stop the bot."""
+    long_enough = int((FS.floor_speech + PolicySettings().min_speech) / 0.032) + 2  # the VAD opens after min_speech
+    for text in ("my address is", "Yes, but the other one"):
+        p = DuplexPolicy(PolicySettings(), fusion=FS)
+        out, t = overlap(p, long_enough)
+        onset = [d for d in out if d.kind == "transcribe_overlap"][0].onset
+        stop = p.on_transcript(text, onset, t)
+        assert [d.kind for d in stop] == ["interrupt"] and "not a backchannel" in stop[0].reason, text
+    # a short sound is not enough: tiny.en makes a short "yes" into "years" as often as "stop" into "step"
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    out, t = overlap(p, 8)
+    onset = [d for d in out if d.kind == "transcribe_overlap"][0].onset
+    assert p.on_transcript("years", onset, t) == []
+    # off: only interruption words stop the bot
+    from dataclasses import replace
+    p = DuplexPolicy(PolicySettings(), fusion=replace(FS, words_take_floor=False))
+    out, t = overlap(p, long_enough)
+    onset = [d for d in out if d.kind == "transcribe_overlap"][0].onset
+    assert p.on_transcript("my address is", onset, t) == []
+
+
+def test_the_bots_own_echo_is_not_transcribed_as_the_caller():
+    """Speech 35 dB below the bot's level is its echo: nothing is sent to ASR, so the bot's own
+    words ("Sorry, ...") never stop it; once the caller speaks up, their words are transcribed
+    from where they began."""
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    out, t = overlap(p, 30, level_db=-35)
+    assert not [d for d in out if d.kind in ("transcribe_overlap", "interrupt")]
+    out, t = overlap(p, 8, t, level_db=-3)
+    asks = [d for d in out if d.kind == "transcribe_overlap"]
+    assert asks and asks[0].onset > 30 * 0.032 - 1e-6  # from the caller's own speech, not the echo's onset
+    assert [d.kind for d in p.on_transcript("Sorry, wait", asks[0].onset, t)] == ["interrupt"]
 
 
 def test_without_fusion_no_words_are_asked_for_over_the_bot():
