@@ -20,6 +20,7 @@ from .engine.looplag import LoopLagMonitor
 from .engine.port import Transport
 from .engine.scheduler import InferenceScheduler
 from .engine.session import CallSession
+from .engine.turn_timing import TurnTiming
 from .engine.vad import SileroVad
 from .policy.base import PolicySettings, TurnPolicy
 from .policy.baseline import VadTimeoutPolicy
@@ -103,7 +104,7 @@ class CallManager:
         call_id = transport.info.call_id
         if call_id in self._calls:
             raise ValueError(f"call {call_id} is already live on this worker")
-        all_sinks = list(sinks or [])
+        all_sinks: list[Callable[[Event], None]] = [*(sinks or []), TurnTiming()]
         if rt.state is not None:
             all_sinks.append(rt.state.emit)
         session = CallSession(transport, rt.make_policy(policy_settings), rt.make_responder(), rt.services,

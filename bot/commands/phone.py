@@ -16,7 +16,7 @@ def cmd_bench_phone(args: argparse.Namespace) -> int:
         print("duplexbot: error: --parallel and --limit must be at least 1", file=sys.stderr)
         return 2
     bs = PhoneBenchSettings(parallel=args.parallel, policy=args.policy, out=args.out, limit=args.limit,
-                            port=args.port or 0)
+                            port=args.port or 0, mixed=args.mixed, repeat=max(1, args.repeat))
     try:
         report = asyncio.run(run_bench(args.dataset, bs, log=lambda m: print(m, file=sys.stderr, flush=True)))
     except ValueError as e:
@@ -40,6 +40,9 @@ def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
     p.add_argument("--parallel", type=int, default=4, help="calls at once (a pool working through the samples)")
     p.add_argument("--policy", choices=["auto", "baseline", "duplex"], default="auto")
     p.add_argument("--limit", type=int, default=None, help="only the first K samples")
+    p.add_argument("--mixed", action="store_true", help="one pool over every kind, so --parallel calls are up at once "
+                                                        "(default: one pool per kind)")
+    p.add_argument("--repeat", type=int, default=1, help="call each sample this many times")
     p.add_argument("--out", default="out/bench-phone", help="folder for results.json and server.log")
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_bench_phone)

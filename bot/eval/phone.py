@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import json
 import os
 import platform
@@ -48,6 +49,7 @@ from .phone_data import PhoneSample, PhoneSet, load_set
 CHUNK_S = 0.032  # the duplex model's step: CPU is reported per call per chunk of caller audio
 TICK = os.sysconf("SC_CLK_TCK")
 UNDERRUNS = "duplexbot_twilio_underruns_total"  # the server's pacer fell behind real time mid-speech
+STAGES = ("decide", "answer", "words")  # bot/engine/turn_timing.py: where each answer's time went
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ class PhoneBenchSettings:
     redial_after: float = 1.0  # a call the server refuses (busy) is dialled again after this ...
     redial_for: float = 30.0  # ... for up to this long; then the sample counts as an error
     port: int = 0
+    # one pool over every kind (interleaved), so `parallel` calls really are up at once; by kind (the
+    # default) each kind has its own pool, and a kind with fewer samples never reaches `parallel`
+    mixed: bool = False
+    repeat: int = 1  # each sample is called this many times (more calls than the set has samples)
 
 
 # ------------------------------------------------------------------ metrics (pure)
@@ -238,13 +244,22 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
     return CallRecord(outcome, error, p.frames_sent, p.media_in, len(p.late), _bursts(rel, bs.audible_dbfs))
 
 
+@dataclass
+class PoolStats:
+    up: int = 0  # calls up now (ringing, greeting, talking)
+    peak: int = 0  # the most calls up at once
+
+
 async def run_pool(http: aiohttp.ClientSession, srv: ServerProcess, items: list[tuple[PhoneSample, np.ndarray]],
-                   bs: PhoneBenchSettings, log: Callable[[str], None]) -> list[tuple[PhoneSample, CallRecord]]:
-    """`bs.parallel` callers take the samples in order, one call each, until none is left."""
+                   bs: PhoneBenchSettings, log: Callable[[str], None],
+                   stats: PoolStats | None = None) -> list[tuple[PhoneSample, CallRecord]]:
+    """`bs.parallel` callers take the samples in order, one call each, until none is left; `stats`
+    counts how many calls were really up at once."""
     queue: asyncio.Queue[tuple[PhoneSample, np.ndarray]] = asyncio.Queue()
     for it in items:
         queue.put_nowait(it)
     done: list[tuple[PhoneSample, CallRecord]] = []
+    st = stats if stats is not None else PoolStats()
 
     async def caller(k: int) -> None:
         await asyncio.sleep(k * bs.ramp / max(bs.parallel, 1))
@@ -252,7 +267,12 @@ async def run_pool(http: aiohttp.ClientSession, srv: ServerProcess, items: list[
             sample, pcm = queue.get_nowait()
             refusals, give_up = 0, time.monotonic() + bs.redial_for
             while True:
-                rec = await call_sample(http, srv, sample, pcm, bs)
+                st.up += 1
+                st.peak = max(st.peak, st.up)
+                try:
+                    rec = await call_sample(http, srv, sample, pcm, bs)
+                finally:
+                    st.up -= 1
                 if not rec.refused or time.monotonic() > give_up:
                     break
                 refusals += 1
@@ -306,15 +326,16 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
             await srv.ready(http)
             log(f"server ready on {srv.base} (policy {bs.policy}); {len(phone_set.samples)} samples, "
                 f"{bs.parallel} at once")
-            for kind in kinds:
-                items = [(s, audio[s.id]) for s in phone_set.samples if s.kind == kind]
-                log(f"{kind}: {len(items)} samples")
+            for kind, items in _pools(phone_set.samples, kinds, audio, bs):
+                log(f"{kind}: {len(items)} calls")
                 lag = LoopLag()
                 lag.start()
                 under0 = await srv.metric(http, UNDERRUNS)
+                stages0 = await _stage_totals(http, srv)
                 cpu0, wall0, own0 = process_cpu_seconds(srv.proc.pid), time.monotonic(), time.process_time()
+                pool = PoolStats()
                 try:
-                    done = await run_pool(http, srv, items, bs, log)
+                    done = await run_pool(http, srv, items, bs, log, pool)
                 finally:
                     client_lag = await lag.stop()
                 cpu, wall = process_cpu_seconds(srv.proc.pid) - cpu0, time.monotonic() - wall0
@@ -323,20 +344,72 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
                 kind_rows = [_row(s, r) for s, r in sorted(done, key=lambda d: d[0].id)]
                 rows += kind_rows
                 by_kind[kind] = summarise(kind_rows, cpu, wall, chunks)
+                by_kind[kind]["peak_calls"] = pool.peak
                 by_kind[kind]["client_loop_lag_p99_ms"] = client_lag
                 by_kind[kind]["client_cpu_cores"] = round((time.process_time() - own0) / wall, 3)
                 by_kind[kind]["server_underruns"] = int(await srv.metric(http, UNDERRUNS) - under0)
+                stages = await _stage_totals(http, srv)
+                by_kind[kind]["stage_mean_ms"] = _stage_delta(stages0, stages)
                 totals = [totals[0] + cpu, totals[1] + wall, totals[2] + chunks]
     finally:
         srv.stop()
+    if bs.mixed:  # one pool: its server figures are the whole run's; by kind, only the calls' own
+        mixed = by_kind.pop("mixed")
+        by_kind = {k: summarise([r for r in rows if r["kind"] == k], 0.0, 0.0, 0.0) for k in kinds}
+        for k in by_kind:
+            by_kind[k].update({key: mixed[key] for key in ("client_loop_lag_p99_ms", "client_cpu_cores",
+                                                            "server_underruns", "stage_mean_ms", "peak_calls")})
+            by_kind[k].update(cpu_ms_per_call_chunk=None, cpu_cores=None)
     report["by_kind"] = by_kind
     report["overall"] = summarise(rows, *totals)
+    report["overall"]["peak_calls"] = max(k["peak_calls"] for k in by_kind.values()) if by_kind else 0
+    report["overall"]["stage_mean_ms"] = _stage_means(by_kind)
     report["overall"]["client_loop_lag_p99_ms"] = _pct(lags, 99) or 0.0
     report["overall"]["server_underruns"] = sum(k["server_underruns"] for k in by_kind.values())
     report["samples"] = rows
     report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
     (out / "results.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def _pools(samples: Sequence[PhoneSample], kinds: list[str], audio: dict[str, np.ndarray],
+           bs: PhoneBenchSettings) -> list[tuple[str, list[tuple[PhoneSample, np.ndarray]]]]:
+    """The calls to make: one pool per kind, or with `bs.mixed` one pool of every kind interleaved
+    (round robin), each sample `bs.repeat` times."""
+    by = {k: [(s, audio[s.id]) for s in samples if s.kind == k] * max(1, bs.repeat) for k in kinds}
+    if not bs.mixed:
+        return list(by.items())
+    mixed = [it for group in itertools.zip_longest(*by.values()) for it in group if it is not None]
+    return [("mixed", mixed)]
+
+
+def _stage_delta(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict:
+    """Mean ms of each stage between two readings of `_stage_totals` (None: no such stage meanwhile)."""
+    out: dict[str, float | None] = {}
+    for k in STAGES:
+        n = after[k][1] - before[k][1]
+        out[k] = round((after[k][0] - before[k][0]) / n * 1000, 1) if n else None
+    return out
+
+
+def _stage_means(by_kind: dict[str, dict]) -> dict[str, float | None]:
+    """Answer-stage means over the kinds, weighted by their answered calls."""
+    out: dict[str, float | None] = {}
+    for k in STAGES:
+        parts = [(v["stage_mean_ms"].get(k), v["latency_ms"]["n"]) for v in by_kind.values() if "stage_mean_ms" in v]
+        parts = [(m, n) for m, n in parts if m is not None and n]
+        out[k] = round(sum(m * n for m, n in parts) / sum(n for _, n in parts), 1) if parts else None
+    return out
+
+
+async def _stage_totals(http: aiohttp.ClientSession, srv: ServerProcess) -> dict[str, tuple[float, float]]:
+    """(sum of seconds, count) of each answer stage so far, from the server's /metrics."""
+    out = {}
+    for k in STAGES:
+        label = f'{{stage="{k}"}}'
+        out[k] = (await srv.metric(http, f"duplexbot_turn_stage_seconds_sum{label}"),
+                  await srv.metric(http, f"duplexbot_turn_stage_seconds_count{label}"))
+    return out
 
 
 def _code_state() -> dict:
@@ -374,7 +447,7 @@ def format_table(report: dict) -> str:
         hold = f"{s['takeovers_in_holds']}/{s['holds']}" if s["holds"] else "-"
         lines.append(f"{name:<8}{s['samples']:>4}{s['latency_ms']['p50']!s:>9}{s['latency_ms']['p90']!s:>9}"
                      f"{pct(s['within_500ms']):>9}{hold:>10}{pct(s['takeover_rate']):>9}{pct(s['unanswered_rate']):>8}"
-                     f"{s['errors']:>5}{s['cpu_ms_per_call_chunk']!s:>19}{s['cpu_cores']!s:>7}"
+                     f"{s['errors']:>5}{s['cpu_ms_per_call_chunk'] or '-'!s:>19}{s['cpu_cores'] or '-'!s:>7}"
                      f"{s['client_loop_lag_p99_ms']!s:>9}{s['server_underruns']:>7}")
     lines.append("latency: labelled end of caller speech -> first audible (>= "
                  f"{report['settings']['audible_dbfs']:.0f} dBFS) bot audio the caller hears, over answered samples "
@@ -382,6 +455,15 @@ def format_table(report: dict) -> str:
                  "bot audio inside a labelled pause; CPU and cores: the server process; lag p99: the callers' own "
                  "event loop (ms late), high when the callers, not the server, are short of CPU; undrn: times the "
                  "server's pacer fell behind real time mid-speech")
+    peak = report["overall"].get("peak_calls")
+    if peak is not None:
+        pools = "one pool over every kind" if report["settings"].get("mixed") else "one pool per kind"
+        lines.append(f"calls up at once at most: {peak} ({pools})")
+    st = report["overall"].get("stage_mean_ms") or {}
+    if any(v is not None for v in st.values()):
+        lines.append("where the time went (server, mean ms): " + ", ".join(
+            f"{k} {v}" for k, v in st.items() if v is not None) + " (decide: caller silence at the end-of-turn "
+            "decision; answer: decision to the bot's first audio; words: pause to its transcript)")
     if report["overall"]["redials"]:
         lines.append(f"the server refused {report['overall']['redials']} call(s) as busy (admission control); each "
                      f"was dialled again after {report['settings']['redial_after']} s")

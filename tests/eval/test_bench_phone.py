@@ -115,9 +115,12 @@ def test_bench_phone_two_calls_at_once_into_a_real_server(tmp_path, capsys):
     assert 0.6 <= h1 - h0 < 0.9 and h1 < pause["end"] and "espeak" in manifest["licences"]
     capsys.readouterr()
 
-    assert main(["bench", "phone", str(ds), "--parallel", "2", "--out", str(out)]) == 0
+    # one pool over both kinds: the second call rings 4 s (ramp / 2) after the first, inside its
+    # greeting (3.8 s) and question, so both are up at once
+    assert main(["bench", "phone", str(ds), "--parallel", "2", "--mixed", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Phone-path bench" in printed and re.search(r"^all\s+2\s", printed, re.M)
+    assert "calls up at once at most: 2 (one pool over every kind)" in printed
     res = json.loads((out / "results.json").read_text())
     rows = {r["id"]: r for r in res["samples"]}
     assert set(rows) == {"short-000", "pause-000"}
@@ -131,3 +134,8 @@ def test_bench_phone_two_calls_at_once_into_a_real_server(tmp_path, capsys):
     assert overall["latency_ms"]["n"] == 0 or isinstance(overall["latency_ms"]["p50"], float)
     assert set(res["by_kind"]) == {"short", "pause"}
     assert overall["server_cpu_s"] > 0 and overall["cpu_ms_per_call_chunk"] > 0 and overall["caller_chunks"] > 100
+    assert overall["peak_calls"] == 2 and res["by_kind"]["short"]["cpu_cores"] is None  # one pool: no CPU by kind
+    stages = overall["stage_mean_ms"]  # the server's own account of each answer (bot/engine/turn_timing.py)
+    if overall["latency_ms"]["n"]:
+        assert stages["decide"] is not None and 0 <= stages["decide"] < 3000
+        assert stages["answer"] is not None and 0 <= stages["answer"] < 3000
