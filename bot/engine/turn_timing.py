@@ -9,14 +9,18 @@ the end-of-turn decision:
 - `words`: from the caller's pause to the pause's transcript (ASR queue and batch), for the partial
   transcripts the fusion waits on.
 
-`/metrics` shows them as `duplexbot_turn_stage_seconds{stage=...}`; `bench phone` prints their means.
+Each end of turn is logged with its reason. `/metrics` shows them as
+`duplexbot_turn_stage_seconds{stage=...}`; `bench phone` prints their means.
 """
 from __future__ import annotations
+
+import logging
 
 from prometheus_client import Histogram
 
 from . import events as ev
 
+log = logging.getLogger(__name__)
 BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)
 STAGES = Histogram("duplexbot_turn_stage_seconds", "Time of each stage of an answer (stream time)", ["stage"],
                    buckets=BUCKETS)
@@ -39,6 +43,8 @@ class TurnTiming:
         elif isinstance(event, ev.EndOfTurn):
             _DECIDE.observe(max(0.0, event.silence))
             self._decided = event.t
+            log.info("call %s: end of turn at %.2f s after %.0f ms of silence (%s)", event.call_id[-12:], event.t,
+                     event.silence * 1000, event.reason)
         elif isinstance(event, ev.BotSpeechStart) and self._decided is not None:
             _ANSWER.observe(max(0.0, event.t - self._decided))
             self._decided = None

@@ -49,7 +49,12 @@ from .phone_data import PhoneSample, PhoneSet, load_set
 CHUNK_S = 0.032  # the duplex model's step: CPU is reported per call per chunk of caller audio
 TICK = os.sysconf("SC_CLK_TCK")
 UNDERRUNS = "duplexbot_twilio_underruns_total"  # the server's pacer fell behind real time mid-speech
-STAGES = ("decide", "answer", "words")  # bot/engine/turn_timing.py: where each answer's time went
+# where each answer's time went (bot/engine/turn_timing.py) and what ASR took (bot/services/asr.py)
+STAGES = {"decide": 'duplexbot_turn_stage_seconds{suffix}{{stage="decide"}}',
+          "answer": 'duplexbot_turn_stage_seconds{suffix}{{stage="answer"}}',
+          "words": 'duplexbot_turn_stage_seconds{suffix}{{stage="words"}}',
+          "asr_wait": 'duplexbot_asr_seconds{suffix}{{phase="wait"}}',
+          "asr_run": 'duplexbot_asr_seconds{suffix}{{phase="run"}}'}
 
 
 @dataclass(frozen=True)
@@ -405,10 +410,9 @@ def _stage_means(by_kind: dict[str, dict]) -> dict[str, float | None]:
 async def _stage_totals(http: aiohttp.ClientSession, srv: ServerProcess) -> dict[str, tuple[float, float]]:
     """(sum of seconds, count) of each answer stage so far, from the server's /metrics."""
     out = {}
-    for k in STAGES:
-        label = f'{{stage="{k}"}}'
-        out[k] = (await srv.metric(http, f"duplexbot_turn_stage_seconds_sum{label}"),
-                  await srv.metric(http, f"duplexbot_turn_stage_seconds_count{label}"))
+    for k, name in STAGES.items():
+        out[k] = (await srv.metric(http, name.format(suffix="_sum")),
+                  await srv.metric(http, name.format(suffix="_count")))
     return out
 
 

@@ -15,7 +15,8 @@ every silent chunk and ends the turn when the silence reaches it.
   computed the model alone decides only when it is sure (`sure_eot`) or after `text_wait`.
 - The voice can veto haste: when the prosody probe on Whisper's encoder (bot/services/prosody.py)
   hears the phrase going on (p(continue) >= `continue_veto`), or the model does (p(hold) >=
-  `hold_veto`), even a complete-looking phrase waits `contested_silence` ("Do you live by yourself
+  `hold_veto`, unless the probe is sure the voice is done: the model learned synthetic voices, the
+  probe Whisper's), even a complete-looking phrase waits `contested_silence` ("Do you live by yourself
   ... or with your family?"). When the voice is sure the phrase is done (p(continue) <=
   `voice_done`), words that are merely unsure are taken after `unsure_done_silence`.
 - A number read out in groups ("six five two | three zero zero"): a pause after a group of digits
@@ -100,7 +101,9 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
         return Patience(fs.incomplete_silence, f"{tag}{voice}: unfinished", "words")
     if pc is not None and pc >= fs.continue_veto:
         return Patience(fs.contested_silence, f"{tag}{voice}: the voice goes on", "words")
-    if p_hold >= fs.hold_veto:
+    if p_hold >= fs.hold_veto and (pc is None or pc > fs.voice_done):
+        # the model's hold head is not trusted over a voice that is done: on real callers it reads
+        # p(hold) 0.8-0.98 after most bare "Yes." / "No." answers (bench phone, real set)
         return Patience(fs.contested_silence, f"{tag}, but p(hold)={p_hold:.2f}", "words")
     if model_end:
         return Patience(0.0, f"{tag}{voice}, p(eot)={p_eot:.2f}", "model")

@@ -13,7 +13,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import logging
-import queue
 import re
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import Histogram
 
 from .prosody import load_probe, pause_features
 
@@ -50,7 +50,13 @@ class Transcript:
     p_continue: float | None = None
 
 
-_Request = tuple[np.ndarray, concurrent.futures.Future[Transcript]]  # an utterance and who waits for it
+# an utterance, who waits for it, and when it was asked for (time.perf_counter())
+_Request = tuple[np.ndarray, concurrent.futures.Future[Transcript], float]
+_TIMES = Histogram("duplexbot_asr_seconds", "Speech recognition per utterance: queued (wait) and batch (run)",
+                   ["phase"], buckets=(0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0))
+_WAIT, _RUN = _TIMES.labels("wait"), _TIMES.labels("run")
+_BATCH = Histogram("duplexbot_asr_batch_utterances", "Utterances per batched generate call",
+                   buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32))
 
 
 class Asr(Protocol):
@@ -72,6 +78,9 @@ class AsrSettings:
     # one thread: CTranslate2's workers spin while they run, and with both cores taken every call's
     # VAD, turn-taking and media wait behind a batch (measured: 20 calls fell 0.9 s behind real time)
     threads: int = 1
+    # batches run at once, each on its own thread (CTranslate2 inter_threads): with 2, a long turn's
+    # batch no longer holds up the short answers behind it, and recognition can use both cores
+    workers: int = 2
     compute_type: str = "int8"
     pad_seconds: float = 1.0  # silence appended to the utterance before encoding
     min_frames: int = 300  # shortest encoder input (3 s): shorter inputs hurt accuracy
@@ -133,6 +142,15 @@ def clean_transcript(text: str) -> str:
     return " ".join(words).strip()
 
 
+def batch_of_oldest(lengths: Sequence[int], max_batch: int) -> list[int]:
+    """Indices of the next batch among waiting utterances of these encoder lengths (oldest first):
+    the oldest and the others of its length, up to `max_batch`. A batch is padded to its longest
+    utterance, so a 9 s turn batched with 1 s answers would cost every answer 9 s of encoding."""
+    if not lengths:
+        return []
+    return [i for i, n in enumerate(lengths) if n == lengths[0]][:max(1, max_batch)]
+
+
 class WhisperAsr:
     """Whisper tiny.en, batched across calls: requests that arrive while the model is busy are run
     together in one `generate` call (one encoder pass over the padded batch), so 40 calls pausing
@@ -147,7 +165,8 @@ class WhisperAsr:
         self.settings = settings
         path = Path(settings.model_path) if settings.model_path else bundled_model_path()
         self._model = ctranslate2.models.Whisper(str(path), device="cpu", compute_type=settings.compute_type,
-                                                 intra_threads=settings.threads)
+                                                 intra_threads=settings.threads,
+                                                 inter_threads=max(1, settings.workers))
         hf = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
         self._tok = Tokenizer(hf, self._model.is_multilingual, task="transcribe", language="en")
         self._prompt = list(self._tok.sot_sequence) + [self._tok.no_timestamps]
@@ -158,9 +177,14 @@ class WhisperAsr:
         self._word_ids = _WordTokens(self._tok)
         self._fe = FeatureExtractor(feature_size=self._model.n_mels)
         self.prosody = load_probe(settings.prosody_path)
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._worker = threading.Thread(target=self._serve, name="asr", daemon=True)
-        self._worker.start()
+        self._counts = threading.Lock()
+        self._pending: list[_Request] = []  # asked for, not yet in a batch (oldest first)
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._workers = [threading.Thread(target=self._serve, name=f"asr-{k}", daemon=True)
+                         for k in range(max(1, settings.workers))]
+        for w in self._workers:
+            w.start()
         # a process that exits with the worker inside CTranslate2 aborts ("terminate called ..."):
         # stop it first, whoever forgot to close
         atexit.register(self.close)
@@ -174,8 +198,7 @@ class WhisperAsr:
     def _features(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
         """Log-mel features of the utterance padded with real silence (at least `pad_seconds`, at
         least the encoder's shortest useful input, rounded up to whole seconds), and its token cap."""
-        total = max(audio.size + int(self.settings.pad_seconds * RATE), self.settings.min_frames * 160)
-        total = min(-(-total // RATE) * RATE, 30 * RATE)
+        total = self._padded_samples(audio.size)
         padded = np.zeros(total, np.float32)
         padded[:min(audio.size, total)] = audio[-total:] if audio.size > total else audio
         # a short utterance cannot hold many tokens: bounding the length stops Whisper's loops
@@ -212,9 +235,10 @@ class WhisperAsr:
             for k, (i, r) in enumerate(zip(idx, res)):
                 tr = self._result(r, lens[k])
                 out[i] = replace(tr, p_continue=float(cont[k])) if cont is not None and tr.text else tr
-            self.batches += 1
-        self.calls += len(audios)
-        self.seconds += time.perf_counter() - t0
+        with self._counts:  # the workers run batches at once
+            self.batches += 1 if feats else 0
+            self.calls += len(audios)
+            self.seconds += time.perf_counter() - t0
         return [o if o is not None else Transcript("", 0.0, 1.0) for o in out]
 
     def encode_sync(self, audio: np.ndarray) -> np.ndarray:
@@ -262,25 +286,33 @@ class WhisperAsr:
         return float(min(1.0, p[self._final_ids].sum() + 0.5 * p[self._tok.eot]))
 
     # -- the worker -----------------------------------------------------------------------------
+    def _padded_samples(self, audio_size: int) -> int:
+        """The encoder input length (samples) `_features` makes of an utterance this long."""
+        total = max(audio_size + int(self.settings.pad_seconds * RATE), self.settings.min_frames * 160)
+        return min(-(-total // RATE) * RATE, 30 * RATE)
+
+    def _next_batch(self, pending: list[_Request]) -> list[_Request]:
+        """Take the next batch out of `pending` (oldest first): see `batch_of_oldest`."""
+        picked = set(batch_of_oldest([self._padded_samples(r[0].size) for r in pending], self.settings.max_batch))
+        batch = [r for i, r in enumerate(pending) if i in picked]
+        pending[:] = [r for i, r in enumerate(pending) if i not in picked]
+        return batch
+
     def _serve(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            items = [item]
-            while len(items) < self.settings.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                items.append(nxt)
-            live = [(a, f) for a, f in items if f.set_running_or_notify_cancel()]
+            with self._wake:
+                while not self._pending and not self._stopping:
+                    self._wake.wait()
+                if not self._pending:
+                    return  # stopping, and everything asked for before is done
+                items = self._next_batch(self._pending)
+            live = [(a, f) for a, f, _ in items if f.set_running_or_notify_cancel()]
             if not live:
                 continue
             t0 = time.perf_counter()
+            for *_, asked in items:
+                _WAIT.observe(t0 - asked)
+            _BATCH.observe(len(live))
             try:
                 results = self.transcribe_batch_sync([a for a, _ in live])
             except Exception as e:  # one bad batch fails its own requests, never the worker
@@ -288,6 +320,7 @@ class WhisperAsr:
                     f.set_exception(e)
                 continue
             took = time.perf_counter() - t0
+            _RUN.observe(took)
             if took > self.settings.slow_batch_seconds:
                 log.info("slow ASR batch: %d utterances (%.1f s of audio) took %.0f ms", len(live),
                          sum(a.size for a, _ in live) / RATE, took * 1000)
@@ -296,7 +329,9 @@ class WhisperAsr:
 
     def submit(self, audio: np.ndarray) -> concurrent.futures.Future[Transcript]:
         f: concurrent.futures.Future[Transcript] = concurrent.futures.Future()
-        self._queue.put((np.asarray(audio, np.float32), f))
+        with self._wake:
+            self._pending.append((np.asarray(audio, np.float32), f, time.perf_counter()))
+            self._wake.notify()
         return f
 
     def transcribe_sync(self, audio: np.ndarray) -> str:
@@ -313,9 +348,12 @@ class WhisperAsr:
 
     def close(self) -> None:
         atexit.unregister(self.close)
-        self._queue.put(None)
-        if self._worker is not threading.current_thread():
-            self._worker.join(timeout=5)
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        for w in self._workers:
+            if w is not threading.current_thread():
+                w.join(timeout=5)
 
 
 class _WordTokens:

@@ -263,3 +263,15 @@ def test_a_number_read_out_in_groups_waits_for_the_next_group():
     assert p.silence == FS.digits_silence and "digits" in p.reason
     # longer than the pauses between groups (0.6-1.0 s), well short of the unfinished-words wait
     assert 1.0 < FS.digits_silence < FS.incomplete_silence
+
+
+def test_a_voice_that_is_done_overrides_the_models_hold_on_complete_words():
+    """On real callers the model reads p(hold) 0.8-0.98 after bare answers; the Whisper-based probe
+    hearing the voice done wins, while an unknown or unsure voice still lets the model contest."""
+    done = patience(evidence("Yes.", 0.7, 1.0, p_continue=0.01), False, p_eot=0.2, p_hold=0.95, model_end=False,
+                    fallback=0.75)
+    assert done.silence == FS.complete_silence
+    for pc in (None, 0.1):
+        p = patience(evidence("Yes.", 0.7, 1.0, p_continue=pc), False, p_eot=0.2, p_hold=0.95, model_end=False,
+                     fallback=0.75)
+        assert p.silence == FS.contested_silence and "p(hold)" in p.reason, pc

@@ -46,3 +46,11 @@ def test_the_voice_goes_on_where_the_words_would_end(asr):
     assert hold.p_continue is not None and done.p_continue is not None
     veto = FusionSettings().continue_veto
     assert hold.p_continue >= veto > done.p_continue, (hold, done)
+
+
+def test_a_batch_is_the_oldest_utterance_and_those_of_its_length():
+    from bot.services.asr import batch_of_oldest
+    assert batch_of_oldest([48000, 144000, 48000, 48000, 64000], 16) == [0, 2, 3]
+    assert batch_of_oldest([144000, 48000, 144000], 16) == [0, 2]  # the oldest is served first, whatever its length
+    assert batch_of_oldest([48000] * 20, 16) == list(range(16))
+    assert batch_of_oldest([], 16) == []
