@@ -29,6 +29,8 @@ import numpy as np
 
 from . import texts as T
 from .audio import read_wav, resample, telephony, write_wav
+from .real_words import RealWords
+from .real_words import load as load_real_words
 
 RATE = 16000
 CHUNK = 512
@@ -48,6 +50,9 @@ ESPEAK_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "
 HIBARI_SHIFTS = {"train": (0.84, 0.88, 0.92, 0.96, 1.04, 1.08, 1.12, 1.16), "dev": (0.9, 1.1),
                  "test": (0.94, 1.0, 1.06)}
 HIBARI_SHARE = 0.4
+# with real recorded words (--real-words): the share of interruptions, backchannels and one-word
+# answers said by a real person instead of the call's synthetic voice (models/real_words.py)
+REAL_SHARE = 0.4
 
 
 def voice_split(variant: str) -> str:
@@ -190,6 +195,7 @@ class Builder:
                                int(rng.integers(130, 215)), int(rng.integers(20, 85)))
         self.level = float(rng.uniform(-30, -16))
         self.bot_bank = bot_bank
+        self.real: RealWords | None = (bot_bank.get("real") or {}).get(split)
 
     # -- placement --------------------------------------------------------------------------------
     def put(self, track: np.ndarray, clip: np.ndarray, t: float) -> float:
@@ -205,6 +211,18 @@ class Builder:
         if clip.size == 0:
             return t
         clip = norm_rms(clip, self.level + rel_db + self.rng.normal(0, 1.5))
+        self.put(self.speech, clip, t)
+        return self.put(self.caller, clip, t)
+
+    def real_word(self, role: str) -> np.ndarray | None:
+        """A real person's word for `role` ("interrupt", "backchannel", "answer"), REAL_SHARE of the
+        time when real words were given, at the call's level."""
+        if not self.real or self.rng.random() >= REAL_SHARE:
+            return None
+        clip = self.real.pick(role, self.rng)
+        return None if clip is None else norm_rms(clip, self.level + self.rng.normal(0, 2.0))
+
+    def put_caller(self, clip: np.ndarray, t: float) -> float:
         self.put(self.speech, clip, t)
         return self.put(self.caller, clip, t)
 
@@ -268,6 +286,10 @@ class Builder:
                 cont = T.fill(str(rng.choice(T.pool(T.SHORT_QUESTIONS, sp))), rng)
             end = self.say(cont, t)
             t = end
+        answer = self.real_word(str(rng.choice(["answer", "answer", "backchannel"]))) \
+            if nholds == 0 and first is None else None
+        if answer is not None:  # a real one-word answer ("Left.", "Yes.") is the whole turn
+            return self.put_caller(answer, t)
         if nholds == 0 and first is None:
             r = rng.random()
             if r < 0.3:
@@ -315,7 +337,10 @@ class Builder:
                     for onset in slots:
                         if onset - last < 1.8:
                             continue
-                        if rng.random() < 0.8:
+                        real = self.real_word("backchannel")
+                        if real is not None:
+                            end = self.put_caller(real * np.float32(10 ** (rng.uniform(-12, -2) / 20)), onset)
+                        elif rng.random() < 0.8:
                             bc = str(rng.choice(T.pool(T.BACKCHANNELS, self.split)))
                             end = self.say(bc, onset, rel_db=rng.uniform(-12, -2))
                         else:
@@ -325,9 +350,17 @@ class Builder:
                         self.label("backchannel", onset + 0.06, end + 0.15, ramp=0.1)
                         last = onset
                 if interrupted is not None:
-                    text = T.fill(str(rng.choice(T.pool(T.INTERRUPTIONS, self.split))), rng)
                     self.events["interruption"].append(round(float(interrupted), 3))
-                    eot = self.caller_turn(interrupted, first=text)
+                    real = self.real_word("interrupt")
+                    if real is not None:  # a real "stop", alone or before the caller's turn
+                        eot = self.put_caller(real * np.float32(10 ** (rng.uniform(0, 4) / 20)), interrupted)
+                        if rng.random() < 0.5:
+                            gap = rng.uniform(0.15, 0.5)
+                            self.label("speech", eot, eot + gap)
+                            eot = self.caller_turn(eot + gap)
+                    else:
+                        text = T.fill(str(rng.choice(T.pool(T.INTERRUPTIONS, self.split))), rng)
+                        eot = self.caller_turn(interrupted, first=text)
                     self.label("interrupt", interrupted + 0.05, min(interrupted + 1.2, max(eot, interrupted + 0.4)),
                                ramp=0.12)
                 else:
@@ -447,9 +480,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--real-words", default=None,
+                    help="folder of Speech Commands clips (WORD/SPEAKER_nohash_N.wav): real voices in the calls, "
+                         "split by speaker (models/real_words.py)")
     a = ap.parse_args(argv)
     out = Path(a.out)
     bank = bot_bank(out / "cache")
+    if a.real_words:
+        bank["real"] = {sp: load_real_words(Path(a.real_words), sp) for sp in ("train", "dev", "test")}
+        for sp, rw in bank["real"].items():
+            print(f"real words, {sp}: {sum(len(v) for v in rw.clips.values())} clips, {len(rw.speakers)} speakers")
     (out / "labels").mkdir(parents=True, exist_ok=True)
     for split, count in (("test", a.test), ("dev", a.dev), ("train", a.train)):
         if count <= 0:

@@ -46,6 +46,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from models.audio import read_wav, resample, write_wav
+from models.real_words import speaker_split
 
 from .phone_data import FRAME, LEAD_S, RATE, SPEECH_DBFS, TAIL_S, PhoneSample, _frame_db, normalise, speech_end
 from .real_bargein import build_bargein_turns, hibari_bot
@@ -331,7 +332,7 @@ def build_words(tree: Tree, n: int, rng: np.random.Generator, built: Built, out:
         spks = sorted(idx.get(word, {}))
         for i in rng.permutation(len(spks)):
             spk = spks[int(i)]
-            if spk in taken:
+            if spk in taken or speaker_split(spk) != "test":  # the model trains on the other speakers
                 continue
             path = sorted(idx[word][spk])[0]
             x = decode(tree.read(path), path)
@@ -356,6 +357,7 @@ def build_words(tree: Tree, n: int, rng: np.random.Generator, built: Built, out:
         _write(built, out, f"word-{k:03d}", "word", f"speech-commands:{spk}", "speech-commands", a, end, hs,
                word.capitalize() + ".", log)
     (out / "bargein").mkdir(parents=True, exist_ok=True)
+    taken.clear()  # the barge-in set may use the answers' speakers again (one speaker per word within it)
     for word, count in (("stop", barge_stop), ("yes", barge_yes)):
         for k in range(count):
             got = pick(word)
