@@ -76,6 +76,13 @@ def open_ending(text: str) -> bool:
     return bool(words) and (trailing or words[-1] in DANGLING or words[-1] in WEAK_ENDINGS)
 
 
+def is_bare_answer(text: str) -> bool:
+    """A turn made only of an answer ("Yes.", "No thanks", "That's right"), whatever its marks."""
+    words = _WORD.findall(text.lower())
+    return 0 < len(words) <= 3 and all(w in ANSWER_WORDS for w in words) and words[-1] in ANSWER_ENDS \
+        and not (len(words) == 1 and words[0] in _PAIRED_ENDS)
+
+
 def text_completeness(text: str, p_final: float | None) -> float:
     """Probability that `text` is a complete turn, from the decoder's end-of-sentence probability
     and the shape of the ending. Empty text (no words heard) is 0.5: no evidence either way, and so
@@ -86,8 +93,7 @@ def text_completeness(text: str, p_final: float | None) -> float:
     p = 0.5 if p_final is None else min(1.0, max(0.0, float(p_final)))
     if trailing:
         p = min(p, 0.15)
-    elif len(words) <= 3 and all(w in ANSWER_WORDS for w in words) and words[-1] in ANSWER_ENDS \
-            and not (len(words) == 1 and words[0] in _PAIRED_ENDS):
+    elif is_bare_answer(text):
         return max(p, 0.9)  # a bare answer is a whole turn
     if words[-1] in DANGLING:
         p *= 0.2

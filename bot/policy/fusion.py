@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .completeness import WordEvidence
+from .completeness import WordEvidence, is_bare_answer
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class FusionSettings:
     words_take_floor: bool = True
     # ... when the caller's speech is no more than this far below the bot's own level: quieter
     # "speech" over the bot is its echo (a -35 dB echo is transcribed as the bot's words)
-    echo_margin_db: float = 20.0
+    echo_margin_db: float = 12.0
     # ... and only after this much of the caller's own speech (chunks within the margin): a
     # backchannel is shorter, and tiny.en makes a short "yes" into "years" or "night" as often as it
     # makes a short "stop" into "step" (only interruption words act on a short overlap)
@@ -97,6 +97,9 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
             # no '?' heard, but nothing dangles and the voice is done: tiny.en often drops the mark
             # of a question in a voice it finds hard ("is the soup vegetarian")
             return Patience(fs.unmarked_done_silence, f"{tag}{voice}: unmarked words, the voice is done", "words")
+        if pc is not None and pc <= fs.voice_done and is_bare_answer(words.text):
+            # "Yes," / "No..." in a voice that is done: tiny.en's mark after a real bare answer
+            return Patience(fs.unmarked_done_silence, f"{tag}{voice}: a bare answer, the voice is done", "words")
         # an open ending wins over the voice: "I'm calling about," said as if it were complete
         return Patience(fs.incomplete_silence, f"{tag}{voice}: unfinished", "words")
     if pc is not None and pc >= fs.continue_veto:

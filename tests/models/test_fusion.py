@@ -275,3 +275,16 @@ def test_a_voice_that_is_done_overrides_the_models_hold_on_complete_words():
         p = patience(evidence("Yes.", 0.7, 1.0, p_continue=pc), False, p_eot=0.2, p_hold=0.95, model_end=False,
                      fallback=0.75)
         assert p.silence == FS.contested_silence and "p(hold)" in p.reason, pc
+
+
+def test_a_bare_answer_with_an_open_mark_in_a_voice_that_is_done_waits_less():
+    """tiny.en writes a real bare "yes" as "yes," or "No..." now and then: with the voice done it is
+    taken after `unmarked_done_silence`, while "Yes, I" and an unsure voice still wait it out."""
+    for text in ("yes,", "No...", "Okay,"):
+        p = patience(evidence(text, 0.3, 1.0, p_continue=0.01), False, p_eot=0.2, p_hold=0.1, model_end=False,
+                     fallback=0.75)
+        assert p.silence == FS.unmarked_done_silence and "bare answer" in p.reason, text
+    for text, pc in (("Yes, I", 0.01), ("yes,", 0.3), ("yes,", None)):
+        p = patience(evidence(text, 0.3, 1.0, p_continue=pc), False, p_eot=0.2, p_hold=0.1, model_end=False,
+                     fallback=0.75)
+        assert p.silence >= FS.contested_silence, (text, pc)
