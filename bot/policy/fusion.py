@@ -54,7 +54,9 @@ class FusionSettings:
     # off: only interruption words ("wait", "stop") do
     words_take_floor: bool = True
     # ... when the caller's speech is no more than this far below the bot's own level: quieter
-    # "speech" over the bot is its echo (a -35 dB echo is transcribed as the bot's words)
+    # "speech" over the bot is its echo (a -35 dB echo is transcribed as the bot's words, and so was
+    # the training calls' echo of up to -18 dB at a 20 dB margin). Nothing over the bot is sent to
+    # ASR before it, the stop words included
     echo_margin_db: float = 12.0
     # ... and only after this much of the caller's own speech (chunks within the margin): a
     # backchannel is shorter, and tiny.en makes a short "yes" into "years" or "night" as often as it
