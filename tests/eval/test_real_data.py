@@ -14,6 +14,7 @@ from bot.eval import real_data as R
 from bot.eval.dataset import load_dataset
 from bot.eval.phone_data import load_set
 from models.audio import write_wav
+from models.real_words import speaker_split
 
 
 def burst(seconds: float, rate: int, freq: float = 300.0, noise_db: float = -70.0, pad: float = 0.0,
@@ -35,10 +36,15 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         for d in range(10):
             write_wav(fsdd / f"{d}_{spk}_0.wav", burst(0.3, 8000, 200 + 20 * d), 8000)
     sc = root / "sc" / R.SC_DIR
+    # speakers of the test split only are played (the model trains on the others): 4 such per word,
+    # and one train-split speaker per word that must never be picked
+    test_ids = (f"{i:08x}" for i in range(10**6) if speaker_split(f"{i:08x}") == "test")
+    train_ids = (f"{i:08x}" for i in range(10**6) if speaker_split(f"{i:08x}") == "train")
     for w, f in (("yes", 400.0), ("no", 500.0), ("stop", 600.0)):
         (sc / w).mkdir(parents=True)
         for k in range(4):
-            write_wav(sc / w / f"{ord(w[0]):02x}{k:06x}_nohash_0.wav", burst(0.4, 16000, f, pad=0.3, seed=k), 16000)
+            write_wav(sc / w / f"{next(test_ids)}_nohash_0.wav", burst(0.4, 16000, f, pad=0.3, seed=k), 16000)
+        write_wav(sc / w / f"{next(train_ids)}_nohash_0.wav", burst(0.4, 16000, f, pad=0.3, seed=9), 16000)
     libri = root / "libri" / R.LIBRI_DIR
     libri.mkdir(parents=True)
     two_words = np.concatenate([burst(0.8, 16000), np.zeros(1600, np.float32), burst(0.8, 16000, 350)])
@@ -100,9 +106,12 @@ def test_manifest_records_sources_speakers_and_eval_only(built: Path, sources: d
     assert src["speech_commands"]["licence"] == "CC BY 4.0" and src["ljspeech"]["licence"] == "public domain"
     assert src["fsdd"]["commit"] is None  # a plain folder; a git mirror records its commit
     b = json.loads((built / "bargein.json").read_text())["samples"]
-    assert [(x["word"], x["expect"]) for x in b] == [("stop", "stop")] * 2 + [("yes", "continue")] * 2
-    turn_speakers = {x["speaker"] for x in m["samples"] if x["kind"] == "word"}
-    assert turn_speakers.isdisjoint(x["speaker"] for x in b)  # every Speech Commands speaker used once
+    assert [(x["word"], x["expect"]) for x in b] == [("stop", "stop")] * 2 + [("yes", "continue")] * 2 + \
+        [("talk", "stop")] * 2  # the start of each real sentence said over the bot
+    words = [x for x in b if x["word"] != "talk"]
+    assert len({(x["word"], x["speaker"]) for x in words}) == len(words)  # one speaker per word in the set
+    sc_speakers = {x["speaker"] for x in m["samples"] if x["kind"] == "word"} | {x["speaker"] for x in words}
+    assert all(speaker_split(x.split(":", 1)[1]) == "test" for x in sc_speakers)  # never a training voice
     assert all((built / x["wav"]).is_file() for x in b)
 
 
