@@ -2,8 +2,9 @@
 
 Low latency by construction: the encoder runs on the utterance plus a short pad instead of
 Whisper's fixed 30 s window (CTranslate2 accepts shorter mel inputs), which cuts a 2-3 s utterance
-from ~400 ms to ~40-80 ms on two CPU cores, greedy decoding without timestamps, and one dedicated
-worker thread that batches the requests of all calls (transcription never runs on the event loop).
+from ~400 ms to ~40-80 ms on two CPU cores, greedy decoding without timestamps, and two worker
+threads (`AsrSettings.workers`) that batch the requests of all calls, the oldest first with the
+others of its encoder length (transcription never runs on the event loop).
 The engine transcribes speculatively when the caller pauses and reuses the result when the turn
 ends on the same audio.
 """
