@@ -70,8 +70,7 @@ class Resampler:
         ext = np.concatenate([self._hist, xf])
         ext_start = self._consumed - self.taps  # absolute index of ext[0]
         total = self._consumed + len(xf)
-        # output n needs input index i = floor(n * down / up) available: i <= total - 1
-        n_end = ((total - 1) * self.up) // self.down + 1 if total > 0 else 0
+        n_end = self._outputs_for(total)
         n = np.arange(self._produced, n_end, dtype=np.int64)
         if n.size:
             pos = n * self.down
@@ -98,12 +97,16 @@ class Resampler:
             return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
         return y.astype(np.float32)
 
+    def _outputs_for(self, total: int) -> int:
+        """Output samples whose input window is complete once `total` input samples have arrived:
+        output n needs input index floor(n * down / up) <= total - 1."""
+        return ((total - 1) * self.up) // self.down + 1 if total > 0 else 0
 
     def _silence(self, count: int, is_int: bool) -> np.ndarray:
         """The output for `count` zero input samples after an all-zero history: zeros, as many as
         the filter would have produced."""
         total = self._consumed + count
-        n_end = ((total - 1) * self.up) // self.down + 1 if total > 0 else 0
+        n_end = self._outputs_for(total)
         n = max(0, n_end - self._produced)
         if n:
             self._produced = n_end

@@ -102,10 +102,18 @@ class ServerProcess:
         raise RuntimeError("server did not become ready")
 
     async def metric(self, http: aiohttp.ClientSession, name: str) -> float:
+        return (await self.metrics(http, [name]))[name]
+
+    async def metrics(self, http: aiohttp.ClientSession, names: list[str]) -> dict[str, float]:
+        """The values of these samples in one read of /metrics (0.0 for one it does not have); a
+        name without labels matches its first labelled sample."""
         async with http.get(self.base + "/metrics", timeout=aiohttp.ClientTimeout(total=5)) as r:
             text = await r.text()
-        m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
-        return float(m.group(1)) if m else 0.0
+        out = {}
+        for name in names:
+            m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
+            out[name] = float(m.group(1)) if m else 0.0
+        return out
 
     def stop(self) -> None:
         self.proc.terminate()

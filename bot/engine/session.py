@@ -201,13 +201,13 @@ class CallSession:
         self.stats["chunks"] += 1
         x = chunk.astype(np.float32) / 32768.0
         bot = self.playout.reference(start, CHUNK_SAMPLES) if (self.policy.needs_model or self._taps) else None
+        bot_f = bot.astype(np.float32) / 32768.0 if bot is not None else None
         sched = self.services.scheduler
         try:
             vad = float(np.asarray(await sched.infer("vad", self.call_id, x)).reshape(-1)[0])
             model = None
-            if self.policy.needs_model and bot is not None:
-                heads = np.asarray(await sched.infer(
-                    "duplex", self.call_id, np.stack([x, bot.astype(np.float32) / 32768.0]))).reshape(-1)
+            if self.policy.needs_model and bot_f is not None:
+                heads = np.asarray(await sched.infer("duplex", self.call_id, np.stack([x, bot_f]))).reshape(-1)
                 model = ModelOutput(*[float(h) for h in heads[:5]])
         except RuntimeError as e:
             self.stats["inference_errors"] += 1
@@ -219,8 +219,7 @@ class CallSession:
             self._cut_bot("max_monologue")
         obs = Observation(t=self.now, vad=vad, bot_speaking=self.playout.is_speaking(),
                           rms=float(np.sqrt(np.mean(x * x))), model=model,
-                          bot_rms=float(np.sqrt(np.mean((bot.astype(np.float32) / 32768.0) ** 2))) if bot is not None
-                          else 0.0)
+                          bot_rms=float(np.sqrt(np.mean(bot_f * bot_f))) if bot_f is not None else 0.0)
         for d in self.policy.step(obs):
             self._on_decision(d)
         self.intents.during_speech(self._utt_start, self._spec is not None and not self._spec[2].done())

@@ -364,7 +364,6 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
         for k in by_kind:
             by_kind[k].update({key: mixed[key] for key in ("client_loop_lag_p99_ms", "client_cpu_cores",
                                                             "server_underruns", "stage_mean_ms", "peak_calls")})
-            by_kind[k].update(cpu_ms_per_call_chunk=None, cpu_cores=None)
     report["by_kind"] = by_kind
     report["overall"] = summarise(rows, *totals)
     report["overall"]["peak_calls"] = max(k["peak_calls"] for k in by_kind.values()) if by_kind else 0
@@ -409,11 +408,9 @@ def _stage_means(by_kind: dict[str, dict]) -> dict[str, float | None]:
 
 async def _stage_totals(http: aiohttp.ClientSession, srv: ServerProcess) -> dict[str, tuple[float, float]]:
     """(sum of seconds, count) of each answer stage so far, from the server's /metrics."""
-    out = {}
-    for k, name in STAGES.items():
-        out[k] = (await srv.metric(http, name.format(suffix="_sum")),
-                  await srv.metric(http, name.format(suffix="_count")))
-    return out
+    names = {k: (name.format(suffix="_sum"), name.format(suffix="_count")) for k, name in STAGES.items()}
+    got = await srv.metrics(http, [n for pair in names.values() for n in pair])
+    return {k: (got[s], got[c]) for k, (s, c) in names.items()}
 
 
 def _code_state() -> dict:

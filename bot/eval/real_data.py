@@ -386,6 +386,8 @@ def build_sentences(libri: Tree | None, lj: Tree | None, pause: float, built: Bu
                 clips.append(("librispeech", libri, path, m.group(1)))
     if lj is not None and LJ_PATH in lj.files(str(Path(LJ_PATH).parent)):
         clips.append(("ljspeech", lj, LJ_PATH, "LJ050-0131"))
+    if clips:
+        (out / "bargein").mkdir(parents=True, exist_ok=True)
     for k, (key, tree, path, cid) in enumerate(clips):
         spk = f"{key}:{cid.split('-')[0] if key == 'librispeech' else 'LJ'}"
         x = normalise(trim_speech(decode(tree.read(path), path)))
@@ -394,7 +396,6 @@ def build_sentences(libri: Tree | None, lj: Tree | None, pause: float, built: Bu
         _write(built, out, f"sentence-{k:03d}", "sentence", spk, key, y, end, hs, SENTENCES[cid], log)
         # its first TALK_SECONDS said over the bot: a caller who starts talking is an interruption
         sid = f"barge-talk-{k:03d}"
-        (out / "bargein").mkdir(parents=True, exist_ok=True)
         write_wav(out / "bargein" / f"{sid}.wav", x[:int(TALK_SECONDS * RATE)], RATE)
         built.bargein.append({"id": sid, "wav": f"bargein/{sid}.wav", "word": "talk", "expect": "stop",
                               "speaker": spk, "duration": TALK_SECONDS})

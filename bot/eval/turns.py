@@ -49,9 +49,9 @@ class Streams:
     bot_rms: list[np.ndarray]  # RMS of the bot channel per chunk (what an echo follows)
 
 
-def bot_activity(bot: np.ndarray) -> np.ndarray:
-    n = bot.size // CHUNK_SAMPLES
-    rms = np.sqrt(np.mean(bot[: n * CHUNK_SAMPLES].reshape(n, CHUNK_SAMPLES) ** 2, axis=1))
+def bot_activity(rms: np.ndarray) -> np.ndarray:
+    """Whether the bot is speaking in each chunk, from the bot channel's per-chunk RMS (with a hangover)."""
+    n = rms.size
     active = rms > BOT_ACTIVE_RMS
     hang = int(round(BOT_HANGOVER / CHUNK_SECONDS))
     out = active.copy()
@@ -101,7 +101,7 @@ def compute_streams(samples: list[Sample], duplex: bool = True, duplex_path: str
         c = s.audio[:, : n * CHUNK_SAMPLES].reshape(2, n, CHUNK_SAMPLES)
         rms.append(np.sqrt(np.mean(c[0] ** 2, axis=1)))
         bot_rms.append(np.sqrt(np.mean(c[1] ** 2, axis=1)))
-    return Streams(vads, [bot_activity(s.audio[1]) for s in samples], rms, heads, providers,
+    return Streams(vads, [bot_activity(r) for r in bot_rms], rms, heads, providers,
                    time.perf_counter() - t0, bot_rms)
 
 

@@ -86,6 +86,8 @@ class DuplexPolicy:
         self.settings = settings
         self.tuning = tuning
         self.fusion = fusion  # None: the model's heads and its silence fallback only (no words)
+        # caller speech over the bot at or above this share of the bot's level is the caller's own
+        self._echo_ratio = 10 ** (-fusion.echo_margin_db / 20) if fusion is not None else 0.0
         self.missing_model = 0  # observations that arrived without model heads (counted, skipped)
         self.reset()
 
@@ -156,8 +158,7 @@ class DuplexPolicy:
         self.bot_speaking = obs.bot_speaking
         self.bot_level = max(obs.bot_rms, self.bot_level * BOT_LEVEL_DECAY)
         self._vad(obs, out)
-        loud = self.fusion is not None and \
-            obs.rms >= max(self.bot_level, 1e-4) * 10 ** (-self.fusion.echo_margin_db / 20)
+        loud = self.fusion is not None and obs.rms >= max(self.bot_level, 1e-4) * self._echo_ratio
         if self.in_speech and loud:
             self.heard_chunks += 1
         if self.in_speech and self.heard_from < 0 and loud:
