@@ -22,6 +22,7 @@ from ..brain.intents import IntentDetector
 from ..policy.base import (
     CHUNK_RATE,
     CHUNK_SAMPLES,
+    OVERLAP_RECHECK,
     Decision,
     DecisionKind,
     ModelOutput,
@@ -122,7 +123,8 @@ class CallSession:
         self.task: asyncio.Task | None = None  # set by CallManager.start
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0}
+        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0, "overlap_checks_skipped": 0}
+        self._overlap_running = 0  # overlap transcriptions in flight
 
     # -- time ---------------------------------------------------------------------------------
     @property
@@ -302,8 +304,12 @@ class CallSession:
         self.emit(ev.BackchannelOpportunity(call_id=self.call_id, t=d.t, confidence=d.confidence))
 
     def _transcribe_overlap_asked(self, d: Decision) -> None:
-        if not self.secure_input:
-            self._spawn(self._transcribe_overlap(d.onset, d.t))
+        if self.secure_input:
+            return
+        if d.reason == OVERLAP_RECHECK and self._overlap_running:
+            self.stats["overlap_checks_skipped"] += 1  # the one in flight answers soon enough
+            return
+        self._spawn(self._transcribe_overlap(d.onset, d.t))
 
     # one handler per kind, as h11 keeps its transitions in one table (tests check it is complete)
     DECISION_HANDLERS: ClassVar[dict[DecisionKind, Callable[["CallSession", Decision], None]]] = {
@@ -314,7 +320,11 @@ class CallSession:
     }
 
     async def _transcribe_overlap(self, onset: float, t: float) -> None:
-        tr = await self.services.asr.transcribe_detailed(self.caller_audio(onset - PRE_ROLL, t))
+        self._overlap_running += 1
+        try:
+            tr = await self.services.asr.transcribe_detailed(self.caller_audio(onset - PRE_ROLL, t))
+        finally:
+            self._overlap_running -= 1
         text = tr.text if tr.score >= self.settings.min_overlap_word_score else ""
         if text:
             self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=text))

@@ -53,6 +53,11 @@ class Observation:
     bot_rms: float = 0.0  # RMS of the bot audio the caller heard in this chunk (the echo's source)
 
 
+# the reason of a periodic TRANSCRIBE_OVERLAP: the engine may skip it while the call's previous
+# overlap transcription is still running (the one at the end of the overlap is never skipped)
+OVERLAP_RECHECK = "recheck"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     kind: DecisionKind
