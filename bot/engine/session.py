@@ -32,14 +32,7 @@ from ..policy.base import (
 )
 from ..policy.completeness import evidence, text_completeness
 from ..policy.words import is_backchannel_text
-from ..services.responder import (
-    RespondContext,
-    Responder,
-    ResponderAction,
-    ResponseChunk,
-    Revision,
-    Turn,
-)
+from ..services.responder import RespondContext, Responder, ResponderAction, ResponseChunk, Revision, Turn
 from . import events as ev
 from .bot_turns import BotTurns
 from .fanout import EventFanout
@@ -124,7 +117,7 @@ class CallSession:
         self.ended = asyncio.Event()
         self.end_reason = ""
         self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0, "overlap_checks_skipped": 0}
-        self._overlap_running = 0  # overlap transcriptions in flight
+        self._overlap_task: asyncio.Task[None] | None = None  # the latest transcription of an overlap
 
     # -- time ---------------------------------------------------------------------------------
     @property
@@ -304,12 +297,10 @@ class CallSession:
         self.emit(ev.BackchannelOpportunity(call_id=self.call_id, t=d.t, confidence=d.confidence))
 
     def _transcribe_overlap_asked(self, d: Decision) -> None:
-        if self.secure_input:
-            return
-        if d.reason == OVERLAP_RECHECK and self._overlap_running:
+        if d.reason == OVERLAP_RECHECK and self._overlap_task is not None and not self._overlap_task.done():
             self.stats["overlap_checks_skipped"] += 1  # the one in flight answers soon enough
-            return
-        self._spawn(self._transcribe_overlap(d.onset, d.t))
+        elif not self.secure_input:
+            self._overlap_task = self._spawn(self._transcribe_overlap(d.onset, d.t))
 
     # one handler per kind, as h11 keeps its transitions in one table (tests check it is complete)
     DECISION_HANDLERS: ClassVar[dict[DecisionKind, Callable[["CallSession", Decision], None]]] = {
@@ -320,11 +311,7 @@ class CallSession:
     }
 
     async def _transcribe_overlap(self, onset: float, t: float) -> None:
-        self._overlap_running += 1
-        try:
-            tr = await self.services.asr.transcribe_detailed(self.caller_audio(onset - PRE_ROLL, t))
-        finally:
-            self._overlap_running -= 1
+        tr = await self.services.asr.transcribe_detailed(self.caller_audio(onset - PRE_ROLL, t))
         text = tr.text if tr.score >= self.settings.min_overlap_word_score else ""
         if text:
             self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=text))
