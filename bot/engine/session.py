@@ -22,7 +22,6 @@ from ..brain.intents import IntentDetector
 from ..policy.base import (
     CHUNK_RATE,
     CHUNK_SAMPLES,
-    OVERLAP_RECHECK,
     Decision,
     DecisionKind,
     ModelOutput,
@@ -297,7 +296,7 @@ class CallSession:
         self.emit(ev.BackchannelOpportunity(call_id=self.call_id, t=d.t, confidence=d.confidence))
 
     def _transcribe_overlap_asked(self, d: Decision) -> None:
-        if d.reason == OVERLAP_RECHECK and self._overlap_task is not None and not self._overlap_task.done():
+        if d.recheck and self._overlap_task is not None and not self._overlap_task.done():
             self.stats["overlap_checks_skipped"] += 1  # the one in flight answers soon enough
         elif not self.secure_input:
             self._overlap_task = self._spawn(self._transcribe_overlap(d.onset, d.t))

@@ -53,11 +53,6 @@ class Observation:
     bot_rms: float = 0.0  # RMS of the bot audio the caller heard in this chunk (the echo's source)
 
 
-# the reason of a periodic TRANSCRIBE_OVERLAP: the engine may skip it while the call's previous
-# overlap transcription is still running (the one at the end of the overlap is never skipped)
-OVERLAP_RECHECK = "recheck"
-
-
 @dataclass(frozen=True, slots=True)
 class Decision:
     kind: DecisionKind
@@ -66,6 +61,9 @@ class Decision:
     reason: str = ""
     onset: float = 0.0  # caller speech onset this decision refers to
     silence: float = 0.0  # seconds of silence behind an end_of_turn
+    # a periodic TRANSCRIBE_OVERLAP: the engine may skip it while the call's previous overlap
+    # transcription still runs (the one at the end of the overlap is never a recheck)
+    recheck: bool = False
 
 
 @dataclass(frozen=True)

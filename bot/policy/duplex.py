@@ -22,16 +22,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import CHUNK_SECONDS, OVERLAP_RECHECK, Decision, DecisionKind, ModelOutput, Observation, PolicySettings
+from .base import CHUNK_SECONDS, Decision, DecisionKind, ModelOutput, Observation, PolicySettings
 from .completeness import WordEvidence
 from .fusion import FusionSettings, Patience, patience
 from .words import has_stop_word, takes_floor
 
 REARM = 0.3  # seconds of low interrupt/backchannel probability before another overlap decision
 # seconds between transcriptions of caller speech over the bot (words mode): Whisper hears a
-# "wait" only from about 0.2 s of it, and one transcription of a short overlap takes 40-70 ms on
+# "wait" only from about 0.23 s of it, and one transcription of a short overlap takes 40-70 ms on
 # two cores, so checking every two chunks brings the words within ~0.1 s of being said; the
-# engine skips a periodic check while the call's previous one is still running (OVERLAP_RECHECK)
+# engine skips a periodic check while the call's previous one is still running (Decision.recheck)
 RECHECK = 0.064
 # a transcript of caller speech over the bot still counts this long after that speech ended: a
 # real "stop" is often over before its words come back from ASR (docs/real-speech.md)
@@ -271,8 +271,7 @@ class DuplexPolicy:
         dur = obs.t - self.heard_from
         if dur >= self.overlap_check - 1e-9:
             self.overlap_check = dur + RECHECK
-            out.append(Decision(DecisionKind.TRANSCRIBE_OVERLAP, obs.t, onset=self.heard_from,
-                                reason=OVERLAP_RECHECK))
+            out.append(Decision(DecisionKind.TRANSCRIBE_OVERLAP, obs.t, onset=self.heard_from, recheck=True))
 
     def _vad(self, obs: Observation, out: list[Decision]) -> None:
         s = self.settings

@@ -172,19 +172,18 @@ def test_words_over_the_bot_stop_it_when_the_model_does_not():
 def test_overlap_is_rechecked_every_two_chunks_and_once_whole_at_its_end():
     """Whisper hears a "wait" only from ~0.23 s of it: periodic checks (skippable while one runs)
     follow every RECHECK, and the whole overlap is transcribed once when it ends (never skipped)."""
-    from bot.policy.base import OVERLAP_RECHECK
     from bot.policy.duplex import RECHECK
     p = DuplexPolicy(PolicySettings(), fusion=FS)
     out, t = overlap(p, 14)
     asks = [d for d in out if d.kind == "transcribe_overlap"]
-    assert len(asks) >= 4 and all(d.reason == OVERLAP_RECHECK for d in asks)
+    assert len(asks) >= 4 and all(d.recheck for d in asks)
     gaps = [b.t - a.t for a, b in zip(asks, asks[1:])]
     assert all(abs(g - RECHECK) < 0.033 for g in gaps), gaps
     end = []
     for i in range(3):
         end += p.step(Observation(t=t + (i + 1) * 0.032, vad=0.0, bot_speaking=True, model=UNSURE, bot_rms=0.05))
     final = [d for d in end if d.kind == "transcribe_overlap"]
-    assert len(final) == 1 and final[0].reason != OVERLAP_RECHECK and final[0].onset == asks[0].onset
+    assert len(final) == 1 and not final[0].recheck and final[0].onset == asks[0].onset
 
 
 def test_backchannels_and_murmurs_over_the_bot_leave_it_to_the_model():
