@@ -226,6 +226,9 @@ async def one_run(rt: "Runtime", base_url: str, bs: BenchSettings, voices: Calle
             await page.js(f"document.querySelector('#codec').value = {json.dumps(bs.codec)}")
         await page.js("document.querySelector('#call').click()")
         call_id = await page.wait("window.duplexbot.connected && window.duplexbot.callId", 15, "the call to connect")
+        # the page can see its peer connected before the server has started the engine session:
+        # its call_started event reaches the page only once the session exists
+        await page.wait("window.duplexbot.events.some(e => e.type === 'call_started')", 15, "the engine session")
         session = rt.calls.get(str(call_id))
         if session is not None:
             detach = trace.attach(session)
