@@ -3,7 +3,9 @@
 Every transcript the call makes (at a pause, over the bot, at the end of the turn) is read for the
 agent's intents (`bot.brain.intents.IntentDetector`); during long caller speech, when no other ASR
 pass of this call is running, `IntentWatch` also asks for a partial transcript about every
-`every` seconds (each one is one more ASR pass), of at most the last 8 s. Nothing is heard, and
+`every` seconds (each one is one more ASR pass), of at most the last 8 s. A partial is optional
+work: it is skipped (and counted in `shed`) while the recogniser has utterances queued, so under
+load it never delays the words at a pause that a turn decision waits for. Nothing is heard, and
 nothing is reported, during secure input.
 """
 from __future__ import annotations
@@ -47,6 +49,7 @@ class IntentWatch:
         self._in_speech = False
         self._at = 0.0  # stream time of the last partial transcript during speech
         self._busy = False
+        self.shed = 0  # partial transcripts skipped because the recogniser was busy
 
     def speech_start(self, t: float, new_utterance: bool) -> None:
         if new_utterance:
@@ -63,6 +66,10 @@ class IntentWatch:
         now = host.now
         if self.detector is None or not self._in_speech or self._busy or asr_busy or host.secure_input \
                 or utt_start is None or now - self._at < self._every:
+            return
+        if self._asr.backlog():
+            self._at = now  # due again in `every` seconds
+            self.shed += 1
             return
         self._at, self._busy = now, True
         audio = host.caller_audio(max(utt_start - self._pre_roll, now - WINDOW), now)

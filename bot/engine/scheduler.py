@@ -1,10 +1,12 @@
 """One inference scheduler per process: each tick, one batched ONNX call per model for every live
 call that has a chunk waiting.
 
-Sessions `await scheduler.infer(model, stream_id, x)`; requests are gathered for at most
-`max_wait` (or until every registered stream of that model has asked), then run in a dedicated
-worker thread so the event loop only moves bytes and events. A slow model can delay a decision,
-never a media packet. A stream has at most one request per batch (recurrent state is ordered).
+Sessions `await scheduler.infer(model, stream_id, x)` (or `submit` several models' requests for
+one chunk at once and await them together); requests are gathered for at most `max_wait` (or until
+every registered stream of that model has asked), then run in that model's own worker thread so
+the event loop only moves bytes and events, and two models (VAD, turn-taking) run on two cores at
+once. A slow model can delay a decision, never a media packet. A stream has at most one request
+per batch (recurrent state is ordered).
 """
 from __future__ import annotations
 
@@ -57,8 +59,10 @@ class InferenceScheduler:
         self._streams: dict[str, set[str]] = {name: set() for name in self.models}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task] = []
-        # one thread: onnxruntime parallelises inside a call; serialising calls keeps states ordered
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        # one thread per model: onnxruntime parallelises inside a call, serialising a model's calls
+        # keeps its states ordered, and different models (independent states) run side by side
+        self._pools = {name: concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")
+                       for name in self.models}
 
     async def start(self) -> None:
         for name in self.models:
@@ -74,7 +78,8 @@ class InferenceScheduler:
             for r in reqs:
                 if not r.future.done():
                     r.future.cancel()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def register(self, stream_id: str) -> None:
         for name in self.models:
@@ -85,17 +90,21 @@ class InferenceScheduler:
             self._streams[name].discard(stream_id)
             # dropping state happens on the worker thread, after any batch that holds the stream
             try:
-                self._pool.submit(model.drop, stream_id)
+                self._pools[name].submit(model.drop, stream_id)
             except RuntimeError:  # the scheduler is closed: nothing left to drop
                 pass
 
     async def infer(self, model: str, stream_id: str, x: np.ndarray) -> np.ndarray:
+        return await self.submit(model, stream_id, x)
+
+    def submit(self, model: str, stream_id: str, x: np.ndarray) -> asyncio.Future[np.ndarray]:
+        """Queue one request for the next batch of `model`; the future holds its output row."""
         if model not in self.models:
             raise KeyError(f"no model {model!r} in the scheduler (have {sorted(self.models)})")
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._pending[model].append(_Request(stream_id, x, fut))
         self._wake[model].set()
-        return await fut
+        return fut
 
     async def _loop(self, name: str) -> None:
         loop = asyncio.get_running_loop()
@@ -133,7 +142,7 @@ class InferenceScheduler:
         x = np.stack([r.x for r in batch])
         t0 = time.perf_counter()
         try:
-            out = await asyncio.get_running_loop().run_in_executor(self._pool, model.run, ids, x)
+            out = await asyncio.get_running_loop().run_in_executor(self._pools[name], model.run, ids, x)
         except Exception as e:  # a broken batch fails its requests, never the scheduler
             stats.errors += 1
             for r in batch:

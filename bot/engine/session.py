@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, ClassVar, Corout
 import numpy as np
 
 from ..audio.frame import AudioFrame
+from ..audio.history import AudioHistory
 from ..audio.resample import Resampler
 from ..brain.corrections import is_correction
 from ..brain.intents import IntentDetector
@@ -91,12 +92,11 @@ class CallSession:
         self._after_notice = ""  # what the bot says when its notice has played (the greeting)
         self.history: list[Turn] = []
         self.bot = BotTurns(self.call_id, transport.output_rate, self, self.emit, lambda: self.now,
-                            lambda: self.samples_in)
+                            lambda: self.heard.samples)
         self.playout = self.bot.playout
         self._resampler: Resampler | None = None
         self._pending = np.zeros(0, np.int16)
-        self.samples_in = 0  # 16 kHz caller samples processed
-        self._audio = np.zeros(int(settings.history_seconds * CHUNK_RATE), np.int16)  # ring buffer
+        self.heard = AudioHistory(settings.history_seconds, CHUNK_RATE)  # the caller, as processed
         self._tasks: set[asyncio.Task] = set()
         self._response: asyncio.Task | None = None
         self._utt_start: float | None = None
@@ -115,13 +115,14 @@ class CallSession:
         self.task: asyncio.Task | None = None  # set by CallManager.start
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0, "overlap_checks_skipped": 0}
+        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0, "overlap_checks_skipped": 0,
+                      "speculative_asr_cancelled": 0}
         self._overlap_task: asyncio.Task[None] | None = None  # the latest transcription of an overlap
 
     # -- time ---------------------------------------------------------------------------------
     @property
     def now(self) -> float:
-        return self.samples_in / CHUNK_RATE
+        return self.heard.samples / CHUNK_RATE
 
     # -- events: emit, subscribe and unsubscribe are the call's EventFanout's -------------------
     def add_audio_tap(self, cb: Callable[[AudioFrame, AudioFrame], None]) -> Callable[[], None]:
@@ -187,23 +188,25 @@ class CallSession:
             await self._on_chunk(chunk)
 
     async def _on_chunk(self, chunk: np.ndarray) -> None:
-        start = self.samples_in
-        n = len(self._audio)
-        idx = (start + np.arange(CHUNK_SAMPLES)) % n
-        self._audio[idx] = chunk
-        self.samples_in += CHUNK_SAMPLES
+        start = self.heard.push(chunk)
         self.stats["chunks"] += 1
         x = chunk.astype(np.float32) / 32768.0
         bot = self.playout.reference(start, CHUNK_SAMPLES) if (self.policy.needs_model or self._taps) else None
         bot_f = bot.astype(np.float32) / 32768.0 if bot is not None else None
         sched = self.services.scheduler
         try:
-            vad = float(np.asarray(await sched.infer("vad", self.call_id, x)).reshape(-1)[0])
+            # both models are asked at once: they run side by side, in the same tick
+            vad_f = sched.submit("vad", self.call_id, x)
+            duplex_f = sched.submit("duplex", self.call_id, np.stack([x, bot_f])) \
+                if self.policy.needs_model and bot_f is not None else None
+            vad = float(np.asarray(await vad_f).reshape(-1)[0])
             model = None
-            if self.policy.needs_model and bot_f is not None:
-                heads = np.asarray(await sched.infer("duplex", self.call_id, np.stack([x, bot_f]))).reshape(-1)
+            if duplex_f is not None:
+                heads = np.asarray(await duplex_f).reshape(-1)
                 model = ModelOutput(*[float(h) for h in heads[:5]])
         except RuntimeError as e:
+            if duplex_f is not None:
+                duplex_f.cancel()  # (a failed VAD batch leaves it unread)
             self.stats["inference_errors"] += 1
             self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="inference", message=str(e),
                                     retryable=True))
@@ -230,12 +233,7 @@ class CallSession:
 
     def caller_audio(self, t0: float, t1: float) -> np.ndarray:
         """16 kHz float caller audio between stream times t0 and t1 (clipped to what is kept)."""
-        n = len(self._audio)
-        a = max(int(t0 * CHUNK_RATE), self.samples_in - n, 0)
-        b = min(int(t1 * CHUNK_RATE), self.samples_in)
-        if b <= a:
-            return np.zeros(0, np.float32)
-        return self._audio[np.arange(a, b) % n].astype(np.float32) / 32768.0
+        return self.heard.window(t0, t1)
 
     # -- decisions ----------------------------------------------------------------------------
     def _on_decision(self, d: Decision) -> None:
@@ -248,6 +246,12 @@ class CallSession:
         if self._utt_start is None:
             self._utt_start = d.onset
         self.speculations.waste("the caller went on")
+        if self._spec is not None and not self._spec[2].done():
+            # the words at a pause that is over (most inside a sentence last < 0.1 s): never
+            # transcribed if still queued, ASR being the costliest work of a call
+            self._spec[2].cancel()
+            self._spec = None
+            self.stats["speculative_asr_cancelled"] += 1
         if self._response is not None and not self._response.done() and self.bot.opened_unheard():
             # the caller went on after an end-of-turn decision, before the bot said a word
             self._cancel_response()

@@ -69,6 +69,10 @@ class Asr(Protocol):
 
     async def transcribe_detailed(self, audio: np.ndarray) -> Transcript: ...
 
+    def backlog(self) -> int:
+        """Utterances asked for and not yet started: optional passes (partial transcripts) are
+        skipped while it is not zero, so they never delay the words a decision waits for."""
+
     def close(self) -> None:
         """Stop the recogniser's worker (the runtime calls it once, at shutdown)."""
 
@@ -182,6 +186,9 @@ class WhisperAsr:
         self._pending: list[_Request] = []  # asked for, not yet in a batch (oldest first)
         self._wake = threading.Condition()
         self._stopping = False
+        self.calls = 0  # utterances transcribed (the warm-up below included)
+        self.batches = 0  # generate calls (calls / batches = the mean batch size)
+        self.seconds = 0.0
         self._workers = [threading.Thread(target=self._serve, name=f"asr-{k}", daemon=True)
                          for k in range(max(1, settings.workers))]
         for w in self._workers:
@@ -191,9 +198,6 @@ class WhisperAsr:
         atexit.register(self.close)
         # the first generate call builds CTranslate2's kernels (~0.9 s): pay it here, not on a caller
         self.submit(np.random.default_rng(0).standard_normal(RATE).astype(np.float32) * 0.01)
-        self.calls = 0  # utterances transcribed
-        self.batches = 0  # generate calls (calls / batches = the mean batch size)
-        self.seconds = 0.0
 
     # -- one batch ------------------------------------------------------------------------------
     def _features(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
@@ -334,6 +338,10 @@ class WhisperAsr:
             self._pending.append((np.asarray(audio, np.float32), f, time.perf_counter()))
             self._wake.notify()
         return f
+
+    def backlog(self) -> int:
+        with self._wake:
+            return len(self._pending)
 
     def transcribe_sync(self, audio: np.ndarray) -> str:
         return self.transcribe_detailed_sync(audio).text
