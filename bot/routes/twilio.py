@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from multidict import MultiDict
 
-from ..audio.frame import SUPPORTED_RATES
 from ..engine.admission import AdmissionController
 from ..transports.twilio import metrics
 from ..transports.twilio.media import CLOSE_TRY_AGAIN, RunCall, StreamRegistry, TwilioMediaTransport, serve_media_socket
@@ -163,15 +162,12 @@ def install(app: web.Application, settings: TwilioSettings, run_call: RunCall,
 
 
 def settings_for(runtime: Runtime) -> TwilioSettings:
-    """`runtime.settings.twilio` with the bot's one public URL and the TTS's rate."""
+    """`runtime.settings.twilio` with the bot's one public URL (bot audio is pulled at the
+    settings' `read_rate`, the line's 8 kHz: see TwilioSettings)."""
     s = runtime.settings.twilio
     base = runtime.settings.public_base_url
     if base:
         s = replace(s, public_base_url=base.rstrip("/"))
-    # pull bot audio at the TTS's own rate: the engine then never resamples a sentence on the loop
-    tts_rate = runtime.services.tts.sample_rate
-    if tts_rate in SUPPORTED_RATES:
-        s = replace(s, read_rate=tts_rate)
     return s
 
 

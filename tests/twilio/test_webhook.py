@@ -127,8 +127,8 @@ def test_route_settings_follow_the_runtime():
                                                   public_base_url="https://a.example/"),
                          services=SimpleNamespace(tts=SimpleNamespace(sample_rate=22050)))
     s = settings_for(rt)
-    assert (s.auth_token, s.public_base_url, s.read_rate) == ("t", "https://a.example", 22050)
+    # bot audio is pulled at the line's rate whatever the TTS's (each sentence is resampled once)
+    assert (s.auth_token, s.public_base_url, s.read_rate) == ("t", "https://a.example", 8000)
     rt.settings.public_base_url = "https://b.example"
-    rt.services.tts.sample_rate = 12345  # not a rate we support: keep the default
     s = settings_for(rt)
-    assert (s.public_base_url, s.read_rate) == ("https://b.example", 24000)
+    assert (s.public_base_url, s.read_rate) == ("https://b.example", 8000)

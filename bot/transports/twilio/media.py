@@ -91,8 +91,8 @@ class TwilioMediaTransport:
         self.rest = rest
         self.clock = clock
         self.stats = core.stats
-        # bot audio is pulled at `read_rate` (the engine's native TTS rate) and decimated here, one
-        # 20 ms frame at a time; positions reported to the source are counted at that rate
+        # bot audio is pulled at `read_rate` (8 kHz by default; a higher one is decimated here, one
+        # 20 ms frame at a time); positions reported to the source are counted at that rate
         self.output_rate = settings.read_rate
         self._read_samples = settings.read_rate // 50
         self._down = Decimator(settings.read_rate) if settings.read_rate != 8000 else None
