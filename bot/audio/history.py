@@ -1,9 +1,11 @@
-"""The last few seconds of one audio stream, kept for later reads by stream time.
+"""The last few seconds of one audio stream, kept for later reads by stream position.
 
-A call keeps its caller's audio this way: each 32 ms chunk is pushed as it is processed, and ASR
-later reads any window of it (a pause's utterance, an overlap) by stream seconds. A fixed ring of
-int16 samples: memory per call is bounded whatever the call's length, and a window older than the
-ring is clipped to what is kept.
+A call keeps its caller's audio this way (each 32 ms chunk pushed as it is processed; ASR later
+reads a pause's utterance or an overlap by stream seconds), and the bot's audio as the caller heard
+it (the echo reference the duplex model reads chunk by chunk, by absolute 16 kHz sample). A fixed
+ring of int16 samples: memory is bounded whatever the call's length, a read costs the same however
+far back it reaches (an engine that has fallen behind reads further back), and what is older than
+the ring, or not yet pushed, reads as silence.
 """
 from __future__ import annotations
 
@@ -14,21 +16,52 @@ class AudioHistory:
     def __init__(self, seconds: float, rate: int):
         self.rate = rate
         self._ring = np.zeros(max(1, int(seconds * rate)), np.int16)
-        self.samples = 0  # samples pushed since the stream began
+        self.samples = 0  # samples pushed (or skipped) since the stream began: the next one's index
 
     def push(self, pcm: np.ndarray) -> int:
         """Append int16 samples; returns the stream index of the first."""
-        start, n = self.samples, len(self._ring)
-        keep = pcm[-n:]  # a push longer than the ring keeps its newest samples
-        self._ring[(start + len(pcm) - len(keep) + np.arange(len(keep))) % n] = keep
+        start = self.samples
+        keep = pcm[-len(self._ring):]  # a push longer than the ring keeps its newest samples
+        self._put(start + len(pcm) - len(keep), keep)
         self.samples += len(pcm)
         return start
 
+    def skip(self, n: int) -> None:
+        """`n` samples of silence (nothing was heard meanwhile)."""
+        if n <= 0:
+            return
+        if n >= len(self._ring):
+            self._ring[:] = 0
+        else:
+            self._put(self.samples, np.zeros(n, np.int16))
+        self.samples += n
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        """int16 samples [start, start + n); zeros where nothing is kept."""
+        out = np.zeros(max(0, n), np.int16)
+        lo, hi = max(start, self.samples - len(self._ring), 0), min(start + n, self.samples)
+        if hi > lo:
+            out[lo - start:hi - start] = self._get(lo, hi)
+        return out
+
     def window(self, t0: float, t1: float) -> np.ndarray:
         """float32 audio between stream seconds t0 and t1, clipped to what is kept."""
-        n = len(self._ring)
-        a = max(int(t0 * self.rate), self.samples - n, 0)
+        a = max(int(t0 * self.rate), self.samples - len(self._ring), 0)
         b = min(int(t1 * self.rate), self.samples)
         if b <= a:
             return np.zeros(0, np.float32)
-        return self._ring[np.arange(a, b) % n].astype(np.float32) / 32768.0
+        return self._get(a, b).astype(np.float32) / 32768.0
+
+    # at most two slices of the ring: no per-sample index arrays
+    def _put(self, at: int, pcm: np.ndarray) -> None:
+        size, i = len(self._ring), at % len(self._ring)
+        first = min(len(pcm), size - i)
+        self._ring[i:i + first] = pcm[:first]
+        self._ring[:len(pcm) - first] = pcm[first:]
+
+    def _get(self, a: int, b: int) -> np.ndarray:
+        size, i = len(self._ring), a % len(self._ring)
+        first = min(b - a, size - i)
+        if first == b - a:
+            return self._ring[i:i + first].copy()
+        return np.concatenate([self._ring[i:], self._ring[:b - a - first]])

@@ -15,10 +15,12 @@ import numpy as np
 
 from ..audio.fifo import SampleFifo
 from ..audio.frame import AudioFrame, float_to_pcm16
+from ..audio.history import AudioHistory
 from ..audio.resample import Resampler
 
 REF_RATE = 16000
 REF_SLACK = REF_RATE // 10  # the reference may fall this far behind the caller's clock before it is re-aligned
+REF_SECONDS = 3.0  # the reference kept: an engine this far behind real time still reads what the caller heard
 
 
 @dataclass
@@ -88,9 +90,7 @@ class Playout:
         self._on_first_audio = on_first_audio or (lambda turn, pos: None)
         self._on_turn_done = on_turn_done or (lambda turn: None)
         self._ref_resampler: Resampler | None = None
-        self._ref: deque[np.ndarray] = deque()
-        self._ref_len = 0
-        self._ref_start = 0  # absolute 16 kHz index of the first sample kept in _ref
+        self._ref = AudioHistory(REF_SECONDS, REF_RATE)  # by absolute 16 kHz sample
         self._takeover: SampleFifo | None = None
         self._takeover_resampler: Resampler | None = None
 
@@ -211,31 +211,11 @@ class Playout:
             self._ref_resampler = Resampler(rate, REF_RATE)
         ref = self._ref_resampler.process(pcm)
         if self._clock is not None:
-            now, end = self._clock(), self._ref_start + self._ref_len
-            if now - end > REF_SLACK:  # nothing was read meanwhile (start-up, a stall): silence then
-                if now - end > 2 * REF_RATE:
-                    self._ref.clear()
-                    self._ref_start, self._ref_len = now, 0
-                else:
-                    self._ref.append(np.zeros(now - end, np.int16))
-                    self._ref_len += now - end
-        self._ref.append(ref)
-        self._ref_len += len(ref)
-        while self._ref_len - len(self._ref[0]) > 2 * REF_RATE:
-            old = self._ref.popleft()
-            self._ref_len -= len(old)
-            self._ref_start += len(old)
+            now = self._clock()
+            if now - self._ref.samples > REF_SLACK:  # nothing was read meanwhile (start-up, a stall)
+                self._ref.skip(now - self._ref.samples)  # silence then
+        self._ref.push(ref)
 
     def reference(self, start: int, n: int) -> np.ndarray:
         """Bot audio at 16 kHz for absolute samples [start, start+n) (zeros where unknown)."""
-        out = np.zeros(n, np.int16)
-        end = self._ref_start + self._ref_len  # absolute end of each kept piece, newest first: the
-        for piece in reversed(self._ref):  # model asks for the last chunk, so few pieces are visited
-            pos = end - len(piece)
-            lo, hi = max(start, pos), min(start + n, end)
-            if hi > lo:
-                out[lo - start:hi - start] = piece[lo - pos:hi - pos]
-            if pos <= start:
-                break
-            end = pos
-        return out
+        return self._ref.read(start, n)

@@ -93,3 +93,26 @@ def test_streaming_through_silence_matches_one_pass():
         streamed = np.concatenate([stream.process(c) for c in chunks])
         whole = Resampler(src, dst).process(np.concatenate(chunks))
         assert streamed.shape == whole.shape and np.array_equal(streamed, whole), (src, dst)
+
+
+def test_audio_history_keeps_the_newest_samples_by_stream_position():
+    from bot.audio.history import AudioHistory
+
+    h = AudioHistory(1.0, 100)  # 100 samples
+    assert h.push(np.arange(60, dtype=np.int16)) == 0
+    assert h.push(np.arange(60, 120, dtype=np.int16)) == 60  # wraps around the ring
+    assert h.samples == 120
+    w = h.window(0.0, 1.2)  # clipped to the kept 100 samples: 20..119
+    assert w.shape == (100,) and np.allclose(w * 32768, np.arange(20, 120))
+    assert h.window(1.5, 2.0).size == 0
+    r = h.read(10, 120)  # too old and not yet pushed read as silence
+    assert np.array_equal(r[:10], np.zeros(10)) and np.array_equal(r[10:110], np.arange(20, 120))
+    assert np.array_equal(r[110:], np.zeros(10))
+    h.skip(30)  # silence heard
+    assert h.samples == 150 and not h.read(120, 30).any() and np.array_equal(h.read(118, 2), [118, 119])
+    h.push(np.arange(1000, 1250, dtype=np.int16))  # longer than the ring: keeps the newest
+    assert h.samples == 400
+    assert np.array_equal(h.read(300, 100), np.arange(1150, 1250))
+    h.skip(500)  # longer than the ring: all silence
+    assert h.samples == 900 and not h.read(800, 100).any()
+

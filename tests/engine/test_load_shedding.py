@@ -83,16 +83,3 @@ async def test_a_partial_transcript_waits_for_an_idle_recogniser(asr):
     watch.during_speech(0.0, asr_busy=False)
     assert len(spawned) == 1
     await asyncio.wait_for(spawned[0], 30)
-
-
-def test_audio_history_keeps_the_newest_samples_by_stream_time():
-    h = AudioHistory(1.0, 100)  # 100 samples
-    assert h.push(np.arange(60, dtype=np.int16)) == 0
-    assert h.push(np.arange(60, 120, dtype=np.int16)) == 60
-    assert h.samples == 120
-    w = h.window(0.0, 1.2)  # clipped to the kept 100 samples: 20..119
-    assert w.shape == (100,) and np.allclose(w * 32768, np.arange(20, 120))
-    assert h.window(1.5, 2.0).size == 0
-    h.push(np.arange(1000, 1250, dtype=np.int16))  # longer than the ring: keeps the newest
-    assert h.samples == 370
-    assert np.allclose(h.window(2.7, 3.7) * 32768, np.arange(1150, 1250))
