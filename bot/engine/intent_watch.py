@@ -16,6 +16,7 @@ from typing import Any, Callable, Coroutine, Protocol
 import numpy as np
 
 from ..brain.intents import IntentDetector
+from ..services.asr import SKIPPED as ASR_SKIPPED
 from ..services.asr import Asr
 from . import events as ev
 
@@ -70,6 +71,7 @@ class IntentWatch:
         if self._asr.backlog():
             self._at = now  # due again in `every` seconds
             self.shed += 1
+            ASR_SKIPPED.labels("partial_busy").inc()
             return
         self._at, self._busy = now, True
         audio = host.caller_audio(max(utt_start - self._pre_roll, now - WINDOW), now)

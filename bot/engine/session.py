@@ -32,6 +32,7 @@ from ..policy.base import (
 )
 from ..policy.completeness import evidence, text_completeness
 from ..policy.words import is_backchannel_text
+from ..services.asr import SKIPPED as ASR_SKIPPED
 from ..services.responder import RespondContext, Responder, ResponderAction, ResponseChunk, Revision, Turn
 from . import events as ev
 from .bot_turns import BotTurns
@@ -252,6 +253,7 @@ class CallSession:
             self._spec[2].cancel()
             self._spec = None
             self.stats["speculative_asr_cancelled"] += 1
+            ASR_SKIPPED.labels("pause_over").inc()
         if self._response is not None and not self._response.done() and self.bot.opened_unheard():
             # the caller went on after an end-of-turn decision, before the bot said a word
             self._cancel_response()
@@ -302,6 +304,7 @@ class CallSession:
     def _transcribe_overlap_asked(self, d: Decision) -> None:
         if d.recheck and self._overlap_task is not None and not self._overlap_task.done():
             self.stats["overlap_checks_skipped"] += 1  # the one in flight answers soon enough
+            ASR_SKIPPED.labels("overlap_inflight").inc()
         elif not self.secure_input:
             self._overlap_task = self._spawn(self._transcribe_overlap(d.onset, d.t))
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 from .prosody import load_probe, pause_features
 
@@ -58,6 +58,13 @@ _TIMES = Histogram("duplexbot_asr_seconds", "Speech recognition per utterance: q
 _WAIT, _RUN = _TIMES.labels("wait"), _TIMES.labels("run")
 _BATCH = Histogram("duplexbot_asr_batch_utterances", "Utterances per batched generate call",
                    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32))
+# passes a call chose not to run (or to drop while queued), by why: "pause_over" (the words at a pause
+# the caller has already ended), "partial_busy" (a partial-intent pass while the recogniser has a
+# queue), "overlap_inflight" (a periodic overlap check while the call's previous one still runs)
+SKIPPED = Counter("duplexbot_asr_skipped_total", "Speech recognition passes not run, by reason", ["reason"])
+SKIP_REASONS = ("pause_over", "partial_busy", "overlap_inflight")
+for _reason in SKIP_REASONS:
+    SKIPPED.labels(_reason)  # every reason shows on /metrics from the start, at 0
 
 
 class Asr(Protocol):

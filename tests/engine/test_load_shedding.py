@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from bot.audio.history import AudioHistory
 from bot.brain.intents import IntentDetector, IntentSpec
@@ -71,8 +72,10 @@ async def test_a_partial_transcript_waits_for_an_idle_recogniser(asr):
     busy = asr.submit(_audio(3.0, 5))
     queued = asr.submit(_audio(6.5, 6))
     assert asr.backlog() >= 1
+    before = REGISTRY.get_sample_value("duplexbot_asr_skipped_total", {"reason": "partial_busy"})
     watch.during_speech(0.0, asr_busy=False)
     assert watch.shed == 1 and not spawned  # skipped: the queue is the words of other calls' pauses
+    assert REGISTRY.get_sample_value("duplexbot_asr_skipped_total", {"reason": "partial_busy"}) == before + 1
     await asyncio.wrap_future(busy)
     await asyncio.wrap_future(queued)
     assert asr.backlog() == 0
