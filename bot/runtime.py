@@ -167,11 +167,17 @@ class Runtime:
         self.store_watch: StoreWatch | None = None  # the store's health monitor and supervisor
         self.calls = CallManager(self)
         self.admission = AdmissionController(settings.admission)   # every transport asks it first
-        self.lag_monitor = LoopLagMonitor(self.admission.record_lag)
+        self.lag_monitor = LoopLagMonitor(self._sample_load)
         self.policy_name = "duplex" if services.duplex_model is not None else "baseline"
         self.tools = tools  # the agent file's, declared once for every call
         self.intents = intents
         self._prewarm: asyncio.Task[int] | None = None
+
+    def _sample_load(self, lag: float, now: float) -> None:
+        """Every ~100 ms: the loop's delay and the worst call's backlog, for admission."""
+        self.admission.record_lag(lag, now)
+        self.admission.record_backlog(max((c.transport.inbox.held_seconds for c in self.calls.live()), default=0.0),
+                                      now)
 
     @classmethod
     async def start(cls, settings: Settings) -> "Runtime":

@@ -1,6 +1,6 @@
 """One admission controller per process, asked by every transport before a call gets media or TTS.
 
-A new call is taken only while both hold:
+A new call is taken only while all three hold:
 
 * fewer than `max_calls` calls hold a slot. The default follows what one process carries with the
   whole call path (VAD, turn-taking with words at every pause, ASR, TTS) within its latency
@@ -16,11 +16,17 @@ A new call is taken only while both hold:
   `lag_window` seconds stays under `lag_bound`. A process that is already late refuses new calls
   even below the cap, so calls it has stay on time instead of all of them degrading; an idle one
   (no call holds a slot) takes the call whatever its loop did during start-up.
+* the engine keeps up with real time: no call had more than `backlog_bound` seconds of caller
+  audio waiting for it over the last `backlog_window` seconds. The loop can answer on time while
+  the engine falls behind (its calls wait on inference and recognition threads, not the loop):
+  with 40 calls on two cores the loop's p90 stayed under 30 ms while the engine processed ~0.6 s
+  of audio per second, so every answer came seconds late; this rule stops taking calls first.
 
 Sans-IO: every method is fed `now` (seconds, monotonic); `bot/engine/looplag.py` feeds the loop
-delay. A slot is held from `admit()` to `release()`. `admit(..., hold=s)` takes a slot that lapses
-after `s` seconds unless the same call is admitted again without `hold` (Twilio: the webhook
-reserves, the media stream takes the reservation; a stream that never comes frees it).
+delay and the runtime the worst call's backlog (its inbound mailbox's `held_seconds`). A slot is
+held from `admit()` to `release()`. `admit(..., hold=s)` takes a slot that lapses after `s`
+seconds unless the same call is admitted again without `hold` (Twilio: the webhook reserves, the
+media stream takes the reservation; a stream that never comes frees it).
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from dataclasses import dataclass
 
 CALLS_PER_2_CORES = 20
 LOOP_CEILING = 200     # one event loop moved ~250 media-only SIP calls (docs/sip.md): more cores do not lift this
-REASONS = ("capacity", "loop_lag")
+REASONS = ("capacity", "loop_lag", "engine_lag")
 
 
 def default_max_calls(cores: int | None = None) -> int:
@@ -47,6 +53,12 @@ class AdmissionSettings:
     lag_quantile: float = 0.9
     lag_window: float = 5.0            # s of lag samples the rule looks at
     lag_min_samples: int = 5           # fewer samples than this in the window: the rule does not apply
+    # the engine-lag rule: caller audio waiting for the engine on the worst call (its inbound
+    # mailbox), the most over the last `backlog_window` s. Above `backlog_bound` the engine is not
+    # keeping up with real time (measured: 40 calls on two cores processed ~0.6 s of audio per
+    # second while the loop itself answered within 30 ms), and every call's answers come late
+    backlog_bound: float = 0.5
+    backlog_window: float = 3.0
     retry_after: int = 5               # s, told to refused callers (SIP Retry-After, HTTP Retry-After)
     overflow_number: str = ""          # Twilio: refused calls are dialled here instead of rejected as busy
 
@@ -55,6 +67,9 @@ class AdmissionSettings:
             raise ValueError(f"max_calls must be >= 0 (0: derived), got {self.max_calls}")
         if not 0 < self.lag_bound:
             raise ValueError(f"lag_bound must be > 0 s, got {self.lag_bound}")
+        if not 0 < self.backlog_bound or not 0 < self.backlog_window:
+            raise ValueError(f"backlog_bound and backlog_window must be > 0 s, got {self.backlog_bound}, "
+                             f"{self.backlog_window}")
         if not 0 < self.lag_quantile <= 1:
             raise ValueError(f"lag_quantile must be in (0, 1], got {self.lag_quantile}")
         if self.retry_after < 1:
@@ -68,7 +83,7 @@ class AdmissionSettings:
 @dataclass(frozen=True)
 class Decision:
     admitted: bool
-    reason: str = "ok"                 # ok | capacity | loop_lag
+    reason: str = "ok"                 # ok | capacity | loop_lag | engine_lag
     retry_after: int = 0               # s; 0 when admitted
 
 
@@ -78,6 +93,7 @@ class AdmissionController:
         self.cap = settings.cap
         self._slots: dict[tuple[str, str], float | None] = {}   # (transport, call id) -> lapses at (None: held)
         self._lag: deque[tuple[float, float]] = deque()          # (when, loop delay s)
+        self._backlog: deque[tuple[float, float]] = deque()      # (when, worst call's backlog s)
         self.admitted: Counter[str] = Counter()                  # by transport
         self.refused: Counter[tuple[str, str]] = Counter()       # by (transport, reason)
 
@@ -95,6 +111,8 @@ class AdmissionController:
         # work): refusing the first call would help nobody, so the rule needs calls to protect
         if self._slots and self.lagging(now):
             return self._refuse(transport, "loop_lag")
+        if self._slots and self.behind(now):
+            return self._refuse(transport, "engine_lag")
         self._slots[key] = None if hold is None else now + hold
         self.admitted[transport] += 1
         return Decision(True)
@@ -136,6 +154,22 @@ class AdmissionController:
         lag, start = self._lag, now - self.settings.lag_window
         while lag and lag[0][0] < start:
             lag.popleft()
+
+    # -- the engine-lag rule -----------------------------------------------------------------------
+    def record_backlog(self, seconds: float, now: float) -> None:
+        """The caller audio (s) waiting for the engine on the call furthest behind, sampled now."""
+        self._backlog.append((now, max(0.0, seconds)))
+        start = now - self.settings.backlog_window
+        while self._backlog and self._backlog[0][0] < start:
+            self._backlog.popleft()
+
+    def backlog(self, now: float) -> float:
+        """The most caller audio waiting for the engine on one call over the window (s)."""
+        start = now - self.settings.backlog_window
+        return max((b for t, b in self._backlog if t >= start), default=0.0)
+
+    def behind(self, now: float) -> bool:
+        return self.backlog(now) > self.settings.backlog_bound
 
     # -- numbers -----------------------------------------------------------------------------------
     def live(self, now: float) -> int:

@@ -47,12 +47,18 @@ class InboundMailbox:
         self.stats = MailboxStats()
         self._items: deque[InboundItem] = deque()
         self._audio = 0  # audio frames held
+        self._held = 0.0  # seconds of caller audio held (the engine's backlog on this call)
         self._final: Hangup | None = None
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def held_seconds(self) -> float:
+        """Seconds of caller audio waiting for the engine: how far behind real time it is."""
+        return max(0.0, self._held)
 
     @property
     def ended(self) -> bool:
@@ -73,6 +79,7 @@ class InboundMailbox:
                 if not self._drop_oldest_audio():
                     return True  # nothing held is audio: the arriving frame is the oldest
             self._audio += 1
+            self._held += item.duration
         else:
             self.stats.control_in += 1
             if isinstance(item, Hangup):
@@ -86,11 +93,14 @@ class InboundMailbox:
         if self._audio == 0:
             return False
         if isinstance(self._items[0], AudioFrame):  # the usual case: audio at the head
-            self._items.popleft()
+            gone = self._items.popleft()
         else:
             i = next(i for i, x in enumerate(self._items) if isinstance(x, AudioFrame))
+            gone = self._items[i]
             del self._items[i]
         self._audio -= 1
+        if isinstance(gone, AudioFrame):
+            self._held -= gone.duration
         return True
 
     async def get(self) -> InboundItem:
@@ -104,6 +114,7 @@ class InboundMailbox:
         item = self._items.popleft()
         if isinstance(item, AudioFrame):
             self._audio -= 1
+            self._held = self._held - item.duration if self._audio else 0.0  # (no drift when empty)
         return item
 
     async def wait_idle(self) -> None:

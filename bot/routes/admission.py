@@ -36,7 +36,8 @@ class _AdmissionCollector:
             admitted.add_metric([transport], n)
         yield admitted
         refused = CounterMetricFamily("duplexbot_admission_refused", "calls refused, by reason (capacity: at "
-                                      "the cap; loop_lag: the event loop is late)", labels=["transport", "reason"])
+                                      "the cap; loop_lag: the event loop is late; engine_lag: calls' audio waits "
+                                      "for the engine)", labels=["transport", "reason"])
         for (transport, reason), n in sorted(c.refused.items()):
             refused.add_metric([transport, reason], n)
         yield refused
@@ -45,6 +46,9 @@ class _AdmissionCollector:
         lag.add_metric(["last"], c.last_lag())
         lag.add_metric([f"p{round(c.settings.lag_quantile * 100)}"], c.lag_quantile(now) or 0.0)
         yield lag
+        yield GaugeMetricFamily("duplexbot_engine_backlog_seconds", "caller audio waiting for the engine on the "
+                                "call furthest behind, the most over the engine-lag rule's window",
+                                value=c.backlog(now))
 
 
 _COLLECTOR = _AdmissionCollector()

@@ -2,6 +2,7 @@
 the loop-lag rule, the derived default and the settings from the environment."""
 import asyncio
 
+import numpy as np
 import pytest
 
 from bot.config import ConfigError
@@ -60,6 +61,49 @@ def test_loop_lag_refuses_below_the_cap_and_recovers():
         c.record_lag(0.001, t)
     assert not c.lagging(t) and c.admit("x2", "sip", t).admitted
     assert c.last_lag() == pytest.approx(0.001)
+
+
+def test_an_engine_behind_real_time_refuses_new_calls_until_it_caught_up():
+    c = AdmissionController(AdmissionSettings(max_calls=100, backlog_bound=0.5, backlog_window=3.0))
+    c.record_backlog(2.0, 0.0)
+    assert c.admit("a", "twilio", 0.0).admitted  # nobody to protect: an idle process takes the call
+    t = 0.0
+    for _ in range(31):  # a healthy engine (a frame or two waiting at most) for a whole window
+        t += 0.1
+        c.record_backlog(0.04, t)
+    assert c.admit("b", "twilio", t).admitted  # the 2 s sample has left the window
+    c.record_backlog(0.8, t + 0.1)  # one call has 0.8 s of audio waiting
+    d = c.admit("c", "twilio", t + 0.2)
+    assert (d.admitted, d.reason) == (False, "engine_lag") and c.refused[("twilio", "engine_lag")] == 1
+    assert c.backlog(t + 0.2) == pytest.approx(0.8)
+    assert c.admit("b", "twilio", t + 0.2).admitted  # a call that holds a slot is never refused
+    for _ in range(40):  # caught up: after a window without a backlog, calls come in again
+        t += 0.1
+        c.record_backlog(0.0, t)
+    assert not c.behind(t) and c.admit("c", "twilio", t).admitted
+    with pytest.raises(ValueError):
+        AdmissionSettings(backlog_bound=0)
+
+
+def test_the_mailbox_knows_how_much_caller_audio_waits():
+    from bot.audio.frame import AudioFrame
+    from bot.engine.mailbox import InboundMailbox
+    from bot.engine.port import Dtmf
+
+    box = InboundMailbox(capacity=3)
+    for k in range(3):
+        box.put(AudioFrame(np.zeros(160, np.int16), 8000, k * 0.02))
+    box.put(Dtmf("5"))
+    assert box.held_seconds == pytest.approx(0.06)
+    box.put(AudioFrame(np.zeros(320, np.int16), 16000, 0.06))  # full: the oldest frame goes
+    assert box.held_seconds == pytest.approx(0.06)
+
+    async def drain() -> None:
+        for _ in range(4):
+            await box.get()
+
+    asyncio.run(drain())
+    assert box.held_seconds == 0.0
 
 
 def test_capacity_wins_over_lag_in_the_reason():
