@@ -92,6 +92,8 @@ class Settings:
         admission = AdmissionSettings(max_calls=env_number(e, "DUPLEXBOT_MAX_CALLS", 0, int, 1, 100000, "calls"),
                                       lag_bound=env_number(e, "DUPLEXBOT_MAX_LOOP_LAG_MS", 150.0, float, 10, 60000,
                                                            "milliseconds") / 1000,
+                                      backlog_bound=env_number(e, "DUPLEXBOT_MAX_ENGINE_BACKLOG_MS", 500.0, float, 10,
+                                                               60000, "milliseconds") / 1000,
                                       overflow_number=overflow)
         public = e.get("DUPLEXBOT_PUBLIC_URL", "").strip().rstrip("/")
         if public and not public.startswith(("http://", "https://")):

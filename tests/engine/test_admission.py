@@ -128,12 +128,15 @@ def test_default_follows_the_cores():
 
 def test_settings_from_env():
     s = Settings.from_env({"DUPLEXBOT_MAX_CALLS": "5", "DUPLEXBOT_MAX_LOOP_LAG_MS": "300",
+                           "DUPLEXBOT_MAX_ENGINE_BACKLOG_MS": "800",
                            "DUPLEXBOT_OVERFLOW_NUMBER": "+15551230000"}).admission
-    assert (s.cap, s.lag_bound, s.overflow_number) == (5, 0.3, "+15551230000")
+    assert (s.cap, s.lag_bound, s.backlog_bound, s.overflow_number) == (5, 0.3, 0.8, "+15551230000")
+    assert Settings.from_env({}).admission.backlog_bound == 0.5
     assert Settings.from_env({"DUPLEXBOT_OVERFLOW_NUMBER": "sip:queue@10.0.0.5"}).admission.overflow_number
     for bad, word in (({"DUPLEXBOT_MAX_CALLS": "0"}, "DUPLEXBOT_MAX_CALLS"),
                       ({"DUPLEXBOT_MAX_CALLS": "lots"}, "DUPLEXBOT_MAX_CALLS"),
                       ({"DUPLEXBOT_MAX_LOOP_LAG_MS": "-5"}, "DUPLEXBOT_MAX_LOOP_LAG_MS"),
+                      ({"DUPLEXBOT_MAX_ENGINE_BACKLOG_MS": "soon"}, "DUPLEXBOT_MAX_ENGINE_BACKLOG_MS"),
                       ({"DUPLEXBOT_OVERFLOW_NUMBER": "5551234"}, "DUPLEXBOT_OVERFLOW_NUMBER")):
         with pytest.raises(ConfigError, match=word):
             Settings.from_env(bad)
