@@ -304,7 +304,10 @@ class WhisperAsr:
         return min(-(-total // RATE) * RATE, 30 * RATE)
 
     def _next_batch(self, pending: list[_Request]) -> list[_Request]:
-        """Take the next batch out of `pending` (oldest first): see `batch_of_oldest`."""
+        """Take the next batch out of `pending` (oldest first): see `batch_of_oldest`. Requests
+        cancelled while queued (a pause the caller already ended) are dropped first: they never
+        shape a batch."""
+        pending[:] = [r for r in pending if not r[1].cancelled()]
         picked = set(batch_of_oldest([self._padded_samples(r[0].size) for r in pending], self.settings.max_batch))
         batch = [r for i, r in enumerate(pending) if i in picked]
         pending[:] = [r for i, r in enumerate(pending) if i not in picked]
@@ -318,6 +321,8 @@ class WhisperAsr:
                 if not self._pending:
                     return  # stopping, and everything asked for before is done
                 items = self._next_batch(self._pending)
+                if not items:
+                    continue  # only cancelled requests were waiting
             live = [(a, f) for a, f, _ in items if f.set_running_or_notify_cancel()]
             if not live:
                 continue
@@ -348,7 +353,7 @@ class WhisperAsr:
 
     def backlog(self) -> int:
         with self._wake:
-            return len(self._pending)
+            return sum(1 for r in self._pending if not r[1].cancelled())
 
     def transcribe_sync(self, audio: np.ndarray) -> str:
         return self.transcribe_detailed_sync(audio).text
