@@ -49,6 +49,8 @@ from .phone_data import PhoneSample, PhoneSet, load_set
 CHUNK_S = 0.032  # the duplex model's step: CPU is reported per call per chunk of caller audio
 TICK = os.sysconf("SC_CLK_TCK")
 UNDERRUNS = "duplexbot_twilio_underruns_total"  # the server's pacer fell behind real time mid-speech
+BACKLOG = "duplexbot_engine_backlog_seconds"  # caller audio waiting for the engine, worst call (admission's view)
+BACKLOG_EVERY = 0.5  # s between reads of it during a pool
 # where each answer's time went (bot/engine/turn_timing.py) and what ASR took (bot/services/asr.py)
 STAGES = {"decide": 'duplexbot_turn_stage_seconds{suffix}{{stage="decide"}}',
           "answer": 'duplexbot_turn_stage_seconds{suffix}{{stage="answer"}}',
@@ -339,10 +341,14 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
                 stages0 = await _stage_totals(http, srv)
                 cpu0, wall0, own0 = process_cpu_seconds(srv.proc.pid), time.monotonic(), time.process_time()
                 pool = PoolStats()
+                backlog: list[float] = []
+                sampler = asyncio.create_task(_sample_backlog(http, srv, backlog))
                 try:
                     done = await run_pool(http, srv, items, bs, log, pool)
                 finally:
                     client_lag = await lag.stop()
+                    sampler.cancel()
+                    await asyncio.gather(sampler, return_exceptions=True)
                 cpu, wall = process_cpu_seconds(srv.proc.pid) - cpu0, time.monotonic() - wall0
                 lags += lag.samples
                 chunks = sum(r.caller_frames for _, r in done) * FRAME_S / CHUNK_S
@@ -350,6 +356,7 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
                 rows += kind_rows
                 by_kind[kind] = summarise(kind_rows, cpu, wall, chunks)
                 by_kind[kind]["peak_calls"] = pool.peak
+                by_kind[kind]["engine_backlog_s"] = _backlog_summary(backlog)
                 by_kind[kind]["client_loop_lag_p99_ms"] = client_lag
                 by_kind[kind]["client_cpu_cores"] = round((time.process_time() - own0) / wall, 3)
                 by_kind[kind]["server_underruns"] = int(await srv.metric(http, UNDERRUNS) - under0)
@@ -363,10 +370,13 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
         by_kind = {k: summarise([r for r in rows if r["kind"] == k], 0.0, 0.0, 0.0) for k in kinds}
         for k in by_kind:
             by_kind[k].update({key: mixed[key] for key in ("client_loop_lag_p99_ms", "client_cpu_cores",
-                                                            "server_underruns", "stage_mean_ms", "peak_calls")})
+                                                            "server_underruns", "stage_mean_ms", "peak_calls",
+                                                            "engine_backlog_s")})
     report["by_kind"] = by_kind
     report["overall"] = summarise(rows, *totals)
     report["overall"]["peak_calls"] = max(k["peak_calls"] for k in by_kind.values()) if by_kind else 0
+    report["overall"]["engine_backlog_s"] = max((k["engine_backlog_s"] for k in by_kind.values()),
+                                                key=lambda b: b["max"], default=_backlog_summary([]))
     report["overall"]["stage_mean_ms"] = _stage_means(by_kind)
     report["overall"]["client_loop_lag_p99_ms"] = _pct(lags, 99) or 0.0
     report["overall"]["server_underruns"] = sum(k["server_underruns"] for k in by_kind.values())
@@ -374,6 +384,23 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
     report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
     (out / "results.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+async def _sample_backlog(http: aiohttp.ClientSession, srv: ServerProcess, into: list[float]) -> None:
+    """Read the server's engine backlog every BACKLOG_EVERY s until cancelled (a failed read is skipped)."""
+    while True:
+        try:
+            into.append(await srv.metric(http, BACKLOG))
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(BACKLOG_EVERY)
+
+
+def _backlog_summary(xs: list[float]) -> dict[str, float | None]:
+    if not xs:
+        return {"p50": None, "p90": None, "max": None}
+    return {"p50": round(float(np.percentile(xs, 50)), 3), "p90": round(float(np.percentile(xs, 90)), 3),
+            "max": round(max(xs), 3)}
 
 
 def _pools(samples: Sequence[PhoneSample], kinds: list[str], audio: dict[str, np.ndarray],
@@ -465,6 +492,11 @@ def format_table(report: dict) -> str:
         lines.append("where the time went (server, mean ms): " + ", ".join(
             f"{k} {v}" for k, v in st.items() if v is not None) + " (decide: caller silence at the end-of-turn "
             "decision; answer: decision to the bot's first audio; words: pause to its transcript)")
+    eb = report["overall"].get("engine_backlog_s") or {}
+    if eb.get("max") is not None:
+        lines.append(f"engine backlog (s of caller audio waiting, worst call, read every {BACKLOG_EVERY} s): "
+                     f"p50 {eb['p50']}, p90 {eb['p90']}, max {eb['max']} (the server refuses new calls above "
+                     "DUPLEXBOT_MAX_ENGINE_BACKLOG_MS, 0.5 s by default)")
     if report["overall"]["redials"]:
         lines.append(f"the server refused {report['overall']['redials']} call(s) as busy (admission control); each "
                      f"was dialled again after {report['settings']['redial_after']} s")

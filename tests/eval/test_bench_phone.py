@@ -135,6 +135,9 @@ def test_bench_phone_two_calls_at_once_into_a_real_server(tmp_path, capsys):
     assert set(res["by_kind"]) == {"short", "pause"}
     assert overall["server_cpu_s"] > 0 and overall["cpu_ms_per_call_chunk"] > 0 and overall["caller_chunks"] > 100
     assert overall["peak_calls"] == 2 and res["by_kind"]["short"]["cpu_cores"] is None  # one pool: no CPU by kind
+    backlog = overall["engine_backlog_s"]  # read from the server's /metrics while the calls ran
+    assert backlog["max"] is not None and 0 <= backlog["p50"] <= backlog["max"] < 5
+    assert "engine backlog (s of caller audio waiting, worst call" in printed
     stages = overall["stage_mean_ms"]  # the server's own account of each answer (bot/engine/turn_timing.py)
     if overall["latency_ms"]["n"]:
         assert stages["decide"] is not None and 0 <= stages["decide"] < 3000
