@@ -16,11 +16,14 @@ A new call is taken only while all three hold:
   `lag_window` seconds stays under `lag_bound`. A process that is already late refuses new calls
   even below the cap, so calls it has stay on time instead of all of them degrading; an idle one
   (no call holds a slot) takes the call whatever its loop did during start-up.
-* the engine keeps up with real time: no call had more than `backlog_bound` seconds of caller
-  audio waiting for it over the last `backlog_window` seconds. The loop can answer on time while
-  the engine falls behind (its calls wait on inference and recognition threads, not the loop):
-  with 40 calls on two cores the loop's p90 stayed under 30 ms while the engine processed ~0.6 s
-  of audio per second, so every answer came seconds late; this rule stops taking calls first.
+* the engine keeps up with real time: the call furthest behind has not had more than
+  `backlog_bound` seconds of caller audio waiting for it for the whole last `backlog_window`
+  seconds (a sustained backlog, not a spike: at 20 calls on two cores the worst call swings
+  between 0.1 and 0.6 s, while an engine that cannot keep up falls further behind every second).
+  The loop can answer on time while the engine falls behind (its calls wait on inference and
+  recognition threads, not the loop): with 40 calls on two cores the loop's p90 stayed under
+  30 ms while the engine processed ~0.6 s of audio per second, so every answer came seconds late;
+  this rule stops taking calls first.
 
 Sans-IO: every method is fed `now` (seconds, monotonic); `bot/engine/looplag.py` feeds the loop
 delay and the runtime the worst call's backlog (its inbound mailbox's `held_seconds`). A slot is
@@ -54,11 +57,12 @@ class AdmissionSettings:
     lag_window: float = 5.0            # s of lag samples the rule looks at
     lag_min_samples: int = 5           # fewer samples than this in the window: the rule does not apply
     # the engine-lag rule: caller audio waiting for the engine on the worst call (its inbound
-    # mailbox), the most over the last `backlog_window` s. Above `backlog_bound` the engine is not
-    # keeping up with real time (measured: 40 calls on two cores processed ~0.6 s of audio per
-    # second while the loop itself answered within 30 ms), and every call's answers come late
+    # mailbox), the least over the last `backlog_window` s (sustained). Above `backlog_bound` the
+    # engine is not keeping up with real time (measured: 40 calls on two cores processed ~0.6 s of
+    # audio per second while the loop itself answered within 30 ms), and every answer comes late
     backlog_bound: float = 0.5
-    backlog_window: float = 3.0
+    backlog_window: float = 1.0
+    backlog_min_samples: int = 5  # fewer samples in the window: the rule does not apply
     retry_after: int = 5               # s, told to refused callers (SIP Retry-After, HTTP Retry-After)
     overflow_number: str = ""          # Twilio: refused calls are dialled here instead of rejected as busy
 
@@ -164,9 +168,11 @@ class AdmissionController:
             self._backlog.popleft()
 
     def backlog(self, now: float) -> float:
-        """The most caller audio waiting for the engine on one call over the window (s)."""
+        """The worst call's backlog sustained over the window: the least of its samples (s); 0.0
+        with fewer than `backlog_min_samples` samples."""
         start = now - self.settings.backlog_window
-        return max((b for t, b in self._backlog if t >= start), default=0.0)
+        xs = [b for t, b in self._backlog if t >= start]
+        return min(xs) if len(xs) >= self.settings.backlog_min_samples else 0.0
 
     def behind(self, now: float) -> bool:
         return self.backlog(now) > self.settings.backlog_bound
