@@ -47,8 +47,8 @@ class _AdmissionCollector:
         lag.add_metric([f"p{round(c.settings.lag_quantile * 100)}"], c.lag_quantile(now) or 0.0)
         yield lag
         yield GaugeMetricFamily("duplexbot_engine_backlog_seconds", "caller audio waiting for the engine on the "
-                                "call furthest behind, sustained over the engine-lag rule's window (the least of its samples)",
-                                value=c.backlog(now))
+                                "call furthest behind, sustained over the engine-lag rule's window (the least "
+                                "of its samples)", value=c.backlog(now))
 
 
 _COLLECTOR = _AdmissionCollector()
