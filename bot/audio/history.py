@@ -39,18 +39,21 @@ class AudioHistory:
     def read(self, start: int, n: int) -> np.ndarray:
         """int16 samples [start, start + n); zeros where nothing is kept."""
         out = np.zeros(max(0, n), np.int16)
-        lo, hi = max(start, self.samples - len(self._ring), 0), min(start + n, self.samples)
+        lo, hi = self._kept(start, start + n)
         if hi > lo:
             out[lo - start:hi - start] = self._get(lo, hi)
         return out
 
     def window(self, t0: float, t1: float) -> np.ndarray:
         """float32 audio between stream seconds t0 and t1, clipped to what is kept."""
-        a = max(int(t0 * self.rate), self.samples - len(self._ring), 0)
-        b = min(int(t1 * self.rate), self.samples)
+        a, b = self._kept(int(t0 * self.rate), int(t1 * self.rate))
         if b <= a:
             return np.zeros(0, np.float32)
         return self._get(a, b).astype(np.float32) / 32768.0
+
+    def _kept(self, a: int, b: int) -> tuple[int, int]:
+        """[a, b) clipped to the samples the ring still holds (empty when b <= a after it)."""
+        return max(a, self.samples - len(self._ring), 0), min(b, self.samples)
 
     # at most two slices of the ring: no per-sample index arrays
     def _put(self, at: int, pcm: np.ndarray) -> None:

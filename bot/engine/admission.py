@@ -155,17 +155,13 @@ class AdmissionController:
         return q is not None and q > self.settings.lag_bound
 
     def _trim(self, now: float) -> None:
-        lag, start = self._lag, now - self.settings.lag_window
-        while lag and lag[0][0] < start:
-            lag.popleft()
+        _drop_before(self._lag, now - self.settings.lag_window)
 
     # -- the engine-lag rule -----------------------------------------------------------------------
     def record_backlog(self, seconds: float, now: float) -> None:
         """The caller audio (s) waiting for the engine on the call furthest behind, sampled now."""
         self._backlog.append((now, max(0.0, seconds)))
-        start = now - self.settings.backlog_window
-        while self._backlog and self._backlog[0][0] < start:
-            self._backlog.popleft()
+        _drop_before(self._backlog, now - self.settings.backlog_window)
 
     def backlog(self, now: float) -> float:
         """The worst call's backlog sustained over the window: the least of its samples (s); 0.0
@@ -184,6 +180,12 @@ class AdmissionController:
 
     def last_lag(self) -> float:
         return self._lag[-1][1] if self._lag else 0.0
+
+
+def _drop_before(samples: deque[tuple[float, float]], start: float) -> None:
+    """Drop the (when, value) samples older than `start` (oldest first)."""
+    while samples and samples[0][0] < start:
+        samples.popleft()
 
 
 __all__ = ["AdmissionController", "AdmissionSettings", "Decision", "CALLS_PER_2_CORES", "LOOP_CEILING", "REASONS",
