@@ -376,7 +376,8 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
     report["overall"] = summarise(rows, *totals)
     report["overall"]["peak_calls"] = max(k["peak_calls"] for k in by_kind.values()) if by_kind else 0
     report["overall"]["engine_backlog_s"] = max((k["engine_backlog_s"] for k in by_kind.values()),
-                                                key=lambda b: b["max"], default=_backlog_summary([]))
+                                                key=lambda b: -1.0 if b["max"] is None else b["max"],
+                                                default=_backlog_summary([]))
     report["overall"]["stage_mean_ms"] = _stage_means(by_kind)
     report["overall"]["client_loop_lag_p99_ms"] = _pct(lags, 99) or 0.0
     report["overall"]["server_underruns"] = sum(k["server_underruns"] for k in by_kind.values())
