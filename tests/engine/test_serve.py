@@ -7,6 +7,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 
 def free_port():
     with socket.socket() as s:
@@ -42,3 +44,19 @@ def test_serve_brings_up_healthz_and_metrics(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
     assert proc.returncode in (0, -15)
+
+
+def _threads_after(code: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code + "; import os; print(len(os.listdir('/proc/self/task')))"],
+                         env=env, capture_output=True, text=True, timeout=60, check=True)
+    return int(out.stdout.split()[-1])
+
+
+def test_cli_keeps_numpy_to_one_blas_thread():
+    # OpenBLAS's spinning workers took a quarter of a core from the engine at 20 calls: the command
+    # line starts numpy with one BLAS thread (plain numpy here starts one per core)
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("OpenBLAS starts no extra thread on one core")
+    assert _threads_after("import numpy") > 1
+    assert _threads_after("import bot.cli, numpy") == 1
