@@ -59,8 +59,9 @@ _WAIT, _RUN = _TIMES.labels("wait"), _TIMES.labels("run")
 _BATCH = Histogram("duplexbot_asr_batch_utterances", "Utterances per batched generate call",
                    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32))
 # passes a call chose not to run (or to drop while queued), by why: "pause_over" (the words at a pause
-# the caller has already ended), "partial_busy" (a partial-intent pass while the recogniser has a
-# queue), "overlap_inflight" (a periodic overlap check while the call's previous one still runs)
+# the caller has already ended), "partial_busy" (a partial-intent pass while the recogniser has
+# anything queued or running), "overlap_inflight" (a periodic overlap check while the call's
+# previous one still runs)
 SKIPPED = Counter("duplexbot_asr_skipped_total", "Speech recognition passes not run, by reason", ["reason"])
 SKIP_REASONS = ("pause_over", "partial_busy", "overlap_inflight")
 for _reason in SKIP_REASONS:
@@ -77,8 +78,12 @@ class Asr(Protocol):
     async def transcribe_detailed(self, audio: np.ndarray) -> Transcript: ...
 
     def backlog(self) -> int:
-        """Utterances asked for and not yet started: optional passes (partial transcripts) are
-        skipped while it is not zero, so they never delay the words a decision waits for."""
+        """Utterances asked for and not yet started."""
+
+    def in_flight(self) -> int:
+        """Utterances asked for and not yet done (queued or being transcribed): optional passes
+        (partial transcripts) run only while it is 0, so they never delay, nor take a core from,
+        the words at a pause that a decision waits for."""
 
     def close(self) -> None:
         """Stop the recogniser's worker (the runtime calls it once, at shutdown)."""
@@ -193,6 +198,7 @@ class WhisperAsr:
         self._pending: list[_Request] = []  # asked for, not yet in a batch (oldest first)
         self._wake = threading.Condition()
         self._stopping = False
+        self._running = 0  # utterances out of the queue whose batch has not finished
         self.calls = 0  # utterances transcribed (the warm-up below included)
         self.batches = 0  # generate calls (calls / batches = the mean batch size)
         self.seconds = 0.0
@@ -323,9 +329,22 @@ class WhisperAsr:
                 items = self._next_batch(self._pending)
                 if not items:
                     continue  # only cancelled requests were waiting
-            live = [(a, f) for a, f, _ in items if f.set_running_or_notify_cancel()]
-            if not live:
-                continue
+                self._running += len(items)  # in flight from the moment they leave the queue
+            done: list[tuple[concurrent.futures.Future[Transcript], Transcript | Exception]] = []
+            try:
+                done = self._run(items)
+            finally:
+                with self._wake:  # no longer in flight by the time anyone hears the result
+                    self._running -= len(items)
+            for f, r in done:
+                if isinstance(r, Exception):
+                    f.set_exception(r)
+                else:
+                    f.set_result(r)
+
+    def _run(self, items: list[_Request]) -> list[tuple[concurrent.futures.Future[Transcript], Transcript | Exception]]:
+        live = [(a, f) for a, f, _ in items if f.set_running_or_notify_cancel()]
+        if live:
             t0 = time.perf_counter()
             for *_, asked in items:
                 _WAIT.observe(t0 - asked)
@@ -333,16 +352,14 @@ class WhisperAsr:
             try:
                 results = self.transcribe_batch_sync([a for a, _ in live])
             except Exception as e:  # one bad batch fails its own requests, never the worker
-                for _, f in live:
-                    f.set_exception(e)
-                continue
+                return [(f, e) for _, f in live]
             took = time.perf_counter() - t0
             _RUN.observe(took)
             if took > self.settings.slow_batch_seconds:
                 log.info("slow ASR batch: %d utterances (%.1f s of audio) took %.0f ms", len(live),
                          sum(a.size for a, _ in live) / RATE, took * 1000)
-            for (_, f), r in zip(live, results):
-                f.set_result(r)
+            return [(f, r) for (_, f), r in zip(live, results)]
+        return []
 
     def submit(self, audio: np.ndarray) -> concurrent.futures.Future[Transcript]:
         f: concurrent.futures.Future[Transcript] = concurrent.futures.Future()
@@ -354,6 +371,10 @@ class WhisperAsr:
     def backlog(self) -> int:
         with self._wake:
             return sum(1 for r in self._pending if not r[1].cancelled())
+
+    def in_flight(self) -> int:
+        with self._wake:
+            return self._running + sum(1 for r in self._pending if not r[1].cancelled())
 
     def transcribe_sync(self, audio: np.ndarray) -> str:
         return self.transcribe_detailed_sync(audio).text

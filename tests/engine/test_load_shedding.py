@@ -1,5 +1,5 @@
 """Work a call no longer needs is not done: a queued transcription that was cancelled never runs,
-and optional partial transcripts are skipped while the recogniser has a queue."""
+and optional partial transcripts are skipped while the recogniser has anything queued or running."""
 from __future__ import annotations
 
 import asyncio
@@ -40,7 +40,18 @@ def test_a_cancelled_queued_utterance_is_never_transcribed(asr):
     busy.result(timeout=30)
     asr.submit(_audio(3.0, 3)).result(timeout=30)
     assert asr.calls - before == 2  # the cancelled one was skipped
-    assert asr.backlog() == 0
+    assert asr.backlog() == 0 and asr.in_flight() == 0
+
+
+def test_in_flight_counts_queued_and_running_utterances(asr):
+    asr.submit(_audio(1.0, 0)).result(timeout=30)
+    assert asr.in_flight() == 0
+    running = asr.submit(_audio(3.0, 8))
+    queued = asr.submit(_audio(6.5, 9))
+    assert asr.in_flight() == 2  # whether the worker took the first yet or not
+    running.result(timeout=30)
+    queued.result(timeout=30)
+    assert asr.in_flight() == 0
 
 
 class _Host:
@@ -80,11 +91,16 @@ async def test_a_partial_transcript_waits_for_an_idle_recogniser(asr):
     assert REGISTRY.get_sample_value("duplexbot_asr_skipped_total", {"reason": "partial_busy"}) == before + 1
     await asyncio.wrap_future(busy)
     await asyncio.wrap_future(queued)
-    assert asr.backlog() == 0
+    host.heard.push((_audio(1.6, 7) * 32767).astype(np.int16))  # 1.6 s more speech: due again
+    running = asr.submit(_audio(3.0, 10))
     watch.during_speech(0.0, asr_busy=False)
-    assert watch.shed == 1
+    assert watch.shed == 2 and not spawned  # no queue, but a batch runs: it would take the other core
+    await asyncio.wrap_future(running)
+    assert asr.in_flight() == 0
+    watch.during_speech(0.0, asr_busy=False)
+    assert watch.shed == 2
     assert not spawned  # due again only `every` seconds after the skipped one
-    host.heard.push((_audio(1.6, 7) * 32767).astype(np.int16))  # 1.6 s more speech
+    host.heard.push((_audio(1.6, 11) * 32767).astype(np.int16))
     watch.during_speech(0.0, asr_busy=False)
     assert len(spawned) == 1
     await asyncio.wait_for(spawned[0], 30)
