@@ -119,6 +119,9 @@ class OpenAIChatResponder:
     def resume_prefix(self) -> str:
         return self.script.resume
 
+    def not_heard(self) -> str:
+        return self.script.not_heard_say
+
     def on_dtmf(self, digits: str) -> list[ResponseChunk]:
         return ScriptedAgent(self.script).on_dtmf(digits)
 

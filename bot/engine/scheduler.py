@@ -109,10 +109,13 @@ class InferenceScheduler:
     async def _loop(self, name: str) -> None:
         loop = asyncio.get_running_loop()
         wake = self._wake[name]
+        carried = False  # the last batch left requests behind (a call's next chunks, pipelined)
         while True:
             await wake.wait()
             deadline = loop.time() + self.settings.max_wait
-            while len(self._pending[name]) < len(self._streams[name]) and loop.time() < deadline:
+            # carried-over requests run at once: their calls are behind, and waiting for the other
+            # calls' next chunks would keep them behind
+            while not carried and len(self._pending[name]) < len(self._streams[name]) and loop.time() < deadline:
                 wake.clear()
                 try:
                     await asyncio.wait_for(wake.wait(), deadline - loop.time())
@@ -131,6 +134,7 @@ class InferenceScheduler:
                     seen.add(r.stream_id)
                     batch.append(r)
             self._pending[name] = rest
+            carried = bool(rest)
             if rest:
                 wake.set()
             if batch:

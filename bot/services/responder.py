@@ -115,6 +115,9 @@ class Responder(Protocol):
 
     def resume_prefix(self) -> str: ...
 
+    def not_heard(self) -> str:
+        """What to say when the caller spoke and the recogniser heard no words ("" = stay silent)."""
+
     def respond(self, history: list[Turn], instructions: list[str],
                 ctx: RespondContext | None = None) -> AsyncIterator[ResponseChunk]: ...
 
@@ -180,6 +183,7 @@ class AgentScript:
     goodbye_keywords: frozenset[str] = frozenset()
     goodbye_say: str = ""
     resume: str = "As I was saying,"
+    not_heard_say: str = "Sorry, I didn't catch that. Could you say it again?"
     notice_text: str = ""  # said before the greeting (e.g. recording consent); tenants may let it play over the caller
     secure_done_say: str = "Thank you, I've got your details."
     whisper_phrases: tuple[WhisperPhrase, ...] = ()
@@ -190,7 +194,7 @@ class AgentScript:
         """Every fixed line the agent can say (for synthesising ahead of time)."""
         lines = [self.notice_text, self.greeting, *(e.answer for e in self.faq), *self.fallbacks, self.handoff_say,
                  self.goodbye_say,
-                 self.secure_done_say, *(w.say for w in self.whisper_phrases), self.stop_say]
+                 self.secure_done_say, *(w.say for w in self.whisper_phrases), self.stop_say, self.not_heard_say]
         return [x for x in lines if x]
 
     @classmethod
@@ -251,6 +255,7 @@ class AgentScript:
                    goodbye_keywords=words(goodbye.get("keywords"), "goodbye.keywords"),
                    goodbye_say=str(goodbye.get("say", "")),
                    resume=str(data.get("resume_prefix", "As I was saying,")),
+                   not_heard_say=str(data.get("not_heard", cls.not_heard_say) or "").strip(),
                    notice_text=str(data.get("notice", "") or "").strip(),
                    secure_done_say=str(data.get("secure_input_done", "Thank you, I've got your details.")),
                    whisper_phrases=tuple(phrases),
@@ -308,6 +313,9 @@ class ScriptedAgent:
 
     def resume_prefix(self) -> str:
         return self.script.resume
+
+    def not_heard(self) -> str:
+        return self.script.not_heard_say
 
     def _faq(self, toks: list[str], entries: tuple[FaqEntry, ...]) -> FaqEntry | None:
         best, score = None, 0

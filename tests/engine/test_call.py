@@ -156,3 +156,27 @@ async def test_dtmf_zero_hands_the_call_to_a_human(runtime):
     actions = [e for e in result.events if isinstance(e, ev.Action)]
     assert digits == ["0"] and actions and actions[0].name == "transfer" and actions[0].ok
     assert result.transfers == [runtime.script.handoff_target]
+
+
+async def test_speech_the_recogniser_hears_no_words_in_gets_one_not_heard_line(runtime, monkeypatch):
+    """A noisy line: the caller spoke, the recogniser heard nothing. The bot says it did not catch
+    that (instead of dead air), once: a second such turn gets silence until words are heard again."""
+    from bot.services.asr import Transcript
+
+    async def deaf(audio):
+        return Transcript("", -1.0, 0.9)
+
+    async def deaf_text(audio):
+        return ""
+
+    monkeypatch.setattr(runtime.services.asr, "transcribe_detailed", deaf)
+    monkeypatch.setattr(runtime.services.asr, "transcribe", deaf_text)
+    script = parse_script({"steps": [
+        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+        {"say": "How long does delivery take?"}, {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+        {"say": "How long does delivery take?"}, {"pause": 1.5},
+        {"hangup": True}]})
+    result = await simulate(runtime, script, fast=True)
+    said = [e.text for e in result.events if isinstance(e, ev.BotSpeechStart)]
+    assert said[1:] == [runtime.script.not_heard_say], said
+    assert runtime.script.not_heard_say.startswith("Sorry, I didn't catch that")
