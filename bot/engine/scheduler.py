@@ -109,13 +109,10 @@ class InferenceScheduler:
     async def _loop(self, name: str) -> None:
         loop = asyncio.get_running_loop()
         wake = self._wake[name]
-        carried = False  # the last batch left requests behind (a call's next chunks, pipelined)
         while True:
             await wake.wait()
             deadline = loop.time() + self.settings.max_wait
-            # carried-over requests run at once: their calls are behind, and waiting for the other
-            # calls' next chunks would keep them behind
-            while not carried and len(self._pending[name]) < len(self._streams[name]) and loop.time() < deadline:
+            while len(self._pending[name]) < len(self._streams[name]) and loop.time() < deadline:
                 wake.clear()
                 try:
                     await asyncio.wait_for(wake.wait(), deadline - loop.time())
@@ -134,7 +131,6 @@ class InferenceScheduler:
                     seen.add(r.stream_id)
                     batch.append(r)
             self._pending[name] = rest
-            carried = bool(rest)
             if rest:
                 wake.set()
             if batch:

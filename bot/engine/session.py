@@ -1,8 +1,7 @@
 """One call: reads caller frames and writes bot frames at the same time.
 
 The caller side runs chunk by chunk (32 ms at 16 kHz): batched VAD (and the duplex model) through
-the process-wide scheduler, pipelined (`Perception`), then, in order, the turn-taking policy, whose
-decisions this module carries out.
+the process-wide scheduler, then the turn-taking policy, whose decisions this module carries out.
 The bot side is a `Playout` the transport pulls from. Barge-in is handled synchronously inside the
 decision handler: the playout is cleared and the transport told before anything else happens, so
 the next frame the transport reads is silence.
@@ -18,6 +17,7 @@ import numpy as np
 
 from ..audio.frame import AudioFrame
 from ..audio.history import AudioHistory
+from ..audio.resample import Resampler
 from ..brain.corrections import is_correction
 from ..brain.intents import IntentDetector
 from ..policy.base import (
@@ -25,6 +25,7 @@ from ..policy.base import (
     CHUNK_SAMPLES,
     Decision,
     DecisionKind,
+    ModelOutput,
     Observation,
     PolicySettings,
     TurnPolicy,
@@ -37,7 +38,6 @@ from . import events as ev
 from .bot_turns import BotTurns
 from .fanout import EventFanout
 from .intent_watch import IntentWatch
-from .perception import Perceived, Perception
 from .playout import Truncation
 from .port import Dtmf, Hangup, Transport
 from .reply import Reply
@@ -99,11 +99,9 @@ class CallSession:
         self.bot = BotTurns(self.call_id, transport.output_rate, self, self.emit, lambda: self.now,
                             lambda: self.heard.samples)
         self.playout = self.bot.playout
-        self.heard = AudioHistory(settings.history_seconds, CHUNK_RATE)  # the caller, as submitted
-        self.perception = Perception(self.call_id, services.scheduler, self.heard, self.playout.reference,
-                                     lambda: self.policy.needs_model, lambda: bool(self._taps))
-        self._decided = 0  # samples of caller audio the policy has seen (the call's clock)
-        self._decider: asyncio.Task[None] | None = None
+        self._resampler: Resampler | None = None
+        self._pending = np.zeros(0, np.int16)
+        self.heard = AudioHistory(settings.history_seconds, CHUNK_RATE)  # the caller, as processed
         self._tasks: set[asyncio.Task] = set()
         self._response: asyncio.Task | None = None
         self._utt_start: float | None = None
@@ -122,14 +120,14 @@ class CallSession:
         self.task: asyncio.Task | None = None  # set by CallManager.start
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self.stats = {"chunks": 0, "inference_errors": 0, "engine_errors": 0, "overlap_checks_skipped": 0,
+        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0, "overlap_checks_skipped": 0,
                       "speculative_asr_cancelled": 0}
         self._overlap_task: asyncio.Task[None] | None = None  # the latest transcription of an overlap
 
     # -- time ---------------------------------------------------------------------------------
     @property
     def now(self) -> float:
-        return self._decided / CHUNK_RATE
+        return self.heard.samples / CHUNK_RATE
 
     # -- events: emit, subscribe and unsubscribe are the call's EventFanout's -------------------
     def add_audio_tap(self, cb: Callable[[AudioFrame, AudioFrame], None]) -> Callable[[], None]:
@@ -151,7 +149,6 @@ class CallSession:
         elif greeting:
             self._speak_text(greeting)
         reason = "remote"
-        self._decider = asyncio.create_task(self._decide(), name=f"decide-{self.call_id[:32]}")
         try:
             while True:
                 item = await self.transport.receive()
@@ -159,9 +156,9 @@ class CallSession:
                     reason = item.reason
                     break
                 if isinstance(item, Dtmf):
-                    await self.perception.key(item)
-                else:
-                    await self.perception.feed(item)
+                    self._on_dtmf(item)
+                    continue
+                await self._on_audio(item)
         except asyncio.CancelledError:
             reason = self.end_reason or "cancelled"
             raise
@@ -172,11 +169,9 @@ class CallSession:
         if self.ended.is_set():
             return
         self.end_reason = reason
-        tasks = [*self._tasks, *([self._decider] if self._decider else [])]
-        for t in tasks:
+        for t in list(self._tasks):
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self.perception.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.playout.is_speaking():
             self._cut_bot("hangup")
         self.services.scheduler.unregister(self.call_id)
@@ -188,43 +183,50 @@ class CallSession:
         await self.transport.close(reason)
 
     # -- caller audio -------------------------------------------------------------------------
-    async def _decide(self) -> None:
-        """Each chunk's model outputs, in order, through the policy (a failure is reported and survived)."""
-        while True:
-            p = await self.perception.next()
-            try:
-                if isinstance(p, Dtmf):
-                    self._on_dtmf(p)
-                else:
-                    self._on_chunk(p)
-            except Exception as e:
-                log.exception("call %s: deciding on a chunk failed", self.call_id)
-                self.stats["engine_errors"] += 1
-                self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="engine", message=repr(e)))
-            finally:
-                self.perception.done()
+    async def _on_audio(self, frame: AudioFrame) -> None:
+        if self._resampler is None or self._resampler.src_rate != frame.sample_rate:
+            self._resampler = Resampler(frame.sample_rate, CHUNK_RATE)
+        pcm = self._resampler.process(frame.pcm)
+        self._pending = np.concatenate([self._pending, pcm]) if self._pending.size else pcm
+        while self._pending.size >= CHUNK_SAMPLES:
+            chunk, self._pending = self._pending[:CHUNK_SAMPLES], self._pending[CHUNK_SAMPLES:]
+            await self._on_chunk(chunk)
 
-    def _on_chunk(self, p: Perceived) -> None:
-        self._decided = p.end
+    async def _on_chunk(self, chunk: np.ndarray) -> None:
+        start = self.heard.push(chunk)
         self.stats["chunks"] += 1
-        if p.error:
+        x = chunk.astype(np.float32) / 32768.0
+        bot = self.playout.reference(start, CHUNK_SAMPLES) if (self.policy.needs_model or self._taps) else None
+        bot_f = bot.astype(np.float32) / 32768.0 if bot is not None else None
+        sched = self.services.scheduler
+        try:
+            # both models are asked at once: they run side by side, in the same tick
+            vad_f = sched.submit("vad", self.call_id, x)
+            duplex_f = sched.submit("duplex", self.call_id, np.stack([x, bot_f])) \
+                if self.policy.needs_model and bot_f is not None else None
+            vad = float(np.asarray(await vad_f).reshape(-1)[0])
+            heads = np.asarray(await duplex_f).reshape(-1) if duplex_f is not None else None
+            model = ModelOutput(*[float(h) for h in heads[:5]]) if heads is not None else None
+        except RuntimeError as e:
+            if duplex_f is not None:
+                duplex_f.cancel()  # (a failed VAD batch leaves it unread)
             self.stats["inference_errors"] += 1
-            self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="inference", message=p.error,
+            self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="inference", message=str(e),
                                     retryable=True))
             return
         limit = self.policy.settings.max_bot_monologue
         if self.bot.speaking_since is not None and self.now - self.bot.speaking_since > limit:
             self._cut_bot("max_monologue")
-        obs = Observation(t=self.now, vad=p.vad, bot_speaking=self.playout.is_speaking(), rms=p.rms, model=p.model,
-                          bot_rms=p.bot_rms)
+        obs = Observation(t=self.now, vad=vad, bot_speaking=self.playout.is_speaking(),
+                          rms=float(np.sqrt(np.mean(x * x))), model=model,
+                          bot_rms=float(np.sqrt(np.mean(bot_f * bot_f))) if bot_f is not None else 0.0)
         for d in self.policy.step(obs):
             self._on_decision(d)
         self.intents.during_speech(self._utt_start, self._spec is not None and not self._spec[2].done())
         if self._taps and not self.secure_input:
-            # a tap may have been added while this chunk was being inferred
-            bot = p.bot if p.bot is not None else self.playout.reference(p.start, CHUNK_SAMPLES)
-            t0 = p.start / CHUNK_RATE
-            cf, bf = AudioFrame(p.chunk, CHUNK_RATE, t0), AudioFrame(bot, CHUNK_RATE, t0)
+            if bot is None:  # a tap may have been added while this chunk was being inferred
+                bot = self.playout.reference(start, CHUNK_SAMPLES)
+            cf, bf = AudioFrame(chunk, CHUNK_RATE, start / CHUNK_RATE), AudioFrame(bot, CHUNK_RATE, start / CHUNK_RATE)
             for tap in list(self._taps):
                 try:
                     tap(cf, bf)
@@ -586,8 +588,7 @@ class CallSession:
 
     # -- deterministic stepping (simulator --fast, tests) --------------------------------------
     async def settle(self) -> None:
-        """Until every chunk submitted is decided and every task started (ASR, responder, TTS) is done."""
-        await self.perception.drained()
+        """Wait until every task this call started (ASR, responder, TTS) has finished."""
         while True:
             d = self.speculations.waiting()  # a draft waits for its turn's end: wait for it to be ready
             tasks = [t for t in self._tasks if d is None or t is not d.task]
