@@ -36,6 +36,11 @@ class AudioHistory:
             self._put(self.samples, np.zeros(n, np.int16))
         self.samples += n
 
+    def rewind(self, to: int) -> None:
+        """Forget what was pushed from stream index `to` on: the next push lands there (what follows
+        reads as silence until then)."""
+        self.samples = max(0, min(to, self.samples))
+
     def read(self, start: int, n: int) -> np.ndarray:
         """int16 samples [start, start + n); zeros where nothing is kept."""
         out = np.zeros(max(0, n), np.int16)

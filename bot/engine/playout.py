@@ -91,6 +91,9 @@ class Playout:
         self._on_turn_done = on_turn_done or (lambda turn: None)
         self._ref_resampler: Resampler | None = None
         self._ref = AudioHistory(REF_SECONDS, REF_RATE)  # by absolute 16 kHz sample
+        self._rebase_bursts = False  # see bursts_play_at_once
+        self._ref_audible = False  # the last frame read was bot sound
+        self._ref_sound_end = 0  # reference index after the last bot sound
         self._takeover: SampleFifo | None = None
         self._takeover_resampler: Resampler | None = None
 
@@ -197,6 +200,9 @@ class Playout:
         self._keep_reference(out, sample_rate)
         return frame
 
+    def bursts_play_at_once(self) -> None:
+        self._rebase_bursts = True
+
     def confirm_played(self, samples_played: int) -> None:
         self.played = max(self.played, min(samples_played, self.position))
 
@@ -210,11 +216,20 @@ class Playout:
         if self._ref_resampler is None:
             self._ref_resampler = Resampler(rate, REF_RATE)
         ref = self._ref_resampler.process(pcm)
+        audible = bool(pcm.any())
         if self._clock is not None:
             now = self._clock()
             if now - self._ref.samples > REF_SLACK:  # nothing was read meanwhile (start-up, a stall)
                 self._ref.skip(now - self._ref.samples)  # silence then
+            elif self._rebase_bursts and audible and not self._ref_audible:
+                # a burst on an idle peer plays at once (or right after the sound still queued there):
+                # the silence read ahead of it was never heard. Without this the reference ran 70-180 ms
+                # behind what a Twilio caller heard, more after every burst.
+                self._ref.rewind(max(now, self._ref_sound_end))
+        self._ref_audible = audible
         self._ref.push(ref)
+        if audible:
+            self._ref_sound_end = self._ref.samples
 
     def reference(self, start: int, n: int) -> np.ndarray:
         """Bot audio at 16 kHz for absolute samples [start, start+n) (zeros where unknown)."""

@@ -63,6 +63,11 @@ class BotAudioSource(Protocol):
     def is_speaking(self) -> bool:
         """True while bot speech is queued or being read."""
 
+    def bursts_play_at_once(self) -> None:
+        """The transport's peer is sent nothing while the bot is quiet and plays a new burst the
+        moment it arrives, whatever was read ahead before it (Twilio): the echo reference then puts
+        each burst at the caller's present, not after the silence read ahead of it."""
+
 
 @runtime_checkable
 class Transport(Protocol):

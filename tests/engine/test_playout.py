@@ -85,3 +85,36 @@ def test_reference_follows_the_callers_clock_not_the_transports_reads():
     p.read(320, 16000)
     assert np.abs(p.reference(8000, 8000)).max() == 0
     assert np.abs(p.reference(16000, 320)).max() > 0
+
+
+def _twilio_like_reads(p: Playout, clock: dict, seconds: float) -> None:
+    """Twilio's pacer, 100 ms ahead: 5 frames at once when it (re)starts (the stream's start, a
+    burst on an idle peer), then one frame per 20 ms of the caller's clock."""
+    for _ in range(4):
+        p.read(320, 16000)
+    for _ in range(int(seconds / 0.02)):
+        p.read(320, 16000)
+        clock["n"] += 320
+
+
+def test_a_burst_on_an_idle_twilio_peer_is_referenced_at_the_callers_present():
+    """Twilio plays a burst the moment it arrives; the silence read ahead of it was never sent. The
+    second burst starts at caller sample N: its reference starts at N, not a lead (or more) later."""
+    for rebase in (True, False):
+        clock = {"n": 0}
+        p = Playout(None, clock=lambda: clock["n"])
+        if rebase:
+            p.bursts_play_at_once()
+        _twilio_like_reads(p, clock, 0.4)  # the stream starts idle
+        for turn in (1, 2):
+            p.open_turn(turn)
+            p.enqueue(turn, "hi", tone(0.2), 16000)
+            p.close_turn(turn)
+            start = clock["n"]
+            _twilio_like_reads(p, clock, 0.6)
+        ref = np.abs(p.reference(start - 3200, 9600).astype(np.int32))
+        first = int(np.argmax(ref > 0)) - 3200
+        if rebase:
+            assert abs(first) <= 64, first
+        else:
+            assert first >= 1600, first  # the old drift: 160 ms here, 70-180 ms measured over Twilio

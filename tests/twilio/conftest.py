@@ -51,6 +51,9 @@ class ToneSource:
         self.position += samples
         return frame
 
+    def bursts_play_at_once(self) -> None:
+        self.rebased = True
+
     def confirm_played(self, samples_played: int) -> None:
         self.confirms.append(samples_played)
         self.played = max(self.played, samples_played)

@@ -48,6 +48,9 @@ class FakeBotSource:
         self.remaining -= samples / sample_rate
         return AudioFrame.from_float(x, sample_rate)
 
+    def bursts_play_at_once(self) -> None:
+        pass
+
     def confirm_played(self, samples_played: int) -> None:
         pass
 

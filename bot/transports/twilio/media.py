@@ -172,6 +172,7 @@ class TwilioMediaTransport:
 
     def start_output(self, source: BotAudioSource) -> None:
         self._source = source
+        source.bursts_play_at_once()  # idle frames are not sent: Twilio plays each burst on arrival
         self._spawn(self._pace_loop(source), "pacer")
 
     async def _pace_loop(self, source: BotAudioSource) -> None:
