@@ -31,6 +31,7 @@ from ..services.responder import (
     ResponderError,
     ResponseChunk,
     ScriptedAgent,
+    ScriptLines,
     ToolNote,
     Turn,
     WhisperReview,
@@ -91,7 +92,7 @@ class _Step:
     outcome: ToolOutcome | None = None
 
 
-class OpenAIChatResponder:
+class OpenAIChatResponder(ScriptLines):
     """Streams from `POST {base_url}/chat/completions` with `stream: true` (server-sent events).
     One per call: held whispers and a confirmation waiting are per call."""
 
@@ -109,18 +110,6 @@ class OpenAIChatResponder:
         self._tools_json = json.dumps(tools.openai()) if tools else ""  # fixed here, sent as is every time
         self._held: list[str] = []  # whispers held over a stop request
         self._pending: Confirmation | None = None  # a confirm tool waiting for the caller's yes
-
-    def greeting(self) -> str:
-        return self.script.greeting
-
-    def notice(self) -> str:
-        return self.script.notice_text
-
-    def resume_prefix(self) -> str:
-        return self.script.resume
-
-    def not_heard(self) -> str:
-        return self.script.not_heard_say
 
     def on_dtmf(self, digits: str) -> list[ResponseChunk]:
         return ScriptedAgent(self.script).on_dtmf(digits)

@@ -297,13 +297,9 @@ _WHISPER_FILLER = frozenset({"offer", "tell", "say", "mention", "ask", "give", "
                              "about", "please", "that", "our", "we"})
 
 
-class ScriptedAgent:
-    """The offline agent. One per call (its fallback rotation and held whispers are per call)."""
-
-    def __init__(self, script: AgentScript):
-        self.script = script
-        self._fallback = 0
-        self._held: list[str] = []  # whispers waiting for a real answer (not a stop request)
+class ScriptLines:
+    """The fixed lines every responder takes from its agent file (`self.script`)."""
+    script: AgentScript
 
     def greeting(self) -> str:
         return self.script.greeting
@@ -316,6 +312,15 @@ class ScriptedAgent:
 
     def not_heard(self) -> str:
         return self.script.not_heard_say
+
+
+class ScriptedAgent(ScriptLines):
+    """The offline agent. One per call (its fallback rotation and held whispers are per call)."""
+
+    def __init__(self, script: AgentScript):
+        self.script = script
+        self._fallback = 0
+        self._held: list[str] = []  # whispers waiting for a real answer (not a stop request)
 
     def _faq(self, toks: list[str], entries: tuple[FaqEntry, ...]) -> FaqEntry | None:
         best, score = None, 0
