@@ -66,7 +66,7 @@ class EngineSettings:
     # start the answer on the provisional transcript at each pause, played if the turn ends there
     speculate: bool = True
     # seconds between partial transcripts during long speech, for the intents (each is one more
-    # ASR pass, so never while another of this call's is in flight)
+    # ASR pass, so never while the recogniser has anything queued or running)
     partial_every: float = 1.5
     # a turn this long (s) in which the recogniser heard no words gets the responder's not-heard
     # line ("Sorry, I didn't catch that"), once until words are heard again; 0 = silence instead
@@ -423,7 +423,7 @@ class CallSession:
         self._spec = None
         self._response = self._spawn(self._respond(asr, end - start))
 
-    async def _respond(self, asr: asyncio.Task, spoken: float = 0.0) -> None:
+    async def _respond(self, asr: asyncio.Task, spoken: float) -> None:
         text = await asr
         self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=text, speaker="caller"))
         if text.strip():

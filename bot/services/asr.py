@@ -77,9 +77,6 @@ class Asr(Protocol):
 
     async def transcribe_detailed(self, audio: np.ndarray) -> Transcript: ...
 
-    def backlog(self) -> int:
-        """Utterances asked for and not yet started."""
-
     def in_flight(self) -> int:
         """Utterances asked for and not yet done (queued or being transcribed): optional passes
         (partial transcripts) run only while it is 0, so they never delay, nor take a core from,
@@ -369,6 +366,7 @@ class WhisperAsr:
         return f
 
     def backlog(self) -> int:
+        """Utterances asked for and not yet started (cancelled ones do not count)."""
         with self._wake:
             return sum(1 for r in self._pending if not r[1].cancelled())
 
