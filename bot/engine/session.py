@@ -120,7 +120,7 @@ class CallSession:
         self.task: asyncio.Task | None = None  # set by CallManager.start
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self.stats = {"chunks": 0, "inference_errors": 0, "bad_frames": 0, "overlap_checks_skipped": 0,
+        self.stats = {"chunks": 0, "inference_errors": 0, "overlap_checks_skipped": 0,
                       "speculative_asr_cancelled": 0}
         self._overlap_task: asyncio.Task[None] | None = None  # the latest transcription of an overlap
 
