@@ -1,6 +1,7 @@
 """Train the prosody probe (bot/services/prosody.py): does the voice go on after this phrase?
 
     python -m bot.eval.prosody_train [--out models/prosody.npz] [--pairs 600] [--check out/phone-set]
+                                     [--real librispeech] [--real speechocean762]
 
 Data, made here and never committed: for each training voice and sentence pair, the whole sentence
 "PREFIX REST" is synthesised once and a pause is opened where PREFIX ends (bot/eval/phone_data.py's
@@ -11,6 +12,11 @@ silence after its phrase (0.10-0.26 s, as the engine's VAD hangover and post-rol
 noise floor, and half go through a telephone leg (8 kHz, band-pass, mu-law). Features are Whisper
 tiny.en encoder frames at the pause, exactly as the engine computes them for its speculative
 transcript.
+
+Real speech (`--real`, bot/eval/prosody_real.py): whole sentences recorded by real speakers, from
+`fetch` mirrors, label themselves by their own timing (a pause inside the speech goes on, the end
+is done), made into features the same way. With them the L2 strength is chosen on the real dev
+speakers, and the speakers of the `--check` set are never used.
 
 Held apart from the phone benchmark: the voices (espeak-ng variants in the duplex model's training
 split, not phone_data.ESPEAK_HELD_OUT; hibari "heart" with random vocoder settings, not
@@ -43,6 +49,7 @@ from .phone_data import (
     build_pause,
     build_short,
 )
+from .prosody_real import MIRROR, REAL_SOURCES
 
 if TYPE_CHECKING:
     from ..services.asr import WhisperAsr
@@ -179,6 +186,35 @@ def fit(X: np.ndarray, Y: np.ndarray, l2: float, steps: int = 600,
     return w.astype(np.float32), float(b), mean.astype(np.float32), std.astype(np.float32)
 
 
+END_VETOED = 0.05  # calibration: the share of real ends the probe may contest (p >= continue_veto) ...
+PAUSE_PASSED = 0.10  # ... and of real pauses it may call done (p <= voice_done)
+
+
+def calibrate(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """A monotone map of the probe's logit (scale, shift; its ranking and AUC unchanged) under which
+    the fusion's fixed thresholds keep their meaning on real speakers: at most END_VETOED of the ends
+    reach `continue_veto` and at most PAUSE_PASSED of the pauses fall to `voice_done`."""
+    from ..policy.fusion import FusionSettings
+    fs = FusionSettings()
+    z_end = float(np.quantile(z[y == 0], 1 - END_VETOED))
+    z_pause = float(np.quantile(z[y == 1], PAUSE_PASSED))
+    lo, hi = np.log(fs.voice_done / (1 - fs.voice_done)), np.log(fs.continue_veto / (1 - fs.continue_veto))
+    if z_end <= z_pause + 1e-6:  # the classes barely overlap: any map keeps both targets; keep the scale
+        return 1.0, float((lo + hi) / 2 - (z_end + z_pause) / 2)
+    scale = float((hi - lo) / (z_end - z_pause))
+    return scale, float(hi - scale * z_end)
+
+
+def _rates(p: np.ndarray, y: np.ndarray) -> str:
+    """How the fusion's fixed thresholds (FusionSettings.continue_veto / voice_done) act on `p`."""
+    from ..policy.fusion import FusionSettings
+    fs = FusionSettings()
+    pause, end = p[y == 1], p[y == 0]
+    return (f"pauses >= {fs.continue_veto:g}: {float((pause >= fs.continue_veto).mean()):.2f}, ends >= it: "
+            f"{float((end >= fs.continue_veto).mean()):.2f}, ends <= {fs.voice_done:g}: "
+            f"{float((end <= fs.voice_done).mean()):.2f}, pauses <= it: {float((pause <= fs.voice_done).mean()):.2f}")
+
+
 def auc(p: np.ndarray, y: np.ndarray) -> float:
     pos, neg = p[y == 1], p[y == 0]
     if not len(pos) or not len(neg):
@@ -192,7 +228,7 @@ def check_phone_set(probe: ProsodyProbe, asr: WhisperAsr, folder: str) -> dict[s
 
     from ..services.prosody import pause_features
     m = json.loads((Path(folder) / "manifest.json").read_text())
-    ps, ys = [], []
+    ps, ys, ks = [], [], []
     for s in m["samples"]:
         a, sr = read_wav(Path(folder) / s["wav"])
         a = resample(a.reshape(-1).astype(np.float32), sr, RATE)
@@ -200,10 +236,52 @@ def check_phone_set(probe: ProsodyProbe, asr: WhisperAsr, folder: str) -> dict[s
             x = np.concatenate([a[: int(t * RATE)], np.zeros(int(0.2 * RATE), np.float32)])
             ps.append(float(probe(pause_features(asr.encode_sync(x), x.size))[0]))
             ys.append(label)
-    p, y = np.asarray(ps), np.asarray(ys)
-    return {"auc": round(auc(p, y), 3), "pauses": int((y == 1).sum()), "ends": int((y == 0).sum()),
-            "pauses_over_0.5": round(float((p[y == 1] >= 0.5).mean()), 3),
-            "ends_over_0.5": round(float((p[y == 0] >= 0.5).mean()), 3)}
+            ks.append(str(s.get("kind", "")))
+    p, y, k = np.asarray(ps), np.asarray(ys), np.asarray(ks)
+
+    def summary(sel: np.ndarray) -> dict[str, Any]:
+        ps_, ys_ = p[sel], y[sel]
+        return {"auc": round(auc(ps_, ys_), 3), "pauses": int((ys_ == 1).sum()), "ends": int((ys_ == 0).sum()),
+                "pauses_over_0.5": round(float((ps_[ys_ == 1] >= 0.5).mean()), 3) if (ys_ == 1).any() else None,
+                "ends_over_0.5": round(float((ps_[ys_ == 0] >= 0.5).mean()), 3) if (ys_ == 0).any() else None,
+                "rates": _rates(ps_, ys_)}
+    out = summary(np.ones(len(y), bool))
+    if len(set(ks)) > 1:
+        out["by_kind"] = {kind: summary(k == kind) for kind in sorted(set(ks))}
+    return out
+
+
+def _with_real(args: argparse.Namespace, rng: np.random.Generator, asr: WhisperAsr, X: np.ndarray | None,
+               Y: np.ndarray | None, G: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The synthetic examples with the real recordings' appended (last, so dev can be scored on them
+    alone). Speakers of the --check set are never used."""
+    from .prosody_real import corpus, real_examples
+    from .real_data import decode, open_tree
+    exclude: frozenset[str] = frozenset()
+    if args.check:
+        held = json.loads((Path(args.check) / "manifest.json").read_text())["samples"]
+        exclude = frozenset(s["speaker"] for s in held)
+    recs: list[tuple[str, str, np.ndarray]] = []
+    info: dict[str, Any] = {}
+    for name in args.real:
+        src = REAL_SOURCES[name]
+        tree = open_tree(Path(args.mirror) / src.mirror)
+        keep = None
+        if src.model_train_split:
+            from models.real_words import speaker_split
+            keep = lambda spk: speaker_split(spk) == "train"  # noqa: E731
+        got = corpus(name, tree, src.folder, src.pattern, decode, src.per_speaker, exclude, keep)
+        speakers = sorted({s for s, _, _ in got})
+        print(f"real: {len(got)} {name} recordings by {len(speakers)} speakers", file=sys.stderr)
+        info[name] = {"mirror": src.mirror, "commit": tree.commit(), "licence": src.licence, "recordings": len(got),
+                      "speakers_train": sum(split_of(s) == "train" for s in speakers),
+                      "speakers_dev": sorted(s for s in speakers if split_of(s) == "dev")}
+        recs += got
+    Xr, Yr, Gr, counts = real_examples(recs, rng, asr, split_of)
+    info.update(counts, examples=int(len(Yr)), excluded_speakers=sorted(exclude))
+    if X is None or Y is None or G is None:
+        return Xr, Yr, Gr, info
+    return np.concatenate([X, Xr]), np.concatenate([Y, Yr]), np.concatenate([G, Gr]), info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,30 +290,72 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=600, help="sentence pairs (3 examples each)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--check", default=None, help="a phone set to report the probe's separation on")
+    ap.add_argument("--real", action="append", default=[], choices=sorted(REAL_SOURCES),
+                    help="real recordings of whole sentences (bot/eval/prosody_real.py): their own pauses go on, "
+                         "their ends are done (repeatable)")
+    ap.add_argument("--mirror", default=MIRROR, help="where the real corpora's fetch mirrors are")
+    ap.add_argument("--features", default=None,
+                    help="an .npz of the examples' features: read if it exists (same arguments), else written")
     args = ap.parse_args(argv)
     _disjoint_from_phone_set()
     from ..services.asr import AsrSettings, WhisperAsr
-    from ..services.prosody import ProsodyProbe
+    from ..services.prosody import ProsodyProbe, load_probe
     rng = np.random.default_rng(args.seed)
     asr = WhisperAsr(AsrSettings(prosody_path="none"))
     voices = training_voices(rng)
     t0 = time.perf_counter()
-    X, Y, G = make_examples(voices, args.pairs, rng, asr)
+    cached = Path(args.features) if args.features else None
+    real: dict[str, Any] = {}
+    if cached is not None and cached.exists():
+        with np.load(cached, allow_pickle=False) as z:
+            X, Y, G, real = z["X"], z["Y"], z["G"], json.loads(str(z["real"]))
+        print(f"features from {cached}: {len(Y)} examples", file=sys.stderr)
+    else:
+        X, Y, G = make_examples(voices, args.pairs, rng, asr) if args.pairs else (None, None, None)
+        if args.real:
+            X, Y, G, real = _with_real(args, rng, asr, X, Y, G)
+        assert X is not None and Y is not None and G is not None, "no examples: give --pairs or --real"
+        if cached is not None:
+            np.savez(cached, X=X, Y=Y, G=G, real=np.array(json.dumps(real)))
     made = time.perf_counter() - t0
     tr, dv = G == "train", G == "dev"
+    dv_real = dv & (np.arange(len(Y)) >= len(Y) - real.get("examples", 0))
+    # the L2 strength is chosen on the real dev speakers when there are any (the callers' domain)
+    sel = dv_real if dv_real.any() else dv
+    shipped = load_probe("")
+    if shipped is not None and dv_real.any():
+        print(f"shipped probe on the real dev speakers: AUC {auc(shipped(X[dv_real]), Y[dv_real]):.3f}, "
+              f"{_rates(shipped(X[dv_real]), Y[dv_real])}")
     best = None
-    for l2 in (1e-3, 1e-2, 3e-2, 1e-1):
+    for l2 in (1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0):
         w, b, mean, std = fit(X[tr], Y[tr], l2)
         p = 1 / (1 + np.exp(-(((X[dv] - mean) / std) @ w + b)))
-        score = auc(p, Y[dv])
-        print(f"l2={l2:g}: dev AUC {score:.3f} ({int(dv.sum())} dev examples)")
+        pr = 1 / (1 + np.exp(-(((X[dv_real] - mean) / std) @ w + b)))
+        extra = f"; real dev speakers {auc(pr, Y[dv_real]):.3f} ({int(dv_real.sum())}), {_rates(pr, Y[dv_real])}" \
+            if dv_real.any() else ""
+        print(f"l2={l2:g}: dev AUC {auc(p, Y[dv]):.3f} ({int(dv.sum())} dev examples{extra})")
+        score = auc(pr if dv_real.any() else p, Y[sel])
         if best is None or score > best[0]:
             best = (score, l2)
     assert best is not None
-    w, b, mean, std = fit(X, Y, best[1])
+    calibration: dict[str, Any] = {}
+    if dv_real.any():
+        # shipped: the fit on the train split (the real dev speakers kept out), its logit mapped on
+        # those dev speakers; their rates after the map are its targets, the held-out numbers are --check's
+        w, b, mean, std = fit(X[tr], Y[tr], best[1])
+        scale, shift = calibrate(((X[dv_real] - mean) / std) @ w + b, Y[dv_real])
+        w, b = (w * scale).astype(np.float32), b * scale + shift
+        pr = 1 / (1 + np.exp(-(((X[dv_real] - mean) / std) @ w + b)))
+        calibration = {"scale": round(scale, 4), "shift": round(shift, 4), "real_dev": _rates(pr, Y[dv_real]),
+                       "fit_on": "train split"}
+    else:
+        w, b, mean, std = fit(X, Y, best[1])
+    if calibration:
+        print(f"calibrated on the real dev speakers: {calibration}")
     meta = {"examples": int(len(Y)), "dev_auc": round(best[0], 3), "l2": best[1], "pairs": args.pairs,
+            "dev": "real speakers" if dv_real.any() else "voices", "calibration": calibration,
             "seed": args.seed, "voices": sorted({v.name for v in voices}), "seconds_to_make": round(made, 1),
-            "features": "whisper tiny.en encoder, last 4 x 0.2 s mean-pooled",
+            "features": "whisper tiny.en encoder, last 4 x 0.2 s mean-pooled", "real": real,
             "licences": {"espeak": "GPL-3.0-or-later (espeak-ng; audio rendered locally, not shipped)",
                          "hibari": "Apache-2.0 (hibari-tts; audio rendered locally, not shipped)"}}
     probe = ProsodyProbe(w, b, mean, std, meta)
