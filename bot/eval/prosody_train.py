@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine.session import PRE_ROLL  # the audio the engine hands to ASR starts this early
 from .phone_data import (
     ESPEAK_HELD_OUT,
     HIBARI_STYLES,
@@ -49,7 +48,7 @@ from .phone_data import (
     build_pause,
     build_short,
 )
-from .prosody_real import MIRROR, REAL_SOURCES
+from .prosody_real import MIRROR, REAL_SOURCES, cut
 
 if TYPE_CHECKING:
     from ..services.asr import WhisperAsr
@@ -126,10 +125,8 @@ def clip_for_asr(y: np.ndarray, t: float, after: float) -> np.ndarray:
     """The audio the engine hands to ASR for a phrase ending at t: from just before the caller's
     onset to t plus the VAD hangover and post-roll. The silence after t is made here, the same for
     pauses and ends (a sample's own tail is shorter than a pause: left as it is, the probe learns
-    the length of the trailing silence instead of the voice)."""
-    a = max(0, int((LEAD_S - PRE_ROLL) * RATE))
-    x = y[a: int(t * RATE)]
-    return np.concatenate([x, np.zeros(int(after * RATE), np.float32)])
+    the length of the trailing silence instead of the voice). A phone-set sample's caller starts at LEAD_S."""
+    return cut(y, LEAD_S, t, after)
 
 
 def make_examples(voices: list[CallerVoice], n_pairs: int, rng: np.random.Generator, asr: WhisperAsr,
@@ -329,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     best = None
     for l2 in (1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0):
         w, b, mean, std = fit(X[tr], Y[tr], l2)
-        p = 1 / (1 + np.exp(-(((X[dv] - mean) / std) @ w + b)))
-        pr = 1 / (1 + np.exp(-(((X[dv_real] - mean) / std) @ w + b)))
+        p = ProsodyProbe(w, b, mean, std, {})(X[dv])
+        pr = ProsodyProbe(w, b, mean, std, {})(X[dv_real])
         extra = f"; real dev speakers {auc(pr, Y[dv_real]):.3f} ({int(dv_real.sum())}), {_rates(pr, Y[dv_real])}" \
             if dv_real.any() else ""
         print(f"l2={l2:g}: dev AUC {auc(p, Y[dv]):.3f} ({int(dv.sum())} dev examples{extra})")
@@ -345,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         w, b, mean, std = fit(X[tr], Y[tr], best[1])
         scale, shift = calibrate(((X[dv_real] - mean) / std) @ w + b, Y[dv_real])
         w, b = (w * scale).astype(np.float32), b * scale + shift
-        pr = 1 / (1 + np.exp(-(((X[dv_real] - mean) / std) @ w + b)))
+        pr = ProsodyProbe(w, b, mean, std, {})(X[dv_real])
         calibration = {"scale": round(scale, 4), "shift": round(shift, 4), "real_dev": _rates(pr, Y[dv_real]),
                        "fit_on": "train split"}
     else:
