@@ -23,6 +23,16 @@ from ..services.tts import SentenceBuffer, Tts
 TROUBLE = "Sorry, I'm having trouble right now. Could you say that again?"
 
 
+async def stream(chunks: list[ResponseChunk]) -> AsyncIterator[ResponseChunk]:
+    """Chunks known in advance, as the stream a responder would give."""
+    for c in chunks:
+        yield c
+
+
+def stream_text(text: str) -> AsyncIterator[ResponseChunk]:
+    return stream([ResponseChunk(text)])
+
+
 @dataclass(frozen=True)
 class Spoken:
     """A sentence synthesised and ready to play."""

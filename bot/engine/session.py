@@ -40,7 +40,7 @@ from .fanout import EventFanout
 from .intent_watch import IntentWatch
 from .playout import Truncation
 from .port import Dtmf, Hangup, Transport
-from .reply import Reply
+from .reply import Reply, stream, stream_text
 from .secure_input import SecureInput
 from .speculation import Draft, Speculations
 from .takeover import TakeoverPort
@@ -104,6 +104,8 @@ class CallSession:
         self.heard = AudioHistory(settings.history_seconds, CHUNK_RATE)  # the caller, as processed
         self._tasks: set[asyncio.Task] = set()
         self._response: asyncio.Task | None = None
+        # the start of the turn being answered, the history before it, and the answer's task
+        self._answering: tuple[float, int, asyncio.Task | None] = (0.0, 0, None)
         self._utt_start: float | None = None
         self._last_speech_end = 0.0
         self._spec: tuple[float, float, asyncio.Task] | None = None
@@ -244,6 +246,16 @@ class CallSession:
     def _speech_start(self, d: Decision) -> None:
         self.emit(ev.CallerSpeechStart(call_id=self.call_id, t=d.t, confidence=d.confidence,
                                        during_bot_speech=self.playout.is_speaking()))
+        r = self._response
+        if r is not None and not r.done() and self.bot.opened_unheard():
+            # the caller went on before the bot said a word: a turn answered resumes, first words kept
+            self._cancel_response()
+            self.bot.forget(self.bot.turn)
+            self.playout.clear()
+            start, mark, answering = self._answering
+            if answering is r:
+                self._utt_start = start
+                self.history[mark:] = [t for t in self.history[mark:] if t.speaker != "caller"]
         self.intents.speech_start(d.t, new_utterance=self._utt_start is None)
         if self._utt_start is None:
             self._utt_start = d.onset
@@ -255,11 +267,6 @@ class CallSession:
             self._spec = None
             self.stats["speculative_asr_cancelled"] += 1
             ASR_SKIPPED.labels("pause_over").inc()
-        if self._response is not None and not self._response.done() and self.bot.opened_unheard():
-            # the caller went on after an end-of-turn decision, before the bot said a word
-            self._cancel_response()
-            self.bot.forget(self.bot.turn)
-            self.playout.clear()
 
     def _speech_end(self, d: Decision) -> None:
         self._last_speech_end = d.t
@@ -393,8 +400,7 @@ class CallSession:
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            e = task.exception()
+        if (e := None if task.cancelled() else task.exception()) is not None:
             log.error("call %s task failed: %r", self.call_id, e)
             self.emit(ev.ErrorEvent(call_id=self.call_id, t=self.now, where="engine", message=repr(e),
                                     retryable=getattr(e, "retryable", False)))
@@ -407,21 +413,23 @@ class CallSession:
         self.speculations.waste("superseded")
 
     def _start_response(self, start: float, end: float) -> None:
+        mark = len(self.history)
         d = self.speculations.take(start, end)
         if d is not None:
             self._spec = None
             if self._response is not None and not self._response.done():
                 self._response.cancel()
             self._commit_draft(d)
-            return
-        self._cancel_response()
-        spec = self._spec
-        if spec and abs(spec[0] - start) < 1e-6 and abs(spec[1] - end) < 1e-6:
-            asr = spec[2]
         else:
-            asr = self._spawn(self.services.asr.transcribe(self.caller_audio(start - PRE_ROLL, end + POST_ROLL)))
-        self._spec = None
-        self._response = self._spawn(self._respond(asr, end - start))
+            self._cancel_response()
+            spec = self._spec
+            if spec and abs(spec[0] - start) < 1e-6 and abs(spec[1] - end) < 1e-6:
+                asr = spec[2]
+            else:
+                asr = self._spawn(self.services.asr.transcribe(self.caller_audio(start - PRE_ROLL, end + POST_ROLL)))
+            self._spec = None
+            self._response = self._spawn(self._respond(asr, end - start))
+        self._answering = (start, mark, self._response)
 
     async def _respond(self, asr: asyncio.Task, spoken: float) -> None:
         text = await asr
@@ -434,9 +442,9 @@ class CallSession:
             if cut and cut.unheard and self.settings.resume_after_false_barge_in:
                 resumed = f"{self.responder.resume_prefix()} {cut.unheard}".strip()
                 self.emit(ev.FalseBargeIn(call_id=self.call_id, t=self.now, resumed_text=resumed))
-                await self._speak(self._stream_text(resumed))
+                await self._speak(stream_text(resumed))
             elif cut is None and not text.strip() and self._reprompt(spoken):
-                await self._speak(self._stream_text(self.responder.not_heard()))
+                await self._speak(stream_text(self.responder.not_heard()))
             return
         self._unheard = False
         self.history.append(Turn("caller", text))
@@ -454,19 +462,11 @@ class CallSession:
         self._unheard = self._unheard or due
         return due
 
-    @staticmethod
-    async def _stream(chunks: list[ResponseChunk]) -> AsyncIterator[ResponseChunk]:
-        for c in chunks:
-            yield c
-
-    def _stream_text(self, text: str) -> AsyncIterator[ResponseChunk]:
-        return self._stream([ResponseChunk(text)])
-
     def _speak_text(self, text: str, is_notice: bool = False) -> None:
         self._cancel_response()
         if is_notice:
             self.bot.notice_turn = self.bot.turn + 1
-        self._response = self._spawn(self._speak(self._stream_text(text)))
+        self._response = self._spawn(self._speak(stream_text(text)))
 
     async def _speak(self, chunks: AsyncIterator[ResponseChunk], ctx: RespondContext | None = None) -> None:
         await Reply(self.bot, self.services.tts, self.playout.out_rate, chunks, ctx or RespondContext.final()).run()
@@ -512,10 +512,7 @@ class CallSession:
         and typed digits stay in memory until '#' hands their count (never them) to the responder."""
         if on == self.secure_input:
             return
-        if on:
-            self._secure.start()
-        else:
-            self._secure.stop()
+        (self._secure.start if on else self._secure.stop)()
         self._utt_start = None
         self._spec = None
         self.speculations.waste("secure input")
@@ -531,7 +528,7 @@ class CallSession:
             return
         self.set_secure_input(False)
         self._cancel_response()
-        self._response = self._spawn(self._speak(self._stream(self.responder.on_secure_input(count))))
+        self._response = self._spawn(self._speak(stream(self.responder.on_secure_input(count))))
 
     def _on_dtmf(self, d: Dtmf) -> None:
         secure = self.secure_input
@@ -546,7 +543,7 @@ class CallSession:
             if self.playout.is_speaking():
                 self._cut_bot("dtmf")
             self._cancel_response()
-            self._response = self._spawn(self._speak(self._stream(chunks)))
+            self._response = self._spawn(self._speak(stream(chunks)))
 
     def whisper(self, text: str, supervisor: str) -> None:
         self._instructions.append(text.strip())
@@ -573,7 +570,7 @@ class CallSession:
         if self.playout.is_speaking():
             self._cut_bot("supervisor")
         self._cancel_response()
-        self._response = self._spawn(self._speak(self._stream_text(text)))
+        self._response = self._spawn(self._speak(stream_text(text)))
         return self._response
 
     @property

@@ -18,6 +18,7 @@ import yaml
 
 from bot.bench.llm_stub import LlmStub, StubReply, StubSettings, StubToolCall
 from bot.engine import events as ev
+from bot.policy.base import PolicySettings
 from bot.runtime import Runtime
 from bot.services.responder import DEFAULT_AGENT, ChatSettings, ResponderSettings
 from bot.settings import Settings
@@ -131,6 +132,32 @@ async def test_a_correction_over_a_long_answer_revises_it(brain):
     seg = next(s for s in result.segments if s.kind == "interruption")
     answer = next((e for e in result.events if isinstance(e, ev.BotSpeechStart) and "ECS" in e.text), None)
     assert answer is not None and answer.t - seg.offset <= 1.5, timeline(result)
+
+
+async def test_a_turn_resumed_before_the_bot_spoke_is_answered_whole(brain):
+    """The end of turn is called in a pause and the caller goes on before the bot says a word: the
+    answer is dropped, and the turn is transcribed from its first words, once in the history."""
+    rt, stub, model = brain
+    eager = replace(PolicySettings(), max_end_of_turn_silence=0.25, max_hold_silence=0.25)
+    script = parse_script({"name": "resumed", "steps": [
+        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+        {"say": "I would like to book a table for four people"}, {"pause": 0.7},
+        {"say": "on Saturday evening."}, {"wait_for_bot_speech": 0.3, "timeout": 10},
+        {"wait_for_silence": 0.5, "timeout": 10}, {"hangup": True}]})
+    slow = stub.settings
+    stub.set_settings(replace(slow, ttft=2.0))  # no answer can reach the caller inside the pause
+    n0 = len(stub.requests)
+    try:
+        result = await simulate(rt, script, policy_settings=eager)
+    finally:
+        stub.set_settings(slow)
+    first, rest = [s for s in result.segments if s.kind != "noise"][-2:]
+    assert any(first.offset < e.t < rest.onset for e in of(result, ev.EndOfTurn)), timeline(result)
+    heard = [e.text.lower() for e in of(result, ev.TranscriptFinal) if e.speaker == "caller"]
+    assert "table" in heard[-1] and "saturday" in heard[-1], timeline(result)
+    asked = [last(r["messages"], "user").lower() for r in stub.requests[n0:]]
+    final = next(r["messages"] for r, said in zip(stub.requests[n0:], asked) if "saturday" in said)
+    assert sum("table" in str(m.get("content")).lower() for m in final if m["role"] == "user") == 1, asked
 
 
 async def test_a_partial_intent_comes_before_the_end_of_turn(brain):
