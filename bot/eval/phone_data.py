@@ -125,16 +125,22 @@ def _trim(x: np.ndarray, rel_db: float = -45.0) -> np.ndarray:
     n = x.size // FRAME
     if n == 0:
         return x[:0]
-    e = _frame_db(x)
+    e = frame_db(x)
     on = np.flatnonzero(e > e.max() + rel_db)
     return x[on[0] * FRAME:(on[-1] + 1) * FRAME].copy() if on.size else x[:0]
 
 
-def _frame_db(x: np.ndarray) -> np.ndarray:
+def frame_db(x: np.ndarray) -> np.ndarray:
     """dBFS of each whole 10 ms frame."""
     n = x.size // FRAME
     f = x[:n * FRAME].reshape(n, FRAME).astype(np.float64)
     return 10 * np.log10(np.mean(f * f, axis=1) + 1e-12)
+
+
+def quiet_runs(quiet: np.ndarray, a: int, b: int) -> list[tuple[int, int]]:
+    """The runs [i, j) of True frames of `quiet` between frames a and b, in order."""
+    edges = np.diff(np.concatenate(([False], np.asarray(quiet[a:b], bool), [False])).astype(np.int8))
+    return list(zip((np.flatnonzero(edges == 1) + a).tolist(), (np.flatnonzero(edges == -1) + a).tolist()))
 
 
 @dataclass(frozen=True)
@@ -337,7 +343,7 @@ def load_set(folder: str | Path, limit: int | None = None) -> PhoneSet:
 
 def normalise(x: np.ndarray) -> np.ndarray:
     """Speech RMS to LEVEL_DBFS (measured over frames within 30 dB of the loudest), peak under 0.95."""
-    e = _frame_db(x)
+    e = frame_db(x)
     if e.size == 0:
         return x
     loud = e > e.max() - 30
@@ -349,7 +355,7 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 def speech_end(x: np.ndarray) -> float:
     """End of the last 10 ms frame above SPEECH_DBFS, in seconds."""
-    on = np.flatnonzero(_frame_db(x) > SPEECH_DBFS)
+    on = np.flatnonzero(frame_db(x) > SPEECH_DBFS)
     return float((on[-1] + 1) * FRAME / RATE) if on.size else 0.0
 
 
@@ -410,7 +416,7 @@ def pause_point(whole: np.ndarray, early: float, late: float) -> int:
     have no gap, and the nearest silence is a stop closure inside the next or last word. A wider
     fixed window (0.12-0.2 s) put a sixth of the pauses there ("fish a|t the", "hea|ter"); the
     two alignments agree within 30 ms on most sentences and are 0.1 s apart on the hardest."""
-    e = np.maximum(np.convolve(_frame_db(whole), np.ones(3) / 3, mode="same"), SPEECH_DBFS - 10)
+    e = np.maximum(np.convolve(frame_db(whole), np.ones(3) / 3, mode="same"), SPEECH_DBFS - 10)
     centre = int(round((early + late) * 50))
     lo = max(1, int(round((early - SEARCH_S) * 100)))
     hi = min(e.size - 1, int(round((late + SEARCH_S) * 100)) + 1)
@@ -434,7 +440,7 @@ def build_pause(voice: CallerVoice, prefix: str, rest: str, pause: float
     lead = np.zeros(int(LEAD_S * RATE), np.float32)
     y = np.concatenate([lead, whole[:cut], np.zeros(int(pause * RATE), np.float32), whole[cut:],
                         np.zeros(int(TAIL_S * RATE), np.float32)])
-    db = _frame_db(y)
+    db = frame_db(y)
     c0, c1 = (lead.size + cut) // FRAME, (lead.size + cut + int(pause * RATE)) // FRAME
     before = np.flatnonzero(db[:c0] > SPEECH_DBFS)
     after = np.flatnonzero(db[c1:] > SPEECH_DBFS)

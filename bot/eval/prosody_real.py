@@ -25,19 +25,17 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from ..engine.session import PRE_ROLL
-from .phone_data import FRAME, RATE, _frame_db
+from .phone_data import FRAME, RATE, frame_db, quiet_runs
 
 if TYPE_CHECKING:
     from ..services.asr import WhisperAsr
     from .real_data import Tree
 
-MIRROR = "/work/.mirror"
-
 
 @dataclass(frozen=True)
 class RealSource:
     """A corpus of real recordings of whole sentences in a `fetch` mirror (or a folder laid out alike)."""
-    mirror: str  # under MIRROR
+    mirror: str  # under real_data.MIRROR
     folder: str  # the folder of the tree holding the recordings
     pattern: str  # regex over file paths; group 1 is the speaker
     licence: str
@@ -81,7 +79,7 @@ class Timing:
 def natural_pauses(x: np.ndarray, min_gap: float = MIN_GAP, edge: float = EDGE) -> Timing | None:
     """The speech span of a recording of one spoken sentence and the pauses inside it, or None if
     it has no speech."""
-    e = _frame_db(np.asarray(x, np.float32))
+    e = frame_db(np.asarray(x, np.float32))
     if e.size == 0:
         return None
     loud = e > max(e.max() + REL_DB, float(np.percentile(e, 10)) + FLOOR_DB)
@@ -90,19 +88,9 @@ def natural_pauses(x: np.ndarray, min_gap: float = MIN_GAP, edge: float = EDGE) 
         return None
     s0, s1 = int(on[0]), int(on[-1]) + 1
     sec = FRAME / RATE
-    pauses = []
-    i = s0
-    while i < s1:
-        if loud[i]:
-            i += 1
-            continue
-        j = i
-        while j < s1 and not loud[j]:
-            j += 1
-        if (j - i) * sec >= min_gap and (i - s0) * sec >= edge and (s1 - j) * sec >= edge:
-            pauses.append(round(i * sec, 3))
-        i = j
-    return Timing(s0 * sec, s1 * sec, tuple(pauses))
+    pauses = tuple(round(i * sec, 3) for i, j in quiet_runs(~loud, s0, s1)
+                   if (j - i) * sec >= min_gap and (i - s0) * sec >= edge and (s1 - j) * sec >= edge)
+    return Timing(s0 * sec, s1 * sec, pauses)
 
 
 def cut(x: np.ndarray, start: float, t: float, after: float) -> np.ndarray:

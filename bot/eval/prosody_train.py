@@ -48,7 +48,8 @@ from .phone_data import (
     build_pause,
     build_short,
 )
-from .prosody_real import MIRROR, REAL_SOURCES, cut
+from .prosody_real import REAL_SOURCES, cut
+from .real_data import MIRROR
 
 if TYPE_CHECKING:
     from ..services.asr import WhisperAsr
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real", action="append", default=[], choices=sorted(REAL_SOURCES),
                     help="real recordings of whole sentences (bot/eval/prosody_real.py): their own pauses go on, "
                          "their ends are done (repeatable)")
-    ap.add_argument("--mirror", default=MIRROR, help="where the real corpora's fetch mirrors are")
+    ap.add_argument("--mirror", default=str(MIRROR), help="where the real corpora's fetch mirrors are")
     ap.add_argument("--features", default=None,
                     help="an .npz of the examples' features: read if it exists (same arguments), else written")
     args = ap.parse_args(argv)

@@ -19,7 +19,7 @@ import numpy as np
 
 from models.audio import read_wav, write_wav
 
-from .phone_data import FRAME, RATE, SPEECH_DBFS, _frame_db, normalise
+from .phone_data import FRAME, RATE, SPEECH_DBFS, frame_db, normalise
 
 # ------------------------------------------------------------------ barge-in offline (eval turns format)
 
@@ -64,7 +64,7 @@ def build_bargein_turns(out: Path, folder: Path, bargein: Sequence[dict[str, Any
         d = int(0.04 * RATE)
         x[0, d:] += x[1, :-d] * np.float32(10 ** (-35 / 20))
         x[0, onset:onset + w.size] += w
-        db = _frame_db(w)
+        db = frame_db(w)
         on = np.flatnonzero(db > SPEECH_DBFS)
         t_on = (onset + (on[0] * FRAME if on.size else 0)) / RATE
         labels = {"eot": [], "hold": [], "interruption": [round(t_on, 3)] if stops else [],

@@ -48,7 +48,18 @@ import numpy as np
 from models.audio import read_wav, resample, write_wav
 from models.real_words import speaker_split
 
-from .phone_data import FRAME, LEAD_S, RATE, SPEECH_DBFS, TAIL_S, PhoneSample, _frame_db, normalise, speech_end
+from .phone_data import (
+    FRAME,
+    LEAD_S,
+    RATE,
+    SPEECH_DBFS,
+    TAIL_S,
+    PhoneSample,
+    frame_db,
+    normalise,
+    quiet_runs,
+    speech_end,
+)
 from .real_bargein import build_bargein_turns, hibari_bot
 
 MIRROR = Path("/work/.mirror")
@@ -169,7 +180,7 @@ def trim_speech(x: np.ndarray, rel_db: float = -40.0, floor_margin_db: float = 8
     """Cut a recording to its speech: from the first to the last 10 ms frame above both `rel_db`
     under the loudest frame and `floor_margin_db` over the noise floor (10th percentile frame; a
     recording that is speech throughout has no floor: then 10 dB under the loudest frame)."""
-    e = _frame_db(x)
+    e = frame_db(x)
     if e.size == 0:
         return x[:0]
     thr = max(e.max() + rel_db, min(float(np.percentile(e, 10)) + floor_margin_db, e.max() - 10))
@@ -179,31 +190,20 @@ def trim_speech(x: np.ndarray, rel_db: float = -40.0, floor_margin_db: float = 8
 
 def snr_db(x: np.ndarray) -> float:
     """Loudest 10 ms frame over the noise floor (10th percentile frame), dB."""
-    e = _frame_db(x)
+    e = frame_db(x)
     return float(e.max() - np.percentile(e, 10)) if e.size else 0.0
 
 
 def widest_gap(x: np.ndarray, lo: float = 0.3, hi: float = 0.75, rel_db: float = -30.0) -> int | None:
     """Sample index at the middle of the longest run of frames `rel_db` under the loudest frame
     between `lo` and `hi` of the recording (a natural pause between words), or None."""
-    e = _frame_db(x)
+    e = frame_db(x)
     quiet = e < e.max() + rel_db if e.size else np.zeros(0, bool)
-    a, b = int(lo * e.size), int(hi * e.size)
-    best: tuple[int, int] | None = None
-    i = a
-    while i < b:
-        if quiet[i]:
-            j = i
-            while j < b and quiet[j]:
-                j += 1
-            if best is None or j - i > best[1] - best[0]:
-                best = (i, j)
-            i = j
-        else:
-            i += 1
-    if best is None:
+    runs = quiet_runs(quiet, int(lo * e.size), int(hi * e.size))
+    if not runs:
         return None
-    return ((best[0] + best[1]) // 2) * FRAME
+    i, j = max(runs, key=lambda r: r[1] - r[0])  # the first of the longest
+    return ((i + j) // 2) * FRAME
 
 
 def _silence(s: float) -> np.ndarray:
@@ -213,7 +213,7 @@ def _silence(s: float) -> np.ndarray:
 def _labels(y: np.ndarray, cuts: Sequence[tuple[int, int]]) -> tuple[tuple[float, float], ...]:
     """Holds: for each inserted silence [c0, c1) (samples), the last speech frame before it to
     the first after it."""
-    db = _frame_db(y)
+    db = frame_db(y)
     out = []
     for c0, c1 in cuts:
         f0, f1 = c0 // FRAME, c1 // FRAME

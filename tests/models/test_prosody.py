@@ -87,6 +87,14 @@ def test_a_real_sentence_labels_itself_by_its_own_pauses():
     assert natural_pauses(np.zeros(16000, np.float32)) is None
 
 
+def test_quiet_runs_are_the_runs_inside_the_window():
+    from bot.eval.phone_data import quiet_runs
+    q = np.array([1, 1, 0, 1, 1, 1, 0, 0, 1], bool)
+    assert quiet_runs(q, 0, q.size) == [(0, 2), (3, 6), (8, 9)]
+    assert quiet_runs(q, 1, 4) == [(1, 2), (3, 4)]  # cut at the window's edges
+    assert quiet_runs(q, 6, 8) == [] and quiet_runs(q, 3, 3) == []
+
+
 def test_real_corpora_name_their_speakers_and_leave_out_held_out_ones(tmp_path):
     import re
 
