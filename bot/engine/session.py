@@ -104,8 +104,9 @@ class CallSession:
         self.heard = AudioHistory(settings.history_seconds, CHUNK_RATE)  # the caller, as processed
         self._tasks: set[asyncio.Task] = set()
         self._response: asyncio.Task | None = None
-        # the start of the turn being answered, the history before it, and the answer's task
-        self._answering: tuple[float, int, asyncio.Task | None] = (0.0, 0, None)
+        # the start of the turn being answered, the history before it, the answer's task, the bot's
+        # last turn when it began (none opened since: the caller has heard nothing of it)
+        self._answering: tuple[float, int, asyncio.Task | None, int] = (0.0, 0, None, 0)
         self._utt_start: float | None = None
         self._last_speech_end = 0.0
         self._spec: tuple[float, float, asyncio.Task] | None = None
@@ -247,12 +248,14 @@ class CallSession:
         self.emit(ev.CallerSpeechStart(call_id=self.call_id, t=d.t, confidence=d.confidence,
                                        during_bot_speech=self.playout.is_speaking()))
         r = self._response
-        if r is not None and not r.done() and self.bot.opened_unheard():
+        start, mark, answering, turn = self._answering
+        unopened = answering is r and self.bot.turn == turn and not self.playout.has_audio()  # still in ASR
+        if r is not None and not r.done() and (self.bot.opened_unheard() or unopened):
             # the caller went on before the bot said a word: a turn answered resumes, first words kept
             self._cancel_response()
-            self.bot.forget(self.bot.turn)
-            self.playout.clear()
-            start, mark, answering = self._answering
+            if not unopened:
+                self.bot.forget(self.bot.turn)
+                self.playout.clear()
             if answering is r:
                 self._utt_start = start
                 self.history[mark:] = [t for t in self.history[mark:] if t.speaker != "caller"]
@@ -413,7 +416,7 @@ class CallSession:
         self.speculations.waste("superseded")
 
     def _start_response(self, start: float, end: float) -> None:
-        mark = len(self.history)
+        mark, turn = len(self.history), self.bot.turn
         d = self.speculations.take(start, end)
         if d is not None:
             self._spec = None
@@ -429,7 +432,7 @@ class CallSession:
                 asr = self._spawn(self.services.asr.transcribe(self.caller_audio(start - PRE_ROLL, end + POST_ROLL)))
             self._spec = None
             self._response = self._spawn(self._respond(asr, end - start))
-        self._answering = (start, mark, self._response)
+        self._answering = (start, mark, self._response, turn)
 
     async def _respond(self, asr: asyncio.Task, spoken: float) -> None:
         text = await asr

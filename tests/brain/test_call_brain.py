@@ -7,6 +7,7 @@ in real time, and the OpenAI-compatible stub as the language model.
 - a partial intent is emitted before the end of turn;
 - a slow tool: the filler is spoken, then the answer built on the tool's result.
 """
+import asyncio
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -158,6 +159,50 @@ async def test_a_turn_resumed_before_the_bot_spoke_is_answered_whole(brain):
     asked = [last(r["messages"], "user").lower() for r in stub.requests[n0:]]
     final = next(r["messages"] for r, said in zip(stub.requests[n0:], asked) if "saturday" in said)
     assert sum("table" in str(m.get("content")).lower() for m in final if m["role"] == "user") == 1, asked
+
+
+class SlowAsr:
+    """The runtime's recogniser, each pass held back `delay` seconds (a loaded ASR worker)."""
+
+    def __init__(self, asr: Any, delay: float):
+        self._asr, self._delay = asr, delay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._asr, name)
+
+    async def transcribe(self, audio: Any) -> str:
+        await asyncio.sleep(self._delay)
+        return await self._asr.transcribe(audio)
+
+    async def transcribe_detailed(self, audio: Any) -> Any:
+        await asyncio.sleep(self._delay)
+        return await self._asr.transcribe_detailed(audio)
+
+
+async def test_a_turn_resumed_while_its_words_are_transcribed_is_answered_whole(brain):
+    """As above, but the caller goes on while the turn's words are still being recognised (no bot
+    turn opened yet): that answer is dropped too, or the bot would answer half the turn."""
+    rt, stub, model = brain
+    eager = replace(PolicySettings(), max_end_of_turn_silence=0.25, max_hold_silence=0.25)
+    script = parse_script({"name": "resumed-in-asr", "steps": [
+        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
+        {"say": "I would like to book a table for four people"}, {"pause": 0.7},
+        {"say": "on Saturday evening."}, {"wait_for_bot_speech": 0.3, "timeout": 12},
+        {"wait_for_silence": 0.5, "timeout": 12}, {"hangup": True}]})
+    real = rt.services.asr
+    rt.services.asr = SlowAsr(real, 1.2)  # the words of the pause arrive after the caller went on
+    n0 = len(stub.requests)
+    try:
+        result = await simulate(rt, script, policy_settings=eager)
+    finally:
+        rt.services.asr = real
+    first, rest = [s for s in result.segments if s.kind != "noise"][-2:]
+    assert any(first.offset < e.t < rest.onset for e in of(result, ev.EndOfTurn)), timeline(result)
+    heard = [e.text.lower() for e in of(result, ev.TranscriptFinal) if e.speaker == "caller"]
+    assert "table" in heard[-1] and "saturday" in heard[-1], timeline(result)
+    assert not any("table" in h and "saturday" not in h for h in heard), timeline(result)
+    asked = [last(r["messages"], "user").lower() for r in stub.requests[n0:]]
+    assert all("saturday" in a for a in asked), asked
 
 
 async def test_a_partial_intent_comes_before_the_end_of_turn(brain):
