@@ -12,7 +12,8 @@ every silent chunk and ends the turn when the silence reaches it.
   `incomplete_silence` whatever the voice says (on the synthetic test split, trusting a voice that
   sounded done over unfinished words took over in 74 pauses); words in between leave the decision
   to the model and its own hold-aware fallback. While the pause's transcript is still being
-  computed the model alone decides only when it is sure (`sure_eot`) or after `text_wait`.
+  computed the model alone decides only when it is sure (`sure_eot`): the answer waits for the words
+  anyway, so waiting for them costs no time unless they say to wait.
 - The voice can veto haste: when the prosody probe on Whisper's encoder (bot/services/prosody.py)
   hears the phrase going on (p(continue) >= `continue_veto`), or the model does (p(hold) >=
   `hold_veto`, unless the probe is sure the voice is done: the model learned synthetic voices, the
@@ -62,7 +63,7 @@ class FusionSettings:
     # backchannel is shorter, and tiny.en makes a short "yes" into "years" or "night" as often as it
     # makes a short "stop" into "step" (only interruption words act on a short overlap)
     floor_speech: float = 0.6
-    text_wait: float = 0.45  # seconds of silence the model waits for a pending transcript
+    text_wait: float = 0.45  # seconds of silence at least waited for a pending transcript (with a short fallback)
     sure_eot: float = 0.999  # p(eot) at which the model needs no words (on unseen voices it is often
     # 0.9+ inside pauses: it waits for the words unless it is all but certain)
 
@@ -84,9 +85,11 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
         if model_end and (p_eot >= fs.sure_eot or not words_pending):
             return Patience(0.0, f"p(eot)={p_eot:.2f}", "model")
         if words_pending:
-            # the words are on their way: the model may end it alone only after text_wait
-            limit = fs.text_wait if model_end else max(fallback, fs.text_wait)
-            return Patience(limit, f"waiting for words (p(eot)={p_eot:.2f})", "model")
+            # the words are on their way, and the answer is made from them: a turn ended before they
+            # come is answered no sooner, only without knowing whether they were finished (a model
+            # over its threshold on an unseen voice is often inside a pause); so only the fallback
+            # ends it first
+            return Patience(max(fallback, fs.text_wait), f"waiting for words (p(eot)={p_eot:.2f})", "model")
         return Patience(fallback, f"silence fallback (p(eot)={p_eot:.2f}, p(hold)={p_hold:.2f})", "fallback")
     c = words.complete
     tag = f"words {c:.2f} \u201c{_tail(words.text)}\u201d"

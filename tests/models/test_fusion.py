@@ -60,8 +60,13 @@ def test_model_sure_ends_at_once_unless_words_disagree():
 
 
 def test_pending_words_hold_back_an_unsure_model():
+    # the answer needs the words: a model over its threshold does not end the turn before them
     waiting = patience(None, True, p_eot=0.8, p_hold=0.0, model_end=True, fallback=0.75)
-    assert waiting.silence == FS.text_wait
+    assert waiting.silence == 0.75 and "waiting for words" in waiting.reason
+    held = patience(None, True, p_eot=0.8, p_hold=0.9, model_end=True, fallback=1.6)
+    assert held.silence == 1.6
+    eager = patience(None, True, p_eot=0.8, p_hold=0.0, model_end=True, fallback=0.25)
+    assert eager.silence == FS.text_wait  # a tenant's short fallback still leaves the words time
     certain = patience(None, True, p_eot=0.9995, p_hold=0.0, model_end=True, fallback=0.75)
     assert certain.silence == 0.0
     no_words = patience(None, False, p_eot=0.3, p_hold=0.0, model_end=False, fallback=0.75)
@@ -131,6 +136,20 @@ def test_policy_waits_out_a_pause_after_unfinished_words():
     assert "end_of_turn" not in [k for k, _ in out]
     out, t = feed(p, [(0.0, QUIET)] * 20, t)  # past incomplete_silence: answered anyway
     assert [k for k, _ in out].count("end_of_turn") == 1
+
+
+def test_a_model_over_its_threshold_waits_for_late_words_that_say_unfinished():
+    """A loaded recogniser: the words of the pause come 0.6 s in. The model's p(eot) is over its
+    threshold all along (as on unseen voices inside pauses), yet the turn waits for them, and they
+    say the caller is mid-phrase."""
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    pause_t, t = speech_then_pause(p, 3)
+    sure = ModelOutput(0.97, 0.1, 0, 0, 0)
+    out, t = feed(p, [(0.0, sure)] * 16, t)  # ~0.6 s of silence, no words yet
+    assert "end_of_turn" not in [k for k, _ in out], out
+    assert p.on_words(evidence("unless a system is established for the", 0.3, pause_t, t)) == []
+    out, t = feed(p, [(0.0, sure)] * 20, t)
+    assert "end_of_turn" not in [k for k, _ in out]
 
 
 def test_stale_words_from_an_earlier_pause_are_ignored():
