@@ -23,6 +23,8 @@ every silent chunk and ends the turn when the silence reaches it.
 - A number read out in groups ("six five two | three zero zero"): a pause after a group of digits
   is waited `digits_silence` whatever the mark or the voice; the next group usually follows within
   a second (FSDD readers in bot/eval/real_data.py: 0.6-1.0 s).
+- Speech the recogniser made no words of (a mumble, digits tiny.en drops): `unheard_silence`;
+  the only answer to it is a request to repeat, which can wait.
 - No words at all (no transcript for this pause: secure input, ASR failure): the model's own
   hold-aware fallback, as before (`max_end_of_turn_silence`, or `max_hold_silence` in a hold).
 
@@ -51,6 +53,10 @@ class FusionSettings:
     unsure_done_silence: float = 0.4  # unsure words, a voice that is done
     unmarked_done_silence: float = 0.6  # unfinished by the decoder alone (nothing dangles), a voice that is done
     digits_silence: float = 1.1  # the phrase ends on a group of digits
+    # the recogniser heard speech but no words: nothing to answer but "Sorry, I didn't catch that",
+    # which is never urgent; as long as a contested end (seen on the phone path: tiny.en returns
+    # nothing for some digit groups, and the 0.75 s fallback answered inside the pause to the next)
+    unheard_silence: float = 1.2
     # over the bot: words that are not a backchannel stop it (bot/policy/words.py takes_floor);
     # off: only interruption words ("wait", "stop") do
     words_take_floor: bool = True
@@ -95,6 +101,8 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
     tag = f"words {c:.2f} \u201c{_tail(words.text)}\u201d"
     pc = words.p_continue
     voice = "" if pc is None else f", p(continue)={pc:.2f}"
+    if not words.text.strip():
+        return Patience(fs.unheard_silence, f"no words heard{voice}: more may follow", "words")
     if words.digits:
         return Patience(fs.digits_silence, f"{tag}: digits, the next group may follow", "words")
     if c <= fs.incomplete:

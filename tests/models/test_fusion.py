@@ -73,6 +73,13 @@ def test_pending_words_hold_back_an_unsure_model():
     assert no_words.silence == 0.75 and no_words.source == "fallback"
 
 
+def test_speech_without_words_waits_even_for_a_sure_model():
+    # tiny.en made nothing of "five four five |": the next group came 0.97 s later
+    nothing = evidence("", 0.5, 1.0, p_continue=0.3)
+    p = patience(nothing, False, p_eot=0.99, p_hold=0.0, model_end=True, fallback=0.75)
+    assert p.silence == FS.unheard_silence > 1.0 and "no words" in p.reason
+
+
 def test_unsure_words_leave_it_to_the_model_and_its_fallback():
     mid = patience(evidence("Where are you going with", 0.9, 1.0), False, 0.3, 0.0, False, 0.75)
     assert mid.silence == 0.75 and mid.source == "fallback"
