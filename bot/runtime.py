@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Callable
 from .brain import OpenAIChatResponder
 from .brain.intents import IntentDetector, IntentSpec, agent_intents
 from .brain.tools import ToolSet, parse_tools
+from .config import ConfigError
 from .engine.admission import AdmissionController
+from .engine.event_log import EventLog
 from .engine.events import Event
 from .engine.looplag import LoopLagMonitor
 from .engine.port import Transport
@@ -107,6 +109,8 @@ class CallManager:
         all_sinks: list[Callable[[Event], None]] = [*(sinks or []), TurnTiming()]
         if rt.state is not None:
             all_sinks.append(rt.state.emit)
+        if rt.event_log is not None:
+            all_sinks.append(rt.event_log.emit)
         session = CallSession(transport, rt.make_policy(policy_settings), rt.make_responder(), rt.services,
                               rt.settings.engine, all_sinks, calibrate=rt.calibrate_policy,
                               intents=IntentDetector(rt.intents))
@@ -172,6 +176,7 @@ class Runtime:
         self.tools = tools  # the agent file's, declared once for every call
         self.intents = intents
         self._prewarm: asyncio.Task[int] | None = None
+        self.event_log: EventLog | None = None
 
     def _sample_load(self, lag: float, now: float) -> None:
         """Every ~100 ms: the loop's delay and the worst call's backlog, for admission."""
@@ -188,6 +193,12 @@ class Runtime:
         agent = read_agent_file(path)
         script = AgentScript.from_dict(agent, path)
         tools, intents = parse_tools(agent, path), agent_intents(agent, path)
+        event_log = None
+        if settings.event_log:  # before any model loads: a path that cannot be written fails now
+            try:
+                event_log = EventLog(settings.event_log)
+            except OSError as e:
+                raise ConfigError(f"DUPLEXBOT_EVENT_LOG={settings.event_log!r}: cannot write it ({e})") from None
         vad = SileroVad(device=settings.onnx_device)
         duplex = None
         if settings.policy_name in ("auto", "duplex"):
@@ -212,6 +223,7 @@ class Runtime:
         if state is not None:
             services.set_secure = state.set_secure_input
         rt = cls(settings, services, script, state, tools, intents)
+        rt.event_log = event_log
         if state is not None:
             from .state.health import StoreWatch
 
@@ -263,4 +275,6 @@ class Runtime:
             await self.store_watch.stop()
         if self.state is not None:
             await self.state.close()
+        if self.event_log is not None:
+            self.event_log.close()
 

@@ -56,6 +56,7 @@ class Settings:
     public_base_url: str = ""  # how Twilio and browsers reach us, e.g. https://bot.example.com
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     state_enabled: bool = True  # Redis call state (embedded Valkey when REDIS_URL is unset)
+    event_log: str = ""  # every call's events as JSON lines in this file (bot/engine/event_log.py); "" = none
     # Where the embedded Valkey keeps its data (append-only file), one subfolder per HTTP port so
     # two bots on one machine never share one. None: a temp dir, gone with the process (tests).
     data_dir: str | None = None
@@ -118,6 +119,7 @@ class Settings:
             public_base_url=public,
             worker_id=worker_id,
             state_enabled=e.get("DUPLEXBOT_STATE", "1") not in ("0", "false", "off"),
+            event_log=e.get("DUPLEXBOT_EVENT_LOG", "").strip(),
             data_dir=default_data_dir(e),
             onnx_device=env_choice(e, "DUPLEXBOT_ONNX_DEVICE", "auto", ("auto", "cuda", "cpu")),
             webrtc=WebRTCSettings.from_env(e),

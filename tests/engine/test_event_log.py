@@ -1,0 +1,58 @@
+"""DUPLEXBOT_EVENT_LOG: every call's events as JSON lines, read back by call; a write that fails
+is counted, never raised into the call; a path that cannot be written fails at start-up."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.config import ConfigError
+from bot.engine import events as ev
+from bot.engine.event_log import EventLog, read_event_log
+from bot.eval.phone_trace import call_trace, join_traces, takeover_reasons
+from bot.runtime import Runtime
+from bot.settings import Settings
+
+
+def test_events_are_written_and_read_back_by_call(tmp_path):
+    log = EventLog(tmp_path / "sub" / "events.jsonl")
+    log.emit(ev.CallerSpeechStart(call_id="CA1", t=1.0, confidence=0.9))
+    log.emit(ev.EndOfTurn(call_id="CA2", t=2.5, confidence=0.8, silence=0.3, policy="duplex", reason="words"))
+    log.emit(ev.CallerSpeechEnd(call_id="CA1", t=1.6, speech_started=1.0))
+    log.close()
+    with open(tmp_path / "sub" / "events.jsonl", "a") as f:
+        f.write("not json\n" + json.dumps(["no", "call"]) + "\n")  # a torn or foreign line is skipped
+    by_call = read_event_log(tmp_path / "sub" / "events.jsonl")
+    assert [e["type"] for e in by_call["CA1"]] == ["caller_speech_start", "caller_speech_end"]
+    assert by_call["CA2"][0]["reason"] == "words" and by_call["CA2"][0]["t"] == 2.5
+    assert (log.written, log.dropped) == (3, 0)
+    assert read_event_log(tmp_path / "missing.jsonl") == {}
+
+
+def test_a_failed_write_is_counted_not_raised(tmp_path):
+    log = EventLog(tmp_path / "events.jsonl")
+    log.close()  # as if the file went away under it
+    log.emit(ev.CallerSpeechStart(call_id="CA1", t=1.0, confidence=0.9))
+    assert (log.written, log.dropped) == (0, 1)
+
+
+async def test_a_path_that_cannot_be_written_fails_at_start(tmp_path):
+    (tmp_path / "file").write_text("")
+    settings = Settings.from_env({"DUPLEXBOT_EVENT_LOG": str(tmp_path / "file" / "events.jsonl")})
+    with pytest.raises(ConfigError, match="DUPLEXBOT_EVENT_LOG"):
+        await Runtime.start(settings)
+
+
+def test_traces_are_put_on_the_samples_clock_and_explain_a_take_over():
+    events = [{"call_id": "CA1", "t": 3.0, "type": "caller_speech_start", "confidence": 0.9},
+              {"call_id": "CA1", "t": 3.1, "type": "vad_level"},  # not kept
+              {"call_id": "CA1", "t": 6.2, "type": "transcript_partial", "text": "a level of thought?"},
+              {"call_id": "CA1", "t": 6.3, "type": "end_of_turn", "reason": "words 0.98: complete"}]
+    assert call_trace(events, offset=3.0)[0] == {"t": 0.0, "type": "caller_speech_start", "confidence": 0.9}
+    rows = [{"id": "s-003", "call_id": "CA1", "stream_offset": 3.0, "takeover": True, "first_audible": 3.45,
+             "end": 5.0},
+            {"id": "s-004", "call_id": "CA9", "stream_offset": 1.0, "takeover": False}]
+    assert join_traces(rows, {"CA1": events}) == 1 and "trace" not in rows[1]
+    assert [e["type"] for e in rows[0]["trace"]] == ["caller_speech_start", "transcript_partial", "end_of_turn"]
+    (line,) = takeover_reasons(rows)
+    assert "s-003" in line and "+3.30 s" in line and "complete" in line and "a level of thought" in line
