@@ -45,6 +45,7 @@ class Utterance:
     """Caller speech queued with `say()`; the times are filled in as its frames go out."""
     pcm: np.ndarray
     first_sent: float | None = None
+    first_frame: int | None = None  # how many caller frames had gone out before it (x 20 ms: the server's stream time)
     last_sent: float | None = None
     voiced_from: float | None = None  # when the first frame with speech in it went out (the onset)
     voiced_until: float | None = None  # when the last frame with speech in it had gone out
@@ -180,7 +181,7 @@ class TwilioPeer:
                 self._offset = 0
                 continue
             if u.first_sent is None:
-                u.first_sent = now
+                u.first_sent, u.first_frame = now, self.frames_sent
             self._offset += FRAME
             if chunk.size < FRAME:
                 chunk = np.concatenate([chunk, np.zeros(FRAME - chunk.size, np.int16)])

@@ -44,7 +44,9 @@ import numpy as np
 from ..audio.resample import resample
 from ..bench.twilio import LoopLag, ServerProcess
 from ..bench.twilio_peer import FRAME_S, TwilioPeer
+from ..engine.event_log import read_event_log
 from .phone_data import PhoneSample, PhoneSet, load_set
+from .phone_trace import join_traces, takeover_reasons
 
 CHUNK_S = 0.032  # the duplex model's step: CPU is reported per call per chunk of caller audio
 TICK = os.sysconf("SC_CLK_TCK")
@@ -162,6 +164,9 @@ class CallRecord:
     bursts: tuple[tuple[float, float], ...]  # audible bot audio heard, (start, end) from the sample's start
     refused: bool = False  # the server answered <Reject reason="busy"> (admission control): redialling can help
     redials: int = 0  # refusals before this call went through (or was given up)
+    call_id: str = ""  # the CallSid, as the server's events name the call
+    stream_offset: float | None = None  # the server's stream time of the sample's first frame
+    sent_mono: float | None = None  # time.monotonic() when that frame went out (the server's events share the clock)
 
 
 def _bursts(timeline: list[tuple[float, float]], threshold: float, gap: float = 0.1) -> tuple[tuple[float, float], ...]:
@@ -211,6 +216,7 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
     p = TwilioPeer(srv.base, srv.auth, account_sid=srv.account)
     heard = HeardLevels(p, bs.audible_dbfs)
     outcome, error, t0 = None, "", None
+    utterance = None
 
     def quiet() -> bool:
         last = heard.last_audible_end()
@@ -220,7 +226,8 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
         r = await p.webhook(http)
         if not p.stream_url:
             if "<Reject" in p.twiml:
-                return CallRecord(None, f"refused: {p.twiml[p.twiml.find('<Reject'):][:60]}", 0, 0, 0, (), True)
+                return CallRecord(None, f"refused: {p.twiml[p.twiml.find('<Reject'):][:60]}", 0, 0, 0, (), True,
+                                  call_id=p.call_sid)
             raise RuntimeError(f"voice webhook answered {r.status}: {p.twiml}")
         await p.open(http)
         if not await p.wait_for(lambda: heard.last_audible_end() is not None, 20):
@@ -228,6 +235,7 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
         if not await p.wait_for(quiet, 40):
             raise RuntimeError("greeting never ended")
         u = p.say(pcm8k)
+        utterance = u
         await p.wait_for(lambda: u.first_sent is not None, 5)
         sent = t0 = u.first_sent
         if sent is None:
@@ -248,7 +256,9 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
         await p.hang_up()
     heard.update()
     rel = [(t - t0, db) for t, db in heard.frames if t >= t0] if t0 is not None else []
-    return CallRecord(outcome, error, p.frames_sent, p.media_in, len(p.late), _bursts(rel, bs.audible_dbfs))
+    first = utterance.first_frame if utterance is not None else None
+    return CallRecord(outcome, error, p.frames_sent, p.media_in, len(p.late), _bursts(rel, bs.audible_dbfs),
+                      call_id=p.call_sid, stream_offset=None if first is None else first * FRAME_S, sent_mono=t0)
 
 
 @dataclass
@@ -308,7 +318,8 @@ def _row(s: PhoneSample, rec: CallRecord) -> dict[str, Any]:
     for k in ("first_audible", "latency"):
         r[k] = round(r[k], 3) if r[k] is not None else None
     r.update(caller_frames=rec.caller_frames, bot_frames=rec.bot_frames, late_frames=rec.late_frames,
-             redials=rec.redials, audible=[list(b) for b in rec.bursts])
+             redials=rec.redials, audible=[list(b) for b in rec.bursts], call_id=rec.call_id,
+             stream_offset=rec.stream_offset, sent_mono=rec.sent_mono)
     return r
 
 
@@ -318,7 +329,9 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
     out.mkdir(parents=True, exist_ok=True)
     kinds = sorted({s.kind for s in phone_set.samples}, key=lambda k: (k != "short", k))
     audio = {s.id: _caller_pcm(phone_set, s) for s in phone_set.samples}
-    srv = ServerProcess(bs.port or _free_port(), bs.policy, out / "server.log")
+    events_path = out / "events.jsonl"
+    events_path.unlink(missing_ok=True)
+    srv = ServerProcess(bs.port or _free_port(), bs.policy, out / "server.log", event_log=events_path)
     report: dict = {"bench": "phone", "dataset": str(dataset), "policy": bs.policy, "parallel": bs.parallel,
                     "transport": "twilio media streams over ws://127.0.0.1", "settings": asdict(bs),
                     "licences": phone_set.licences, "code": _code_state(),
@@ -381,6 +394,7 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
     report["overall"]["stage_mean_ms"] = _stage_means(by_kind)
     report["overall"]["client_loop_lag_p99_ms"] = _pct(lags, 99) or 0.0
     report["overall"]["server_underruns"] = sum(k["server_underruns"] for k in by_kind.values())
+    report["traced"] = join_traces(rows, read_event_log(events_path))  # the server's own reasons, per call
     report["samples"] = rows
     report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
     (out / "results.json").write_text(json.dumps(report, indent=2))
@@ -501,4 +515,8 @@ def format_table(report: dict) -> str:
     if report["overall"]["redials"]:
         lines.append(f"the server refused {report['overall']['redials']} call(s) as busy (admission control); each "
                      f"was dialled again after {report['settings']['redial_after']} s")
+    why = takeover_reasons(report.get("samples", []))
+    if why:
+        lines.append("take-overs, and the server's reason (events.jsonl):")
+        lines += why
     return "\n".join(lines)

@@ -129,6 +129,16 @@ def test_bench_phone_two_calls_at_once_into_a_real_server(tmp_path, capsys):
         assert (r["latency"] is not None) != r["unanswered"]
         assert r["takeover_in_hold"] <= r["takeover"]
     assert not rows["short-000"]["takeover_in_hold"]  # no holds, so no take-over in one
+    # the server's own events, joined to each call on the sample's clock: the caller's speech
+    # starts near the sample's onset, and an answer heard has its end of turn before it
+    assert res["traced"] == 2
+    for r in rows.values():
+        kinds = [e["type"] for e in r["trace"]]
+        onset = next(e["t"] for e in r["trace"] if e["type"] == "caller_speech_start")
+        assert -0.2 < onset < 1.5, r["trace"]
+        if r["first_audible"] is not None:
+            eot = [e for e in r["trace"] if e["type"] == "end_of_turn"]
+            assert eot and eot[0]["t"] <= r["first_audible"] and eot[0]["reason"], kinds
     overall = res["overall"]
     assert overall["samples"] == 2 and overall["holds"] == 1 and overall["takeovers_in_holds"] <= 1
     assert overall["latency_ms"]["n"] == 0 or isinstance(overall["latency_ms"]["p50"], float)
