@@ -29,11 +29,21 @@ def test_events_are_written_and_read_back_by_call(tmp_path):
     assert read_event_log(tmp_path / "missing.jsonl") == {}
 
 
-def test_a_failed_write_is_counted_not_raised(tmp_path):
+def test_a_failed_write_is_counted_not_raised(tmp_path, monkeypatch):
     log = EventLog(tmp_path / "events.jsonl")
-    log.close()  # as if the file went away under it
     log.emit(ev.CallerSpeechStart(call_id="CA1", t=1.0, confidence=0.9))
-    assert (log.written, log.dropped) == (0, 1)
+    log.flush()
+
+    def full(*a):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(log._file, "write", full)  # the disk fills under the writer thread
+    for _ in range(3):
+        log.emit(ev.CallerSpeechStart(call_id="CA1", t=2.0, confidence=0.9))
+    log.flush()
+    assert (log.written, log.dropped) == (1, 3)
+    log.close()
+    log.emit(ev.CallerSpeechStart(call_id="CA1", t=3.0, confidence=0.9))  # after close: counted too
+    assert log.dropped == 4
 
 
 async def test_a_path_that_cannot_be_written_fails_at_start(tmp_path):
