@@ -9,9 +9,10 @@ The event loop only puts the event on a bounded queue; a writer thread turns it 
 writes it, so no file I/O ever runs on the loop. A full queue or a failed write (disk full, file
 removed) is counted on /metrics and logged once, never raised into the call.
 
-Open question: with the log on, `bench phone` at 20 calls sees one pacer underrun in 8-14 of its
-144 calls (those ending in the run's last seconds), with the log off none; writing from this
-thread instead of the loop did not change that, and the cause is not found yet.
+Open question: with the log on, `bench phone` at 20 calls saw one pacer underrun in 8-14 of its
+144 calls (those ending in the run's last seconds) in every run; with it off, none in the two warm
+runs (10 in a cold first run after boot). Writing from this thread instead of the loop did not
+change that, and the cause is not found yet.
 """
 from __future__ import annotations
 

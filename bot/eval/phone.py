@@ -215,8 +215,7 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
                       bs: PhoneBenchSettings) -> CallRecord:
     p = TwilioPeer(srv.base, srv.auth, account_sid=srv.account)
     heard = HeardLevels(p, bs.audible_dbfs)
-    outcome, error, t0 = None, "", None
-    utterance = None
+    outcome, error, t0, offset = None, "", None, None
 
     def quiet() -> bool:
         last = heard.last_audible_end()
@@ -235,11 +234,11 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
         if not await p.wait_for(quiet, 40):
             raise RuntimeError("greeting never ended")
         u = p.say(pcm8k)
-        utterance = u
         await p.wait_for(lambda: u.first_sent is not None, 5)
         sent = t0 = u.first_sent
-        if sent is None:
+        if sent is None or u.first_frame is None:
             raise RuntimeError("caller audio never went out")
+        offset = u.first_frame * FRAME_S
         end, deadline = sent + sample.end, sent + sample.end + bs.window
 
         def finished() -> bool:
@@ -256,9 +255,8 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
         await p.hang_up()
     heard.update()
     rel = [(t - t0, db) for t, db in heard.frames if t >= t0] if t0 is not None else []
-    first = utterance.first_frame if utterance is not None else None
     return CallRecord(outcome, error, p.frames_sent, p.media_in, len(p.late), _bursts(rel, bs.audible_dbfs),
-                      call_id=p.call_sid, stream_offset=None if first is None else first * FRAME_S, sent_mono=t0)
+                      call_id=p.call_sid, stream_offset=offset, sent_mono=t0)
 
 
 @dataclass

@@ -6,9 +6,9 @@ caller knows how many 20 ms frames it had sent before the sample's first one, so
 every decision on the same clock as the labels and the audible bot audio. They also carry the
 server's monotonic clock, which the callers share (one machine): `at` is when the server really
 decided, on the caller's clock from the sample's first frame (`at - t`: how far the server ran
-behind the audio; a bot speech start's `at` against the first audible frame: the way out). Only what explains a turn
-is kept: the VAD's segments, the words at each pause, the end-of-turn decisions with their reasons,
-holds, barge-ins and what the bot began to say.
+behind the audio; a bot speech start's `at` against the first audible frame: the way out). Only
+what explains a turn is kept: the VAD's segments, the words at each pause, the end-of-turn
+decisions with their reasons, holds, barge-ins and what the bot began to say.
 """
 from __future__ import annotations
 

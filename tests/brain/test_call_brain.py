@@ -135,27 +135,35 @@ async def test_a_correction_over_a_long_answer_revises_it(brain):
     assert answer is not None and answer.t - seg.offset <= 1.5, timeline(result)
 
 
-async def test_a_turn_resumed_before_the_bot_spoke_is_answered_whole(brain):
-    """The end of turn is called in a pause and the caller goes on before the bot says a word: the
-    answer is dropped, and the turn is transcribed from its first words, once in the history."""
-    rt, stub, model = brain
+async def resumed_turn(rt: Runtime, name: str, timeout: float) -> tuple[Any, list[str]]:
+    """A call whose turn is ended in a 0.7 s pause (fallbacks at 0.25 s) after which the caller goes
+    on: checks that the end of turn fell in the pause and the last caller turn heard is the whole
+    sentence; returns the result and the caller turns heard."""
     eager = replace(PolicySettings(), max_end_of_turn_silence=0.25, max_hold_silence=0.25)
-    script = parse_script({"name": "resumed", "steps": [
+    script = parse_script({"name": name, "steps": [
         {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
         {"say": "I would like to book a table for four people"}, {"pause": 0.7},
-        {"say": "on Saturday evening."}, {"wait_for_bot_speech": 0.3, "timeout": 10},
-        {"wait_for_silence": 0.5, "timeout": 10}, {"hangup": True}]})
-    slow = stub.settings
-    stub.set_settings(replace(slow, ttft=2.0))  # no answer can reach the caller inside the pause
-    n0 = len(stub.requests)
-    try:
-        result = await simulate(rt, script, policy_settings=eager)
-    finally:
-        stub.set_settings(slow)
+        {"say": "on Saturday evening."}, {"wait_for_bot_speech": 0.3, "timeout": timeout},
+        {"wait_for_silence": 0.5, "timeout": timeout}, {"hangup": True}]})
+    result = await simulate(rt, script, policy_settings=eager)
     first, rest = [s for s in result.segments if s.kind != "noise"][-2:]
     assert any(first.offset < e.t < rest.onset for e in of(result, ev.EndOfTurn)), timeline(result)
     heard = [e.text.lower() for e in of(result, ev.TranscriptFinal) if e.speaker == "caller"]
     assert "table" in heard[-1] and "saturday" in heard[-1], timeline(result)
+    return result, heard
+
+
+async def test_a_turn_resumed_before_the_bot_spoke_is_answered_whole(brain):
+    """The end of turn is called in a pause and the caller goes on before the bot says a word: the
+    answer is dropped, and the turn is transcribed from its first words, once in the history."""
+    rt, stub, model = brain
+    slow = stub.settings
+    stub.set_settings(replace(slow, ttft=2.0))  # no answer can reach the caller inside the pause
+    n0 = len(stub.requests)
+    try:
+        await resumed_turn(rt, "resumed", 10)
+    finally:
+        stub.set_settings(slow)
     asked = [last(r["messages"], "user").lower() for r in stub.requests[n0:]]
     final = next(r["messages"] for r, said in zip(stub.requests[n0:], asked) if "saturday" in said)
     assert sum("table" in str(m.get("content")).lower() for m in final if m["role"] == "user") == 1, asked
@@ -183,23 +191,13 @@ async def test_a_turn_resumed_while_its_words_are_transcribed_is_answered_whole(
     """As above, but the caller goes on while the turn's words are still being recognised (no bot
     turn opened yet): that answer is dropped too, or the bot would answer half the turn."""
     rt, stub, model = brain
-    eager = replace(PolicySettings(), max_end_of_turn_silence=0.25, max_hold_silence=0.25)
-    script = parse_script({"name": "resumed-in-asr", "steps": [
-        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5},
-        {"say": "I would like to book a table for four people"}, {"pause": 0.7},
-        {"say": "on Saturday evening."}, {"wait_for_bot_speech": 0.3, "timeout": 12},
-        {"wait_for_silence": 0.5, "timeout": 12}, {"hangup": True}]})
     real = rt.services.asr
     rt.services.asr = SlowAsr(real, 1.2)  # the words of the pause arrive after the caller went on
     n0 = len(stub.requests)
     try:
-        result = await simulate(rt, script, policy_settings=eager)
+        result, heard = await resumed_turn(rt, "resumed-in-asr", 12)
     finally:
         rt.services.asr = real
-    first, rest = [s for s in result.segments if s.kind != "noise"][-2:]
-    assert any(first.offset < e.t < rest.onset for e in of(result, ev.EndOfTurn)), timeline(result)
-    heard = [e.text.lower() for e in of(result, ev.TranscriptFinal) if e.speaker == "caller"]
-    assert "table" in heard[-1] and "saturday" in heard[-1], timeline(result)
     assert not any("table" in h and "saturday" not in h for h in heard), timeline(result)
     asked = [last(r["messages"], "user").lower() for r in stub.requests[n0:]]
     assert all("saturday" in a for a in asked), asked
