@@ -9,11 +9,11 @@ Outbound pacing. Twilio plays what it is sent, in order, at real time, and buffe
 early. A `sip.pacer.Pacer` keeps the read clock, the wall time at which the bot audio read so far
 would finish playing, and a 20 ms frame is read only while it ends within `now + lead`, so at most
 `lead` seconds are ever queued at Twilio (nothing is dumped ahead; a `clear` throws the lead away).
-A burst of bot speech starts on an empty Twilio buffer, so the first frame rebases the clock and
-the lead is sent at once: from then on a stall shorter than `lead` is inaudible. After a longer
-stall the pacer's one lateness rule applies (no catch-up burst beyond the lead: with the default
-100 ms lead, the clock is pulled up to `now` once Twilio's buffer ran a frame dry) and the underrun
-is counted.
+A burst of bot speech starts on an empty Twilio buffer, so its first frame with sound (never the
+silence of a turn still waiting for its speech) rebases the clock and the lead is sent at once:
+from then on a stall shorter than `lead` is inaudible. After a longer stall the pacer's one
+lateness rule applies (no catch-up burst beyond the lead: with the default 100 ms lead, the clock
+is pulled up to `now` once Twilio's buffer ran a frame dry) and the underrun is counted.
 
 Playback marks. Every `mark_every` sent frames, and when a burst of bot audio ends, a `mark` named
 `dx<n>` is sent; Twilio echoes it once the audio before it has played, and we report the source
@@ -224,7 +224,12 @@ class MediaStream:
             raise ValueError(f"bot frame must be {FRAME_SAMPLES} samples, got {pcm.shape[0]}")
         if not self._pacer.started:
             self._pacer.restart(now)
-        audible = speaking or bool(np.any(pcm))
+        sound = bool(np.any(pcm))
+        # silence of a speaking turn is sent (it keeps a gap between sentences in place), except
+        # at the start of a burst: a turn opened before its speech is synthesised reads silence
+        # first, and sent to an idle Twilio it would fill the lead and make the first word play a
+        # lead late
+        audible = sound or (speaking and self._speaking_prev)
         if audible and self._play_end < now:
             # Twilio has nothing queued (a new burst, or we were late mid-burst): rebase the read
             # clock so the next reads fill `lead` at once instead of trickling one frame per 20 ms
