@@ -321,6 +321,19 @@ def _row(s: PhoneSample, rec: CallRecord) -> dict[str, Any]:
     return r
 
 
+POOL_WIDE = ("client_loop_lag_p99_ms", "client_cpu_cores", "stage_mean_ms", "peak_calls", "engine_backlog_s")
+
+
+def split_mixed(pool: dict[str, Any], rows: list[dict[str, Any]], kinds: list[str]) -> dict[str, dict[str, Any]]:
+    """By kind, from one pool over every kind (`--mixed`): each kind's own calls, and the pool's
+    server-side figures as they were (the pool's); the server's underruns are not the kind's (a
+    count of the whole run: `None` by kind, and the run's total once, overall)."""
+    out = {k: summarise([r for r in rows if r["kind"] == k], 0.0, 0.0, 0.0) for k in kinds}
+    for k in out:
+        out[k].update({key: pool[key] for key in POOL_WIDE}, server_underruns=None)
+    return out
+
+
 async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[str], None] = print) -> dict:
     phone_set = load_set(dataset, bs.limit)
     out = Path(bs.out)
@@ -376,13 +389,9 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
                 totals = [totals[0] + cpu, totals[1] + wall, totals[2] + chunks]
     finally:
         srv.stop()
-    if bs.mixed:  # one pool: its server figures are the whole run's; by kind, only the calls' own
-        mixed = by_kind.pop("mixed")
-        by_kind = {k: summarise([r for r in rows if r["kind"] == k], 0.0, 0.0, 0.0) for k in kinds}
-        for k in by_kind:
-            by_kind[k].update({key: mixed[key] for key in ("client_loop_lag_p99_ms", "client_cpu_cores",
-                                                            "server_underruns", "stage_mean_ms", "peak_calls",
-                                                            "engine_backlog_s")})
+    underruns = sum(k["server_underruns"] for k in by_kind.values())  # one count per pool, before any split
+    if bs.mixed:
+        by_kind = split_mixed(by_kind.pop("mixed"), rows, kinds)
     report["by_kind"] = by_kind
     report["overall"] = summarise(rows, *totals)
     report["overall"]["peak_calls"] = max(k["peak_calls"] for k in by_kind.values()) if by_kind else 0
@@ -391,7 +400,7 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
                                                 default=_backlog_summary([]))
     report["overall"]["stage_mean_ms"] = _stage_means(by_kind)
     report["overall"]["client_loop_lag_p99_ms"] = _pct(lags, 99) or 0.0
-    report["overall"]["server_underruns"] = sum(k["server_underruns"] for k in by_kind.values())
+    report["overall"]["server_underruns"] = underruns
     report["traced"] = join_traces(rows, read_event_log(events_path))  # the server's own reasons, per call
     report["samples"] = rows
     report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
@@ -475,6 +484,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _or_dash(v: object) -> str:
+    return "-" if v is None else str(v)
+
+
 def format_table(report: dict) -> str:
     head = (f"{'kind':<8}{'n':>4}{'p50 ms':>9}{'p90 ms':>9}{'<=500ms':>9}{'hold t-o':>10}{'any t-o':>9}"
             f"{'unans.':>8}{'err':>5}{'CPU ms/call/chunk':>19}{'cores':>7}{'lag p99':>9}{'undrn':>7}")
@@ -489,7 +502,7 @@ def format_table(report: dict) -> str:
         lines.append(f"{name:<8}{s['samples']:>4}{s['latency_ms']['p50']!s:>9}{s['latency_ms']['p90']!s:>9}"
                      f"{pct(s['within_500ms']):>9}{hold:>10}{pct(s['takeover_rate']):>9}{pct(s['unanswered_rate']):>8}"
                      f"{s['errors']:>5}{s['cpu_ms_per_call_chunk'] or '-'!s:>19}{s['cpu_cores'] or '-'!s:>7}"
-                     f"{s['client_loop_lag_p99_ms']!s:>9}{s['server_underruns']:>7}")
+                     f"{s['client_loop_lag_p99_ms']!s:>9}{_or_dash(s['server_underruns']):>7}")
     lines.append("latency: labelled end of caller speech -> first audible (>= "
                  f"{report['settings']['audible_dbfs']:.0f} dBFS) bot audio the caller hears, over answered samples "
                  "without a take-over; <=500ms and rates over all samples of the kind; hold t-o: first audible "

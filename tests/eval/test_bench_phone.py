@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import main
 from bot.eval import phone_data as P
-from bot.eval.phone import frame_dbfs, score, summarise
+from bot.eval.phone import POOL_WIDE, format_table, frame_dbfs, score, split_mixed, summarise
 from models import texts
 
 A, Q = -20.0, -70.0  # an audible and a quiet frame's level
@@ -63,6 +63,23 @@ def test_frame_level_and_summary():
     assert (s["within_500ms"], s["unanswered_rate"], s["takeover_rate"]) == (0.25, 0.25, 0.25)
     assert (s["holds"], s["takeovers_in_holds"], s["errors"], s["redials"]) == (1, 1, 1, 2)
     assert (s["cpu_ms_per_call_chunk"], s["cpu_cores"]) == (2.0, 0.5)
+
+
+def test_one_pool_over_every_kind_splits_by_kind_without_copying_the_run_s_counts():
+    row = dict(error="", takeover=False, takeover_in_hold=False, unanswered=False, holds=[], latency=0.3)
+    rows = [dict(row, kind="a"), dict(row, kind="a"), dict(row, kind="b", latency=0.6)]
+    pool = dict(summarise(rows, 1.0, 2.0, 100), server_underruns=3, peak_calls=3,
+                engine_backlog_s={"p50": 0.0, "p90": 0.0, "max": 0.0}, client_loop_lag_p99_ms=1.0,
+                client_cpu_cores=0.1, stage_mean_ms={})
+    by_kind = split_mixed(pool, rows, ["a", "b"])
+    assert (by_kind["a"]["samples"], by_kind["b"]["samples"]) == (2, 1)
+    assert all(by_kind[k][key] == pool[key] for k in by_kind for key in POOL_WIDE)
+    # the run's 3 underruns are not 3 per kind (they had been summed back to 6 overall)
+    assert by_kind["a"]["server_underruns"] is None and by_kind["b"]["server_underruns"] is None
+    report = {"dataset": "d", "policy": "auto", "parallel": 3, "transport": "t", "settings": {"audible_dbfs": -40},
+              "by_kind": by_kind, "overall": dict(pool, server_underruns=3)}
+    table = format_table(report).splitlines()
+    assert table[2].split()[0] == "a" and table[2].split()[-1] == "-" and table[4].split()[-1] == "3"
 
 
 # ------------------------------------------------------------------ the set
