@@ -44,6 +44,9 @@ class Resampler:
         # when decimating, the filter must be longer in input samples for the same transition width
         self.taps = taps * max(1, -(-self.down // self.up))
         self._bank = None if self.passthrough else _design(self.up, self.down, self.taps, rolloff, beta)
+        # each phase's taps reversed, so a window's sum is np.correlate (np.convolve reverses and
+        # copies the kernel on every call: half the cost of a 20 ms phone frame)
+        self._rev = None if self._bank is None else np.ascontiguousarray(self._bank[:, ::-1])
         self._hist = np.zeros(self.taps, np.float64)  # the last `taps` input samples
         self._consumed = 0  # absolute input samples received
         self._produced = 0  # absolute output samples produced
@@ -86,7 +89,7 @@ class Resampler:
                 for p in range(self.up):
                     sel = phase == p
                     if sel.any():
-                        conv = np.convolve(ext, bank[p], mode="valid")
+                        conv = np.correlate(ext, self._rev[p], mode="valid")
                         y[sel] = conv[rel[sel] - (self.taps - 1)]
             else:  # many phases (22.05 kHz): gather the windows
                 idx = rel[:, None] - np.arange(self.taps)[None, :]
@@ -103,16 +106,18 @@ class Resampler:
         """Outputs `first`..`end`-1 when one rate divides the other (8 <-> 16 kHz, 8 <-> 24 kHz, every
         phone call's frames), with a few C-speed calls instead of per-sample index arithmetic: the same
         sums as the general path. `conv[k]` is the window whose newest input is ext[k + taps - 1]."""
-        bank, taps = self._bank, self.taps
-        assert bank is not None
+        rev, taps = self._rev, self.taps
+        assert rev is not None
         if self.up == 1:  # decimate: output n's newest input is n * down
-            conv = np.convolve(ext, bank[0], mode="valid")
+            conv = np.correlate(ext, rev[0], mode="valid")
             lo = first * self.down - ext_start - (taps - 1)
             return conv[lo: lo + (end - first - 1) * self.down + 1: self.down]
         # interpolate: output n = i * up + p uses phase p over the window ending at input i
-        rows = np.stack([np.convolve(ext, bank[p], mode="valid") for p in range(self.up)], axis=1).reshape(-1)
+        rows = np.empty((len(ext) - taps + 1, self.up))
+        for p in range(self.up):
+            rows[:, p] = np.correlate(ext, rev[p], mode="valid")
         base = (ext_start + taps - 1) * self.up
-        return rows[first - base: end - base]
+        return rows.reshape(-1)[first - base: end - base]
 
     def _outputs_for(self, total: int) -> int:
         """Output samples whose input window is complete once `total` input samples have arrived:
