@@ -19,7 +19,7 @@ from .engine.admission import AdmissionController
 from .engine.event_log import EventLog
 from .engine.events import Event
 from .engine.looplag import LoopLagMonitor
-from .engine.port import Transport
+from .engine.port import EXPECT_DIGITS, Transport
 from .engine.scheduler import InferenceScheduler
 from .engine.session import CallSession
 from .engine.turn_timing import TurnTiming
@@ -114,6 +114,8 @@ class CallManager:
         session = CallSession(transport, rt.make_policy(policy_settings), rt.make_responder(), rt.services,
                               rt.settings.engine, all_sinks, calibrate=rt.calibrate_policy,
                               intents=IntentDetector(rt.intents))
+        if (n := transport.info.extra.get(EXPECT_DIGITS, "")).isdigit():  # the call is there to take a number
+            session.policy.expect_digits(int(n))
         self._calls[call_id] = session
         return session
 

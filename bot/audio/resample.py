@@ -83,7 +83,7 @@ class Resampler:
             pos = n * self.down
             rel = pos // self.up - ext_start  # index in ext of each output's newest input sample
             phase = pos % self.up
-            if self.up <= 8:
+            if self.up <= 8 and self._rev is not None:
                 # few phases: one C-speed convolution per phase, then pick the outputs that use it
                 y = np.empty(n.size)
                 for p in range(self.up):

@@ -104,17 +104,19 @@ class TwilioPeer:
     # ------------------------------------------------------------ call set-up
 
     async def webhook(self, session: aiohttp.ClientSession, signature: str | None = "sign",
-                      extra: dict[str, str] | None = None) -> aiohttp.ClientResponse:
-        """POST the voice webhook as Twilio would (signed over the public URL)."""
+                      extra: dict[str, str] | None = None, query: str = "") -> aiohttp.ClientResponse:
+        """POST the voice webhook as Twilio would (signed over the public URL), at the voice URL
+        with `query` ("expect_digits=8") when given, as a Voice URL configured with one is."""
         params = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": self.call_sid,
                   "CallStatus": "ringing", "Called": self.callee, "Caller": self.caller, "Direction": "inbound",
                   "From": self.caller, "To": self.callee, **(extra or {})}
         headers = {}
+        path = "/twilio/voice" + (f"?{query}" if query else "")
         if signature == "sign":
-            headers["X-Twilio-Signature"] = sign_request(self.auth_token, self.public_base + "/twilio/voice", params)
+            headers["X-Twilio-Signature"] = sign_request(self.auth_token, self.public_base + path, params)
         elif signature is not None:
             headers["X-Twilio-Signature"] = signature
-        r = await session.post(self.http_base + "/twilio/voice", data=params, headers=headers,
+        r = await session.post(self.http_base + path, data=params, headers=headers,
                                timeout=aiohttp.ClientTimeout(total=10))
         self.twiml = await r.text()
         stream = ET.fromstring(self.twiml).find("./Connect/Stream") if r.status == 200 else None

@@ -16,7 +16,8 @@ def cmd_bench_phone(args: argparse.Namespace) -> int:
         print("duplexbot: error: --parallel and --limit must be at least 1", file=sys.stderr)
         return 2
     bs = PhoneBenchSettings(parallel=args.parallel, policy=args.policy, out=args.out, limit=args.limit,
-                            port=args.port or 0, mixed=args.mixed, repeat=max(1, args.repeat))
+                            port=args.port or 0, mixed=args.mixed, repeat=max(1, args.repeat),
+                            expect_digits=args.expect_digits)
     try:
         report = asyncio.run(run_bench(args.dataset, bs, log=lambda m: print(m, file=sys.stderr, flush=True)))
     except ValueError as e:
@@ -43,6 +44,10 @@ def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
     p.add_argument("--mixed", action="store_true", help="one pool over every kind, so --parallel calls are up at once "
                                                         "(default: one pool per kind)")
     p.add_argument("--repeat", type=int, default=1, help="call each sample this many times")
+    p.add_argument("--expect-digits", action="store_true",
+                   help="a sample that reads out a number is called at a voice URL asking for that many digits "
+                        "(?expect_digits=N: an IVR step that collects a number), as a developer who knows what "
+                        "the bot asked for would")
     p.add_argument("--out", default="out/bench-phone", help="folder for results.json and server.log")
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_bench_phone)

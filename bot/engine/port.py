@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from .mailbox import InboundMailbox
 
 
+# CallInfo.extra key: the call was placed to take a number of this many digits (a voice URL's
+# ?expect_digits=8, bot/transports/twilio/webhook.py); its policy holds the caller's first turn for it
+EXPECT_DIGITS = "expect_digits"
+
+
 @dataclass(frozen=True)
 class CallInfo:
     call_id: str

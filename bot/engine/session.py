@@ -503,6 +503,8 @@ class CallSession:
         elif action.name == "secure_input":
             self.set_secure_input(True)
             return
+        elif action.name == "expect_digits":  # the bot asked for a number this long
+            self.policy.expect_digits(int(action.target) if action.target.isdigit() else 0)
         self.emit(ev.Action(call_id=self.call_id, t=self.now, name=action.name, target=action.target, ok=ok))
 
     # -- secure input: card numbers by DTMF ----------------------------------------------------
@@ -589,12 +591,5 @@ class CallSession:
     # -- deterministic stepping (simulator --fast, tests) --------------------------------------
     async def settle(self) -> None:
         """Wait until every task this call started (ASR, responder, TTS) has finished."""
-        while True:
-            d = self.speculations.waiting()  # a draft waits for its turn's end: wait for it to be ready
-            tasks = [t for t in self._tasks if d is None or t is not d.task]
-            if d is not None and not d.reply.prepared.is_set():
-                tasks.append(asyncio.ensure_future(d.reply.prepared.wait()))
-            if not tasks:
-                return
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.speculations.settle(self._tasks)
 

@@ -81,3 +81,15 @@ class Speculations:
         """The draft still waiting for its turn's end (what `settle` must not wait for)."""
         d = self.current
         return d if d is not None and not d.ctx.committed.is_set() else None
+
+    async def settle(self, tasks: set[asyncio.Task]) -> None:
+        """Wait until every one of a call's `tasks` has finished, but a draft still waiting for its
+        turn's end only until it is ready (deterministic stepping: the simulator's --fast, tests)."""
+        while True:
+            d = self.waiting()
+            pending = [t for t in tasks if d is None or t is not d.task]
+            if d is not None and not d.reply.prepared.is_set():
+                pending.append(asyncio.ensure_future(d.reply.prepared.wait()))
+            if not pending:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)

@@ -45,6 +45,7 @@ from ..audio.resample import resample
 from ..bench.twilio import LoopLag, ServerProcess
 from ..bench.twilio_peer import FRAME_S, TwilioPeer
 from ..engine.event_log import read_event_log
+from ..policy.completeness import trailing_digits
 from .phone_data import PhoneSample, PhoneSet, load_set
 from .phone_trace import join_traces, takeover_reasons
 
@@ -81,6 +82,9 @@ class PhoneBenchSettings:
     # default) each kind has its own pool, and a kind with fewer samples never reaches `parallel`
     mixed: bool = False
     repeat: int = 1  # each sample is called this many times (more calls than the set has samples)
+    # a sample that reads out a number is called with its length declared (?expect_digits=N, the
+    # voice URL of a step that collects a number); off, the bot knows nothing of what it will hear
+    expect_digits: bool = False
 
 
 # ------------------------------------------------------------------ metrics (pure)
@@ -222,7 +226,8 @@ async def call_sample(http: aiohttp.ClientSession, srv: ServerProcess, sample: P
         return last is not None and p.clock() - last >= bs.greeting_quiet
 
     try:
-        r = await p.webhook(http)
+        n = trailing_digits(sample.text.replace("|", " ")) if bs.expect_digits else 0
+        r = await p.webhook(http, query=f"expect_digits={n}" if n >= 3 else "")
         if not p.stream_url:
             if "<Reject" in p.twiml:
                 return CallRecord(None, f"refused: {p.twiml[p.twiml.find('<Reject'):][:60]}", 0, 0, 0, (), True,

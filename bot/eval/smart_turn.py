@@ -142,6 +142,9 @@ class SmartTurnPolicy:
     def on_words(self, words: WordEvidence) -> list[Decision]:
         return []  # this policy ends turns on silence (or its own model) alone
 
+    def expect_digits(self, n: int) -> None:
+        pass  # its model ends the turn, however many digits were asked for
+
     def on_transcript(self, text: str, onset: float, t: float) -> list[Decision]:
         return []
 

@@ -106,6 +106,9 @@ class VadTimeoutPolicy:
     def on_words(self, words: WordEvidence) -> list[Decision]:
         return []  # this policy ends turns on silence (or its own model) alone
 
+    def expect_digits(self, n: int) -> None:
+        pass  # silence alone ends its turns, however many digits were asked for
+
     def on_transcript(self, text: str, onset: float, t: float) -> list[Decision]:
         if not self.in_speech or abs(onset - self.onset) > 1e-6 or self.decided or self.settings.allow_overlap:
             return []

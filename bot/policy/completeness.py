@@ -58,6 +58,10 @@ class WordEvidence:
     p_continue: float | None = None
     open_ending: bool = False  # the phrase ends on a dangling or weak word, a filler or an open mark
     digits: bool = False  # the phrase ends on a group of digits: the next group may follow
+    digit_count: int = 0  # digits at the end of the phrase, across groups ("652, 300": 6)
+    # digits the bot asked for ("your 8-digit order number": 8), 0 = none declared (the agent's
+    # `expect_digits`, or the call's; bot/policy/duplex.py DuplexPolicy.expect_digits)
+    digits_expected: int = 0
 
 
 def _ending(text: str) -> tuple[str, list[str], bool]:
@@ -102,9 +106,9 @@ def text_completeness(text: str, p_final: float | None) -> float:
     return p
 
 
-def ends_on_digits(text: str) -> bool:
-    """Whether the phrase ends on a read-out number of at least 3 digits ("... is 652, 300",
-    "six five two", "4111-1111"): numerals and digit words both count, with any marks between."""
+def trailing_digits(text: str) -> int:
+    """How many digits the phrase ends on, across groups and marks ("... is 652, 300": 6, "six five
+    two": 3, "4111-1111": 8, "I have 2 dogs": 0): numerals and digit words ("oh", "double" count one)."""
     n = 0
     for tok in reversed(re.findall(r"[A-Za-z']+|[0-9]+", text)):
         if tok.isdigit():
@@ -113,12 +117,17 @@ def ends_on_digits(text: str) -> bool:
             n += 1
         else:
             break
-        if n >= _DIGITS_MIN:
-            return True
-    return False
+    return n
+
+
+def ends_on_digits(text: str) -> bool:
+    """Whether the phrase ends on a read-out number of at least 3 digits ("... is 652, 300",
+    "six five two", "4111-1111")."""
+    return trailing_digits(text) >= _DIGITS_MIN
 
 
 def evidence(text: str, p_final: float | None, end: float, t: float = 0.0,
-             p_continue: float | None = None) -> WordEvidence:
+             p_continue: float | None = None, digits_expected: int = 0) -> WordEvidence:
+    n = trailing_digits(text)
     return WordEvidence(text, p_final, text_completeness(text, p_final), end, t, p_continue, open_ending(text),
-                        ends_on_digits(text))
+                        n >= _DIGITS_MIN, n, digits_expected)

@@ -19,7 +19,7 @@ model (models/manifest.json "recommended").
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .base import CHUNK_SECONDS, Decision, DecisionKind, ModelOutput, Observation, PolicySettings
@@ -63,7 +63,6 @@ def tuned(settings: PolicySettings = PolicySettings(),
           model_path: str | Path | None = None) -> tuple[PolicySettings, DuplexTuning]:
     """`settings` with the eot/interrupt thresholds tuned for the shipped model (models/manifest.json),
     and the model's confirm counts: `DuplexPolicy(*tuned(settings))`."""
-    from dataclasses import replace
 
     from models.runtime import recommended
     rec = recommended(model_path)
@@ -111,6 +110,8 @@ class DuplexPolicy:
         self.int_run = 0
         self.pause_t = -1.0  # when the current pause was declared (its speech_end decision)
         self.words: WordEvidence | None = None  # what the words say about the current pause
+        self.digits_expected = 0  # digits the bot asked for (expect_digits), until the turn ends
+        self.turn_speech = 0.0  # seconds of caller speech in the turn so far (how many digits it can hold)
         self.words_pending = False  # the current pause is being transcribed
         self.last_model: ModelOutput | None = None
         self.overlap_text = ""  # words heard so far in the caller's speech over the bot
@@ -146,11 +147,17 @@ class DuplexPolicy:
             self._stop(t, 0.8, f"words \u201c{text}\u201d: not a backchannel", out)
         return out
 
+    def expect_digits(self, n: int) -> None:
+        self.digits_expected = max(0, int(n))
+
     def on_words(self, words: WordEvidence) -> list[Decision]:
         """The transcript of the caller's turn up to a pause: kept if that pause is still going on,
         and the turn ends at once if the silence already exceeds the fused patience."""
         if self.fusion is None or self.in_speech or abs(words.end - self.pause_t) > 1e-6:
             return []  # stale: the caller spoke again since
+        if self.digits_expected and not words.digits_expected:
+            said = int(self.turn_speech / self.fusion.min_digit_seconds + 1e-9)  # what the caller had time for
+            words = replace(words, digits_expected=self.digits_expected, digit_count=min(words.digit_count, said))
         self.words, self.words_pending = words, False
         out: list[Decision] = []
         if self.floor and self.last_model is not None:
@@ -229,6 +236,7 @@ class DuplexPolicy:
                 return False
         self.floor = False
         self.eot_run = 0
+        self.digits_expected, self.turn_speech = 0, 0.0  # asked for this turn only
         self.ended_onset = self.onset  # only a new speech segment re-opens the turn
         conf = m.eot if p.source != "words" or self.words is None else max(m.eot, self.words.complete)
         out.append(Decision(DecisionKind.END_OF_TURN, t, confidence=conf, reason=p.reason, onset=self.onset,
@@ -294,6 +302,8 @@ class DuplexPolicy:
                     self.bc_opp_decided = False
                     out.append(Decision(DecisionKind.SPEECH_START, obs.t, confidence=obs.vad, onset=t0))
                 else:
+                    if self.floor:
+                        self.turn_speech += t0 - self.onset
                     self.last_end = t0
                     self.pause_t = obs.t
                     self.words_pending = self.fusion is not None and not obs.bot_speaking

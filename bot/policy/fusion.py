@@ -22,7 +22,12 @@ every silent chunk and ends the turn when the silence reaches it.
   `voice_done`), words that are merely unsure are taken after `unsure_done_silence`.
 - A number read out in groups ("six five two | three zero zero"): a pause after a group of digits
   is waited `digits_silence` whatever the mark or the voice; the next group usually follows within
-  a second (FSDD readers in bot/eval/real_data.py: 0.6-1.0 s).
+  a second (FSDD readers in bot/eval/real_data.py: 0.6-1.0 s). When the bot asked for a number of
+  known length (`WordEvidence.digits_expected`, declared by the agent or the call), the count
+  decides instead: all the digits heard, the turn is taken after `complete_silence`; fewer, the
+  number is unfinished words (`incomplete_silence`: the caller may be reading it off a card). The count is the recogniser's, capped by what
+  the caller had time to say (`min_digit_seconds` a digit; the policy caps it): tiny.en repeats
+  digits ("1 5 8 8 8 8" for a group of three) and a repeat must not complete the number.
 - Speech the recogniser made no words of (a mumble, digits tiny.en drops): `unheard_silence`;
   the only answer to it is a request to repeat, which can wait.
 - No words at all (no transcript for this pause: secure input, ASR failure): the model's own
@@ -53,6 +58,8 @@ class FusionSettings:
     unsure_done_silence: float = 0.4  # unsure words, a voice that is done
     unmarked_done_silence: float = 0.6  # unfinished by the decoder alone (nothing dangles), a voice that is done
     digits_silence: float = 1.1  # the phrase ends on a group of digits
+    # the shortest time a caller takes to say one digit (4 a second is fast dictation: ~2-3 is usual)
+    min_digit_seconds: float = 0.25
     # the recogniser heard speech but no words: nothing to answer but "Sorry, I didn't catch that",
     # which is never urgent; as long as a contested end (seen on the phone path: tiny.en returns
     # nothing for some digit groups, and the 0.75 s fallback answered inside the pause to the next)
@@ -103,6 +110,11 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
     voice = "" if pc is None else f", p(continue)={pc:.2f}"
     if not words.text.strip():
         return Patience(fs.unheard_silence, f"no words heard{voice}: more may follow", "words")
+    want, n = words.digits_expected, words.digit_count
+    if want > 0 and n > 0:
+        if n >= want:
+            return Patience(fs.complete_silence, f"{tag}: {n} digits, {want} asked for", "words")
+        return Patience(fs.incomplete_silence, f"{tag}: {n} of {want} digits, the rest may follow", "words")
     if words.digits:
         return Patience(fs.digits_silence, f"{tag}: digits, the next group may follow", "words")
     if c <= fs.incomplete:

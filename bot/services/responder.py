@@ -34,7 +34,7 @@ class Turn:
 
 @dataclass(frozen=True)
 class ResponderAction:
-    name: str  # "transfer" | "hangup"
+    name: str  # "transfer" | "hangup" | "secure_input" | "expect_digits" (target: the count)
     target: str = ""
 
 
@@ -146,6 +146,19 @@ class FaqEntry:
     keywords: frozenset[str]
     answer: str
     action: str = ""  # "" | "secure_input" | "transfer" | "hangup"
+    # the answer asks for a number this many digits long ("your 8-digit order number"): the caller's
+    # next turn ends once that many are heard (bot/policy/fusion.py), 0 = not a number
+    expect_digits: int = 0
+
+
+MAX_EXPECTED_DIGITS = 32
+
+
+def expected_digits(value: object, where: str) -> int:
+    """A declared digit count: a whole number from 1 to MAX_EXPECTED_DIGITS (ConfigError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_EXPECTED_DIGITS:
+        raise ConfigError(f"{where} must be a whole number of digits from 1 to {MAX_EXPECTED_DIGITS}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -226,8 +239,12 @@ class AgentScript:
             action = str(e.get("action", "") or "")
             if action not in ("", "secure_input", "transfer", "hangup"):
                 raise ConfigError(f"{where}: faq[{i}].action must be secure_input, transfer or hangup, got {action!r}")
+            n = e.get("expect_digits")
+            n = 0 if n is None else expected_digits(n, f"{where}: faq[{i}].expect_digits")
+            if n and action:
+                raise ConfigError(f"{where}: faq[{i}] has both an action and expect_digits; give it one")
             faq.append(FaqEntry(str(e.get("id", i)), words(e.get("keywords"), f"faq[{i}].keywords"),
-                                text("answer", e), action))
+                                text("answer", e), action, n))
         fallbacks = data.get("fallbacks") or []
         if not fallbacks or not all(isinstance(f, str) and f.strip() for f in fallbacks):
             raise ConfigError(f"{where}: 'fallbacks' must be a non-empty list of strings")
@@ -338,6 +355,8 @@ class ScriptedAgent(ScriptLines):
             return s.handoff_say, ResponderAction("transfer", s.handoff_target), True
         best = self._faq(_tokens(text), s.faq)
         if best is not None:
+            if best.expect_digits:
+                return best.answer, ResponderAction("expect_digits", str(best.expect_digits)), True
             return best.answer, (ResponderAction(best.action) if best.action else None), True
         if s.goodbye_keywords and _has_phrase(text, s.goodbye_keywords):
             return s.goodbye_say, ResponderAction("hangup"), True

@@ -3,6 +3,7 @@ against a local server that speaks the protocol (server-sent events)."""
 import json
 
 import pytest
+import yaml
 from aiohttp import web
 
 from bot.brain import OpenAIChatResponder
@@ -144,3 +145,19 @@ def test_sentence_buffer_first_chunk_without_a_break_after_five_words():
     b = SentenceBuffer()
     out = [x for w in "We are open from nine in the morning to six.".split() for x in b.feed(" " + w)]
     assert out == ["We are open from nine", "in the morning to six."]
+
+
+async def test_an_faq_answer_that_asks_for_a_number_declares_its_length(tmp_path):
+    from bot.services.responder import ResponderAction
+    base = "name: x\ngreeting: hi\nfallbacks: [ok]\nfaq:\n  - keywords: [order]\n    answer: Your order number?\n"
+    agent = ScriptedAgent(AgentScript.from_dict(yaml.safe_load(base + "    expect_digits: 8\n")))
+    chunks = await collect(agent.respond([Turn("caller", "Where is my order?")], []))
+    assert [c.action for c in chunks if c.action] == [ResponderAction("expect_digits", "8")]
+    p = tmp_path / "a.yaml"
+    for bad in ("0", "33", "'8'", "true", "2.5"):
+        p.write_text(base + f"    expect_digits: {bad}\n")
+        with pytest.raises(ConfigError, match=r"faq\[0\]\.expect_digits must be a whole number of digits"):
+            AgentScript.load(p)
+    p.write_text(base + "    expect_digits: 8\n    action: hangup\n")
+    with pytest.raises(ConfigError, match="both an action and expect_digits"):
+        AgentScript.load(p)

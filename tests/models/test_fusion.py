@@ -331,3 +331,52 @@ def test_a_bare_answer_with_an_open_mark_in_a_voice_that_is_done_waits_less():
         p = patience(evidence(text, 0.3, 1.0, p_continue=pc), False, p_eot=0.2, p_hold=0.1, model_end=False,
                      fallback=0.75)
         assert p.silence >= FS.contested_silence, (text, pc)
+
+
+def test_a_number_of_the_length_asked_for_is_taken_at_once_and_a_shorter_one_waited_for():
+    from bot.policy.completeness import trailing_digits
+    assert [trailing_digits(t) for t in ("652, 300.", "six five two", "4111-1111", "6, 5, 2, 3, 0, 1,",
+                                         "I have 2 dogs.", "", "my number is oh seven double one")] == \
+        [6, 3, 8, 6, 0, 0, 4]  # "double one": two
+    done = patience(evidence("652, 300.", 0.3, 1.0, digits_expected=6), False, p_eot=0.2, p_hold=0.9,
+                    model_end=False, fallback=3.0)
+    assert done.silence == FS.complete_silence and "6 digits, 6 asked for" in done.reason
+    more = patience(evidence("652.", 0.95, 1.0, p_continue=0.01, digits_expected=6), False, p_eot=0.99, p_hold=0.0,
+                    model_end=True, fallback=0.75)
+    assert more.silence == FS.incomplete_silence > FS.digits_silence and "3 of 6" in more.reason
+    # a hallucinated extra digit still ends it (at least as many as asked for); words, not digits:
+    # the usual rules, whatever was asked
+    assert patience(evidence("6, 5, 2, 3, 0, 1, 1.", 0.3, 1.0, digits_expected=6), False, p_eot=0.2, p_hold=0.0,
+                    model_end=False, fallback=0.75).silence == FS.complete_silence
+    assert patience(evidence("I don't have it with me.", 0.9, 1.0, digits_expected=6), False, p_eot=0.2,
+                    p_hold=0.0, model_end=False, fallback=0.75).silence == FS.complete_silence
+
+
+def test_the_policy_holds_a_number_until_the_digits_asked_for_are_heard_then_forgets_the_ask():
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    p.expect_digits(6)
+    pause_t, t = speech_then_pause(p, 3)
+    assert p.on_words(evidence("652.", 0.95, pause_t, t)) == []  # 3 of 6: the rest may follow
+    out, t = feed(p, [(0.0, ModelOutput(0.99, 0.0, 0, 0, 0))] * 45, t)  # 1.4 s: past digits_silence
+    assert "end_of_turn" not in [k for k, _ in out]
+    out, t = feed(p, [(0.9, QUIET)] * 40 + [(0.0, QUIET)] * 3, t)  # the second group (1.9 s of speech in all)
+    pause_t = next(d.t for k, d in out if k == "speech_end")
+    decided = p.on_words(evidence("652, 300.", 0.4, pause_t, t + 0.06))
+    assert [d.kind for d in decided] == ["end_of_turn"] and "6 digits, 6 asked for" in decided[0].reason
+    # the next turn is not a number asked for: a group of digits waits as it always did
+    out, t = feed(p, [(0.9, QUIET)] * 20 + [(0.0, QUIET)] * 3, t + 1.0)
+    pause_t = next(d.t for k, d in out if k == "speech_end")
+    assert p.on_words(evidence("652, 300.", 0.4, pause_t, t + 0.06)) == []
+    assert p.words is not None and p.words.digits_expected == 0
+
+
+def test_repeated_digits_the_caller_had_no_time_to_say_do_not_complete_the_number():
+    # tiny.en writes a 0.64 s group of three as six digits: no one says six digits in that time
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    p.expect_digits(6)
+    pause_t, t = speech_then_pause(p, 3)  # 20 chunks of speech: 0.64 s
+    assert p.on_words(evidence("1 5 8 8 8 8", 0.5, pause_t, t + 0.06)) == []
+    assert p.words is not None and p.words.digit_count == int(0.64 / FS.min_digit_seconds) < 6
+    out, t = feed(p, [(0.9, QUIET)] * 40 + [(0.0, QUIET)] * 3, t)  # 1.3 s more: the rest of the number
+    pause_t = next(d.t for k, d in out if k == "speech_end")
+    assert [d.kind for d in p.on_words(evidence("1 5 8 8 8 8 0 5 8", 0.5, pause_t, t + 0.06))] == ["end_of_turn"]

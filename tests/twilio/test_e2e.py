@@ -88,6 +88,25 @@ async def test_phone_call_question_answer_barge_in_dtmf_transfer(live):
         await _call(live, http)
 
 
+async def test_a_call_placed_to_take_a_number_hands_its_length_to_the_call(live):
+    rt = live["runtime"]
+    async with aiohttp.ClientSession() as http:
+        p = TwilioPeer(live["base"], AUTH, account_sid=ACCOUNT)
+        r = await p.webhook(http, query="expect_digits=8")  # the Voice URL an IVR step points at
+        assert r.status == 200 and p.parameters.get("expect_digits") == "8"
+        await p.open(http)
+        session = None
+        for _ in range(300):
+            if (session := rt.calls.get(p.call_sid)) is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert session is not None and session.info.extra.get("expect_digits") == "8"
+        await p.hang_up()
+        bad = TwilioPeer(live["base"], AUTH, account_sid=ACCOUNT)
+        r = await bad.webhook(http, query="expect_digits=" + "9" * 300)
+        assert r.status == 400 and "expect_digits must be" in bad.twiml
+
+
 async def _call(live, http):
     rt, api, hibari = live["runtime"], live["api"], live["hibari"]
     loop = asyncio.get_running_loop()

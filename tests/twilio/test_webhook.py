@@ -75,6 +75,22 @@ def test_voice_webhook_other_refusals():
     assert answer_call(unconfigured, StreamTokens("k"), VOICE_URL, CALL, "sig", 0.0).status == 503
 
 
+def test_a_voice_url_that_asks_for_a_number_says_so_to_the_stream():
+    tokens = StreamTokens(TOKEN)
+    url = VOICE_URL + "?expect_digits=8"
+    reply = answer_call(SETTINGS, tokens, url, CALL, sign_request(TOKEN, url, CALL), now=1000.0)
+    stream = ET.fromstring(reply.body).find("./Connect/Stream")
+    assert reply.status == 200 and stream is not None
+    assert {p.get("name"): p.get("value") for p in stream.findall("Parameter")}["expect_digits"] == "8"
+    plain = answer_call(SETTINGS, tokens, VOICE_URL, CALL, sign_request(TOKEN, VOICE_URL, CALL), now=1000.0)
+    assert "expect_digits" not in plain.body
+    for bad in ("0", "33", "eight", "-1", "8" * 500, "\u0663"):
+        url = VOICE_URL + "?expect_digits=" + bad
+        reply = answer_call(SETTINGS, tokens, url, CALL, sign_request(TOKEN, url, CALL), now=1000.0)
+        assert (reply.status, reply.reason) == (400, "bad_expect_digits"), bad
+        assert "expect_digits must be a whole number from 1 to 32" in reply.body and len(reply.body) < 200
+
+
 def test_stream_tokens_are_one_time_bound_and_expiring():
     t = StreamTokens("key", ttl=60)
     tok = t.issue("CA1", now=100.0, caller="+1555")

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from ...audio.frame import AudioFrame
 from ...engine.mailbox import InboundMailbox
-from ...engine.port import BotAudioSource, CallInfo, Dtmf, Hangup, InboundItem
+from ...engine.port import EXPECT_DIGITS, BotAudioSource, CallInfo, Dtmf, Hangup, InboundItem
 from . import metrics
 from .decimate import Decimator
 from .rest import TwilioApiError, TwilioRest
@@ -41,7 +41,7 @@ from .stream import (
     StreamStarted,
     StreamStopped,
 )
-from .webhook import CALLEE_PARAM, CALLER_PARAM, TOKEN_PARAM, dial_twiml
+from .webhook import CALLEE_PARAM, CALLER_PARAM, EXPECT_DIGITS_PARAM, TOKEN_PARAM, dial_twiml, parse_expect_digits
 
 log = logging.getLogger(__name__)
 
@@ -349,8 +349,15 @@ async def serve_media_socket(request: web.Request, *, settings: TwilioSettings, 
         await ws.close(code=CLOSE_POLICY, message=b"call already streaming")
         return ws
     metrics.STREAMS.labels("accepted").inc()
-    info = CallInfo(call_id=start.call_sid, transport="twilio", caller=caller, callee=callee,
-                    extra={"stream_sid": start.stream_sid, "account_sid": start.account_sid})
+    extra = {"stream_sid": start.stream_sid, "account_sid": start.account_sid}
+    try:
+        if expect := parse_expect_digits(params.get(EXPECT_DIGITS_PARAM)):
+            extra[EXPECT_DIGITS] = str(expect)
+    except ValueError as e:  # our own TwiML writes it, so only a forged start gets here
+        core.drop("bad_expect_digits")
+        metrics.DROPPED.labels("bad_expect_digits").inc()
+        log.warning("twilio stream for %s: %s (ignored)", start.call_sid, e)
+    info = CallInfo(call_id=start.call_sid, transport="twilio", caller=caller, callee=callee, extra=extra)
     transport = TwilioMediaTransport(ws, core, info, settings, rest, clock)
     registry.attach(start.call_sid, transport)
     reader = transport._spawn(transport.read_loop(), "reader")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Mapping
+from urllib.parse import parse_qs, urlsplit
 
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
@@ -19,6 +20,10 @@ from .signature import StreamTokens, validate_signature
 TOKEN_PARAM = "token"
 CALLER_PARAM = "caller"
 CALLEE_PARAM = "callee"
+# the voice URL may say the call is there to take a number ("...?expect_digits=8": an IVR step that
+# hands the caller to the bot for their order number); the stream carries it to the call's policy
+EXPECT_DIGITS_PARAM = "expect_digits"
+MAX_EXPECT_DIGITS = 32
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^\s<>\"]+@[^\s<>\"]+$")
@@ -33,7 +38,7 @@ class WebhookReply:
     reason: str = ""  # why a request was refused (for the log and counters)
 
 
-def stream_twiml(media_url: str, token: str, caller: str = "", callee: str = "") -> str:
+def stream_twiml(media_url: str, token: str, caller: str = "", callee: str = "", expect_digits: int = 0) -> str:
     response = VoiceResponse()
     connect = Connect()
     stream = connect.stream(url=media_url)
@@ -42,8 +47,21 @@ def stream_twiml(media_url: str, token: str, caller: str = "", callee: str = "")
         stream.parameter(name=CALLER_PARAM, value=caller)
     if callee:
         stream.parameter(name=CALLEE_PARAM, value=callee)
+    if expect_digits:
+        stream.parameter(name=EXPECT_DIGITS_PARAM, value=str(expect_digits))
     response.append(connect)
     return str(response)
+
+
+def parse_expect_digits(value: str | None) -> int:
+    """The `expect_digits` of a voice URL or stream parameter: 0 when absent, else a whole number
+    from 1 to MAX_EXPECT_DIGITS. Raises ValueError otherwise."""
+    if value is None or value == "":
+        return 0
+    if not (value.isascii() and value.isdigit() and len(value) <= 2 and 1 <= int(value) <= MAX_EXPECT_DIGITS):
+        raise ValueError(f"{EXPECT_DIGITS_PARAM} must be a whole number from 1 to {MAX_EXPECT_DIGITS}, "
+                         f"got {value[:40]!r}")
+    return int(value)
 
 
 def validate_target(target: str) -> str:
@@ -90,6 +108,10 @@ def answer_call(settings: TwilioSettings, tokens: StreamTokens, url: str, params
         return WebhookReply(403, "wrong account", "text/plain", reason="account")
     if busy:  # this worker is full: the caller hears a busy signal, Twilio may fail over
         return WebhookReply(200, busy_twiml(), call_sid=call_sid, reason="busy")
+    try:
+        expect = parse_expect_digits(parse_qs(urlsplit(url).query).get(EXPECT_DIGITS_PARAM, [""])[-1])
+    except ValueError as e:  # the developer's voice URL is wrong: say so (Twilio's debugger shows it)
+        return WebhookReply(400, str(e), "text/plain", call_sid=call_sid, reason="bad_expect_digits")
     caller, callee = params.get("From", ""), params.get("To", "")
     token = tokens.issue(call_sid, now, caller, callee)
-    return WebhookReply(200, stream_twiml(settings.media_url, token, caller, callee), call_sid=call_sid)
+    return WebhookReply(200, stream_twiml(settings.media_url, token, caller, callee, expect), call_sid=call_sid)
