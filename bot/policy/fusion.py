@@ -25,9 +25,10 @@ every silent chunk and ends the turn when the silence reaches it.
   a second (FSDD readers in bot/eval/real_data.py: 0.6-1.0 s). When the bot asked for a number of
   known length (`WordEvidence.digits_expected`, declared by the agent or the call), the count
   decides instead: all the digits heard, the turn is taken after `complete_silence`; fewer, the
-  number is unfinished words (`incomplete_silence`: the caller may be reading it off a card). The count is the recogniser's, capped by what
-  the caller had time to say (`min_digit_seconds` a digit; the policy caps it): tiny.en repeats
-  digits ("1 5 8 8 8 8" for a group of three) and a repeat must not complete the number.
+  number is unfinished words (`incomplete_silence`: the caller may be reading it off a card). The
+  count is the recogniser's, capped by what the caller had time to say (`min_digit_seconds` a
+  digit; the policy caps it): tiny.en repeats digits ("1 5 8 8 8 8" for a group of three) and a
+  repeat must not complete the number.
 - Speech the recogniser made no words of (a mumble, digits tiny.en drops): `unheard_silence`;
   the only answer to it is a request to repeat, which can wait.
 - No words at all (no transcript for this pause: secure input, ASR failure): the model's own
