@@ -21,6 +21,11 @@ from ..audio.resample import Resampler
 REF_RATE = 16000
 REF_SLACK = REF_RATE // 10  # the reference may fall this far behind the caller's clock before it is re-aligned
 REF_SECONDS = 3.0  # the reference kept: an engine this far behind real time still reads what the caller heard
+# a sentence's leading output quieter than this (10 ms windows, at the output rate) is dead air on
+# the line: the TTS trims its silence at 24 kHz, but an opening /s/ or /f/ ("Sorry", "Sure") lives
+# above 4 kHz, and band-limited for an 8 kHz call it is 100 ms at -60..-55 dBFS before the vowel
+ONSET_DBFS = -50.0
+ONSET_KEEP = 0.005  # seconds kept before the first window over ONSET_DBFS
 
 
 @dataclass
@@ -37,7 +42,8 @@ class _Segment:
     def ready(self, out_rate: int) -> np.ndarray:
         if self.pcm is None:
             pcm = float_to_pcm16(self.raw)
-            self.pcm = Resampler(self.rate, out_rate).process(pcm) if self.rate != out_rate else pcm
+            pcm = Resampler(self.rate, out_rate).process(pcm) if self.rate != out_rate else pcm
+            self.pcm = pcm[audible_onset(pcm, out_rate):]
             self.word_ends = word_timings(self.text, len(self.pcm))
         return self.pcm
 
@@ -52,6 +58,20 @@ class Truncation:
     heard: str
     unheard: str
     position: int  # samples of this turn's audio that were heard
+
+
+def audible_onset(pcm: np.ndarray, rate: int, dbfs: float = ONSET_DBFS, keep: float = ONSET_KEEP) -> int:
+    """Where a sentence becomes audible at this rate: `keep` s before its first 10 ms window at or
+    above `dbfs` (0 when it is loud from the start; the whole length when it never is)."""
+    win = max(1, rate // 100)
+    n = len(pcm) // win
+    if n == 0:
+        return 0
+    frames = pcm[:n * win].astype(np.float64).reshape(n, win)
+    loud = np.nonzero(np.sqrt(np.mean(frames * frames, axis=1)) >= 32768.0 * 10 ** (dbfs / 20))[0]
+    if loud.size == 0:
+        return len(pcm)
+    return max(0, int(loud[0]) * win - int(keep * rate))
 
 
 def word_timings(text: str, samples: int) -> list[tuple[str, int]]:

@@ -118,3 +118,26 @@ def test_a_burst_on_an_idle_twilio_peer_is_referenced_at_the_callers_present():
             assert abs(first) <= 64, first
         else:
             assert first >= 1600, first  # the old drift: 160 ms here, 70-180 ms measured over Twilio
+
+
+def test_an_opening_the_line_cannot_carry_is_not_played_ahead_of_the_sentence():
+    """A sentence opening on 100 ms of hiss above 4 kHz (an /s/) then a voiced sound: an 8 kHz call
+    starts at the voice (band-limited, the hiss is dead air), a 16 kHz one keeps the hiss."""
+    rate = 24000
+    t = np.arange(int(0.1 * rate)) / rate
+    hiss = (0.05 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)  # -29 dBFS at 24 kHz, none below 4 kHz
+    audio = np.concatenate([hiss, tone(0.5)])
+    for out_rate, kept in ((8000, False), (16000, True)):
+        p = Playout(out_rate)
+        p.open_turn(1)
+        p.enqueue(1, "sorry", audio, rate)
+        frame = out_rate // 50
+        first = p.read(frame, out_rate).pcm.astype(np.float64)
+        level = 20 * np.log10(np.sqrt(np.mean(first ** 2)) / 32768 + 1e-12)
+        assert (level < -20) == kept, (out_rate, level)  # the hiss (low level here), or the tone at once
+        reads = 1
+        while p.has_audio() and reads < 100:
+            p.read(frame, out_rate)
+            reads += 1
+        trimmed = len(audio) / rate - reads / 50  # seconds left out (the last read is part silence)
+        assert (abs(trimmed) <= 0.03) if kept else (0.06 <= trimmed <= 0.11), (out_rate, trimmed)
