@@ -6,13 +6,15 @@ so the reason behind every end of turn, barge-in and hold of every call can be r
 (`duplexbot bench phone` joins it to its samples).
 
 The event loop only puts the event on a bounded queue; a writer thread turns it into JSON and
-writes it, so no file I/O ever runs on the loop. A full queue or a failed write (disk full, file
-removed) is counted on /metrics and logged once, never raised into the call.
+writes it, so no file I/O ever runs on the loop. A full queue or a failed write or flush (disk
+full, file removed) is counted on /metrics and logged once, never raised into the call; a line
+counts as written only once a flush has put it on disk (the lines still in the buffer when a flush
+fails are counted as dropped).
 
-Open question: with the log on, `bench phone` at 20 calls saw one pacer underrun in 8-14 of its
-144 calls (those ending in the run's last seconds) in every run; with it off, none in the two warm
-runs (10 in a cold first run after boot). Writing from this thread instead of the loop did not
-change that, and the cause is not found yet.
+Open question: with the log on, `bench phone` at 20 calls sees 8-14 pacer underruns per 144-call
+run (counted once per run since the bench stopped summing each kind's copy); with it off, none in
+two warm runs (10 in a cold first run after boot). Writing from this thread instead of the loop did
+not change that; the event loop is ~84 % busy at 20 calls on two cores, and the cause is not found.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import logging
 import queue
 import threading
 from pathlib import Path
+from typing import IO
 
 from prometheus_client import Counter
 
@@ -73,6 +76,7 @@ class EventLog:
 
     def _write_loop(self) -> None:
         f = self._file
+        pending = 0  # lines in the file's buffer: written only once a flush has put them on disk
         while True:
             item = self._queue.get()
             try:
@@ -83,22 +87,38 @@ class EventLog:
                     continue
                 assert isinstance(item, Event)
                 try:
+                    pending += 1
                     f.write(json.dumps(item.to_dict(), default=str, separators=(",", ":")) + "\n")
                     if self._queue.empty():
-                        f.flush()
+                        pending = self._flushed(f, pending)
                 except (OSError, ValueError) as e:
-                    log.warning("event log %s failed (%s): further events are counted, not written", self.path, e)
-                    self._failed = True
-                    self._drop()
-                    continue
-                self.written += 1
-                WRITTEN.inc()
+                    self._fail(e, pending)
+                    pending = 0
             finally:
                 self._queue.task_done()
+        try:
+            if pending and not self._failed:
+                self._flushed(f, pending)
+        except (OSError, ValueError) as e:
+            self._fail(e, pending)
         try:
             f.close()
         except (OSError, ValueError):
             pass
+
+    def _flushed(self, f: IO[str], pending: int) -> int:
+        f.flush()
+        self.written += pending
+        WRITTEN.inc(pending)
+        return 0
+
+    def _fail(self, e: Exception, lost: int) -> None:
+        """A write or flush failed: the lines not yet on disk are lost (counted), and so is every
+        later event."""
+        log.warning("event log %s failed (%s): further events are counted, not written", self.path, e)
+        self._failed = True
+        for _ in range(lost):
+            self._drop()
 
     def _drop(self) -> None:
         self.dropped += 1
