@@ -192,7 +192,9 @@ async def test_a_turn_resumed_while_its_words_are_transcribed_is_answered_whole(
     turn opened yet): that answer is dropped too, or the bot would answer half the turn."""
     rt, stub, model = brain
     real = rt.services.asr
-    rt.services.asr = SlowAsr(real, 1.2)  # the words of the pause arrive after the caller went on
+    # the words of the pause arrive after the caller went on: the pause is ~1.4 s from the VAD's end
+    # of speech, and with 1.2 s they raced the caller (the fresh-clone CI once had them 32 ms ahead)
+    rt.services.asr = SlowAsr(real, 2.0)
     n0 = len(stub.requests)
     try:
         result, heard = await resumed_turn(rt, "resumed-in-asr", 12)
