@@ -20,6 +20,7 @@ import yaml
 from bot.bench.llm_stub import LlmStub, StubReply, StubSettings, StubToolCall
 from bot.engine import events as ev
 from bot.policy.base import PolicySettings
+from bot.policy.fusion import FusionSettings
 from bot.runtime import Runtime
 from bot.services.responder import DEFAULT_AGENT, ChatSettings, ResponderSettings
 from bot.settings import Settings
@@ -77,7 +78,9 @@ async def brain(tmp_path_factory):
     model = Model()
     stub = LlmStub(StubSettings(ttft=0.4, words_per_second=12.0), reply=model)
     url = await stub.start()
-    settings = replace(Settings.for_tests(), state_enabled=False,
+    # the resumed-turn tests need the turn to end inside a pause while its words are still being
+    # recognised (an eager tenant on a loaded recogniser): the words are waited 0.45 s, not 1.2 s
+    settings = replace(Settings.for_tests(), state_enabled=False, fusion=replace(FusionSettings(), text_wait=0.45),
                        responder=ResponderSettings(agent_path=str(path), chat=ChatSettings(base_url=url, model="stub")))
     rt = await Runtime.start(settings)
     yield rt, stub, model
