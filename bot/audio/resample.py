@@ -83,13 +83,15 @@ class Resampler:
             pos = n * self.down
             rel = pos // self.up - ext_start  # index in ext of each output's newest input sample
             phase = pos % self.up
-            if self.up <= 8 and self._rev is not None:
+            if self.up <= 8:
                 # few phases: one C-speed convolution per phase, then pick the outputs that use it
+                rev = self._rev
+                assert rev is not None
                 y = np.empty(n.size)
                 for p in range(self.up):
                     sel = phase == p
                     if sel.any():
-                        conv = np.correlate(ext, self._rev[p], mode="valid")
+                        conv = np.correlate(ext, rev[p], mode="valid")
                         y[sel] = conv[rel[sel] - (self.taps - 1)]
             else:  # many phases (22.05 kHz): gather the windows
                 idx = rel[:, None] - np.arange(self.taps)[None, :]

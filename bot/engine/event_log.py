@@ -90,7 +90,8 @@ class EventLog:
                     pending += 1
                     f.write(json.dumps(item.to_dict(), default=str, separators=(",", ":")) + "\n")
                     if self._queue.empty():
-                        pending = self._flushed(f, pending)
+                        self._flushed(f, pending)
+                        pending = 0
                 except (OSError, ValueError) as e:
                     self._fail(e, pending)
                     pending = 0
@@ -106,11 +107,11 @@ class EventLog:
         except (OSError, ValueError):
             pass
 
-    def _flushed(self, f: IO[str], pending: int) -> int:
+    def _flushed(self, f: IO[str], pending: int) -> None:
+        """Flush the file; the `pending` lines in its buffer are now written (raises if not)."""
         f.flush()
         self.written += pending
         WRITTEN.inc(pending)
-        return 0
 
     def _fail(self, e: Exception, lost: int) -> None:
         """A write or flush failed: the lines not yet on disk are lost (counted), and so is every

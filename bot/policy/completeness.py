@@ -43,6 +43,7 @@ _PAIRED_ENDS = frozenset({"you", "course", "really"})  # answers only with their
 DIGIT_WORDS = frozenset("""zero oh one two three four five six seven eight nine ten eleven twelve
 double triple hundred""".split())
 _DIGITS_MIN = 3  # this many digits at the end of a turn make it a number being read out
+MAX_EXPECTED_DIGITS = 32  # the longest number an agent or a call may declare (expect_digits)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,6 @@ def tuned(settings: PolicySettings = PolicySettings(),
           model_path: str | Path | None = None) -> tuple[PolicySettings, DuplexTuning]:
     """`settings` with the eot/interrupt thresholds tuned for the shipped model (models/manifest.json),
     and the model's confirm counts: `DuplexPolicy(*tuned(settings))`."""
-
     from models.runtime import recommended
     rec = recommended(model_path)
     s = replace(settings, eot_threshold=float(rec.get("eot_threshold", settings.eot_threshold)),

@@ -22,6 +22,7 @@ from typing import AsyncIterator, Callable, Protocol
 import yaml
 
 from ..config import ConfigError
+from ..policy.completeness import MAX_EXPECTED_DIGITS
 
 DEFAULT_AGENT = Path(__file__).resolve().parent.parent / "agent" / "default.yaml"
 
@@ -149,9 +150,6 @@ class FaqEntry:
     # the answer asks for a number this many digits long ("your 8-digit order number"): the caller's
     # next turn ends once that many are heard (bot/policy/fusion.py), 0 = not a number
     expect_digits: int = 0
-
-
-MAX_EXPECTED_DIGITS = 32
 
 
 def expected_digits(value: object, where: str) -> int:

@@ -88,6 +88,15 @@ async def test_phone_call_question_answer_barge_in_dtmf_transfer(live):
         await _call(live, http)
 
 
+async def call_session(rt, call_sid: str, tries: int):
+    """The runtime's session for the call once its stream is up (polled every 10 ms), or None."""
+    for _ in range(tries):
+        if (session := rt.calls.get(call_sid)) is not None:
+            return session
+        await asyncio.sleep(0.01)
+    return None
+
+
 async def test_a_call_placed_to_take_a_number_hands_its_length_to_the_call(live):
     rt = live["runtime"]
     async with aiohttp.ClientSession() as http:
@@ -95,11 +104,7 @@ async def test_a_call_placed_to_take_a_number_hands_its_length_to_the_call(live)
         r = await p.webhook(http, query="expect_digits=8")  # the Voice URL an IVR step points at
         assert r.status == 200 and p.parameters.get("expect_digits") == "8"
         await p.open(http)
-        session = None
-        for _ in range(300):
-            if (session := rt.calls.get(p.call_sid)) is not None:
-                break
-            await asyncio.sleep(0.01)
+        session = await call_session(rt, p.call_sid, tries=300)
         assert session is not None and session.info.extra.get("expect_digits") == "8"
         await p.hang_up()
         bad = TwilioPeer(live["base"], AUTH, account_sid=ACCOUNT)
@@ -114,11 +119,7 @@ async def _call(live, http):
     stop = await loop.run_in_executor(None, tts8k, hibari, "Wait, stop!")
     p = TwilioPeer(live["base"], AUTH, account_sid=ACCOUNT)
     await p.dial(http)
-    session = None
-    for _ in range(200):
-        if (session := rt.calls.get(p.call_sid)) is not None:
-            break
-        await asyncio.sleep(0.01)
+    session = await call_session(rt, p.call_sid, tries=200)
     assert session is not None and session.info.transport == "twilio"
     events = session.subscribe()
 

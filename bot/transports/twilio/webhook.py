@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
+from ...policy.completeness import MAX_EXPECTED_DIGITS
 from .settings import TwilioSettings
 from .signature import StreamTokens, validate_signature
 
@@ -23,7 +24,6 @@ CALLEE_PARAM = "callee"
 # the voice URL may say the call is there to take a number ("...?expect_digits=8": an IVR step that
 # hands the caller to the bot for their order number); the stream carries it to the call's policy
 EXPECT_DIGITS_PARAM = "expect_digits"
-MAX_EXPECT_DIGITS = 32
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^\s<>\"]+@[^\s<>\"]+$")
@@ -55,11 +55,11 @@ def stream_twiml(media_url: str, token: str, caller: str = "", callee: str = "",
 
 def parse_expect_digits(value: str | None) -> int:
     """The `expect_digits` of a voice URL or stream parameter: 0 when absent, else a whole number
-    from 1 to MAX_EXPECT_DIGITS. Raises ValueError otherwise."""
+    from 1 to MAX_EXPECTED_DIGITS. Raises ValueError otherwise."""
     if value is None or value == "":
         return 0
-    if not (value.isascii() and value.isdigit() and len(value) <= 2 and 1 <= int(value) <= MAX_EXPECT_DIGITS):
-        raise ValueError(f"{EXPECT_DIGITS_PARAM} must be a whole number from 1 to {MAX_EXPECT_DIGITS}, "
+    if not (value.isascii() and value.isdigit() and len(value) <= 2 and 1 <= int(value) <= MAX_EXPECTED_DIGITS):
+        raise ValueError(f"{EXPECT_DIGITS_PARAM} must be a whole number from 1 to {MAX_EXPECTED_DIGITS}, "
                          f"got {value[:40]!r}")
     return int(value)
 
