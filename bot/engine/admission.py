@@ -4,11 +4,12 @@ A new call is taken only while all three hold:
 
 * fewer than `max_calls` calls hold a slot. The default follows what one process carries with the
   whole call path (VAD, turn-taking with words at every pause, ASR, TTS) within its latency
-  targets: `CALLS_PER_2_CORES * cores / 2`. Measured with `duplexbot bench phone out/phone-set` on
-  the 2-core box, 2026-12-01: 20 calls at once answered at p50 413 ms with nothing unanswered, 40
-  at p50 902 ms (10 % of the answers to pause turns taken early); `bench twilio` held 20 and not 40
-  as well. The product aims at 40 per two cores; the default says what is true today, and the
-  loop-lag rule below is the backstop;
+  targets: `CALLS_PER_2_CORES * cores / 2`. Measured with `duplexbot bench phone out/real-set3
+  --mixed --repeat 3 --expect-digits` on a 2-core Xeon VM, 2026-12-04: 40 calls at once answered
+  at p50 232 ms (20: 213 ms) with the server at 1.03 cores and no engine backlog, where the cap of
+  20 it replaced refused 895 dials of the same run. (On 2026-12-01's box, half as fast per chunk,
+  40 calls answered at p50 902 ms: on a slower machine the two rules below, not the cap, are what
+  stops new calls);
   `DUPLEXBOT_MAX_CALLS` overrides it. Every call's media still goes through one event loop, so the
   default stops at `LOOP_CEILING` however many cores there are. (docs/sip.md measures ~250
   media-only SIP calls per process: RTP without the engine, not a capacity to admit calls at.)
@@ -38,7 +39,7 @@ import os
 from collections import Counter, deque
 from dataclasses import dataclass
 
-CALLS_PER_2_CORES = 20
+CALLS_PER_2_CORES = 40
 LOOP_CEILING = 200     # one event loop moved ~250 media-only SIP calls (docs/sip.md): more cores do not lift this
 REASONS = ("capacity", "loop_lag", "engine_lag")
 

@@ -124,8 +124,8 @@ def test_capacity_wins_over_lag_in_the_reason():
 
 
 def test_default_follows_the_cores():
-    assert default_max_calls(2) == CALLS_PER_2_CORES == 20
-    assert default_max_calls(1) == 10 and default_max_calls(4) == 40
+    assert default_max_calls(2) == CALLS_PER_2_CORES == 40
+    assert default_max_calls(1) == 20 and default_max_calls(4) == 80
     assert default_max_calls(64) == LOOP_CEILING
     assert AdmissionSettings().cap == default_max_calls() and AdmissionSettings(max_calls=3).cap == 3
     with pytest.raises(ValueError):
