@@ -116,7 +116,7 @@ class CallManager:
                               rt.settings.engine, all_sinks, calibrate=rt.calibrate_policy,
                               intents=IntentDetector(rt.intents))
         if (n := transport.info.extra.get(EXPECT_DIGITS, "")).isdigit():  # the call is there to take a number
-            session.policy.expect_digits(int(n))
+            session.expect_digits(int(n))
         self._calls[call_id] = session
         return session
 

@@ -86,10 +86,8 @@ class CallSession:
         self.services = services  # .scheduler .asr .tts
         self.settings = settings
         self.fanout = EventFanout(list(sinks or []), settings.subscriber_queue)
-        self.events = self.fanout.events
-        self.emit = self.fanout.emit
-        self.subscribe = self.fanout.subscribe
-        self.unsubscribe = self.fanout.unsubscribe
+        self.events, self.emit = self.fanout.events, self.fanout.emit
+        self.subscribe, self.unsubscribe = self.fanout.subscribe, self.fanout.unsubscribe
         self._calibrate = calibrate or (lambda s: s)
         self._overlap_notices = policy.settings.allow_overlap
         if self._overlap_notices:
@@ -123,8 +121,8 @@ class CallSession:
         self.task: asyncio.Task | None = None  # set by CallManager.start
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self.stats = {"chunks": 0, "inference_errors": 0, "overlap_checks_skipped": 0,
-                      "speculative_asr_cancelled": 0}
+        self.stats = {"chunks": 0, "inference_errors": 0, "overlap_checks_skipped": 0, "speculative_asr_cancelled": 0}
+        self.asr_hint = ""  # what the recogniser is told to expect (services/asr.py HINTS)
         self._overlap_task: asyncio.Task[None] | None = None  # the latest transcription of an overlap
 
     # -- time ---------------------------------------------------------------------------------
@@ -343,7 +341,7 @@ class CallSession:
         audio = self.caller_audio(start - PRE_ROLL, end + POST_ROLL)
 
         async def run() -> str:
-            tr = await self.services.asr.transcribe_detailed(audio)
+            tr = await self.services.asr.transcribe_detailed(audio, self.asr_hint)
             if tr.text:
                 self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text,
                                                complete=round(text_completeness(tr.text, tr.p_final), 3)))
@@ -429,13 +427,15 @@ class CallSession:
             if spec and abs(spec[0] - start) < 1e-6 and abs(spec[1] - end) < 1e-6:
                 asr = spec[2]
             else:
-                asr = self._spawn(self.services.asr.transcribe(self.caller_audio(start - PRE_ROLL, end + POST_ROLL)))
+                asr = self._spawn(self.services.asr.transcribe(self.caller_audio(start - PRE_ROLL, end + POST_ROLL),
+                                                               self.asr_hint))
             self._spec = None
             self._response = self._spawn(self._respond(asr, end - start))
         self._answering = (start, mark, self._response, turn)
 
     async def _respond(self, asr: asyncio.Task, spoken: float) -> None:
         text = await asr
+        self.asr_hint = ""  # the turn's words are in: a number asked for was this turn's
         self.emit(ev.TranscriptFinal(call_id=self.call_id, t=self.now, text=text, speaker="caller"))
         if text.strip():
             self.intents.heard(text, partial=False, turn_over=True)
@@ -504,8 +504,13 @@ class CallSession:
             self.set_secure_input(True)
             return
         elif action.name == "expect_digits":  # the bot asked for a number this long
-            self.policy.expect_digits(int(action.target) if action.target.isdigit() else 0)
+            self.expect_digits(int(action.target) if action.target.isdigit() else 0)
         self.emit(ev.Action(call_id=self.call_id, t=self.now, name=action.name, target=action.target, ok=ok))
+
+    def expect_digits(self, n: int) -> None:
+        """The bot asked for an `n`-digit number (0: none): the policy and the recogniser expect digits."""
+        self.policy.expect_digits(n)
+        self.asr_hint = "digits" if n > 0 else ""
 
     # -- secure input: card numbers by DTMF ----------------------------------------------------
     @property

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +52,9 @@ class Transcript:
 
 
 # an utterance, who waits for it, and when it was asked for (time.perf_counter())
-_Request = tuple[np.ndarray, concurrent.futures.Future[Transcript], float]
+_Request = tuple[np.ndarray, concurrent.futures.Future[Transcript], float, str]  # audio, result, asked, hint
+# what the bot expects to hear, for the decoder's prompt: "" (anything) or "digits" (it asked for a number)
+HINTS = ("", "digits")
 _TIMES = Histogram("duplexbot_asr_seconds", "Speech recognition per utterance: queued (wait) and batch (run)",
                    ["phase"], buckets=(0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0))
 _WAIT, _RUN = _TIMES.labels("wait"), _TIMES.labels("run")
@@ -72,10 +74,10 @@ class Asr(Protocol):
     calls: int  # utterances transcribed (read by /metrics)
     seconds: float  # time spent transcribing
 
-    async def transcribe(self, audio: np.ndarray) -> str:
-        """float32 mono audio at 16 kHz -> text ('' for no speech)."""
+    async def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
+        """float32 mono audio at 16 kHz -> text ('' for no speech); `hint`: one of `HINTS`."""
 
-    async def transcribe_detailed(self, audio: np.ndarray) -> Transcript: ...
+    async def transcribe_detailed(self, audio: np.ndarray, hint: str = "") -> Transcript: ...
 
     def in_flight(self) -> int:
         """Utterances asked for and not yet done (queued or being transcribed): optional passes
@@ -102,6 +104,11 @@ class AsrSettings:
     max_tokens: int = 96
     # previous-text prompt: biases tiny.en towards spelling backchannels the way the engine expects
     context_prompt: str = ""
+    # the previous-text prompt while the bot waits for a number (hint "digits"): tiny.en writes
+    # digits read one by one at 8 kHz as "884 874" or "you were 9" without it. On the 18 read-out
+    # numbers of bench real-data (FSDD readers, mu-law), whole numbers with the right count of
+    # digits: 6 without a prompt, 11 with this one, 9 with "My number is ..." (chosen on that set)
+    digits_prompt: str = "4 2 7 9, 1 3 0 5."
     max_batch: int = 16  # utterances per generate call when several calls pause at once
     slow_batch_seconds: float = 0.3  # a batch slower than this is logged (it delays every call's answer)
     prosody_path: str = ""  # the prosody probe on the encoder ("" = shipped models/prosody.npz, "none" = off)
@@ -183,10 +190,8 @@ class WhisperAsr:
                                                  inter_threads=max(1, settings.workers))
         hf = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
         self._tok = Tokenizer(hf, self._model.is_multilingual, task="transcribe", language="en")
-        self._prompt = list(self._tok.sot_sequence) + [self._tok.no_timestamps]
-        if settings.context_prompt:
-            prev = self._tok.encode(" " + settings.context_prompt.strip())
-            self._prompt = [self._tok.sot_prev] + prev + self._prompt
+        self._prompts = {"": self._prompt_for(settings.context_prompt),
+                         "digits": self._prompt_for(settings.digits_prompt or settings.context_prompt)}
         self._final_ids = sorted({i for p in _FINAL_PUNCT for i in self._tok.encode(p)[:1]})
         self._word_ids = _WordTokens(self._tok)
         self._fe = FeatureExtractor(feature_size=self._model.n_mels)
@@ -209,30 +214,38 @@ class WhisperAsr:
         # the first generate call builds CTranslate2's kernels (~0.9 s): pay it here, not on a caller
         self.submit(np.random.default_rng(0).standard_normal(RATE).astype(np.float32) * 0.01)
 
+    def _prompt_for(self, previous: str) -> list[int]:
+        prompt = list(self._tok.sot_sequence) + [self._tok.no_timestamps]
+        return [self._tok.sot_prev] + self._tok.encode(" " + previous.strip()) + prompt if previous.strip() else prompt
+
     # -- one batch ------------------------------------------------------------------------------
-    def _features(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
+    def _features(self, audio: np.ndarray, prompt: int) -> tuple[np.ndarray, int]:
         """Log-mel features of the utterance padded with real silence (at least `pad_seconds`, at
         least the encoder's shortest useful input, rounded up to whole seconds), and its token cap."""
         total = self._padded_samples(audio.size)
         padded = np.zeros(total, np.float32)
         padded[:min(audio.size, total)] = audio[-total:] if audio.size > total else audio
         # a short utterance cannot hold many tokens: bounding the length stops Whisper's loops
-        max_len = min(self.settings.max_tokens, len(self._prompt) + 8 + int(audio.size / RATE * 8))
+        extra = prompt - len(self._prompts[""])  # a hint's longer prompt does not eat the words' tokens
+        max_len = min(self.settings.max_tokens + extra, prompt + 8 + int(audio.size / RATE * 8))
         return self._fe(padded, padding=0)[:, : total // 160], max_len
 
-    def transcribe_batch_sync(self, audios: list[np.ndarray]) -> list[Transcript]:
-        """Transcribe several utterances in one generate call (inputs padded to the longest)."""
+    def transcribe_batch_sync(self, audios: list[np.ndarray], hints: Sequence[str] = ()) -> list[Transcript]:
+        """Transcribe several utterances in one generate call (inputs padded to the longest); each
+        with the prompt of its hint (`HINTS`, "" for all when `hints` is empty)."""
         import ctranslate2
 
         t0 = time.perf_counter()
         out: list[Transcript | None] = [None] * len(audios)
-        feats, lens, idx = [], [], []
+        feats, lens, idx, prompts = [], [], [], []
         for i, a in enumerate(audios):
             a = np.asarray(a, np.float32).reshape(-1)
             if a.size < RATE // 10:
                 out[i] = Transcript("", 0.0, 1.0)
                 continue
-            x, max_len = self._features(a)
+            prompt = self._prompts[hints[i] if hints else ""]
+            x, max_len = self._features(a, len(prompt))
+            prompts.append(prompt)
             feats.append(x)
             lens.append(max_len)
             idx.append(i)
@@ -243,9 +256,7 @@ class WhisperAsr:
                               for x in feats])
             sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(batch, np.float32))
             enc = self._model.encode(sv, to_cpu=True)  # once, for the decoder and the prosody probe
-            res = self._model.generate(enc, [self._prompt] * len(feats), beam_size=1, max_length=max(lens),
-                                       no_repeat_ngram_size=4, return_no_speech_prob=True, return_scores=True,
-                                       return_logits_vocab=True, suppress_blank=True)
+            res = self._generate(enc, prompts, lens)
             cont = self._continue(np.asarray(enc), [audios[i] for i in idx]) if self.prosody is not None else None
             for k, (i, r) in enumerate(zip(idx, res)):
                 tr = self._result(r, lens[k])
@@ -256,11 +267,31 @@ class WhisperAsr:
             self.seconds += time.perf_counter() - t0
         return [o if o is not None else Transcript("", 0.0, 1.0) for o in out]
 
+    def _generate(self, enc: Any, prompts: list[list[int]], lens: list[int]) -> list[WhisperGenerationResult]:
+        """Decode the encoded batch, each item after its own prompt. CTranslate2 wants the
+        start-of-transcript token at one position across a batch, so items whose prompts differ in
+        length (a hint's previous text) are decoded in one call per prompt length."""
+        import ctranslate2
+
+        groups: dict[int, list[int]] = {}
+        for k, p in enumerate(prompts):
+            groups.setdefault(len(p), []).append(k)
+        out: list[WhisperGenerationResult | None] = [None] * len(prompts)
+        whole = np.asarray(enc) if len(groups) > 1 else None
+        for ks in groups.values():
+            part = enc if whole is None else ctranslate2.StorageView.from_array(np.ascontiguousarray(whole[ks]))
+            res = self._model.generate(part, [prompts[k] for k in ks], beam_size=1, max_length=max(lens[k] for k in ks),
+                                       no_repeat_ngram_size=4, return_no_speech_prob=True, return_scores=True,
+                                       return_logits_vocab=True, suppress_blank=True)
+            for k, r in zip(ks, res):
+                out[k] = r
+        return [r for r in out if r is not None]
+
     def encode_sync(self, audio: np.ndarray) -> np.ndarray:
         """Whisper's encoder output [T, D] for one utterance (padded as for transcription)."""
         import ctranslate2
 
-        x, _ = self._features(np.asarray(audio, np.float32).reshape(-1))
+        x, _ = self._features(np.asarray(audio, np.float32).reshape(-1), 0)
         sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(x[None], np.float32))
         return np.asarray(self._model.encode(sv, to_cpu=True))[0]
 
@@ -340,28 +371,30 @@ class WhisperAsr:
                     f.set_result(r)
 
     def _run(self, items: list[_Request]) -> list[tuple[concurrent.futures.Future[Transcript], Transcript | Exception]]:
-        live = [(a, f) for a, f, _ in items if f.set_running_or_notify_cancel()]
+        live = [(a, f, h) for a, f, _, h in items if f.set_running_or_notify_cancel()]
         if live:
             t0 = time.perf_counter()
-            for *_, asked in items:
+            for _, _, asked, _ in items:
                 _WAIT.observe(t0 - asked)
             _BATCH.observe(len(live))
             try:
-                results = self.transcribe_batch_sync([a for a, _ in live])
+                results = self.transcribe_batch_sync([a for a, _, _ in live], [h for *_, h in live])
             except Exception as e:  # one bad batch fails its own requests, never the worker
-                return [(f, e) for _, f in live]
+                return [(f, e) for _, f, _ in live]
             took = time.perf_counter() - t0
             _RUN.observe(took)
             if took > self.settings.slow_batch_seconds:
                 log.info("slow ASR batch: %d utterances (%.1f s of audio) took %.0f ms", len(live),
-                         sum(a.size for a, _ in live) / RATE, took * 1000)
-            return [(f, r) for (_, f), r in zip(live, results)]
+                         sum(a.size for a, _, _ in live) / RATE, took * 1000)
+            return [(f, r) for (_, f, _), r in zip(live, results)]
         return []
 
-    def submit(self, audio: np.ndarray) -> concurrent.futures.Future[Transcript]:
+    def submit(self, audio: np.ndarray, hint: str = "") -> concurrent.futures.Future[Transcript]:
+        if hint not in self._prompts:
+            raise ValueError(f"unknown ASR hint {hint!r}: one of {HINTS}")
         f: concurrent.futures.Future[Transcript] = concurrent.futures.Future()
         with self._wake:
-            self._pending.append((np.asarray(audio, np.float32), f, time.perf_counter()))
+            self._pending.append((np.asarray(audio, np.float32), f, time.perf_counter(), hint))
             self._wake.notify()
         return f
 
@@ -374,17 +407,17 @@ class WhisperAsr:
         with self._wake:
             return self._running + sum(1 for r in self._pending if not r[1].cancelled())
 
-    def transcribe_sync(self, audio: np.ndarray) -> str:
-        return self.transcribe_detailed_sync(audio).text
+    def transcribe_sync(self, audio: np.ndarray, hint: str = "") -> str:
+        return self.transcribe_detailed_sync(audio, hint).text
 
-    def transcribe_detailed_sync(self, audio: np.ndarray) -> Transcript:
-        return self.submit(audio).result()
+    def transcribe_detailed_sync(self, audio: np.ndarray, hint: str = "") -> Transcript:
+        return self.submit(audio, hint).result()
 
-    async def transcribe(self, audio: np.ndarray) -> str:
-        return (await self.transcribe_detailed(audio)).text
+    async def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
+        return (await self.transcribe_detailed(audio, hint)).text
 
-    async def transcribe_detailed(self, audio: np.ndarray) -> Transcript:
-        return await asyncio.wrap_future(self.submit(audio))
+    async def transcribe_detailed(self, audio: np.ndarray, hint: str = "") -> Transcript:
+        return await asyncio.wrap_future(self.submit(audio, hint))
 
     def close(self) -> None:
         atexit.unregister(self.close)

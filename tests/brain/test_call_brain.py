@@ -181,13 +181,13 @@ class SlowAsr:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._asr, name)
 
-    async def transcribe(self, audio: Any) -> str:
+    async def transcribe(self, audio: Any, hint: str = "") -> str:
         await asyncio.sleep(self._delay)
-        return await self._asr.transcribe(audio)
+        return await self._asr.transcribe(audio, hint)
 
-    async def transcribe_detailed(self, audio: Any) -> Any:
+    async def transcribe_detailed(self, audio: Any, hint: str = "") -> Any:
         await asyncio.sleep(self._delay)
-        return await self._asr.transcribe_detailed(audio)
+        return await self._asr.transcribe_detailed(audio, hint)
 
 
 async def test_a_turn_resumed_while_its_words_are_transcribed_is_answered_whole(brain):

@@ -49,6 +49,9 @@ async def test_the_number_asked_for_is_awaited_and_the_ask_lasts_one_turn(tmp_pa
     # one end of turn for the whole number, after its second group, naming what was asked for
     assert len(ends) == 1 and ends[0].t > starts[1], [(e.t, e.reason) for e in ends]
     assert "6 asked for" in ends[0].reason or "of 6 digits" in ends[0].reason, ends[0].reason
+    # the number's words were recognised as digits (the recogniser was prompted for them)
+    finals = [e.text for e in after if isinstance(e, ev.TranscriptFinal) and e.speaker == "caller"]
+    assert finals and "".join(c for c in finals[0] if c.isdigit()) == "652300", finals
 
 
 async def test_a_call_placed_to_take_a_number_holds_its_first_turn_for_it(tmp_path, monkeypatch):
@@ -61,6 +64,7 @@ async def test_a_call_placed_to_take_a_number_holds_its_first_turn_for_it(tmp_pa
             session = rt.calls.start(SimTransport(CallInfo(call_id=f"n-{want}-{len(extra)}", transport="sim",
                                                            extra=extra)))
             assert getattr(session.policy, "digits_expected", None) == want, extra
+            assert session.asr_hint == ("digits" if want else ""), extra  # the recogniser is told too
             await session.hangup()
             assert session.task is not None
             await session.task
