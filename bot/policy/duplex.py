@@ -106,6 +106,7 @@ class DuplexPolicy:
         self.low_run = 0.0
         self.eot_run = 0  # consecutive chunks with p(eot) over threshold
         self.ended_onset = -1.0  # onset of the speech segment the last end of turn closed
+        self.ended_at = -1e9  # when the last end of turn was decided
         self.int_run = 0
         self.pause_t = -1.0  # when the current pause was declared (its speech_end decision)
         self.words: WordEvidence | None = None  # what the words say about the current pause
@@ -237,6 +238,7 @@ class DuplexPolicy:
         self.eot_run = 0
         self.digits_expected, self.turn_speech = 0, 0.0  # asked for this turn only
         self.ended_onset = self.onset  # only a new speech segment re-opens the turn
+        self.ended_at = t
         conf = m.eot if p.source != "words" or self.words is None else max(m.eot, self.words.complete)
         out.append(Decision(DecisionKind.END_OF_TURN, t, confidence=conf, reason=p.reason, onset=self.onset,
                             silence=max(0.0, t - self.last_end) if not self.in_speech else 0.0))
@@ -262,7 +264,13 @@ class DuplexPolicy:
             self.bc_decided = True  # a backchannel so far; it may still turn into an interruption
             out.append(Decision(DecisionKind.BACKCHANNEL, obs.t, confidence=m.backchannel, onset=self.onset,
                                 reason=f"p(backchannel)={m.backchannel:.2f}"))
-        if not self.overlap_decided and self.fusion is not None and self.in_speech and not s.allow_overlap:
+        fs = self.fusion
+        if not self.overlap_decided and fs is not None and self.in_speech and not s.allow_overlap:
+            went_on = self.onset - self.ended_at
+            if 0 <= went_on <= fs.resume_window and self.heard_chunks * CHUNK_SECONDS >= fs.resume_speech - 1e-9:
+                # the caller speaks on into the bot's first words: the turn was taken in a pause
+                self._stop(obs.t, 0.9, f"the caller went on {went_on:.2f} s after the end of turn", out)
+                return
             self._words_backstop(obs, out)
 
     def _stop(self, t: float, confidence: float, reason: str, out: list[Decision]) -> None:

@@ -77,6 +77,14 @@ class FusionSettings:
     # backchannel is shorter, and tiny.en makes a short "yes" into "years" or "night" as often as it
     # makes a short "stop" into "step" (only interruption words act on a short overlap)
     floor_speech: float = 0.6
+    # caller speech that starts within `resume_window` s of an end of turn, over the bot's answer, and
+    # is the caller's own (not an echo) for `resume_speech` s stops the bot: the turn was taken in a
+    # pause and the caller is going on. Waiting for words (`floor_speech`) let the bot talk over the
+    # rest of the sentence for 0.7 s (bench phone, real set: "... a level of thought | which is ...").
+    # A take-over inside a one-second pause hears the caller again up to ~1 s after it; the real
+    # "yes" backchannels of bench real-data come 1.6-2.3 s into the bot's answer
+    resume_window: float = 1.2
+    resume_speech: float = 0.128
     # seconds of silence at least waited for a pending transcript. The answer is made from it, so a
     # turn ended before it is answered no sooner, only without the words' say on whether the caller
     # was done: with 20 calls on two cores tiny.en took 0.3-0.9 s for a long sentence, and the 0.75 s

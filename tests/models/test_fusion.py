@@ -381,3 +381,27 @@ def test_repeated_digits_the_caller_had_no_time_to_say_do_not_complete_the_numbe
     out, t = feed(p, [(0.9, QUIET)] * 40 + [(0.0, QUIET)] * 3, t)  # 1.3 s more: the rest of the number
     pause_t = next(d.t for k, d in out if k == "speech_end")
     assert [d.kind for d in p.on_words(evidence("1 5 8 8 8 8 0 5 8", 0.5, pause_t, t + 0.06))] == ["end_of_turn"]
+
+
+def test_a_caller_who_goes_on_into_the_bots_first_words_stops_it_at_once():
+    """An end of turn taken inside a pause ("... a level of thought | which is by no means
+    primitive"): the caller's own speech starting within `resume_window` of it, over the bot's
+    answer, stops the bot after `resume_speech` without waiting for words. An echo of the answer,
+    or speech well into it, leaves it to the model and the words as before."""
+    def ended():
+        p = DuplexPolicy(PolicySettings(), fusion=FS)
+        pause_t, t = speech_then_pause(p, 3)
+        assert [d.kind for d in p.on_words(evidence("Where is the store?", 0.92, pause_t, t + 0.06))] == ["end_of_turn"]
+        return p, t + 0.06
+
+    p, ended_at = ended()
+    out, _ = overlap(p, 10, ended_at + 0.2)
+    stops = [d for d in out if d.kind == "interrupt"]
+    assert len(stops) == 1 and "went on" in stops[0].reason, out
+    assert stops[0].t - (ended_at + 0.2) <= PolicySettings().min_speech + FS.resume_speech + 0.07
+    p, ended_at = ended()
+    out, _ = overlap(p, 30, ended_at + 0.2, level_db=-35)  # the bot's own answer, echoed
+    assert not [d for d in out if d.kind == "interrupt"]
+    p, ended_at = ended()
+    out, _ = overlap(p, 10, ended_at + FS.resume_window + 0.5)
+    assert not [d for d in out if d.kind == "interrupt"]
