@@ -267,7 +267,8 @@ class DuplexPolicy:
         fs = self.fusion
         if not self.overlap_decided and fs is not None and self.in_speech and not s.allow_overlap:
             went_on = self.onset - self.ended_at
-            if 0 <= went_on <= fs.resume_window and self.heard_chunks * CHUNK_SECONDS >= fs.resume_speech - 1e-9:
+            if 0 <= went_on <= fs.resume_window and self.heard_chunks * CHUNK_SECONDS >= fs.resume_speech - 1e-9 \
+                    and m.backchannel < BACKCHANNEL_THRESHOLD:
                 # the caller speaks on into the bot's first words: the turn was taken in a pause
                 self._stop(obs.t, 0.9, f"the caller went on {went_on:.2f} s after the end of turn", out)
                 return

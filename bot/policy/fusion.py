@@ -80,10 +80,11 @@ class FusionSettings:
     # caller speech that starts within `resume_window` s of an end of turn, over the bot's answer, and
     # is the caller's own (not an echo) for `resume_speech` s stops the bot: the turn was taken in a
     # pause and the caller is going on. Waiting for words (`floor_speech`) let the bot talk over the
-    # rest of the sentence for 0.7 s (bench phone, real set: "... a level of thought | which is ...").
-    # A take-over inside a one-second pause hears the caller again up to ~1 s after it; the real
-    # "yes" backchannels of bench real-data come 1.6-2.3 s into the bot's answer
-    resume_window: float = 1.2
+    # rest of the sentence for 0.7 s (bench phone, real set: "... a level of thought | which is ...",
+    # the caller on again 0.22 s after the end of turn). Not while the model hears a backchannel, and
+    # not later: an "Mm-hmm" 0.8 s into the answer (tests/engine/test_call.py) is a backchannel, and
+    # 1.2 s stopped for it; a caller on again later than this is left to the model and the words
+    resume_window: float = 0.6
     resume_speech: float = 0.128
     # seconds of silence at least waited for a pending transcript. The answer is made from it, so a
     # turn ended before it is answered no sooner, only without the words' say on whether the caller

@@ -163,10 +163,10 @@ async def test_speech_the_recogniser_hears_no_words_in_gets_one_not_heard_line(r
     that (instead of dead air), once: a second such turn gets silence until words are heard again."""
     from bot.services.asr import Transcript
 
-    async def deaf(audio):
+    async def deaf(audio, hint=""):
         return Transcript("", -1.0, 0.9)
 
-    async def deaf_text(audio):
+    async def deaf_text(audio, hint=""):
         return ""
 
     monkeypatch.setattr(runtime.services.asr, "transcribe_detailed", deaf)
