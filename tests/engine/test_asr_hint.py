@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.audio import resample
 from bot.services.asr import AsrSettings, WhisperAsr
-from sip.g711 import ulaw_decode, ulaw_encode
+from models.audio import telephony
 from tests.web.voices import say
 
 
@@ -18,14 +17,9 @@ def asr():
     a.close()
 
 
-def _phone(x: np.ndarray, rate: int) -> np.ndarray:
-    pcm = np.clip(resample(x, rate, 8000) * 32768, -32768, 32767).astype(np.int16)
-    return resample(ulaw_decode(ulaw_encode(pcm)).astype(np.float32) / 32768, 8000, 16000)
-
-
 def test_digits_hint_in_a_mixed_batch(asr):
-    number = _phone(say("four, two, seven, nine, one, three", 16000), 16000)
-    question = _phone(say("Where is the nearest store?", 16000), 16000)
+    number = telephony(say("four, two, seven, nine, one, three", 16000), 16000)  # an 8 kHz mu-law leg
+    question = telephony(say("Where is the nearest store?", 16000), 16000)
     # prompts of different lengths in one batch (CTranslate2 decodes them in one call per length)
     plain, digits, words = asr.transcribe_batch_sync([number, number, question], ["", "digits", ""])
     assert "".join(c for c in digits.text if c.isdigit()) == "427913", digits.text
