@@ -259,6 +259,12 @@ class DuplexPolicy:
         if not stop and s.backchannel_mode == "interrupt" and m.backchannel >= BACKCHANNEL_THRESHOLD:
             stop = True
         if stop and not s.allow_overlap:
+            if not self.in_speech:
+                # the model hears the caller over the bot where the VAD hears no one (a reader
+                # Silero scores 0.2-0.6 in some chunk phases): the words of the last pause are not
+                # what was just said, and the pause starts now. Kept, they ended the turn again
+                # the moment the bot fell silent, and the bot spoke and was stopped every 0.1-0.2 s
+                self.last_end, self.words, self.words_pending = obs.t, None, False
             self._stop(obs.t, max(m.interrupt, m.backchannel), f"p(interrupt)={m.interrupt:.2f}", out)
         elif not self.bc_decided and m.backchannel >= BACKCHANNEL_THRESHOLD:
             self.bc_decided = True  # a backchannel so far; it may still turn into an interruption

@@ -126,7 +126,7 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
     if not words.text.strip():
         return Patience(fs.unheard_silence, f"no words heard{voice}: more may follow", "words")
     want, n = words.digits_expected, words.digit_count
-    if want > 0 and n > 0:
+    if want > 0 and (n > 0 or words.digits):  # digits it had no time to say (n capped to 0) are none
         if n >= want:
             return Patience(fs.complete_silence, f"{tag}: {n} digits, {want} asked for", "words")
         return Patience(fs.incomplete_silence, f"{tag}: {n} of {want} digits, the rest may follow", "words")

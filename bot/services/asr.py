@@ -101,6 +101,13 @@ class AsrSettings:
     pad_seconds: float = 1.0  # silence appended to the utterance before encoding
     min_frames: int = 300  # shortest encoder input (3 s): shorter inputs hurt accuracy
     no_speech_threshold: float = 0.6
+    # while a number is expected (hint "digits") a no-speech verdict is overruled by a confident
+    # decode, mean token log-prob at least this (Whisper's own rule, logprob_threshold): the digits
+    # prompt alone lifts tiny.en's no-speech probability, and it called a whole clearly read number
+    # silence ("4 7 2 8 1 1 3 7", no-speech 0.74 at log-prob -0.35; bench phone digits-017), so the
+    # call waited out `unheard_silence` and said "Sorry, I didn't catch that". Without a hint the
+    # verdict stands: there a confident decode of a non-speech sound is a sentence ("beep beep").
+    digits_no_speech_score: float = -1.0
     max_tokens: int = 96
     # previous-text prompt: biases tiny.en towards spelling backchannels the way the engine expects
     context_prompt: str = ""
@@ -161,6 +168,14 @@ def clean_transcript(text: str) -> str:
             words = words[:i]
             break
     return " ".join(words).strip()
+
+
+def is_silence(no_speech: float, score: float, hint: str, settings: AsrSettings) -> bool:
+    """Whether a decode is dropped as no speech: Whisper's no-speech probability over the threshold,
+    unless a number is expected and the decode is confident (AsrSettings.digits_no_speech_score)."""
+    if no_speech <= settings.no_speech_threshold:
+        return False
+    return not (hint == "digits" and score >= settings.digits_no_speech_score)
 
 
 def batch_of_oldest(lengths: Sequence[int], max_batch: int) -> list[int]:
@@ -259,7 +274,7 @@ class WhisperAsr:
             res = self._generate(enc, prompts, lens)
             cont = self._continue(np.asarray(enc), [audios[i] for i in idx]) if self.prosody is not None else None
             for k, (i, r) in enumerate(zip(idx, res)):
-                tr = self._result(r, lens[k])
+                tr = self._result(r, lens[k], hints[i] if hints else "")
                 out[i] = replace(tr, p_continue=float(cont[k])) if cont is not None and tr.text else tr
         with self._counts:  # the workers run batches at once
             self.batches += 1 if feats else 0
@@ -300,10 +315,10 @@ class WhisperAsr:
         feats = np.stack([pause_features(enc[k], np.asarray(a).size) for k, a in enumerate(audios)])
         return self.prosody(feats)
 
-    def _result(self, r: WhisperGenerationResult, max_len: int) -> Transcript:
+    def _result(self, r: WhisperGenerationResult, max_len: int, hint: str) -> Transcript:
         score = float(r.scores[0]) if r.scores else 0.0
         no_speech = float(r.no_speech_prob)
-        if no_speech > self.settings.no_speech_threshold:
+        if is_silence(no_speech, score, hint, self.settings):
             return Transcript("", score, no_speech)
         ids = [t for t in r.sequences_ids[0] if t < self._tok.eot][:max_len]
         text = clean_transcript(self._tok.decode(ids))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.services.asr import AsrSettings, WhisperAsr
+from bot.services.asr import AsrSettings, WhisperAsr, is_silence
 from models.audio import telephony
 from tests.web.voices import say
 
@@ -32,3 +32,12 @@ def test_an_unknown_hint_is_a_clear_error(asr):
     with pytest.raises(ValueError, match="unknown ASR hint"):
         asr.submit(np.zeros(16000, np.float32), hint="postcode")
     assert asr.backlog() == 0
+
+
+def test_a_confident_number_is_not_called_silence():
+    s = AsrSettings()
+    # tiny.en under the digits prompt: no-speech 0.74 on a clearly read "4 7 2 8 1 1 3 7" (log-prob -0.35)
+    assert not is_silence(0.74, -0.35, "digits", s)
+    assert is_silence(0.74, -0.35, "", s)  # without a hint the verdict stands ("beep beep" at -0.55)
+    assert is_silence(0.74, -1.5, "digits", s)  # an unsure decode of a pause stays silence
+    assert not is_silence(0.3, -3.0, "", s)  # under the threshold the words are kept (the policy judges them)

@@ -383,6 +383,22 @@ def test_repeated_digits_the_caller_had_no_time_to_say_do_not_complete_the_numbe
     assert [d.kind for d in p.on_words(evidence("1 5 8 8 8 8 0 5 8", 0.5, pause_t, t + 0.06))] == ["end_of_turn"]
 
 
+def test_digits_heard_in_a_blip_are_none_of_the_number():
+    # the VAD opened for 0.1 s and tiny.en wrote a number into it ("3 3 3 3 2", bench phone
+    # digits-003): none of the eight digits asked for, so the pause is waited as unfinished
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    p.expect_digits(8)
+    out, t = feed(p, [(0.9, QUIET)] * 3 + [(0.0, QUIET)] * 3)
+    pause_t = next(d.t for k, d in out if k == "speech_end")
+    assert p.on_words(evidence("3 3 3 3 2", 0.4, pause_t, t + 0.06)) == []
+    assert p.words is not None and p.words.digit_count == 0
+    out, t = feed(p, [(0.0, QUIET)] * 45, t)  # 1.4 s: past digits_silence and unheard_silence
+    assert "end_of_turn" not in [k for k, _ in out]
+    out, t = feed(p, [(0.0, QUIET)] * 10, t)
+    ends = [d for k, d in out if k == "end_of_turn"]
+    assert ends and "0 of 8 digits" in ends[0].reason, out
+
+
 def test_a_caller_who_goes_on_into_the_bots_first_words_stops_it_at_once():
     """An end of turn taken inside a pause ("... a level of thought | which is by no means
     primitive"): the caller's own speech starting within `resume_window` of it, over the bot's
@@ -405,3 +421,26 @@ def test_a_caller_who_goes_on_into_the_bots_first_words_stops_it_at_once():
     p, ended_at = ended()
     out, _ = overlap(p, 10, ended_at + FS.resume_window + 0.5)
     assert not [d for d in out if d.kind == "interrupt"]
+
+
+def test_a_stop_the_vad_did_not_hear_does_not_end_the_turn_again_on_old_words():
+    """The model's interrupt head stops the bot for a caller the VAD does not hear at all: the words
+    of the caller's last pause are not what was said over the bot, so the bot falling silent is not
+    an end of turn on them (it was: the bot spoke and was stopped every 0.1-0.2 s, bench phone
+    digits-003). The model's own fallback ends that silence, no sooner."""
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    pause_t, t = speech_then_pause(p, 3)
+    assert [d.kind for d in p.on_words(evidence("Where is the store?", 0.92, pause_t, t + 0.06))] == ["end_of_turn"]
+    t += 0.06
+    stop = ModelOutput(0.0, 0.0, 0.95, 0.0, 0)
+    out = []
+    for i in range(10):  # the bot answers; the model hears the caller over it, the VAD hears nothing
+        t += 0.032
+        out += p.step(Observation(t=t, vad=0.0, bot_speaking=True, model=stop, rms=0.05, bot_rms=0.05))
+    stops = [d for d in out if d.kind == "interrupt"]
+    assert len(stops) == 1, out
+    stopped = stops[0].t
+    out, t = feed(p, [(0.0, QUIET)] * 40, t)  # the bot is silent: 1.3 s with no speech the VAD hears
+    ends = [d for k, d in out if k == "end_of_turn"]
+    assert ends and ends[0].t - stopped >= PolicySettings().max_end_of_turn_silence - 1e-6, ends
+    assert "store" not in ends[0].reason and len(ends) == 1
