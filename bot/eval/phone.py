@@ -120,6 +120,24 @@ def score(timeline: Sequence[tuple[float, float]], end: float, holds: Sequence[t
     return Outcome(t, t - end, t < end, any(h0 <= t < h1 for h0, h1 in holds), False)
 
 
+EARLY_S = 0.3  # a take-over this close to the labelled end is an early answer, not talking over the caller
+
+
+def talked_over(bursts: Sequence[Sequence[float]], first: float | None, end: float,
+                holds: Sequence[Sequence[float]]) -> float | None:
+    """For a take-over the caller went on from (first audible bot audio more than EARLY_S before
+    the labelled end), how long the caller heard bot and caller at once: from the caller's speech
+    again (the end of the hold the bot spoke into, or at once if it spoke into speech) to the end
+    of that burst of bot audio or of the caller's speech, whichever came first. None otherwise."""
+    if first is None or first >= end:
+        return None
+    resumed = next((h1 for h0, h1 in holds if h0 <= first < h1), first)
+    if end - resumed < EARLY_S:
+        return None
+    burst_end = next((b1 for b0, b1 in bursts if b0 <= first + 1e-6 < b1), first)
+    return max(0.0, min(burst_end, end) - resumed)
+
+
 def _pct(xs: list[float], p: float) -> float | None:
     return round(float(np.percentile(xs, p)) * 1000, 1) if xs else None
 
@@ -132,6 +150,8 @@ def summarise(rows: list[dict], cpu_s: float, wall_s: float, chunks: float) -> d
     scored = [r for r in rows if not r["error"]]
     lat = [r["latency"] for r in scored if r["latency"] is not None and not r["takeover"]]
     with_holds = [r for r in scored if r["holds"]]
+    over = [x for x in (talked_over(r.get("audible", ()), r.get("first_audible"), r.get("end", 0.0), r["holds"])
+                        for r in scored if r["takeover"]) if x is not None]
     n = len(scored)
     return {
         "samples": len(rows), "errors": len(rows) - n, "redials": sum(r.get("redials", 0) for r in rows),
@@ -142,6 +162,8 @@ def summarise(rows: list[dict], cpu_s: float, wall_s: float, chunks: float) -> d
         "holds": len(with_holds), "takeovers_in_holds": sum(r["takeover_in_hold"] for r in with_holds),
         "takeover_in_hold_rate": (round(sum(r["takeover_in_hold"] for r in with_holds) / len(with_holds), 3)
                                   if with_holds else None),
+        # take-overs the caller went on from: how long both talked at once (the bot's stop, as heard)
+        "talked_over_ms": {"p50": _pct(over, 50), "max": _pct(over, 100), "n": len(over)},
         "unanswered": sum(r["unanswered"] for r in scored),
         "unanswered_rate": round(sum(r["unanswered"] for r in scored) / n, 3) if n else None,
         "server_cpu_s": round(cpu_s, 3), "wall_s": round(wall_s, 2), "caller_chunks": int(chunks),
@@ -531,6 +553,11 @@ def format_table(report: dict) -> str:
     if report["overall"]["redials"]:
         lines.append(f"the server refused {report['overall']['redials']} call(s) as busy (admission control); each "
                      f"was dialled again after {report['settings']['redial_after']} s")
+    ov = report["overall"].get("talked_over_ms") or {}
+    if ov.get("n"):
+        lines.append(f"take-overs the caller went on from ({ov['n']}; the rest came under {EARLY_S:.1f} s before the "
+                     f"labelled end): bot and caller heard at once p50 {ov['p50']} ms, max {ov['max']} ms (from the "
+                     "caller's speech again to the end of that bot audio)")
     why = takeover_reasons(report.get("samples", []))
     if why:
         lines.append("take-overs, and the server's reason (events.jsonl):")

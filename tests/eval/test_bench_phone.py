@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import main
 from bot.eval import phone_data as P
-from bot.eval.phone import POOL_WIDE, format_table, frame_dbfs, score, split_mixed, summarise
+from bot.eval.phone import POOL_WIDE, format_table, frame_dbfs, score, split_mixed, summarise, talked_over
 from models import texts
 
 A, Q = -20.0, -70.0  # an audible and a quiet frame's level
@@ -63,6 +63,23 @@ def test_frame_level_and_summary():
     assert (s["within_500ms"], s["unanswered_rate"], s["takeover_rate"]) == (0.25, 0.25, 0.25)
     assert (s["holds"], s["takeovers_in_holds"], s["errors"], s["redials"]) == (1, 1, 1, 2)
     assert (s["cpu_ms_per_call_chunk"], s["cpu_cores"]) == (2.0, 0.5)
+
+
+def test_talking_over_a_caller_who_goes_on_is_measured_as_the_caller_hears_it():
+    # the bot spoke 0.2 s into a hold [1.0, 1.6]; the caller went on at 1.6 and the bot's audio
+    # stopped at 1.95: both were heard at once for 0.35 s
+    assert talked_over([[1.2, 1.95], [3.0, 4.0]], 1.2, 3.0, [[1.0, 1.6]]) == pytest.approx(0.35)
+    # into speech: from the bot's first audio; a bot that never stopped, until the caller's end
+    assert talked_over([[2.0, 4.5]], 2.0, 3.0, []) == pytest.approx(1.0)
+    # quiet again before the caller went on: nothing talked over
+    assert talked_over([[1.2, 1.5]], 1.2, 3.0, [[1.0, 1.6]]) == 0.0
+    # an answer 0.1 s before the labelled end is early, not talking over; no take-over, nothing
+    assert talked_over([[2.9, 4.0]], 2.9, 3.0, []) is None
+    assert talked_over([[3.2, 4.0]], 3.2, 3.0, []) is None and talked_over([], None, 3.0, []) is None
+    row = dict(error="", takeover=True, takeover_in_hold=True, unanswered=False, holds=[[1.0, 1.6]], latency=-1.8,
+               first_audible=1.2, end=3.0, audible=[[1.2, 1.95]])
+    s = summarise([row, dict(row, audible=[[1.2, 1.85]])], 1.0, 2.0, 100)
+    assert s["talked_over_ms"] == {"p50": pytest.approx(300.0), "max": pytest.approx(350.0), "n": 2}
 
 
 def test_one_pool_over_every_kind_splits_by_kind_without_copying_the_run_s_counts():
