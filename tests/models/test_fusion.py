@@ -45,6 +45,20 @@ def test_the_voice_going_on_contests_complete_words_and_a_sure_model():
     assert patience(done, False, 0.3, 0.0, False, 0.75).silence == FS.complete_silence
 
 
+def test_complete_words_in_a_voice_that_may_go_on_wait_a_pause_s_length():
+    # "Did the plumber come yet | or is he running late?": a whole question by its words, the voice
+    # between done and going on (p(continue) 0.12; bench phone out/phone-set took 5 of 30 such holds)
+    lean = evidence("Did the plumber come yet?", 0.95, 1.0, p_continue=0.12)
+    p = patience(lean, False, 0.3, 0.2, False, 0.75)
+    assert p.silence == FS.lean_silence and FS.complete_silence < p.silence < FS.contested_silence
+    assert "may go on" in p.reason
+    # a voice that is done, or a bare answer, is answered at once as before
+    assert patience(evidence("Did the plumber come yet?", 0.95, 1.0, p_continue=0.08), False, 0.3, 0.2, False,
+                    0.75).silence == FS.complete_silence
+    assert patience(evidence("Yes.", 0.9, 1.0, p_continue=0.15), False, 0.3, 0.2, False,
+                    0.75).silence == FS.complete_silence
+
+
 def test_a_voice_that_is_done_settles_unsure_words():
     words = evidence("Who is teaching the class", 0.5, 1.0, p_continue=0.02)
     assert FS.incomplete < words.complete < FS.complete
