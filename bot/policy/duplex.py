@@ -142,8 +142,7 @@ class DuplexPolicy:
             return out
         if has_stop_word(text):
             self._stop(t, 0.9, f"words \u201c{text}\u201d", out)
-        elif self.fusion.words_take_floor and takes_floor(text) and \
-                self.heard_chunks * CHUNK_SECONDS >= self.fusion.floor_speech - 1e-9:
+        elif self.fusion.words_take_floor and takes_floor(text) and self._heard_for(self.fusion.floor_speech):
             self._stop(t, 0.8, f"words \u201c{text}\u201d: not a backchannel", out)
         return out
 
@@ -273,12 +272,20 @@ class DuplexPolicy:
         fs = self.fusion
         if not self.overlap_decided and fs is not None and self.in_speech and not s.allow_overlap:
             went_on = self.onset - self.ended_at
-            if 0 <= went_on <= fs.resume_window and self.heard_chunks * CHUNK_SECONDS >= fs.resume_speech - 1e-9 \
+            # the onset is dated back to the segment's first voiced chunk: speech the VAD had not yet
+            # confirmed when the turn was taken starts up to its confirmation time before the end
+            early = s.min_speech + CHUNK_SECONDS
+            if -early - 1e-9 <= went_on <= fs.resume_window and self._heard_for(fs.resume_speech) \
                     and m.backchannel < BACKCHANNEL_THRESHOLD:
                 # the caller speaks on into the bot's first words: the turn was taken in a pause
-                self._stop(obs.t, 0.9, f"the caller went on {went_on:.2f} s after the end of turn", out)
+                when = f"{went_on:.2f} s after" if went_on >= 0 else f"{-went_on:.2f} s before"
+                self._stop(obs.t, 0.9, f"the caller went on {when} the end of turn", out)
                 return
             self._words_backstop(obs, out)
+
+    def _heard_for(self, seconds: float) -> bool:
+        """Whether the caller's own speech (not the bot's echo) in this segment has lasted `seconds`."""
+        return self.heard_chunks * CHUNK_SECONDS >= seconds - 1e-9
 
     def _stop(self, t: float, confidence: float, reason: str, out: list[Decision]) -> None:
         self.overlap_decided = True

@@ -429,6 +429,15 @@ def test_a_caller_who_goes_on_into_the_bots_first_words_stops_it_at_once():
     stops = [d for d in out if d.kind == "interrupt"]
     assert len(stops) == 1 and "went on" in stops[0].reason, out
     assert stops[0].t - (ended_at + 0.2) <= PolicySettings().min_speech + FS.resume_speech + 0.07
+    # the caller went on just before the turn was taken, the VAD confirming it after: the same
+    # (bench phone out/phone-set pause-006: the bot talked 0.94 s over "for the walk this afternoon")
+    p = DuplexPolicy(PolicySettings(), fusion=FS)
+    pause_t, t = speech_then_pause(p, 3)
+    out, t = feed(p, [(0.0, QUIET)] * 3 + [(0.9, QUIET)], t)  # the first voiced chunk, not yet speech
+    assert [d.kind for d in p.on_words(evidence("Where is the store?", 0.92, pause_t, t))] == ["end_of_turn"]
+    out, _ = overlap(p, 10, t)
+    stops = [d for d in out if d.kind == "interrupt"]
+    assert len(stops) == 1 and "went on 0.03 s before" in stops[0].reason, out
     p, ended_at = ended()
     out, _ = overlap(p, 30, ended_at + 0.2, level_db=-35)  # the bot's own answer, echoed
     assert not [d for d in out if d.kind == "interrupt"]
