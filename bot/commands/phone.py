@@ -17,7 +17,7 @@ def cmd_bench_phone(args: argparse.Namespace) -> int:
         return 2
     bs = PhoneBenchSettings(parallel=args.parallel, policy=args.policy, out=args.out, limit=args.limit,
                             port=args.port or 0, mixed=args.mixed, repeat=max(1, args.repeat),
-                            expect_digits=args.expect_digits)
+                            expect_digits=args.expect_digits, pstn_band=args.pstn_band)
     try:
         report = asyncio.run(run_bench(args.dataset, bs, log=lambda m: print(m, file=sys.stderr, flush=True)))
     except ValueError as e:
@@ -48,6 +48,8 @@ def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
                    help="a sample that reads out a number is called at a voice URL asking for that many digits "
                         "(?expect_digits=N: an IVR step that collects a number), as a developer who knows what "
                         "the bot asked for would")
+    p.add_argument("--pstn-band", action="store_true",
+                   help="band-pass the caller's audio to 300-3400 Hz before mu-law, as a narrowband PSTN leg does")
     p.add_argument("--out", default="out/bench-phone", help="folder for results.json and server.log")
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_bench_phone)

@@ -41,6 +41,8 @@ from typing import Any, Callable, Sequence
 import aiohttp
 import numpy as np
 
+from models.audio import bandpass
+
 from ..audio.resample import resample
 from ..bench.twilio import LoopLag, ServerProcess
 from ..bench.twilio_peer import FRAME_S, TwilioPeer
@@ -85,6 +87,9 @@ class PhoneBenchSettings:
     # a sample that reads out a number is called with its length declared (?expect_digits=N, the
     # voice URL of a step that collects a number); off, the bot knows nothing of what it will hear
     expect_digits: bool = False
+    # the caller's audio band-passed to 300-3400 Hz before mu-law, as an analogue or narrowband PSTN
+    # leg delivers it (models.audio.bandpass); off, the full 0-4 kHz of the 8 kHz stream
+    pstn_band: bool = False
 
 
 # ------------------------------------------------------------------ metrics (pure)
@@ -329,9 +334,18 @@ async def run_pool(http: aiohttp.ClientSession, srv: ServerProcess, items: list[
     return done
 
 
-def _caller_pcm(phone_set: PhoneSet, s: PhoneSample) -> np.ndarray:
+def caller_leg(x: np.ndarray, sr: int, band: bool = False) -> np.ndarray:
+    """A sample's audio as the caller's side sends it: int16 at 8 kHz (the peer mu-law encodes it),
+    band-passed to 300-3400 Hz first with `band` (PhoneBenchSettings.pstn_band)."""
+    pcm = resample((np.clip(x, -1, 1) * 32767).astype(np.int16), sr, 8000)
+    if band:
+        pcm = np.clip(bandpass(pcm.astype(np.float32), 8000), -32768, 32767).astype(np.int16)
+    return pcm
+
+
+def _caller_pcm(phone_set: PhoneSet, s: PhoneSample, band: bool = False) -> np.ndarray:
     x, sr = phone_set.audio(s)
-    return resample((np.clip(x, -1, 1) * 32767).astype(np.int16), sr, 8000)
+    return caller_leg(x, sr, band)
 
 
 def _row(s: PhoneSample, rec: CallRecord) -> dict[str, Any]:
@@ -366,7 +380,7 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
     out = Path(bs.out)
     out.mkdir(parents=True, exist_ok=True)
     kinds = sorted({s.kind for s in phone_set.samples}, key=lambda k: (k != "short", k))
-    audio = {s.id: _caller_pcm(phone_set, s) for s in phone_set.samples}
+    audio = {s.id: _caller_pcm(phone_set, s, bs.pstn_band) for s in phone_set.samples}
     events_path = out / "events.jsonl"
     events_path.unlink(missing_ok=True)
     srv = ServerProcess(bs.port or _free_port(), bs.policy, out / "server.log", event_log=events_path)

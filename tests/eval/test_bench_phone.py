@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import main
 from bot.eval import phone_data as P
-from bot.eval.phone import POOL_WIDE, format_table, frame_dbfs, score, split_mixed, summarise, talked_over
+from bot.eval.phone import POOL_WIDE, caller_leg, format_table, frame_dbfs, score, split_mixed, summarise, talked_over
 from models import texts
 
 A, Q = -20.0, -70.0  # an audible and a quiet frame's level
@@ -63,6 +63,18 @@ def test_frame_level_and_summary():
     assert (s["within_500ms"], s["unanswered_rate"], s["takeover_rate"]) == (0.25, 0.25, 0.25)
     assert (s["holds"], s["takeovers_in_holds"], s["errors"], s["redials"]) == (1, 1, 1, 2)
     assert (s["cpu_ms_per_call_chunk"], s["cpu_cores"]) == (2.0, 0.5)
+
+
+def test_the_pstn_band_takes_the_voice_s_fundamental_off_the_caller_leg():
+    t = np.arange(16000) / 16000
+    low, mid = 0.3 * np.sin(2 * np.pi * 120 * t), 0.3 * np.sin(2 * np.pi * 1000 * t)  # an F0, a formant
+
+    def level(x):
+        return frame_dbfs(x[800:-800])  # the filter's edges left out
+    full, band = caller_leg(low, 16000), caller_leg(low, 16000, band=True)
+    assert full.dtype == np.int16 and full.size == 8000
+    assert level(full) > -14 and level(band) < level(full) - 30  # 120 Hz: gone
+    assert abs(level(caller_leg(mid, 16000, band=True)) - level(caller_leg(mid, 16000))) < 1  # 1 kHz: kept
 
 
 def test_talking_over_a_caller_who_goes_on_is_measured_as_the_caller_hears_it():
