@@ -205,8 +205,8 @@ class WhisperAsr:
                                                  inter_threads=max(1, settings.workers))
         hf = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
         self._tok = Tokenizer(hf, self._model.is_multilingual, task="transcribe", language="en")
-        self._prompts = {"": self._prompt_for(settings.context_prompt),
-                         "digits": self._prompt_for(settings.digits_prompt or settings.context_prompt)}
+        texts = {"": settings.context_prompt, "digits": settings.digits_prompt or settings.context_prompt}
+        self._prompts = {h: self._prompt_for(texts[h]) for h in HINTS}  # every hint has its prompt
         self._final_ids = sorted({i for p in _FINAL_PUNCT for i in self._tok.encode(p)[:1]})
         self._word_ids = _WordTokens(self._tok)
         self._fe = FeatureExtractor(feature_size=self._model.n_mels)
