@@ -68,9 +68,9 @@ class EngineSettings:
     # seconds between partial transcripts during long speech, for the intents (each is one more
     # ASR pass, so never while the recogniser has anything queued or running)
     partial_every: float = 1.5
-    # a turn this long (s) in which the recogniser heard no words gets the responder's not-heard
-    # line ("Sorry, I didn't catch that"), once until words are heard again; 0 = silence instead
-    reprompt_after_speech: float = 0.8
+    # a turn this long (s) with no words heard gets the not-heard line ("Sorry, I didn't catch that"), once
+    # until words are heard again; 0 = silence. At 0.8 a "Yes." tiny.en missed got dead air (bench phone)
+    reprompt_after_speech: float = 0.3
 
 
 class CallSession:

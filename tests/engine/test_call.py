@@ -180,3 +180,11 @@ async def test_speech_the_recogniser_hears_no_words_in_gets_one_not_heard_line(r
     said = [e.text for e in result.events if isinstance(e, ev.BotSpeechStart)]
     assert said[1:] == [runtime.script.not_heard_say], said
     assert runtime.script.not_heard_say.startswith("Sorry, I didn't catch that")
+    # a one-word answer the recogniser missed is not met with dead air either
+    short = parse_script({"steps": [{"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5}, {"say": "Yes."},
+                                    {"pause": 2.0}, {"hangup": True}]})
+    result = await simulate(runtime, short, fast=True)
+    said = [e.text for e in result.events if isinstance(e, ev.BotSpeechStart)]
+    spoken = [e for e in result.events if isinstance(e, ev.CallerSpeechEnd)]
+    assert spoken and spoken[0].t - spoken[0].speech_started < 0.8, spoken  # shorter than the old threshold
+    assert said[1:] == [runtime.script.not_heard_say], said
