@@ -76,14 +76,15 @@ def _pct(xs: list[float], p: float) -> float | None:
 class ServerProcess:
     """`duplexbot serve` on 127.0.0.1 with Twilio settings for the bench."""
 
-    def __init__(self, port: int, policy: str, log_path: Path, event_log: Path | None = None):
+    def __init__(self, port: int, policy: str, log_path: Path, event_log: Path | None = None,
+                 env_extra: dict[str, str] | None = None):
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.auth = secrets.token_hex(16)
         self.account = "AC" + secrets.token_hex(16)
         env = {**os.environ, "TWILIO_AUTH_TOKEN": self.auth, "TWILIO_ACCOUNT_SID": self.account,
                "DUPLEXBOT_PUBLIC_URL": self.base, "DUPLEXBOT_HOST": "127.0.0.1", "DUPLEXBOT_STATE": "0",
-               "DUPLEXBOT_EVENT_LOG": str(event_log or "")}
+               "DUPLEXBOT_EVENT_LOG": str(event_log or ""), **(env_extra or {})}
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--policy",
                                       policy, "--no-state"], env=env, stdout=self.log, stderr=subprocess.STDOUT)

@@ -17,7 +17,8 @@ def cmd_bench_phone(args: argparse.Namespace) -> int:
         return 2
     bs = PhoneBenchSettings(parallel=args.parallel, policy=args.policy, out=args.out, limit=args.limit,
                             port=args.port or 0, mixed=args.mixed, repeat=max(1, args.repeat),
-                            expect_digits=args.expect_digits, pstn_band=args.pstn_band)
+                            expect_digits=args.expect_digits, pstn_band=args.pstn_band,
+                            end_of_turn=args.end_of_turn)
     try:
         report = asyncio.run(run_bench(args.dataset, bs, log=lambda m: print(m, file=sys.stderr, flush=True)))
     except ValueError as e:
@@ -50,6 +51,8 @@ def register(sub: Subcommands, groups: dict[str, Subcommands]) -> None:
                         "the bot asked for would")
     p.add_argument("--pstn-band", action="store_true",
                    help="band-pass the caller's audio to 300-3400 Hz before mu-law, as a narrowband PSTN leg does")
+    p.add_argument("--end-of-turn", choices=["fast", "balanced", "accurate"], default="balanced",
+                   help="the server's latency-versus-accuracy mode (DUPLEXBOT_END_OF_TURN)")
     p.add_argument("--out", default="out/bench-phone", help="folder for results.json and server.log")
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_bench_phone)

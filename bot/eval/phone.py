@@ -90,6 +90,8 @@ class PhoneBenchSettings:
     # the caller's audio band-passed to 300-3400 Hz before mu-law, as an analogue or narrowband PSTN
     # leg delivers it (models.audio.bandpass); off, the full 0-4 kHz of the 8 kHz stream
     pstn_band: bool = False
+    # the server's end_of_turn mode (DUPLEXBOT_END_OF_TURN: fast | balanced | accurate)
+    end_of_turn: str = "balanced"
 
 
 # ------------------------------------------------------------------ metrics (pure)
@@ -383,7 +385,8 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
     audio = {s.id: _caller_pcm(phone_set, s, bs.pstn_band) for s in phone_set.samples}
     events_path = out / "events.jsonl"
     events_path.unlink(missing_ok=True)
-    srv = ServerProcess(bs.port or _free_port(), bs.policy, out / "server.log", event_log=events_path)
+    srv = ServerProcess(bs.port or _free_port(), bs.policy, out / "server.log", event_log=events_path,
+                        env_extra={"DUPLEXBOT_END_OF_TURN": bs.end_of_turn})
     report: dict = {"bench": "phone", "dataset": str(dataset), "policy": bs.policy, "parallel": bs.parallel,
                     "transport": "twilio media streams over ws://127.0.0.1", "settings": asdict(bs),
                     "licences": phone_set.licences, "code": _code_state(),

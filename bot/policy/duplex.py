@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .base import CHUNK_SECONDS, Decision, DecisionKind, ModelOutput, Observation, PolicySettings
 from .completeness import WordEvidence
-from .fusion import FusionSettings, Patience, patience
+from .fusion import FusionSettings, Patience, care, patience
 from .words import has_stop_word, takes_floor
 
 REARM = 0.3  # seconds of low interrupt/backchannel probability before another overlap decision
@@ -229,7 +229,8 @@ class DuplexPolicy:
                              f"p(eot)={m.eot:.2f}" if model_end else f"silence fallback (p(eot)={m.eot:.2f})",
                              "model" if model_end else "fallback")
             else:
-                p = patience(self.words, self.words_pending, m.eot, m.hold, model_end, fallback, self.fusion)
+                p = patience(self.words, self.words_pending, m.eot, m.hold, model_end, fallback, self.fusion,
+                             care(s.max_end_of_turn_silence))
             silence = t - self.last_end
             if silence < p.silence - 1e-9:
                 return False

@@ -112,11 +112,23 @@ class Patience:
     source: str  # "words" | "model" | "fallback"
 
 
+BALANCED_FALLBACK = 0.75  # PolicySettings.max_end_of_turn_silence of the "balanced" end_of_turn preset
+
+
+def care(max_end_of_turn_silence: float) -> float:
+    """How much longer than "balanced" a tenant waits on ambiguous evidence: its end-of-turn
+    fallback against balanced's 0.75 s ("fast" 0.5 s: 0.67, "accurate" 2 s: 2.67), within 0.5-3."""
+    return min(3.0, max(0.5, max_end_of_turn_silence / BALANCED_FALLBACK))
+
+
 def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_hold: float, model_end: bool,
-             fallback: float, fs: FusionSettings = FusionSettings()) -> Patience:
+             fallback: float, fs: FusionSettings = FusionSettings(), careful: float = 1.0) -> Patience:
     """`words`: the evidence for this pause (None if none has arrived); `words_pending`: a transcript
     of this pause is being computed; `model_end`: the model's p(eot) has crossed its (confirmed)
-    threshold; `fallback`: the model's own fallback silence for this pause (hold-aware)."""
+    threshold; `fallback`: the model's own fallback silence for this pause (hold-aware); `careful`:
+    the tenant's latency-versus-accuracy choice (`care`), which scales the waits on ambiguous
+    evidence (a voice that may go on, unsure or unmarked words in a voice that sounds done); clear
+    evidence is taken, or waited, the same in every mode."""
     if words is None:
         if model_end and (p_eot >= fs.sure_eot or not words_pending):
             return Patience(0.0, f"p(eot)={p_eot:.2f}", "model")
@@ -144,10 +156,12 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
         if not words.open_ending and pc is not None and pc <= fs.voice_done:
             # no '?' heard, but nothing dangles and the voice is done: tiny.en often drops the mark
             # of a question in a voice it finds hard ("is the soup vegetarian")
-            return Patience(fs.unmarked_done_silence, f"{tag}{voice}: unmarked words, the voice is done", "words")
+            return Patience(fs.unmarked_done_silence * careful, f"{tag}{voice}: unmarked words, the voice is done",
+                            "words")
         if pc is not None and pc <= fs.voice_done and is_bare_answer(words.text):
             # "Yes," / "No..." in a voice that is done: tiny.en's mark after a real bare answer
-            return Patience(fs.unmarked_done_silence, f"{tag}{voice}: a bare answer, the voice is done", "words")
+            return Patience(fs.unmarked_done_silence * careful, f"{tag}{voice}: a bare answer, the voice is done",
+                            "words")
         # an open ending wins over the voice: "I'm calling about," said as if it were complete
         return Patience(fs.incomplete_silence, f"{tag}{voice}: unfinished", "words")
     if pc is not None and pc >= fs.continue_veto:
@@ -160,10 +174,10 @@ def patience(words: WordEvidence | None, words_pending: bool, p_eot: float, p_ho
         return Patience(0.0, f"{tag}{voice}, p(eot)={p_eot:.2f}", "model")
     if c >= fs.complete:
         if pc is not None and pc > fs.lean_continue and not is_bare_answer(words.text):
-            return Patience(fs.lean_silence, f"{tag}{voice}: complete, the voice may go on", "words")
+            return Patience(fs.lean_silence * careful, f"{tag}{voice}: complete, the voice may go on", "words")
         return Patience(fs.complete_silence, f"{tag}{voice}: complete", "words")
     if pc is not None and pc <= fs.voice_done:
-        return Patience(fs.unsure_done_silence, f"{tag}{voice}: unsure words, the voice is done", "words")
+        return Patience(fs.unsure_done_silence * careful, f"{tag}{voice}: unsure words, the voice is done", "words")
     return Patience(fallback, f"{tag}: unsure, silence fallback (p(eot)={p_eot:.2f})", "fallback")
 
 

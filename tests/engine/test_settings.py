@@ -51,10 +51,21 @@ def test_flags_and_choices_name_the_variable():
     ({"DUPLEXBOT_SUPERVISOR_TOKENS": "acme:abc"}, "DUPLEXBOT_SUPERVISOR_TOKENS"),
     ({"DUPLEXBOT_WEBRTC_CONNECT_TIMEOUT": "soon"}, "DUPLEXBOT_WEBRTC_CONNECT_TIMEOUT"),
     ({"DUPLEXBOT_WEBRTC_ICE_SERVERS": "http://stun.example"}, "DUPLEXBOT_WEBRTC_ICE_SERVERS"),
+    ({"DUPLEXBOT_END_OF_TURN": "slow"}, "DUPLEXBOT_END_OF_TURN"),
 ])
 def test_a_bad_variable_fails_start_up_naming_it(env, word):
     with pytest.raises(ConfigError, match=word):
         Settings.from_env(env)
+
+
+def test_the_end_of_turn_mode_is_the_default_policy_s_latency_versus_accuracy():
+    from bot.policy.fusion import care
+    balanced, accurate = Settings.from_env({}).policy, Settings.from_env({"DUPLEXBOT_END_OF_TURN": "accurate"}).policy
+    assert (balanced.eot_threshold, balanced.max_end_of_turn_silence) == (0.5, 0.75)
+    assert (accurate.eot_threshold, accurate.max_end_of_turn_silence) == (0.65, 2.0)
+    assert care(balanced.max_end_of_turn_silence) == 1.0 < care(accurate.max_end_of_turn_silence)
+    fast = Settings.from_env({"DUPLEXBOT_END_OF_TURN": "fast"}).policy
+    assert care(fast.max_end_of_turn_silence) < 1.0
 
 
 def test_every_component_is_parsed_once_into_frozen_settings():

@@ -3,7 +3,7 @@ and the duplex policy acting on it."""
 from bot.policy.base import ModelOutput, Observation, PolicySettings
 from bot.policy.completeness import evidence, text_completeness
 from bot.policy.duplex import DuplexPolicy
-from bot.policy.fusion import FusionSettings, patience
+from bot.policy.fusion import FusionSettings, care, patience
 
 FS = FusionSettings()
 
@@ -57,6 +57,20 @@ def test_complete_words_in_a_voice_that_may_go_on_wait_a_pause_s_length():
                     0.75).silence == FS.complete_silence
     assert patience(evidence("Yes.", 0.9, 1.0, p_continue=0.15), False, 0.3, 0.2, False,
                     0.75).silence == FS.complete_silence
+
+
+def test_a_careful_tenant_waits_longer_on_ambiguous_words_only():
+    acc = care(2.0)  # the "accurate" end_of_turn preset
+    lean = evidence("Did the plumber come yet?", 0.95, 1.0, p_continue=0.12)
+    unsure = evidence("Who is teaching the class", 0.5, 1.0, p_continue=0.02)
+    for w, base in ((lean, FS.lean_silence), (unsure, FS.unsure_done_silence)):
+        assert patience(w, False, 0.3, 0.2, False, 2.0, FS, acc).silence == base * acc
+        assert patience(w, False, 0.3, 0.2, False, 0.75, FS).silence == base
+    assert acc * FS.lean_silence > 1.0  # covers a one-second pause (bench phone out/phone-set-1s: 12 -> 0 of 60)
+    # clear evidence is taken the same in every mode
+    done = evidence("Where is the store?", 0.92, 1.0, p_continue=0.02)
+    assert patience(done, False, 0.3, 0.2, False, 2.0, FS, acc).silence == FS.complete_silence
+    assert care(100.0) == 3.0 and care(0.0) == 0.5
 
 
 def test_a_voice_that_is_done_settles_unsure_words():
