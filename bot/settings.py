@@ -28,12 +28,12 @@ from .transports.twilio.settings import TwilioSettings
 from .transports.webrtc import WebRTCSettings
 
 
-def end_of_turn_mode(mode: str) -> dict[str, float]:
-    """The model policy's part of an end_of_turn preset (bot/state/policy.py), as the process default
-    that calls without a tenant policy get: the p(eot) threshold and the end-of-turn fallback, which
-    also sets how long ambiguous words are waited (bot/policy/fusion.py `care`)."""
+def end_of_turn_mode(base: PolicySettings, mode: str) -> PolicySettings:
+    """`base` with the model policy's part of an end_of_turn preset (bot/state/policy.py), as the
+    process default that calls without a tenant policy get: the p(eot) threshold and the end-of-turn
+    fallback, which also sets how long ambiguous words are waited (bot/policy/fusion.py `care`)."""
     _, eot, fallback = END_OF_TURN_PRESETS[mode]
-    return {"eot_threshold": eot, "max_end_of_turn_silence": fallback}
+    return replace(base, eot_threshold=eot, max_end_of_turn_silence=fallback)
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,10 @@ class Settings:
                               port=env_number(e, "DUPLEXBOT_PORT", 8080, int, 0, 65535)),
             policy_name=policy_name,
             fusion=FusionSettings() if env_flag(e, "DUPLEXBOT_TURN_WORDS", True) else None,
-            policy=replace(PolicySettings(),
-                           end_of_turn_silence=env_number(e, "DUPLEXBOT_EOT_SILENCE", 0.5, float, 0.05, 5.0,
-                                                          "seconds"),
-                           **end_of_turn_mode(env_choice(e, "DUPLEXBOT_END_OF_TURN", "balanced",
-                                                         tuple(END_OF_TURN_PRESETS)))),
+            policy=end_of_turn_mode(
+                replace(PolicySettings(), end_of_turn_silence=env_number(e, "DUPLEXBOT_EOT_SILENCE", 0.5, float,
+                                                                         0.05, 5.0, "seconds")),
+                env_choice(e, "DUPLEXBOT_END_OF_TURN", "balanced", tuple(END_OF_TURN_PRESETS))),
             tts=TtsSettings(engine=tts_engine),
             responder=ResponderSettings(agent_path=e.get("DUPLEXBOT_AGENT", ResponderSettings().agent_path),
                                         chat=chat),
