@@ -48,7 +48,7 @@ from ..bench.twilio import LoopLag, ServerProcess
 from ..bench.twilio_peer import FRAME_S, TwilioPeer
 from ..engine.event_log import read_event_log
 from ..policy.completeness import trailing_digits
-from .phone_data import PhoneSample, PhoneSet, load_set
+from .phone_data import PhoneSample, load_set
 from .phone_trace import join_traces, takeover_reasons
 
 CHUNK_S = 0.032  # the duplex model's step: CPU is reported per call per chunk of caller audio
@@ -345,11 +345,6 @@ def caller_leg(x: np.ndarray, sr: int, band: bool = False) -> np.ndarray:
     return pcm
 
 
-def _caller_pcm(phone_set: PhoneSet, s: PhoneSample, band: bool = False) -> np.ndarray:
-    x, sr = phone_set.audio(s)
-    return caller_leg(x, sr, band)
-
-
 def _row(s: PhoneSample, rec: CallRecord) -> dict[str, Any]:
     o = rec.outcome
     r: dict[str, Any] = {"id": s.id, "kind": s.kind, "speaker": s.speaker, "voice": s.voice, "text": s.text,
@@ -382,7 +377,7 @@ async def run_bench(dataset: str | Path, bs: PhoneBenchSettings, log: Callable[[
     out = Path(bs.out)
     out.mkdir(parents=True, exist_ok=True)
     kinds = sorted({s.kind for s in phone_set.samples}, key=lambda k: (k != "short", k))
-    audio = {s.id: _caller_pcm(phone_set, s, bs.pstn_band) for s in phone_set.samples}
+    audio = {s.id: caller_leg(*phone_set.audio(s), band=bs.pstn_band) for s in phone_set.samples}
     events_path = out / "events.jsonl"
     events_path.unlink(missing_ok=True)
     srv = ServerProcess(bs.port or _free_port(), bs.policy, out / "server.log", event_log=events_path,

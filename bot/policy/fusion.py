@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .base import PolicySettings
 from .completeness import WordEvidence, is_bare_answer
 
 
@@ -112,7 +113,8 @@ class Patience:
     source: str  # "words" | "model" | "fallback"
 
 
-BALANCED_FALLBACK = 0.75  # PolicySettings.max_end_of_turn_silence of the "balanced" end_of_turn preset
+# the end-of-turn fallback of the "balanced" preset, which is PolicySettings' default
+BALANCED_FALLBACK = PolicySettings().max_end_of_turn_silence
 
 
 def care(max_end_of_turn_silence: float) -> float:

@@ -251,6 +251,7 @@ class WhisperAsr:
         import ctranslate2
 
         t0 = time.perf_counter()
+        hints = list(hints) or [""] * len(audios)
         out: list[Transcript | None] = [None] * len(audios)
         feats, lens, idx, prompts = [], [], [], []
         for i, a in enumerate(audios):
@@ -258,7 +259,7 @@ class WhisperAsr:
             if a.size < RATE // 10:
                 out[i] = Transcript("", 0.0, 1.0)
                 continue
-            prompt = self._prompts[hints[i] if hints else ""]
+            prompt = self._prompts[hints[i]]
             x, max_len = self._features(a, len(prompt))
             prompts.append(prompt)
             feats.append(x)
@@ -274,7 +275,7 @@ class WhisperAsr:
             res = self._generate(enc, prompts, lens)
             cont = self._continue(np.asarray(enc), [audios[i] for i in idx]) if self.prosody is not None else None
             for k, (i, r) in enumerate(zip(idx, res)):
-                tr = self._result(r, lens[k], hints[i] if hints else "")
+                tr = self._result(r, lens[k], hints[i])
                 out[i] = replace(tr, p_continue=float(cont[k])) if cont is not None and tr.text else tr
         with self._counts:  # the workers run batches at once
             self.batches += 1 if feats else 0
