@@ -63,6 +63,9 @@ class WordEvidence:
     # digits the bot asked for ("your 8-digit order number": 8), 0 = none declared (the agent's
     # `expect_digits`, or the call's; bot/policy/duplex.py DuplexPolicy.expect_digits)
     digits_expected: int = 0
+    # the recogniser wrote more digits than the caller had time to say (`digit_count` is capped):
+    # it repeated some, so the count says little about which digits are missing
+    digits_capped: bool = False
 
 
 def _ending(text: str) -> tuple[str, list[str], bool]:

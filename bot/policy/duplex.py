@@ -156,7 +156,8 @@ class DuplexPolicy:
             return []  # stale: the caller spoke again since
         if self.digits_expected and not words.digits_expected:
             said = int(self.turn_speech / self.fusion.min_digit_seconds + 1e-9)  # what the caller had time for
-            words = replace(words, digits_expected=self.digits_expected, digit_count=min(words.digit_count, said))
+            words = replace(words, digits_expected=self.digits_expected, digit_count=min(words.digit_count, said),
+                            digits_capped=words.digit_count > said)
         self.words, self.words_pending = words, False
         out: list[Decision] = []
         if self.floor and self.last_model is not None:

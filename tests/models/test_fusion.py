@@ -1,5 +1,7 @@
 """The fusion of words, prosody and time (bot/policy/fusion.py, completeness.py) on hand-made cases,
 and the duplex policy acting on it."""
+from dataclasses import replace
+
 from bot.policy.base import ModelOutput, Observation, PolicySettings
 from bot.policy.completeness import evidence, text_completeness
 from bot.policy.duplex import DuplexPolicy
@@ -373,6 +375,19 @@ def test_a_number_of_the_length_asked_for_is_taken_at_once_and_a_shorter_one_wai
     more = patience(evidence("652.", 0.95, 1.0, p_continue=0.01, digits_expected=6), False, p_eot=0.99, p_hold=0.0,
                     model_end=True, fallback=0.75)
     assert more.silence == FS.incomplete_silence > FS.digits_silence and "3 of 6" in more.reason
+    # one short of six: a dropped digit, not a group of one to come; of three, a digit may yet follow
+    short = patience(evidence("652, 30.", 0.3, 1.0, digits_expected=6), False, p_eot=0.2, p_hold=0.9,
+                     model_end=False, fallback=0.75)
+    assert FS.complete_silence < short.silence == FS.digits_short_silence < 1.0 and "one likely dropped" in short.reason
+    # ... unless the recogniser wrote more digits than the caller had time for (bench phone, digits-014:
+    # "1 2 6 3 3 1 3 1 3 3 1" for six digits said, capped to 9 of 10, inside the pause before the last group)
+    capped = replace(evidence("652, 30.", 0.3, 1.0, digits_expected=6), digits_capped=True)
+    assert patience(capped, False, p_eot=0.2, p_hold=0.9, model_end=False,
+                    fallback=0.75).silence == FS.incomplete_silence
+    assert patience(evidence("65.", 0.3, 1.0, digits_expected=3), False, p_eot=0.2, p_hold=0.9, model_end=False,
+                    fallback=0.75).silence == FS.incomplete_silence
+    assert patience(evidence("652, 30.", 0.3, 1.0, digits_expected=6), False, p_eot=0.2, p_hold=0.9, model_end=False,
+                    fallback=0.75, careful=2.0).silence == 2 * FS.digits_short_silence
     # a hallucinated extra digit still ends it (at least as many as asked for); words, not digits:
     # the usual rules, whatever was asked
     assert patience(evidence("6, 5, 2, 3, 0, 1, 1.", 0.3, 1.0, digits_expected=6), False, p_eot=0.2, p_hold=0.0,
@@ -406,6 +421,7 @@ def test_repeated_digits_the_caller_had_no_time_to_say_do_not_complete_the_numbe
     pause_t, t = speech_then_pause(p, 3)  # 20 chunks of speech: 0.64 s
     assert p.on_words(evidence("1 5 8 8 8 8", 0.5, pause_t, t + 0.06)) == []
     assert p.words is not None and p.words.digit_count == int(0.64 / FS.min_digit_seconds) < 6
+    assert p.words.digits_capped  # so a count one short of the number is no evidence of a dropped digit
     out, t = feed(p, [(0.9, QUIET)] * 40 + [(0.0, QUIET)] * 3, t)  # 1.3 s more: the rest of the number
     pause_t = next(d.t for k, d in out if k == "speech_end")
     assert [d.kind for d in p.on_words(evidence("1 5 8 8 8 8 0 5 8", 0.5, pause_t, t + 0.06))] == ["end_of_turn"]
