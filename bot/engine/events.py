@@ -56,6 +56,11 @@ class TranscriptPartial(Event):
     type: ClassVar[str] = "transcript_partial"
     text: str
     complete: float | None = None  # at a pause: how complete the words look (bot/policy/completeness.py)
+    p_continue: float | None = None  # ... and the voice's p(continue) there (bot/services/prosody.py)
+
+    def __post_init__(self) -> None:  # to the trace's precision: 3 places
+        if self.p_continue is not None:
+            object.__setattr__(self, "p_continue", round(self.p_continue, 3))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -343,7 +343,7 @@ class CallSession:
         async def run() -> str:
             tr = await self.services.asr.transcribe_detailed(audio, self.asr_hint)
             if tr.text:
-                self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text,
+                self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text, p_continue=tr.p_continue,
                                                complete=round(text_completeness(tr.text, tr.p_final), 3)))
                 self.intents.heard(tr.text, partial=True)
             spec = self._spec
