@@ -57,10 +57,13 @@ class TranscriptPartial(Event):
     text: str
     complete: float | None = None  # at a pause: how complete the words look (bot/policy/completeness.py)
     p_continue: float | None = None  # ... and the voice's p(continue) there (bot/services/prosody.py)
+    score: float | None = None  # ... and the recogniser's mean token log-prob (how sure it was of the words)
 
     def __post_init__(self) -> None:  # to the trace's precision: 3 places
-        if self.p_continue is not None:
-            object.__setattr__(self, "p_continue", round(self.p_continue, 3))
+        for k in ("p_continue", "score"):
+            v = getattr(self, k)
+            if v is not None:
+                object.__setattr__(self, k, round(v, 3))
 
 
 @dataclass(frozen=True, kw_only=True)

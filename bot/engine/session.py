@@ -344,12 +344,13 @@ class CallSession:
             tr = await self.services.asr.transcribe_detailed(audio, self.asr_hint)
             if tr.text:
                 self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text, p_continue=tr.p_continue,
-                                               complete=round(text_completeness(tr.text, tr.p_final), 3)))
+                                               complete=round(text_completeness(tr.text, tr.p_final), 3),
+                                               score=tr.score))
                 self.intents.heard(tr.text, partial=True)
             spec = self._spec
             if spec is not None and spec[0] == start and spec[1] == end:
                 self._start_draft(start, end, tr.text)
-            for d in self.policy.on_words(evidence(tr.text, tr.p_final, end, self.now, tr.p_continue)):
+            for d in self.policy.on_words(evidence(tr.text, tr.p_final, end, self.now, tr.p_continue, score=tr.score)):
                 self._on_decision(d)
             return tr.text
 

@@ -16,7 +16,7 @@ from typing import Any
 
 KEPT = ("caller_speech_start", "caller_speech_end", "transcript_partial", "end_of_turn", "hold", "barge_in",
         "bot_speech_start")
-DETAIL = ("reason", "text", "confidence", "complete", "p_continue")
+DETAIL = ("reason", "text", "confidence", "complete", "p_continue", "score")
 
 
 def call_trace(events: list[dict[str, Any]], offset: float, after: float = -0.5,

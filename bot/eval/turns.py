@@ -113,17 +113,17 @@ class MemoWords:
     def __init__(self) -> None:
         from ..services.asr import WhisperAsr
         self.asr = WhisperAsr()
-        self.cache: dict[tuple[str, int, int], tuple[str, float | None, float | None]] = {}
+        self.cache: dict[tuple[str, int, int], tuple[str, float | None, float | None, float]] = {}
         self.seconds = 0.0
 
-    def __call__(self, sample: Sample, t0: float, t1: float) -> tuple[str, float | None, float | None]:
+    def __call__(self, sample: Sample, t0: float, t1: float) -> tuple[str, float | None, float | None, float]:
         a, b = max(0, int(t0 * 16000)), int(t1 * 16000)
         k = (sample.name, a, b)
         if k not in self.cache:
             start = time.perf_counter()
             tr = self.asr.transcribe_detailed_sync(sample.audio[0, a:b])
             self.seconds += time.perf_counter() - start
-            self.cache[k] = (tr.text, tr.p_final, tr.p_continue)
+            self.cache[k] = (tr.text, tr.p_final, tr.p_continue, tr.score)
         return self.cache[k]
 
     def close(self) -> None:
@@ -169,10 +169,10 @@ def replay(policy: TurnPolicy, sample: Sample, st: Streams, i: int, words: MemoW
         while words is not None and due and due[0][0] <= now + 1e-9:
             when, what, end, start = due.pop(0)
             if what == "pause":
-                text, p_final, p_continue = words(sample, start - PRE_ROLL, end + POST_ROLL)
-                take(policy.on_words(evidence(text, p_final, end, when, p_continue)))
+                text, p_final, p_continue, score = words(sample, start - PRE_ROLL, end + POST_ROLL)
+                take(policy.on_words(evidence(text, p_final, end, when, p_continue, score=score)))
             else:  # words over the bot, as the engine transcribes them (no post-roll: it is live)
-                text, _, _ = words(sample, start - PRE_ROLL, end)
+                text, *_ = words(sample, start - PRE_ROLL, end)
                 take(policy.on_transcript(text, start, when))
         if feed is not None:
             feed(now, sample.audio[0, t * CHUNK_SAMPLES:(t + 1) * CHUNK_SAMPLES])

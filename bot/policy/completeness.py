@@ -66,6 +66,8 @@ class WordEvidence:
     # the recogniser wrote more digits than the caller had time to say (`digit_count` is capped):
     # it repeated some, so the count says little about which digits are missing
     digits_capped: bool = False
+    # the recogniser's mean token log-prob for `text` (None: not known): how far its words can be trusted
+    score: float | None = None
 
 
 def _ending(text: str) -> tuple[str, list[str], bool]:
@@ -131,7 +133,7 @@ def ends_on_digits(text: str) -> bool:
 
 
 def evidence(text: str, p_final: float | None, end: float, t: float = 0.0,
-             p_continue: float | None = None, digits_expected: int = 0) -> WordEvidence:
+             p_continue: float | None = None, digits_expected: int = 0, score: float | None = None) -> WordEvidence:
     n = trailing_digits(text)
     return WordEvidence(text, p_final, text_completeness(text, p_final), end, t, p_continue, open_ending(text),
-                        n >= _DIGITS_MIN, n, digits_expected)
+                        n >= _DIGITS_MIN, n, digits_expected, score=score)

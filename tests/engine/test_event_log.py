@@ -56,11 +56,12 @@ def test_traces_are_put_on_the_samples_clock_and_explain_a_take_over():
               {"call_id": "CA1", "t": 6.3, "type": "end_of_turn", "reason": "words 0.98: complete"}]
     assert call_trace(events, offset=3.0)[0] == {"t": 0.0, "type": "caller_speech_start", "confidence": 0.9}
     # the words at a pause carry both confidences the fusion read: the words' and the voice's
+    # and how sure the recogniser was of them
     words = ev.TranscriptPartial(call_id="CA1", t=6.2, text="a level of thought?", complete=0.98,
-                                 p_continue=0.061234).to_dict()
-    assert words["p_continue"] == 0.061
+                                 p_continue=0.061234, score=-0.41672).to_dict()
+    assert words["p_continue"] == 0.061 and words["score"] == -0.417
     assert call_trace([words], offset=3.0)[0] == {"t": 3.2, "type": "transcript_partial", "text": "a level of thought?",
-                                                  "complete": 0.98, "p_continue": 0.061}
+                                                  "complete": 0.98, "p_continue": 0.061, "score": -0.417}
     rows = [{"id": "s-003", "call_id": "CA1", "stream_offset": 3.0, "takeover": True, "first_audible": 3.45,
              "end": 5.0},
             {"id": "s-004", "call_id": "CA9", "stream_offset": 1.0, "takeover": False}]
