@@ -126,6 +126,24 @@ def test_an_open_ending_wins_over_a_voice_that_sounds_done():
     assert patience(dangling, False, 0.3, 0.0, False, 0.75).silence == FS.incomplete_silence
 
 
+def test_unfinished_words_the_recogniser_was_unsure_of_leave_it_to_the_voice_and_the_model():
+    # tiny.en garbling a hard voice: "Who fixed the leak?" heard as "... near the front,"
+    def garbled(p_continue: float | None, score: float = -1.2):
+        return evidence("Who fixed the leak near the front,", 0.3, 1.0, p_continue=p_continue, score=score)
+    assert garbled(0.1).complete <= FS.incomplete and garbled(0.1).open_ending
+    done = patience(garbled(0.02), False, 0.3, 0.0, False, 0.75)
+    assert done.silence == FS.unsure_done_silence and "unsure of" in done.reason
+    neutral = patience(garbled(0.1), False, 0.3, 0.0, False, 0.75)
+    assert neutral.silence == 0.75 and neutral.source == "fallback"
+    # the model hearing a hold extends it, but never past what unfinished words wait
+    assert patience(garbled(0.1), False, 0.3, 0.9, False, 3.0).silence == FS.incomplete_silence
+    assert patience(garbled(0.1), False, 0.3, 0.0, False, 0.75, careful=2.0).silence == 0.75  # the model's own
+    # a voice going on, a recogniser that was sure, or no voice at all: the words stand
+    assert patience(garbled(0.3), False, 0.3, 0.0, False, 0.75).silence == FS.incomplete_silence
+    assert patience(garbled(0.02, score=-0.3), False, 0.3, 0.0, False, 0.75).silence == FS.incomplete_silence
+    assert patience(garbled(None), False, 0.3, 0.0, False, 0.75).silence == FS.incomplete_silence
+
+
 def test_an_unmarked_question_in_a_voice_that_is_done_waits_less():
     unmarked = evidence("is the soup vegetarian", 0.19, 1.0, p_continue=0.01)  # no '?' heard
     assert unmarked.complete <= FS.incomplete and not unmarked.open_ending
