@@ -124,14 +124,15 @@ def corpus(name: str, tree: "Tree", folder: str, pattern: str, decode: Callable[
 
 
 def real_examples(recordings: Sequence[tuple[str, str, np.ndarray]], rng: np.random.Generator, asr: "WhisperAsr",
-                  split_of: Callable[[str], str], progress: bool = True
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    """Features, labels (1: goes on) and split ("train"/"dev", by speaker) for every pause inside
-    and every end of `recordings`; and counts for the record."""
+                  split_of: Callable[[str], str], progress: bool = True, both_legs: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Features, labels (1: goes on), split ("train"/"dev", by speaker) and leg (1: through the
+    telephone leg) for every pause inside and every end of `recordings`; and counts for the record.
+    A recording goes through the leg or not by chance, or, with `both_legs`, both ways."""
     from models.audio import telephony
 
     from ..services.prosody import pause_features
-    X, Y, G = [], [], []
+    X, Y, G, L = [], [], [], []
     counts = {"recordings": 0, "pauses": 0, "ends": 0, "no_speech": 0}
     t0 = time.perf_counter()
     for k, (spk, _path, x) in enumerate(recordings):
@@ -149,14 +150,15 @@ def real_examples(recordings: Sequence[tuple[str, str, np.ndarray]], rng: np.ran
             clip = cut(x, timing.start, t, float(rng.uniform(0.1, 0.26)))
             if noisy:
                 clip = clip + rng.standard_normal(clip.size).astype(np.float32) * level
-            if tel:
-                clip = telephony(clip, RATE, rng).astype(np.float32)
-            X.append(pause_features(asr.encode_sync(clip), clip.size))
-            Y.append(label)
-            G.append(split_of(spk))
+            for leg in (False, True) if both_legs else (tel,):
+                heard = telephony(clip, RATE, rng).astype(np.float32) if leg else clip
+                X.append(pause_features(asr.encode_sync(heard), heard.size))
+                Y.append(label)
+                G.append(split_of(spk))
+                L.append(int(leg))
             counts["pauses" if label else "ends"] += 1
         if progress and (k + 1) % 200 == 0:
             print(f"  {k + 1}/{len(recordings)} real recordings, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if not X:
-        return np.zeros((0, 0), np.float32), np.zeros(0, np.float32), np.zeros(0, str), counts
-    return np.stack(X), np.asarray(Y, np.float32), np.asarray(G), counts
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.float32), np.zeros(0, str), np.zeros(0, int), counts
+    return np.stack(X), np.asarray(Y, np.float32), np.asarray(G), np.asarray(L), counts

@@ -131,11 +131,14 @@ def clip_for_asr(y: np.ndarray, t: float, after: float) -> np.ndarray:
 
 
 def make_examples(voices: list[CallerVoice], n_pairs: int, rng: np.random.Generator, asr: WhisperAsr,
-                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  progress: bool = True, both_legs: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Features, labels, split and leg (1: through the telephone leg) of `n_pairs` sentence pairs;
+    a pair goes through the leg or not by chance, or, with `both_legs`, both ways."""
     from models.audio import telephony
 
     from ..services.prosody import pause_features
-    X, Y, G = [], [], []
+    X, Y, G, L = [], [], [], []
     t0 = time.perf_counter()
     for k in range(n_pairs):
         voice = voices[int(rng.integers(len(voices)))]
@@ -155,14 +158,15 @@ def make_examples(voices: list[CallerVoice], n_pairs: int, rng: np.random.Genera
         for x, label in clips:
             if rng.random() < 0.5:  # a line's noise floor, -65 to -45 dBFS, under speech and silence alike
                 x = x + rng.standard_normal(x.size).astype(np.float32) * np.float32(10 ** (rng.uniform(-65, -45) / 20))
-            if tel:
-                x = telephony(x, RATE, rng).astype(np.float32)
-            X.append(pause_features(asr.encode_sync(x), x.size))
-            Y.append(label)
-            G.append(split_of(voice.name))
+            for leg in (False, True) if both_legs else (tel,):
+                heard = telephony(x, RATE, rng).astype(np.float32) if leg else x
+                X.append(pause_features(asr.encode_sync(heard), heard.size))
+                Y.append(label)
+                G.append(split_of(voice.name))
+                L.append(int(leg))
         if progress and (k + 1) % 50 == 0:
             print(f"  {k + 1}/{n_pairs} pairs, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    return np.stack(X), np.asarray(Y, np.float32), np.asarray(G)
+    return np.stack(X), np.asarray(Y, np.float32), np.asarray(G), np.asarray(L)
 
 
 def fit(X: np.ndarray, Y: np.ndarray, l2: float, steps: int = 600,
@@ -220,9 +224,10 @@ def auc(p: np.ndarray, y: np.ndarray) -> float:
     return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
 
 
-def check_phone_set(probe: ProsodyProbe, asr: WhisperAsr, folder: str) -> dict[str, Any]:
-    """How the probe scores the pauses and the ends of a phone set (bot/eval/phone_data.py)."""
-    from models.audio import read_wav, resample
+def check_phone_set(probe: ProsodyProbe, asr: WhisperAsr, folder: str, leg: bool = False) -> dict[str, Any]:
+    """How the probe scores the pauses and the ends of a phone set (bot/eval/phone_data.py), as
+    recorded or through a telephone leg (`leg`: 8 kHz, 300-3400 Hz, mu-law)."""
+    from models.audio import read_wav, resample, telephony
 
     from ..services.prosody import pause_features
     m = json.loads((Path(folder) / "manifest.json").read_text())
@@ -232,6 +237,8 @@ def check_phone_set(probe: ProsodyProbe, asr: WhisperAsr, folder: str) -> dict[s
         a = resample(a.reshape(-1).astype(np.float32), sr, RATE)
         for t, label in [(h[0], 1) for h in s["holds"]] + [(s["end"], 0)]:
             x = np.concatenate([a[: int(t * RATE)], np.zeros(int(0.2 * RATE), np.float32)])
+            if leg:
+                x = telephony(x, RATE).astype(np.float32)
             ps.append(float(probe(pause_features(asr.encode_sync(x), x.size))[0]))
             ys.append(label)
             ks.append(str(s.get("kind", "")))
@@ -249,8 +256,8 @@ def check_phone_set(probe: ProsodyProbe, asr: WhisperAsr, folder: str) -> dict[s
     return out
 
 
-def _with_real(args: argparse.Namespace, rng: np.random.Generator, asr: WhisperAsr, X: np.ndarray | None,
-               Y: np.ndarray | None, G: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+def _with_real(args: argparse.Namespace, rng: np.random.Generator, asr: WhisperAsr,
+               made: tuple[np.ndarray, ...] | None) -> tuple[tuple[np.ndarray, ...], dict[str, Any]]:
     """The synthetic examples with the real recordings' appended (last, so dev can be scored on them
     alone). Speakers of the --check set are never used."""
     from .prosody_real import corpus, real_examples
@@ -275,11 +282,11 @@ def _with_real(args: argparse.Namespace, rng: np.random.Generator, asr: WhisperA
                       "speakers_train": sum(split_of(s) == "train" for s in speakers),
                       "speakers_dev": sorted(s for s in speakers if split_of(s) == "dev")}
         recs += got
-    Xr, Yr, Gr, counts = real_examples(recs, rng, asr, split_of)
-    info.update(counts, examples=int(len(Yr)), excluded_speakers=sorted(exclude))
-    if X is None or Y is None or G is None:
-        return Xr, Yr, Gr, info
-    return np.concatenate([X, Xr]), np.concatenate([Y, Yr]), np.concatenate([G, Gr]), info
+    *real, counts = real_examples(recs, rng, asr, split_of, both_legs=args.both_legs)
+    info.update(counts, examples=int(len(real[1])), excluded_speakers=sorted(exclude))
+    if made is None:
+        return tuple(real), info
+    return tuple(np.concatenate([a, b]) for a, b in zip(made, real)), info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mirror", default=str(MIRROR), help="where the real corpora's fetch mirrors are")
     ap.add_argument("--features", default=None,
                     help="an .npz of the examples' features: read if it exists (same arguments), else written")
+    ap.add_argument("--both-legs", action="store_true",
+                    help="every clip wideband and through the telephone leg, not one of the two by chance")
     args = ap.parse_args(argv)
     _disjoint_from_phone_set()
     from ..services.asr import AsrSettings, WhisperAsr
@@ -307,14 +316,17 @@ def main(argv: list[str] | None = None) -> int:
     if cached is not None and cached.exists():
         with np.load(cached, allow_pickle=False) as z:
             X, Y, G, real = z["X"], z["Y"], z["G"], json.loads(str(z["real"]))
+            L = z["L"] if "L" in z.files else np.zeros(len(Y), int)  # caches made before legs were kept
         print(f"features from {cached}: {len(Y)} examples", file=sys.stderr)
     else:
-        X, Y, G = make_examples(voices, args.pairs, rng, asr) if args.pairs else (None, None, None)
+        ex: tuple[np.ndarray, ...] | None = \
+            make_examples(voices, args.pairs, rng, asr, both_legs=args.both_legs) if args.pairs else None
         if args.real:
-            X, Y, G, real = _with_real(args, rng, asr, X, Y, G)
-        assert X is not None and Y is not None and G is not None, "no examples: give --pairs or --real"
+            ex, real = _with_real(args, rng, asr, ex)
+        assert ex is not None, "no examples: give --pairs or --real"
+        X, Y, G, L = ex
         if cached is not None:
-            np.savez(cached, X=X, Y=Y, G=G, real=np.array(json.dumps(real)))
+            np.savez(cached, X=X, Y=Y, G=G, L=L, real=np.array(json.dumps(real)))
     made = time.perf_counter() - t0
     tr, dv = G == "train", G == "dev"
     dv_real = dv & (np.arange(len(Y)) >= len(Y) - real.get("examples", 0))
@@ -350,8 +362,16 @@ def main(argv: list[str] | None = None) -> int:
         w, b, mean, std = fit(X, Y, best[1])
     if calibration:
         print(f"calibrated on the real dev speakers: {calibration}")
+    by_leg = {}
+    for name, part in (("voices", dv & ~dv_real), ("real speakers", dv_real)):
+        for leg, heard in ((0, "wideband"), (1, "telephone leg")):
+            sel_ = part & (L == leg)
+            if sel_.any():
+                by_leg[f"{name}, {heard}"] = round(auc(ProsodyProbe(w, b, mean, std, {})(X[sel_]), Y[sel_]), 3)
+    print(f"dev AUC by leg: {by_leg}")
     meta = {"examples": int(len(Y)), "dev_auc": round(best[0], 3), "l2": best[1], "pairs": args.pairs,
             "dev": "real speakers" if dv_real.any() else "voices", "calibration": calibration,
+            "dev_auc_by_leg": by_leg, "both_legs": args.both_legs,
             "seed": args.seed, "voices": sorted({v.name for v in voices}), "seconds_to_make": round(made, 1),
             "features": "whisper tiny.en encoder, last 4 x 0.2 s mean-pooled", "real": real,
             "licences": {"espeak": "GPL-3.0-or-later (espeak-ng; audio rendered locally, not shipped)",
@@ -359,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     probe = ProsodyProbe(w, b, mean, std, meta)
     if args.check:
         meta["phone_set_check"] = check_phone_set(probe, asr, args.check)
+        meta["phone_set_check_telephone_leg"] = check_phone_set(probe, asr, args.check, leg=True)
+        print(f"phone set {args.check} through the telephone leg: {meta['phone_set_check_telephone_leg']}")
         print(f"phone set {args.check}: {meta['phone_set_check']}")
     probe.save(args.out)
     print(f"wrote {args.out}: {len(Y)} examples, dev AUC {best[0]:.3f}")
