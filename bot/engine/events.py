@@ -60,7 +60,7 @@ class TranscriptPartial(Event):
     score: float | None = None  # ... and the recogniser's mean token log-prob (how sure it was of the words)
 
     def __post_init__(self) -> None:  # to the trace's precision: 3 places
-        for k in ("p_continue", "score"):
+        for k in ("complete", "p_continue", "score"):
             v = getattr(self, k)
             if v is not None:
                 object.__setattr__(self, k, round(v, 3))

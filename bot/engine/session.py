@@ -102,9 +102,10 @@ class CallSession:
         self.heard = AudioHistory(settings.history_seconds, CHUNK_RATE)  # the caller, as processed
         self._tasks: set[asyncio.Task] = set()
         self._response: asyncio.Task | None = None
-        # the start of the turn being answered, the history before it, the answer's task, the bot's
-        # last turn when it began (none opened since: the caller has heard nothing of it)
-        self._answering: tuple[float, int, asyncio.Task | None, int] = (0.0, 0, None, 0)
+        # the turn being answered: its start, the history before it, the answer's task, the bot's last
+        # turn then (none opened since: the caller heard nothing of it), the bot turn it cut (if any)
+        self._answering: tuple[float, int, asyncio.Task | None, int, Truncation | None] = \
+            (0.0, 0, None, 0, None)
         self._utt_start: float | None = None
         self._last_speech_end = 0.0
         self._spec: tuple[float, float, asyncio.Task] | None = None
@@ -246,7 +247,7 @@ class CallSession:
         self.emit(ev.CallerSpeechStart(call_id=self.call_id, t=d.t, confidence=d.confidence,
                                        during_bot_speech=self.playout.is_speaking()))
         r = self._response
-        start, mark, answering, turn = self._answering
+        start, mark, answering, turn, cut = self._answering
         unopened = answering is r and self.bot.turn == turn and not self.playout.has_audio()  # still in ASR
         if r is not None and not r.done() and (self.bot.opened_unheard() or unopened):
             # the caller went on before the bot said a word: a turn answered resumes, first words kept
@@ -255,7 +256,7 @@ class CallSession:
                 self.bot.forget(self.bot.turn)
                 self.playout.clear()
             if answering is r:
-                self._utt_start = start
+                self._utt_start, self._cut = start, self._cut or cut
                 self.history[mark:] = [t for t in self.history[mark:] if t.speaker != "caller"]
         self.intents.speech_start(d.t, new_utterance=self._utt_start is None)
         if self._utt_start is None:
@@ -335,17 +336,15 @@ class CallSession:
             self._on_decision(d)
 
     def _speculate(self, start: float, end: float) -> None:
-        """Transcribe as soon as the caller pauses: the words tell the policy whether the turn is
-        complete, the answer starts on them (a draft, played if the turn ends here), and if the
-        turn ends on this audio, the text is ready."""
+        """Transcribe as soon as the caller pauses: the words tell the policy whether the turn is complete,
+        the answer starts on them (a draft, played if the turn ends here), and if it ends here the text is ready."""
         audio = self.caller_audio(start - PRE_ROLL, end + POST_ROLL)
 
         async def run() -> str:
             tr = await self.services.asr.transcribe_detailed(audio, self.asr_hint)
             if tr.text:
                 self.emit(ev.TranscriptPartial(call_id=self.call_id, t=self.now, text=tr.text, p_continue=tr.p_continue,
-                                               complete=round(text_completeness(tr.text, tr.p_final), 3),
-                                               score=tr.score))
+                                               complete=text_completeness(tr.text, tr.p_final), score=tr.score))
                 self.intents.heard(tr.text, partial=True)
             spec = self._spec
             if spec is not None and spec[0] == start and spec[1] == end:
@@ -415,7 +414,7 @@ class CallSession:
         self.speculations.waste("superseded")
 
     def _start_response(self, start: float, end: float) -> None:
-        mark, turn = len(self.history), self.bot.turn
+        mark, turn, cut = len(self.history), self.bot.turn, self._cut
         d = self.speculations.take(start, end)
         if d is not None:
             self._spec = None
@@ -432,7 +431,7 @@ class CallSession:
                                                                self.asr_hint))
             self._spec = None
             self._response = self._spawn(self._respond(asr, end - start))
-        self._answering = (start, mark, self._response, turn)
+        self._answering = (start, mark, self._response, turn, cut)
 
     async def _respond(self, asr: asyncio.Task, spoken: float) -> None:
         text = await asr

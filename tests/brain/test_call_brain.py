@@ -126,13 +126,17 @@ async def test_a_correction_over_a_long_answer_revises_it(brain):
     result = await simulate(rt, script)
     (cut,) = of(result, ev.BotTruncated)
     assert cut.heard and cut.unheard and LONG.startswith(cut.heard.rstrip(".,"))
-    (revised,) = of(result, ev.TurnRevised)
+    # the last revision: a turn ended at the comma and then resumed is revised again, whole
+    revised = of(result, ev.TurnRevised)[-1]
     assert is_the_correction(revised.correction), timeline(result)
-    req = next(r for r in stub.requests[n0:] if is_the_correction(last(r["messages"], "user")))
-    msgs = req["messages"]
-    assert last(msgs, "assistant") == cut.heard  # what the caller heard, not the whole answer
+    # the answer's request is the last one made on the correction: one made on its first words, in a
+    # pause the caller then went on from, comes first and is dropped
+    reqs = [r for r in stub.requests[n0:] if is_the_correction(last(r["messages"], "user"))]
+    msgs = reqs[-1]["messages"]
+    why = f"{[r['messages'][-3:] for r in reqs]}\n{timeline(result)}"
+    assert last(msgs, "assistant") == cut.heard, why  # what the caller heard, not the whole answer
     assert msgs[-1]["role"] in ("user", "system")
-    assert any(m["role"] == "system" and "interrupt" in m["content"].lower() for m in msgs)
+    assert any(m["role"] == "system" and "interrupt" in m["content"].lower() for m in msgs), why
     seg = next(s for s in result.segments if s.kind == "interruption")
     answer = next((e for e in result.events if isinstance(e, ev.BotSpeechStart) and "ECS" in e.text), None)
     assert answer is not None and answer.t - seg.offset <= 1.5, timeline(result)
@@ -170,6 +174,36 @@ async def test_a_turn_resumed_before_the_bot_spoke_is_answered_whole(brain):
     asked = [last(r["messages"], "user").lower() for r in stub.requests[n0:]]
     final = next(r["messages"] for r, said in zip(stub.requests[n0:], asked) if "saturday" in said)
     assert sum("table" in str(m.get("content")).lower() for m in final if m["role"] == "user") == 1, asked
+
+
+async def test_a_correction_the_caller_goes_on_with_still_revises_the_cut_answer(brain):
+    """The turn ends in a pause inside a correction and the caller goes on before the bot says a
+    word: the whole correction is answered as one, and still as a correction of what was heard (the
+    resumed turn kept the bot turn it cut; it used to be answered as a new question)."""
+    rt, stub, model = brain
+    eager = replace(PolicySettings(), max_end_of_turn_silence=0.25, max_hold_silence=0.25)
+    script = parse_script({"name": "correction-resumed", "steps": [
+        {"wait_for_bot_speech": 0.3}, {"wait_for_silence": 0.5}, {"say": "How do I deploy my service?"},
+        {"wait_for_bot_speech": 2.0, "timeout": 12},
+        {"say": "No, this is running on ECS.", "kind": "interruption"}, {"pause": 0.7},
+        {"say": "It is not Kubernetes."}, {"wait_for_bot_speech": 0.3, "timeout": 12},
+        {"wait_for_silence": 0.5, "timeout": 12}, {"hangup": True}]})
+    slow = stub.settings
+    stub.set_settings(replace(slow, ttft=2.0))  # no answer can reach the caller inside the pause
+    n0 = len(stub.requests)
+    try:
+        result = await simulate(rt, script, policy_settings=eager)
+    finally:
+        stub.set_settings(slow)
+    (cut,) = of(result, ev.BotTruncated)
+    first, rest = [s for s in result.segments if s.kind != "noise"][-2:]
+    assert any(first.offset < e.t < rest.onset for e in of(result, ev.EndOfTurn)), timeline(result)
+    revised = of(result, ev.TurnRevised)[-1]
+    assert "kubernetes" in revised.correction.lower() and revised.heard == cut.heard, timeline(result)
+    final = [r["messages"] for r in stub.requests[n0:] if "kubernetes" in last(r["messages"], "user").lower()][-1]
+    assert last(final, "assistant") == cut.heard, final
+    assert any(m["role"] == "system" and "interrupt" in m["content"].lower() for m in final), final
+    assert sum("running on" in str(m.get("content")).lower() for m in final if m["role"] == "user") == 1, final
 
 
 class SlowAsr:
