@@ -123,14 +123,21 @@ def corpus(name: str, tree: "Tree", folder: str, pattern: str, decode: Callable[
     return out
 
 
+def as_heard(x: np.ndarray, tel: bool, both_legs: bool, rng: np.random.Generator) -> list[tuple[bool, np.ndarray]]:
+    """A training clip as each leg it goes through delivers it: through the telephone leg (`tel`) or
+    not, or, with `both_legs`, both ways; with the leg (True: the telephone's)."""
+    from models.audio import telephony
+
+    return [(leg, telephony(x, RATE, rng).astype(np.float32) if leg else x)
+            for leg in ((False, True) if both_legs else (tel,))]
+
+
 def real_examples(recordings: Sequence[tuple[str, str, np.ndarray]], rng: np.random.Generator, asr: "WhisperAsr",
                   split_of: Callable[[str], str], progress: bool = True, both_legs: bool = False
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """Features, labels (1: goes on), split ("train"/"dev", by speaker) and leg (1: through the
     telephone leg) for every pause inside and every end of `recordings`; and counts for the record.
     A recording goes through the leg or not by chance, or, with `both_legs`, both ways."""
-    from models.audio import telephony
-
     from ..services.prosody import pause_features
     X, Y, G, L = [], [], [], []
     counts = {"recordings": 0, "pauses": 0, "ends": 0, "no_speech": 0}
@@ -150,8 +157,7 @@ def real_examples(recordings: Sequence[tuple[str, str, np.ndarray]], rng: np.ran
             clip = cut(x, timing.start, t, float(rng.uniform(0.1, 0.26)))
             if noisy:
                 clip = clip + rng.standard_normal(clip.size).astype(np.float32) * level
-            for leg in (False, True) if both_legs else (tel,):
-                heard = telephony(clip, RATE, rng).astype(np.float32) if leg else clip
+            for leg, heard in as_heard(clip, tel, both_legs, rng):
                 X.append(pause_features(asr.encode_sync(heard), heard.size))
                 Y.append(label)
                 G.append(split_of(spk))

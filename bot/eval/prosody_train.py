@@ -48,7 +48,7 @@ from .phone_data import (
     build_pause,
     build_short,
 )
-from .prosody_real import REAL_SOURCES, cut
+from .prosody_real import REAL_SOURCES, as_heard, cut
 from .real_data import MIRROR
 
 if TYPE_CHECKING:
@@ -135,8 +135,6 @@ def make_examples(voices: list[CallerVoice], n_pairs: int, rng: np.random.Genera
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Features, labels, split and leg (1: through the telephone leg) of `n_pairs` sentence pairs;
     a pair goes through the leg or not by chance, or, with `both_legs`, both ways."""
-    from models.audio import telephony
-
     from ..services.prosody import pause_features
     X, Y, G, L = [], [], [], []
     t0 = time.perf_counter()
@@ -158,8 +156,7 @@ def make_examples(voices: list[CallerVoice], n_pairs: int, rng: np.random.Genera
         for x, label in clips:
             if rng.random() < 0.5:  # a line's noise floor, -65 to -45 dBFS, under speech and silence alike
                 x = x + rng.standard_normal(x.size).astype(np.float32) * np.float32(10 ** (rng.uniform(-65, -45) / 20))
-            for leg in (False, True) if both_legs else (tel,):
-                heard = telephony(x, RATE, rng).astype(np.float32) if leg else x
+            for leg, heard in as_heard(x, tel, both_legs, rng):
                 X.append(pause_features(asr.encode_sync(heard), heard.size))
                 Y.append(label)
                 G.append(split_of(voice.name))
@@ -316,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     if cached is not None and cached.exists():
         with np.load(cached, allow_pickle=False) as z:
             X, Y, G, real = z["X"], z["Y"], z["G"], json.loads(str(z["real"]))
-            L = z["L"] if "L" in z.files else np.zeros(len(Y), int)  # caches made before legs were kept
+            L = z["L"] if "L" in z.files else None  # caches made before legs were kept: unknown
         print(f"features from {cached}: {len(Y)} examples", file=sys.stderr)
     else:
         ex: tuple[np.ndarray, ...] | None = \
@@ -363,11 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     if calibration:
         print(f"calibrated on the real dev speakers: {calibration}")
     by_leg = {}
-    for name, part in (("voices", dv & ~dv_real), ("real speakers", dv_real)):
+    scored = ProsodyProbe(w, b, mean, std, {})(X)
+    for name, part in (("voices", dv & ~dv_real), ("real speakers", dv_real)) if L is not None else ():
         for leg, heard in ((0, "wideband"), (1, "telephone leg")):
             sel_ = part & (L == leg)
             if sel_.any():
-                by_leg[f"{name}, {heard}"] = round(auc(ProsodyProbe(w, b, mean, std, {})(X[sel_]), Y[sel_]), 3)
+                by_leg[f"{name}, {heard}"] = round(auc(scored[sel_], Y[sel_]), 3)
     print(f"dev AUC by leg: {by_leg}")
     meta = {"examples": int(len(Y)), "dev_auc": round(best[0], 3), "l2": best[1], "pairs": args.pairs,
             "dev": "real speakers" if dv_real.any() else "voices", "calibration": calibration,
