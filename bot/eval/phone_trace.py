@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..policy.fusion import FusionSettings
+
 KEPT = ("caller_speech_start", "caller_speech_end", "transcript_partial", "end_of_turn", "hold", "barge_in",
         "bot_speech_start")
 DETAIL = ("reason", "text", "confidence", "complete", "p_continue", "score")
@@ -67,3 +69,58 @@ def takeover_reasons(rows: list[dict[str, Any]]) -> list[str]:
                      (f"end of turn at {why['t']:+.2f} s, {why.get('reason', '')}" if why else "no end of turn") +
                      (f"; last words \u201c{words[-1].get('text', '')}\u201d" if words else ""))
     return lines
+
+
+def pause_words(rows: list[dict[str, Any]], slack: float = 0.05) -> list[dict[str, Any]]:
+    """The words at every labelled pause of traced `rows`: each `transcript_partial` with its
+    completeness that came inside a hold (`at` "hold") or at the end ("end"), with the confidences
+    the fusion read there (the words', the voice's, the recogniser's)."""
+    out = []
+    for r in rows:
+        for e in r.get("trace", []):
+            if e["type"] != "transcript_partial" or "complete" not in e:
+                continue
+            t = e["t"]
+            at = "end" if t >= r["end"] - slack else \
+                "hold" if any(h0 - slack <= t <= h1 + slack for h0, h1 in r.get("holds", [])) else None
+            if at is not None:
+                out.append({"id": r["id"], "at": at, "t": t, "text": e.get("text", ""), "complete": e["complete"],
+                            "p_continue": e.get("p_continue"), "score": e.get("score")})
+    return out
+
+
+def unsure_unfinished(words: list[dict[str, Any]], fs: FusionSettings = FusionSettings()) -> dict[str, int]:
+    """How many of those pauses, by `at`, had words that look unfinished (completeness at most
+    `incomplete`) and that the recogniser was unsure of (score under `unsure_score`), in a voice that
+    does not go on (p(continue) under `continue_veto`): the pauses the fusion leaves to the voice and
+    the model instead of waiting `incomplete_silence` (bot/policy/fusion.py)."""
+    n = {"hold": 0, "end": 0}
+    for w in words:
+        pc, score = w["p_continue"], w["score"]
+        if w["complete"] <= fs.incomplete and score is not None and score < fs.unsure_score \
+                and pc is not None and pc < fs.continue_veto:
+            n[w["at"]] += 1
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bot.eval.phone_trace OUT...`: for `bench phone` result folders, the labelled pauses
+    with words, and how many of them the unsure-words rule applies to."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("out", nargs="+", help="folders with a bench phone results.json")
+    args = ap.parse_args(argv)
+    every: list[dict[str, Any]] = []
+    for d in args.out:
+        words = pause_words(json.loads((Path(d) / "results.json").read_text()).get("samples", []))
+        every += words
+        print(f"{d}: {len(words)} pauses with words, unsure unfinished words: {unsure_unfinished(words)}")
+    print(f"all: {len(every)} pauses with words, unsure unfinished words: {unsure_unfinished(every)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

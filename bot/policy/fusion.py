@@ -80,6 +80,7 @@ class FusionSettings:
     # phrases that look cut off ("... Who fixed my leader", "... near the front,"). Over bench phone's
     # traces (our held-out voices, full band and 300-3400 Hz, and the real set) 39 such true ends
     # scored under -0.9 against 5 mid-sentence pauses; the words of those 5 holds were garbled too
+    # (`python -m bot.eval.phone_trace OUT...` counts them in bench phone results)
     unsure_score: float = -0.9
     digits_silence: float = 1.1  # the phrase ends on a group of digits
     # one digit short of a number of at least `digits_short_min`: a digit the recogniser dropped, not

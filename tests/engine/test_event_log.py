@@ -10,7 +10,7 @@ import pytest
 from bot.config import ConfigError
 from bot.engine import events as ev
 from bot.engine.event_log import EventLog, read_event_log
-from bot.eval.phone_trace import call_trace, join_traces, takeover_reasons
+from bot.eval.phone_trace import call_trace, join_traces, pause_words, takeover_reasons, unsure_unfinished
 from bot.runtime import Runtime
 from bot.settings import Settings
 
@@ -69,3 +69,22 @@ def test_traces_are_put_on_the_samples_clock_and_explain_a_take_over():
     assert [e["type"] for e in rows[0]["trace"]] == ["caller_speech_start", "transcript_partial", "end_of_turn"]
     (line,) = takeover_reasons(rows)
     assert "s-003" in line and "+3.30 s" in line and "complete" in line and "a level of thought" in line
+
+
+def test_the_words_at_labelled_pauses_and_those_the_recogniser_was_unsure_of():
+    def words(t, text, complete, p_continue, score):
+        return {"t": t, "type": "transcript_partial", "text": text, "complete": complete, "p_continue": p_continue,
+                "score": score}
+    rows = [{"id": "pause-015", "end": 3.5, "holds": [[1.2, 1.9]], "trace": [
+        words(0.6, "No, no,", 0.2, 0.1, -1.3),  # in speech: neither a hold nor the end
+        words(1.25, "... I would have been", 0.25, 0.11, -1.09),  # in the hold, garbled
+        words(3.55, "... Who fixed my leader", 0.15, 0.08, -1.2),  # the end, garbled
+        {"t": 3.6, "type": "end_of_turn", "reason": "words"}]},
+        {"id": "short-001", "end": 2.0, "holds": [], "trace": [
+            words(2.04, "Is the soup for", 0.1, 0.3, -1.5),  # a voice going on
+            words(2.05, "Is the soup for", 0.1, 0.1, -0.4),  # a recogniser that was sure
+            words(2.06, "Is the soup ready?", 0.9, 0.02, -1.5)]}]  # complete words
+    found = pause_words(rows)
+    assert [(w["id"], w["at"]) for w in found] == \
+        [("pause-015", "hold"), ("pause-015", "end")] + [("short-001", "end")] * 3
+    assert unsure_unfinished(found) == {"hold": 1, "end": 1}
